@@ -1,0 +1,130 @@
+# shadowvm: one flat Makefile.  `make V=1` shows the commands.
+#   make           build the VMM, the guests and the test runner
+#   make demo      install what is missing, then run the demo guest
+#   make check     install what is missing, then run every test suite
+#   make bench     benchmarks that print their figures
+#   make clean
+
+CC       ?= gcc
+CLANG    ?= clang
+BUILD    := build
+VERSION  := 0.1.0
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKGS       := libelf check json-c
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Ishadow -Ivmm \
+            -DSHADOWVM_VERSION=\"$(VERSION)\"
+ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# ---- shadow/: the shadow MMU library (no KVM) ---------------------------
+SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/pool.c
+
+# ---- vmm/ ----------------------------------------------------------------
+VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c
+VMM_SRCS     := vmm/main.c vmm/cli.c vmm/kvm.c vmm/vcpu.c vmm/boot.c \
+                vmm/devices.c vmm/watchdog.c $(VMM_LIB_SRCS)
+
+# ---- tests/ ----------------------------------------------------------------
+UNIT_SUITES  := tests/check_elf_load.c tests/check_size.c tests/check_abi.c \
+                tests/check_shadow.c
+INTEG_SUITES := tests/check_integration.c
+TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \
+                $(VMM_LIB_SRCS) $(SHADOW_SRCS)
+
+# ---- guest/ ------------------------------------------------------------------
+GUESTS        := hello exitcode triplefault spin portloop
+GUEST_RT_SRCS := guest/rt/entry.S guest/rt/console.c guest/rt/printf.c guest/rt/lib.c
+GUEST_CFLAGS  := -std=c11 -O2 -g $(WARN) -ffreestanding -fno-builtin -nostdlib -nostdinc \
+                 -isystem $(shell $(CC) -print-file-name=include) \
+                 -mno-red-zone -mno-sse -mno-mmx -mno-80387 -fno-pic -fno-pie \
+                 -fno-stack-protector -fno-asynchronous-unwind-tables -mcmodel=kernel \
+                 -Iinclude -Iguest/rt
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 \
+                 -Wl,-z,noexecstack -T guest/rt/guest.ld
+
+obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(patsubst %.S,$(BUILD)/$(1)/%.o,$(2)))
+
+VMM_OBJS   := $(call obj,host,$(VMM_SRCS) $(SHADOW_SRCS))
+TEST_OBJS  := $(call obj,host,$(TEST_SRCS))
+ASAN_OBJS  := $(call obj,asan,$(TEST_SRCS))
+GUEST_RT_OBJS := $(call obj,guest,$(GUEST_RT_SRCS))
+GUEST_ELFS := $(patsubst %,$(BUILD)/guest/%.elf,$(GUESTS))
+
+.PHONY: all demo check check-unit check-asan check-integration bench deps clean
+all: $(BUILD)/shadowvm $(BUILD)/tests/runner $(GUEST_ELFS)
+
+$(BUILD)/shadowvm: $(VMM_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(PKG_LIBS) -lZydis
+
+$(BUILD)/tests/runner: $(TEST_OBJS)
+	@echo "  LD      $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) -o $@ $^ $(PKG_LIBS) -lZydis
+
+$(BUILD)/tests/runner-asan: $(ASAN_OBJS)
+	@echo "  LD      $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(ASAN) -o $@ $^ $(PKG_LIBS) -lZydis
+
+$(BUILD)/host/%.o: %.c
+	@echo "  CC      $<"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/asan/%.o: %.c
+	@echo "  CC-ASAN $<"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/guest/%.o: %.c
+	@echo "  CC-G    $<"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(GUEST_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/guest/%.o: %.S
+	@echo "  AS-G    $<"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(GUEST_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/guest/%.elf: $(BUILD)/guest/guest/%.o $(GUEST_RT_OBJS) guest/rt/guest.ld
+	@echo "  LD-G    $@"
+	$(Q)$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(GUEST_RT_OBJS)
+
+# ---- set-up, tests, demo ------------------------------------------------------
+deps:
+	$(Q)scripts/deps
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/with-kvm $(BUILD)/shadowvm run $(BUILD)/guest/hello.elf
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/tests/runner-asan
+	$(Q)$(MAKE) --no-print-directory check-unit check-asan check-integration
+
+check-unit: $(BUILD)/tests/runner
+	$(Q)$(BUILD)/tests/runner unit
+
+check-asan: $(BUILD)/tests/runner-asan
+	$(Q)ASAN_OPTIONS=detect_leaks=0 $(BUILD)/tests/runner-asan unit
+
+check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
+	$(Q)scripts/with-kvm $(BUILD)/tests/runner integration
+
+# ---- benchmarks ----------------------------------------------------------------
+bench: all
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

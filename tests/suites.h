@@ -1,0 +1,16 @@
+/* Every Check suite of the test runner (tests/runner.c). */
+#ifndef SHADOWVM_TESTS_SUITES_H
+#define SHADOWVM_TESTS_SUITES_H
+
+#include <check.h>
+
+/* unit: no KVM */
+Suite *elf_load_suite(void);
+Suite *size_suite(void);
+Suite *abi_suite(void);
+Suite *shadow_suite(void);
+
+/* integration: real guests on a real /dev/kvm */
+Suite *integration_suite(void);
+
+#endif
