@@ -29,12 +29,12 @@ ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/pool.c
 
 # ---- vmm/ ----------------------------------------------------------------
-VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c
-VMM_SRCS     := vmm/main.c vmm/cli.c vmm/kvm.c vmm/vcpu.c vmm/boot.c \
+VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c
+VMM_SRCS     := vmm/main.c vmm/vm.c vmm/kvm.c vmm/vcpu.c vmm/boot.c \
                 vmm/devices.c vmm/watchdog.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
-UNIT_SUITES  := tests/check_elf_load.c tests/check_size.c tests/check_abi.c \
+UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c \
                 tests/check_shadow.c
 INTEG_SUITES := tests/check_integration.c
 TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \
@@ -46,19 +46,20 @@ GUEST_RT_SRCS := guest/rt/entry.S guest/rt/console.c guest/rt/printf.c guest/rt/
 GUEST_CFLAGS  := -std=c11 -O2 -g $(WARN) -ffreestanding -fno-builtin -nostdlib -nostdinc \
                  -isystem $(shell $(CC) -print-file-name=include) \
                  -mno-red-zone -mno-sse -mno-mmx -mno-80387 -fno-pic -fno-pie \
-                 -fno-stack-protector -fno-asynchronous-unwind-tables -mcmodel=kernel \
+                 -fno-stack-protector -fno-asynchronous-unwind-tables \
                  -Iinclude -Iguest/rt
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 \
                  -Wl,-z,noexecstack -T guest/rt/guest.ld
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(patsubst %.S,$(BUILD)/$(1)/%.o,$(2)))
 
-VMM_OBJS   := $(call obj,host,$(VMM_SRCS) $(SHADOW_SRCS))
+VMM_OBJS   := $(call obj,host,$(VMM_SRCS))
 TEST_OBJS  := $(call obj,host,$(TEST_SRCS))
 ASAN_OBJS  := $(call obj,asan,$(TEST_SRCS))
 GUEST_RT_OBJS := $(call obj,guest,$(GUEST_RT_SRCS))
 GUEST_ELFS := $(patsubst %,$(BUILD)/guest/%.elf,$(GUESTS))
 
+.SECONDARY:
 .PHONY: all demo check check-unit check-asan check-integration bench deps clean
 all: $(BUILD)/shadowvm $(BUILD)/tests/runner $(GUEST_ELFS)
 

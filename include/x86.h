@@ -146,7 +146,7 @@
 #define X86_PT_LEVELS 4 /* level 4 = PML4 .. level 1 = PT */
 /* Bits of the linear address that index the table at `level` (1..5). */
 #define X86_LEVEL_SHIFT(level) (X86_PAGE_SHIFT + 9 * ((level) - 1))
-#define X86_LEVEL_INDEX(va, level) (((va) >> X86_LEVEL_SHIFT(level)) & 0x1ff)
+#define X86_LEVEL_INDEX(va, level) ((((uint64_t)(va)) >> X86_LEVEL_SHIFT(level)) & 0x1ff)
 #define X86_LEVEL_SIZE(level) (1ULL << X86_LEVEL_SHIFT(level))
 
 /* Page-fault error code (SDM 3A §4.7) */

@@ -6,7 +6,7 @@
 
 /* unit: no KVM */
 Suite *elf_load_suite(void);
-Suite *size_suite(void);
+Suite *cli_suite(void);
 Suite *abi_suite(void);
 Suite *shadow_suite(void);
 

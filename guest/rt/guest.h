@@ -1,0 +1,56 @@
+/* The freestanding guest runtime: console, exit, string helpers, port I/O.
+ * A guest program defines `int main(const struct svm_boot_info *bi)`; its
+ * return value becomes the run's exit status (0..SVM_ABI_EXIT_MAX). */
+#ifndef SHADOWVM_GUEST_H
+#define SHADOWVM_GUEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shadowvm_abi.h"
+
+int main(const struct svm_boot_info *bi);
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+/* Console (COM1, polled). */
+void console_putc(char c);
+void console_write(const char *s, size_t n);
+int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* End the run with `status` through the exit port. */
+__attribute__((noreturn)) void guest_exit(unsigned status);
+
+/* Freestanding string helpers (the compiler may also emit calls to these). */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+int strncmp(const char *a, const char *b, size_t n);
+/* Parse an unsigned number (decimal, or hex with 0x); *end past it. */
+uint64_t strtou64(const char *s, const char **end);
+
+/* The value of "key=value" in the command line, copied into buf; NULL if
+ * the key is absent. */
+const char *cmdline_get(const struct svm_boot_info *bi, const char *key, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,178 @@
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "shadowvm_abi.h"
+#include "size.h"
+#include "status.h"
+
+void cli_usage(FILE *out)
+{
+	fprintf(out,
+"usage: shadowvm run [options] IMAGE [-- GUEST-ARGS...]\n"
+"       shadowvm check [-m SIZE] IMAGE\n"
+"       shadowvm --help | --version\n"
+"\n"
+"Run an ELF64 x86-64 guest image (ABI v%u, include/shadowvm_abi.h) on KVM.\n"
+"\n"
+"run options:\n"
+"  -m, --mem SIZE        guest RAM; K/M/G suffix, MiB if none (default 64M,\n"
+"                        2M..4G, a multiple of 2 MiB)\n"
+"      --paging=MODE     hw: hardware paging under KVM's MMU (the default)\n"
+"  -p, --cmdline STR     guest command line; GUEST-ARGS after -- are appended\n"
+"      --timeout SECS    stop the guest after SECS seconds (status 124)\n"
+"  -v, --verbose         more diagnostics (repeat for debug)\n"
+"  -q, --quiet           only errors\n"
+"\n"
+"check validates IMAGE for a guest of SIZE bytes of RAM without running it.\n"
+"\n"
+"exit status: the guest's exit-port value (0..%u), or\n"
+"  64 usage error       65 image rejected       66 image unreadable\n"
+"  69 KVM unavailable   70 internal VMM error   71 guest crash\n"
+"  72 guest halted forever   74 exit value out of range\n"
+"  75 guest broke the ABI    124 timeout   128+N killed by signal N\n",
+		SVM_ABI_VERSION, SVM_ABI_EXIT_MAX);
+}
+
+__attribute__((format(printf, 3, 4)))
+static int usage_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return VMM_E_USAGE;
+}
+
+static int parse_mem(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	char why[160];
+
+	if (size_parse(arg, &o->mem_size, why, sizeof(why)) != 0)
+		return usage_err(err, errlen, "--mem: %s", why);
+	if (o->mem_size < SVM_ABI_RAM_MIN || o->mem_size > SVM_ABI_RAM_MAX)
+		return usage_err(err, errlen, "--mem %s = 0x%llx is outside 0x%llx..0x%llx", arg,
+				 (unsigned long long)o->mem_size, SVM_ABI_RAM_MIN, SVM_ABI_RAM_MAX);
+	if (o->mem_size % (2u << 20))
+		return usage_err(err, errlen, "--mem %s = 0x%llx is not a multiple of 2 MiB", arg,
+				 (unsigned long long)o->mem_size);
+	return 0;
+}
+
+static int parse_timeout(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	char *end;
+	double t = strtod(arg, &end);
+
+	if (end == arg || *end || !isfinite(t) || t <= 0 || t > 1e6)
+		return usage_err(err, errlen, "--timeout '%s' is not a number of seconds in (0, 1e6]", arg);
+	o->timeout = t;
+	return 0;
+}
+
+static int append_cmdline(struct options *o, const char *s, char *err, size_t errlen)
+{
+	size_t have = strlen(o->cmdline), add = strlen(s) + (have ? 1 : 0);
+
+	if (have + add + 1 > SVM_ABI_CMDLINE_MAX)
+		return usage_err(err, errlen, "guest command line of %zu bytes exceeds limit %u",
+				 have + add + 1, SVM_ABI_CMDLINE_MAX);
+	if (have)
+		o->cmdline[have++] = ' ';
+	memcpy(o->cmdline + have, s, strlen(s) + 1);
+	return 0;
+}
+
+enum { OPT_PAGING = 256, OPT_TIMEOUT };
+
+static int parse_option(int c, const char *arg, struct options *o, char *err, size_t errlen)
+{
+	switch (c) {
+	case 'm': return parse_mem(arg, o, err, errlen);
+	case 'p': return append_cmdline(o, arg, err, errlen);
+	case 'v': o->verbosity++; return 0;
+	case 'q': o->verbosity = LOG_ERR; return 0;
+	case OPT_TIMEOUT: return parse_timeout(arg, o, err, errlen);
+	case OPT_PAGING:
+		if (strcmp(arg, "hw") == 0) {
+			o->paging = PAGING_HW;
+			return 0;
+		}
+		return usage_err(err, errlen, "--paging '%s' is not a paging mode (supported: hw)", arg);
+	case 'h': o->command = CLI_HELP; return 0;
+	default: return usage_err(err, errlen, "unknown option (see shadowvm --help)");
+	}
+}
+
+static int parse_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	static const struct option longopts[] = {
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cmdline", required_argument, NULL, 'p' },
+		{ "paging", required_argument, NULL, OPT_PAGING },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+m:p:vqh", longopts, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return usage_err(err, errlen, "%s: option '%s' is unknown or lacks its argument",
+					 argv[0], argv[optind - 1]);
+		if ((rc = parse_option(c, optarg, o, err, errlen)) != 0)
+			return rc;
+		if (o->command == CLI_HELP)
+			return 0;
+		if (o->command == CLI_CHECK && c != 'm' && c != 'v' && c != 'q')
+			return usage_err(err, errlen, "check: only -m, -v and -q apply");
+	}
+	if (optind >= argc)
+		return usage_err(err, errlen, "%s: missing IMAGE (see shadowvm --help)", argv[0]);
+	o->image = argv[optind++];
+	if (optind < argc && strcmp(argv[optind], "--") == 0)
+		optind++;
+	else if (optind < argc)
+		return usage_err(err, errlen, "unexpected '%s' after IMAGE (guest args go after --)",
+				 argv[optind]);
+	if (o->command == CLI_CHECK && optind < argc)
+		return usage_err(err, errlen, "check: guest args make no sense");
+	for (; optind < argc; optind++)
+		if ((rc = append_cmdline(o, argv[optind], err, errlen)) != 0)
+			return rc;
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	memset(o, 0, sizeof(*o));
+	o->mem_size = SVM_ABI_RAM_DEFAULT;
+	o->paging = PAGING_HW;
+	o->verbosity = LOG_WARN;
+	if (argc < 2)
+		return usage_err(err, errlen, "missing command (see shadowvm --help)");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		o->command = CLI_HELP;
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		o->command = CLI_VERSION;
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		o->command = CLI_RUN;
+	else if (!strcmp(argv[1], "check"))
+		o->command = CLI_CHECK;
+	else
+		return usage_err(err, errlen, "unknown command '%s' (run, check; see --help)", argv[1]);
+	return parse_command(argc - 1, argv + 1, o, err, errlen);
+}

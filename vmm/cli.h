@@ -1,0 +1,28 @@
+/* Command-line parsing for `shadowvm run|check`. */
+#ifndef SHADOWVM_CLI_H
+#define SHADOWVM_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+enum cli_command { CLI_RUN, CLI_CHECK, CLI_HELP, CLI_VERSION };
+enum paging_mode { PAGING_HW };
+
+struct options {
+	enum cli_command command;
+	const char *image;
+	uint64_t mem_size;
+	enum paging_mode paging;
+	char cmdline[4096];  /* --cmdline, then the guest args after "--" */
+	double timeout;      /* seconds; 0 = none */
+	int verbosity;
+};
+
+/* Fill opts from argv.  Returns 0, or VMM_E_USAGE with one line in err. */
+int cli_parse(int argc, char **argv, struct options *opts, char *err, size_t errlen);
+
+/* The --help text. */
+void cli_usage(FILE *out);
+
+#endif

@@ -1,0 +1,34 @@
+/* shadowvm: a shadow-paging hypervisor on the KVM API.  See README.md. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "log.h"
+#include "status.h"
+#include "vm.h"
+
+int main(int argc, char **argv)
+{
+	static struct options opts;
+	char err[512];
+	int rc;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if ((rc = cli_parse(argc, argv, &opts, err, sizeof(err))) != 0) {
+		pr_err("%s", err);
+		return rc;
+	}
+	log_verbosity = opts.verbosity;
+	switch (opts.command) {
+	case CLI_HELP:
+		cli_usage(stdout);
+		return VMM_OK;
+	case CLI_VERSION:
+		printf("shadowvm %s\n", SHADOWVM_VERSION);
+		return VMM_OK;
+	case CLI_CHECK:
+		return vm_check(&opts);
+	case CLI_RUN:
+		return vm_run(&opts);
+	}
+	return VMM_E_INTERNAL;
+}

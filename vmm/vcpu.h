@@ -1,0 +1,35 @@
+/* One KVM vCPU: creation with the host's supported CPUID, the run loop, and
+ * the crash report. */
+#ifndef SHADOWVM_VCPU_H
+#define SHADOWVM_VCPU_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices.h"
+#include "kvm.h"
+
+#define VCPU_EXIT_REASONS 64 /* KVM_EXIT_* values counted individually */
+
+struct vcpu {
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	uint64_t exits;                     /* all KVM_RUN returns with an exit */
+	uint64_t exits_by_reason[VCPU_EXIT_REASONS];
+};
+
+/* Create vCPU 0 with the supported CPUID.  VMM_OK or VMM_E_INTERNAL. */
+int vcpu_create(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errlen);
+void vcpu_destroy(struct vcpu *vcpu);
+
+/* Run until the guest exits, crashes, or the watchdog fires.  Returns the
+ * final status (the guest's exit value or a VMM_E_* status); diagnoses are
+ * printed here, once. */
+int vcpu_run(struct vcpu *vcpu, struct devices *dev);
+
+/* The name of a KVM_EXIT_* reason ("IO", "SHUTDOWN", ...). */
+const char *vcpu_exit_name(uint32_t reason);
+
+#endif
