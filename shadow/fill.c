@@ -1,0 +1,107 @@
+/* Shadow tables: install, drop, flush. */
+#include "fill.h"
+
+#include <string.h>
+
+uint64_t shadow_fill_spte(const struct shadow_walk *w, const struct shadow_cpu *cpu,
+			  unsigned access, mpa_t mpa)
+{
+	uint64_t g = w->pte[w->level];
+	uint64_t pat = w->level == 1 ? X86_PTE_PAT : X86_PTE_PAT_LARGE;
+	/* A and D preset: the guest's bits are synced by the walker, and the
+	 * hardware then never needs to write a shadow entry.  G never: a shadow
+	 * translation must not outlive the real CR3 reload of a guest CR3 write. */
+	uint64_t spte = mpa | X86_PTE_P | X86_PTE_A | (g & (X86_PTE_PWT | X86_PTE_PCD));
+	bool sup_write = (access & SHADOW_ACC_WRITE) && !(access & SHADOW_ACC_USER);
+
+	assert(!(mpa & ~X86_PTE_ADDR_MASK));
+	if (g & pat)
+		spte |= X86_PTE_PAT;
+	if (w->user)
+		spte |= X86_PTE_U;
+	if (w->nx)
+		spte |= X86_PTE_NX;
+	if (w->write && (g & X86_PTE_D)) {
+		/* a clean guest leaf stays read-only until its first write (§4.8) */
+		spte |= X86_PTE_W | X86_PTE_D;
+	} else if (sup_write && !w->write && !cpu->cr0_wp) {
+		/* WP=0 emulated under the real WP=1: the page becomes supervisor
+		 * so that no user access rides on the extra write right */
+		spte = (spte & ~X86_PTE_U) | X86_PTE_W | X86_PTE_D | SHADOW_SPTE_WP0;
+		/* now supervisor, the hardware's SMEP no longer guards a user page */
+		if (cpu->cr4_smep && w->user)
+			spte |= X86_PTE_NX;
+	}
+	return spte;
+}
+
+bool shadow_fill_install(struct shadow_tables *t, gva_t gva, int guest_level, uint64_t spte,
+			 mpa_t *spte_mpa)
+{
+	mpa_t table = t->root;
+	int level;
+
+	assert(X86_LEVEL_INDEX(gva, SHADOW_LEVELS) != t->hv_index);
+	for (level = SHADOW_LEVELS; level > 1; level--) {
+		uint64_t *e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, level);
+
+		if (!(*e & X86_PTE_P)) {
+			mpa_t page;
+
+			if (!shadow_pool_alloc(&t->pool, &page))
+				return false;
+			*e = page | SHADOW_SPTE_TABLE;
+		}
+		if (level == guest_level)
+			*e |= SHADOW_SPTE_HUGE;
+		table = *e & X86_PTE_ADDR_MASK;
+	}
+	*spte_mpa = table + 8 * X86_LEVEL_INDEX(gva, 1);
+	shadow_pool_table(&t->pool, table)[X86_LEVEL_INDEX(gva, 1)] = spte;
+	return true;
+}
+
+void shadow_fill_drop_all(struct shadow_tables *t)
+{
+	uint64_t *root = shadow_pool_table(&t->pool, t->root);
+
+	shadow_pool_reset(&t->pool, 1);
+	memset(root, 0, X86_PAGE_SIZE);
+	root[t->hv_index] = t->hv_entry;
+}
+
+/* Free the table at `mpa` (a level-`level` table) and everything below. */
+static void free_table(struct shadow_tables *t, mpa_t mpa, int level)
+{
+	if (level > 1) {
+		uint64_t *tab = shadow_pool_table(&t->pool, mpa);
+		int i;
+
+		for (i = 0; i < X86_PT_ENTRIES; i++)
+			if (tab[i] & X86_PTE_P)
+				free_table(t, tab[i] & X86_PTE_ADDR_MASK, level - 1);
+	}
+	shadow_pool_free(&t->pool, mpa);
+}
+
+void shadow_fill_drop_gva(struct shadow_tables *t, gva_t gva)
+{
+	mpa_t table = t->root;
+	int level;
+
+	if (X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == t->hv_index)
+		return;
+	for (level = SHADOW_LEVELS; level >= 1; level--) {
+		uint64_t *e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, level);
+
+		if (!(*e & X86_PTE_P))
+			return;
+		if (level == 1 || (*e & SHADOW_SPTE_HUGE)) {
+			if (level > 1)
+				free_table(t, *e & X86_PTE_ADDR_MASK, level - 1);
+			*e = 0;
+			return;
+		}
+		table = *e & X86_PTE_ADDR_MASK;
+	}
+}

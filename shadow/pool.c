@@ -1,0 +1,75 @@
+/* Shadow page pool: bump allocation plus a free stack. */
+#include "pool.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "x86.h"
+
+int shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages)
+{
+	*p = (struct shadow_pool){ .base = base, .host = host, .pages = pages };
+	p->free = calloc(pages, sizeof(*p->free));
+	return p->free ? 0 : -1;
+}
+
+void shadow_pool_fini(struct shadow_pool *p)
+{
+	free(p->free);
+	p->free = NULL;
+}
+
+static uint32_t page_of(const struct shadow_pool *p, mpa_t mpa)
+{
+	assert(shadow_pool_contains(p, mpa) && !(mpa & ~X86_PAGE_MASK));
+	return (uint32_t)((mpa - p->base) >> X86_PAGE_SHIFT);
+}
+
+bool shadow_pool_alloc(struct shadow_pool *p, mpa_t *mpa)
+{
+	uint32_t page;
+
+	if (p->nfree)
+		page = p->free[--p->nfree];
+	else if (p->next < p->pages)
+		page = p->next++;
+	else
+		return false;
+	memset(p->host + (size_t)page * X86_PT_ENTRIES, 0, X86_PAGE_SIZE);
+	*mpa = p->base + ((mpa_t)page << X86_PAGE_SHIFT);
+	if (shadow_pool_in_use(p) > p->peak)
+		p->peak = shadow_pool_in_use(p);
+	return true;
+}
+
+void shadow_pool_free(struct shadow_pool *p, mpa_t mpa)
+{
+	uint32_t page = page_of(p, mpa);
+
+	assert(page < p->next && p->nfree < p->next);
+	p->free[p->nfree++] = page;
+}
+
+void shadow_pool_reset(struct shadow_pool *p, uint32_t keep)
+{
+	/* only valid while the kept pages are the first ones bumped */
+	assert(keep <= p->next);
+	p->next = keep;
+	p->nfree = 0;
+}
+
+bool shadow_pool_contains(const struct shadow_pool *p, mpa_t mpa)
+{
+	return mpa >= p->base && mpa - p->base < ((mpa_t)p->pages << X86_PAGE_SHIFT);
+}
+
+uint64_t *shadow_pool_table(const struct shadow_pool *p, mpa_t mpa)
+{
+	return p->host + (size_t)page_of(p, mpa) * X86_PT_ENTRIES;
+}
+
+uint32_t shadow_pool_in_use(const struct shadow_pool *p)
+{
+	return p->next - p->nfree;
+}

@@ -1,0 +1,40 @@
+/* The bounded pool of shadow pages: a bump allocator over a fixed array of
+ * 4 KiB pages plus a free stack, so that dropping every shadow is O(1).  The
+ * pool never grows; running out is reported and the caller evicts. */
+#ifndef SHADOWVM_POOL_H
+#define SHADOWVM_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "types.h"
+
+struct shadow_pool {
+	mpa_t base;
+	uint64_t *host;   /* host view of page 0, 512 entries a page */
+	uint32_t pages;
+	uint32_t next;    /* pages [next, pages) are untouched since reset */
+	uint32_t *free;   /* stack of freed page numbers below next */
+	uint32_t nfree;
+	uint32_t peak;
+};
+
+/* Returns 0, or -1 if the host is out of memory for the free stack. */
+int shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages);
+void shadow_pool_fini(struct shadow_pool *p);
+
+/* A zeroed page, or false when every page is in use. */
+bool shadow_pool_alloc(struct shadow_pool *p, mpa_t *mpa);
+void shadow_pool_free(struct shadow_pool *p, mpa_t mpa);
+
+/* Mark every page free except the first `keep` ones handed out. */
+void shadow_pool_reset(struct shadow_pool *p, uint32_t keep);
+
+bool shadow_pool_contains(const struct shadow_pool *p, mpa_t mpa);
+
+/* Host view of the table page at `mpa`, which must be in the pool. */
+uint64_t *shadow_pool_table(const struct shadow_pool *p, mpa_t mpa);
+
+uint32_t shadow_pool_in_use(const struct shadow_pool *p);
+
+#endif

@@ -1,0 +1,327 @@
+/* The shadow MMU context: hidden faults, the virtual TLB, control state. */
+#include "shadow.h"
+
+#include <assert.h>
+#include <stdlib.h>
+
+#include "fill.h"
+#include "pool.h"
+#include "walk.h"
+
+/* Walks repeated when guest entries keep changing under the A/D update
+ * before the fault is handed back as SHADOW_RETRY. */
+#define AD_TRIES 8
+
+struct shadow {
+	struct shadow_mem mem;
+	struct shadow_tables tab;
+	struct shadow_cpu cpu;
+	gpa_t vcr3;
+	struct shadow_stats stats;
+	shadow_event_fn hook;
+	void *hook_opaque;
+	bool tlb_flush;
+};
+
+static bool cpu_valid(const struct shadow_cpu *cpu)
+{
+	return cpu->maxphyaddr >= 32 && cpu->maxphyaddr <= 52;
+}
+
+static bool config_valid(const struct shadow_config *cfg)
+{
+	const struct shadow_pool_cfg *p = &cfg->pool;
+	uint64_t bytes = (uint64_t)p->pages << X86_PAGE_SHIFT;
+
+	if (!cfg->mem.read64 || !cfg->mem.cmpxchg64 || (cfg->mem.ram_size & ~X86_PAGE_MASK))
+		return false;
+	if (!p->host || ((uintptr_t)p->host & ~X86_PAGE_MASK) || (p->base & ~X86_PAGE_MASK))
+		return false;
+	if (p->pages < SHADOW_POOL_MIN_PAGES || p->base + bytes < p->base)
+		return false;
+	/* the pool must not overlap guest RAM's MPA range [0, ram_size) */
+	if (p->base < cfg->mem.ram_size || p->base + bytes > X86_BIT(cfg->cpu.maxphyaddr))
+		return false;
+	return cfg->hv_index < X86_PT_ENTRIES && cpu_valid(&cfg->cpu);
+}
+
+struct shadow *shadow_create(const struct shadow_config *cfg)
+{
+	struct shadow *s;
+
+	if (!config_valid(cfg))
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->mem = cfg->mem;
+	s->cpu = cfg->cpu;
+	s->vcr3 = cfg->vcr3 & X86_CR3_ADDR_MASK;
+	s->hook = cfg->hook;
+	s->hook_opaque = cfg->hook_opaque;
+	s->tab.hv_index = cfg->hv_index;
+	s->tab.hv_entry = cfg->hv_entry;
+	if (shadow_pool_init(&s->tab.pool, cfg->pool.base, cfg->pool.host, cfg->pool.pages))
+		goto err;
+	if (!shadow_pool_alloc(&s->tab.pool, &s->tab.root))
+		goto err;
+	shadow_fill_drop_all(&s->tab);
+	return s;
+err:
+	shadow_pool_fini(&s->tab.pool);
+	free(s);
+	return NULL;
+}
+
+void shadow_destroy(struct shadow *s)
+{
+	if (!s)
+		return;
+	shadow_pool_fini(&s->tab.pool);
+	free(s);
+}
+
+bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)
+{
+	if (gpa >= s->mem.ram_size)
+		return false;
+	*mpa = (mpa_t)gpa;
+	return true;
+}
+
+static void emit(const struct shadow *s, struct shadow_event *ev)
+{
+	if (!s->hook)
+		return;
+	ev->vcr3 = s->vcr3;
+	ev->pages_in_use = shadow_pool_in_use(&s->tab.pool);
+	s->hook(s->hook_opaque, ev);
+}
+
+static void event_walk(struct shadow_event *ev, const struct shadow_walk *w)
+{
+	int level;
+
+	ev->level = w->level;
+	ev->depth = w->depth;
+	for (level = SHADOW_LEVELS; level > SHADOW_LEVELS - w->depth; level--) {
+		ev->gpte[level] = w->pte[level];
+		ev->gpte_gpa[level] = w->pte_gpa[level];
+	}
+}
+
+static void drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gva)
+{
+	struct shadow_event ev = { .kind = SHADOW_EV_FLUSH, .gva = gva, .reason = reason };
+
+	shadow_fill_drop_all(&s->tab);
+	s->tlb_flush = true;
+	if (reason == SHADOW_FLUSH_EVICT) {
+		s->stats.evictions++;
+		ev.kind = SHADOW_EV_EVICT;
+	} else {
+		s->stats.flushes++;
+	}
+	emit(s, &ev);
+}
+
+static enum shadow_status fail(struct shadow_fault_result *res, enum shadow_error err, gpa_t gpa)
+{
+	res->status = SHADOW_ERROR;
+	res->err = err;
+	res->gpa = gpa;
+	return SHADOW_ERROR;
+}
+
+static enum shadow_status guest_fault(struct shadow *s, gva_t gva, unsigned access,
+				      const struct shadow_walk *w, bool gp,
+				      struct shadow_fault_result *res)
+{
+	struct shadow_event ev = { .kind = SHADOW_EV_GUEST_FAULT, .gva = gva, .access = access };
+
+	s->stats.guest_faults++;
+	res->status = gp ? SHADOW_GUEST_GP : SHADOW_GUEST_PF;
+	res->pferr = gp ? 0 : w->pferr;
+	res->level = w->level;
+	ev.vector = gp ? X86_EXC_GP : X86_EXC_PF;
+	ev.pferr = res->pferr;
+	event_walk(&ev, w);
+	emit(s, &ev);
+	return res->status;
+}
+
+static void count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
+{
+	int level;
+
+	for (level = 1; level <= SHADOW_LEVELS; level++) {
+		s->stats.a_sets += !!(set[level] & X86_PTE_A);
+		s->stats.d_sets += !!(set[level] & X86_PTE_D);
+	}
+}
+
+/* Install the shadow leaf of a synced walk, evicting once if the pool is full. */
+static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
+			       const struct shadow_walk *w, mpa_t mpa,
+			       struct shadow_event *ev, struct shadow_fault_result *res)
+{
+	uint64_t spte = shadow_fill_spte(w, &s->cpu, access, mpa);
+	mpa_t spte_mpa;
+
+	if (!shadow_fill_install(&s->tab, gva, w->level, spte, &spte_mpa)) {
+		drop_all(s, SHADOW_FLUSH_EVICT, gva);
+		if (!shadow_fill_install(&s->tab, gva, w->level, spte, &spte_mpa))
+			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
+	}
+	s->stats.fills[w->level]++;
+	res->status = SHADOW_FILLED;
+	res->gpa = w->gpa;
+	res->level = w->level;
+	ev->kind = SHADOW_EV_FILL;
+	ev->gpa = w->gpa;
+	ev->spte = spte;
+	ev->spte_mpa = spte_mpa;
+	emit(s, ev);
+	return SHADOW_FILLED;
+}
+
+/* One walk + A/D sync + fill; SHADOW_RETRY if a guest entry changed. */
+static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned access,
+				     struct shadow_fault_result *res)
+{
+	struct shadow_walk_env env = { .mem = &s->mem, .cpu = &s->cpu, .cr3 = s->vcr3 };
+	struct shadow_event ev = { .kind = SHADOW_EV_AD_SET, .gva = gva, .access = access };
+	struct shadow_walk w;
+	mpa_t mpa;
+
+	switch (shadow_walk(&env, gva, access, &w)) {
+	case SHADOW_WALK_OK:
+		break;
+	case SHADOW_WALK_PF:
+		return guest_fault(s, gva, access, &w, false, res);
+	case SHADOW_WALK_GP:
+		return guest_fault(s, gva, access, &w, true, res);
+	case SHADOW_WALK_BAD_TABLE:
+		res->level = w.level;
+		return fail(res, SHADOW_ERR_TABLE_OUTSIDE_RAM, w.bad_gpa);
+	}
+	/* checked before A/D: an access that ends the run leaves no trace */
+	if (!shadow_gpa_to_mpa(s, w.gpa & X86_PAGE_MASK, &mpa)) {
+		res->level = w.level;
+		return fail(res, SHADOW_ERR_PAGE_OUTSIDE_RAM, w.gpa);
+	}
+	switch (shadow_walk_set_ad(&s->mem, &w, access, ev.ad_set)) {
+	case SHADOW_AD_OK:
+		break;
+	case SHADOW_AD_CHANGED:
+		count_ad(s, ev.ad_set);
+		return SHADOW_RETRY;
+	case SHADOW_AD_OUTSIDE:
+		return fail(res, SHADOW_ERR_TABLE_OUTSIDE_RAM, w.pte_gpa[w.level]);
+	}
+	count_ad(s, ev.ad_set);
+	event_walk(&ev, &w);
+	if (ev.ad_set[1] | ev.ad_set[2] | ev.ad_set[3] | ev.ad_set[4])
+		emit(s, &ev);
+	return fill(s, gva, access, &w, mpa, &ev, res);
+}
+
+enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,
+				struct shadow_fault_result *res)
+{
+	int try;
+
+	*res = (struct shadow_fault_result){ .status = SHADOW_ERROR };
+	s->stats.hidden_faults++;
+	if ((access & ~(SHADOW_ACC_WRITE | SHADOW_ACC_USER | SHADOW_ACC_FETCH)) ||
+	    ((access & SHADOW_ACC_WRITE) && (access & SHADOW_ACC_FETCH)))
+		return fail(res, SHADOW_ERR_BAD_ARG, 0);
+	if (x86_is_canonical48(gva) && X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->tab.hv_index)
+		return fail(res, SHADOW_ERR_RESERVED_SLOT, 0);
+	for (try = 0; try < AD_TRIES; try++) {
+		enum shadow_status st = fault_once(s, gva, access, res);
+
+		if (st != SHADOW_RETRY)
+			return st;
+		s->stats.ad_retries++;
+	}
+	res->status = SHADOW_RETRY;
+	return SHADOW_RETRY;
+}
+
+bool shadow_set_cr3(struct shadow *s, uint64_t vcr3)
+{
+	struct shadow_event ev = { .kind = SHADOW_EV_CR3 };
+
+	/* without PCIDE, bits 63:MAXPHYADDR of CR3 are reserved (§4.5) */
+	if (vcr3 >> s->cpu.maxphyaddr)
+		return false;
+	s->vcr3 = vcr3 & X86_CR3_ADDR_MASK;
+	s->stats.cr3_loads++;
+	emit(s, &ev);
+	drop_all(s, SHADOW_FLUSH_CR3, 0);
+	return true;
+}
+
+void shadow_invlpg(struct shadow *s, gva_t gva)
+{
+	struct shadow_event ev = { .kind = SHADOW_EV_INVLPG, .gva = gva };
+
+	s->stats.invlpgs++;
+	/* invlpg of a non-canonical address is a no-op (SDM 2, INVLPG) */
+	if (x86_is_canonical48(gva))
+		shadow_fill_drop_gva(&s->tab, gva);
+	s->tlb_flush = true;
+	emit(s, &ev);
+}
+
+void shadow_flush(struct shadow *s)
+{
+	drop_all(s, SHADOW_FLUSH_EXPLICIT, 0);
+}
+
+bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu)
+{
+	const struct shadow_cpu *o = &s->cpu;
+	bool changed;
+
+	if (!cpu_valid(cpu))
+		return false;
+	changed = o->cr0_wp != cpu->cr0_wp || o->cr4_smep != cpu->cr4_smep ||
+		  o->cr4_smap != cpu->cr4_smap || o->efer_nxe != cpu->efer_nxe ||
+		  o->gbpages != cpu->gbpages || o->maxphyaddr != cpu->maxphyaddr;
+	s->cpu = *cpu;
+	if (changed)
+		drop_all(s, SHADOW_FLUSH_CPU_STATE, 0);
+	return true;
+}
+
+mpa_t shadow_root(const struct shadow *s)
+{
+	return s->tab.root;
+}
+
+bool shadow_take_tlb_flush(struct shadow *s)
+{
+	bool f = s->tlb_flush;
+
+	s->tlb_flush = false;
+	return f;
+}
+
+gpa_t shadow_vcr3(const struct shadow *s)
+{
+	return s->vcr3;
+}
+
+const struct shadow_cpu *shadow_cpu_state(const struct shadow *s)
+{
+	return &s->cpu;
+}
+
+void shadow_get_stats(const struct shadow *s, struct shadow_stats *out)
+{
+	*out = s->stats;
+	out->pages_in_use = shadow_pool_in_use(&s->tab.pool);
+	out->pages_peak = s->tab.pool.peak;
+}

@@ -1,0 +1,229 @@
+/* The shadow MMU (DESIGN.md §3): shadow page tables for a guest running with
+ * 4-level paging, kept as a virtual TLB.  Pure logic with no KVM in it: guest
+ * memory is reached only through struct shadow_mem, shadow tables live in a
+ * caller-provided pool, and every operation returns a status (it never prints
+ * and never exits).
+ *
+ * Contract with the VMM that loads shadow_root() into the real CR3:
+ *   - real CR0.WP = 1 and real EFER.NXE = 1 (shadow leaves use XD to emulate
+ *     guest NX and guest CR0.WP = 0 under SMEP);
+ *   - real CR4.SMEP / CR4.SMAP equal the guest's and the real RFLAGS.AC is the
+ *     guest's own: user pages are shadowed as user pages and the hardware
+ *     applies SMEP/SMAP to them (a shadow entry cannot say "user but not
+ *     supervisor");
+ *   - real CR4.PGE may be anything: shadow leaves never set G;
+ *   - after any operation that removed shadow entries, shadow_take_tlb_flush()
+ *     returns true and the VMM must flush the real TLB before resuming (reload
+ *     the real CR3).  Fills only add entries or raise permissions, which needs
+ *     no flush (a #PF invalidates the faulting translation, SDM 3A §4.10.4.1).
+ */
+#ifndef SHADOWVM_SHADOW_H
+#define SHADOWVM_SHADOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+#include "x86.h"
+
+/* Guest-memory accessor.  Every callback fails (returns SHADOW_MEM_OUTSIDE)
+ * for a GPA whose 8 bytes are not all inside guest RAM; the library never
+ * touches guest memory any other way.  GPAs passed are 8-byte aligned. */
+enum shadow_mem_status {
+	SHADOW_MEM_OK = 0,
+	SHADOW_MEM_CHANGED = 1,  /* cmpxchg64 only: *val differed, nothing written */
+	SHADOW_MEM_OUTSIDE = -1, /* GPA outside guest RAM */
+};
+
+struct shadow_mem {
+	int (*read64)(void *opaque, gpa_t gpa, uint64_t *val);
+	/* Not used by the virtual-TLB engine; kept for emulated guest PTE
+	 * writes once guest tables are write-protected. */
+	int (*write64)(void *opaque, gpa_t gpa, uint64_t val);
+	/* Atomically: if *(gpa) == expected, store desired and return OK;
+	 * otherwise store the current value in *expected, return CHANGED. */
+	int (*cmpxchg64)(void *opaque, gpa_t gpa, uint64_t *expected, uint64_t desired);
+	void *opaque;
+	uint64_t ram_size; /* guest RAM is GPA [0, ram_size), page-aligned */
+};
+
+/* The pool of shadow pages: `pages` 4 KiB pages at machine address `base`,
+ * seen by the host at `host` (page-aligned).  Must not overlap guest RAM's
+ * MPA range.  Never grows. */
+struct shadow_pool_cfg {
+	mpa_t base;
+	void *host;
+	uint32_t pages; /* at least SHADOW_POOL_MIN_PAGES */
+};
+
+/* A root plus one table per lower level: the least that can map one page. */
+#define SHADOW_POOL_MIN_PAGES 4u
+
+/* Guest control state the walker obeys (SDM 3A §4.1.3, §4.6). */
+struct shadow_cpu {
+	bool cr0_wp;
+	bool cr4_smep;
+	bool cr4_smap;
+	bool rflags_ac;       /* only matters with cr4_smap */
+	bool efer_nxe;
+	bool gbpages;         /* CPUID.80000001H:EDX.Page1GB */
+	unsigned maxphyaddr;  /* CPUID.80000008H:EAX[7:0], 32..52 */
+};
+
+/* Kind of access, bit-compatible with the #PF error code (W, U, I/D), so a
+ * hidden fault's error code can be passed through shadow_access_from_pferr.
+ * Neither WRITE nor FETCH means a data read. */
+#define SHADOW_ACC_WRITE ((unsigned)X86_PF_W)
+#define SHADOW_ACC_USER ((unsigned)X86_PF_U)
+#define SHADOW_ACC_FETCH ((unsigned)X86_PF_I)
+
+static inline unsigned shadow_access_from_pferr(uint64_t pferr)
+{
+	return (unsigned)(pferr & (X86_PF_W | X86_PF_U | X86_PF_I));
+}
+
+/* ---- events, for the trace (DESIGN.md §6) ---- */
+enum shadow_event_kind {
+	SHADOW_EV_FILL,        /* a shadow leaf was installed */
+	SHADOW_EV_AD_SET,      /* A and/or D bits were set in guest entries */
+	SHADOW_EV_FLUSH,       /* every shadow but the hypervisor entry dropped */
+	SHADOW_EV_EVICT,       /* pool full: shadows dropped to make room */
+	SHADOW_EV_GUEST_FAULT, /* a genuine guest #PF or #GP */
+	SHADOW_EV_INVLPG,
+	SHADOW_EV_CR3,
+};
+
+enum shadow_flush_reason {
+	SHADOW_FLUSH_EXPLICIT,  /* shadow_flush() */
+	SHADOW_FLUSH_CR3,       /* shadow_set_cr3() */
+	SHADOW_FLUSH_CPU_STATE, /* WP/SMEP/SMAP/NXE/MAXPHYADDR/1G changed */
+	SHADOW_FLUSH_EVICT,     /* pool exhausted */
+};
+
+#define SHADOW_LEVELS X86_PT_LEVELS
+
+/* Per-level arrays are indexed by level: 4 = PML4E .. 1 = PTE.  Entries are
+ * valid for levels SHADOW_LEVELS down to SHADOW_LEVELS - depth + 1. */
+struct shadow_event {
+	enum shadow_event_kind kind;
+	gva_t gva;         /* FILL, AD_SET, GUEST_FAULT, INVLPG, EVICT */
+	gpa_t vcr3;        /* the guest CR3 in force (CR3: the new one) */
+	unsigned access;   /* SHADOW_ACC_* */
+	unsigned vector;   /* GUEST_FAULT: X86_EXC_PF or X86_EXC_GP */
+	uint32_t pferr;    /* GUEST_FAULT #PF: the exact error code */
+	int level;         /* guest leaf level (1..3), or where the walk stopped */
+	int depth;         /* number of guest entries read */
+	gpa_t gpte_gpa[SHADOW_LEVELS + 1];
+	uint64_t gpte[SHADOW_LEVELS + 1];   /* values after any A/D update */
+	uint64_t ad_set[SHADOW_LEVELS + 1]; /* A/D bits this fault set, per level */
+	gpa_t gpa;         /* FILL: the translated GPA */
+	uint64_t spte;     /* FILL: the shadow leaf written */
+	mpa_t spte_mpa;    /* FILL: where it was written */
+	enum shadow_flush_reason reason; /* FLUSH, EVICT */
+	uint32_t pages_in_use;
+};
+
+typedef void (*shadow_event_fn)(void *opaque, const struct shadow_event *ev);
+
+struct shadow_config {
+	struct shadow_mem mem;
+	struct shadow_pool_cfg pool;
+	unsigned hv_index;   /* the hypervisor's PML4 slot (SVM_ABI_RESERVED_PML4_INDEX) */
+	uint64_t hv_entry;   /* its PML4E value, copied into every root */
+	struct shadow_cpu cpu;
+	gpa_t vcr3;          /* initial guest CR3 */
+	shadow_event_fn hook; /* may be NULL */
+	void *hook_opaque;
+};
+
+/* ---- results ---- */
+enum shadow_status {
+	SHADOW_FILLED,      /* shadow leaf installed: resume the guest */
+	SHADOW_GUEST_PF,    /* reflect #PF with res->pferr, CR2 = gva */
+	SHADOW_GUEST_GP,    /* reflect #GP(0): non-canonical GVA */
+	SHADOW_RETRY,       /* guest tables kept changing under the walk;
+	                       nothing installed, resume (it faults again) */
+	SHADOW_ERROR,       /* guest broke the contract or bad argument: res->err */
+};
+
+enum shadow_error {
+	SHADOW_ERR_NONE,
+	SHADOW_ERR_TABLE_OUTSIDE_RAM, /* CR3 or a table entry names a GPA past RAM */
+	SHADOW_ERR_PAGE_OUTSIDE_RAM,  /* a leaf maps a GPA past RAM */
+	SHADOW_ERR_RESERVED_SLOT,     /* access to the hypervisor's PML4 slot */
+	SHADOW_ERR_BAD_ARG,
+	SHADOW_ERR_NOMEM,
+};
+
+struct shadow_fault_result {
+	enum shadow_status status;
+	enum shadow_error err;
+	uint32_t pferr;    /* SHADOW_GUEST_PF */
+	gpa_t gpa;         /* FILLED: translation; TABLE/PAGE_OUTSIDE_RAM: the GPA */
+	int level;         /* guest leaf level, or where the walk stopped */
+};
+
+struct shadow_stats {
+	uint64_t hidden_faults;   /* shadow_fault() calls */
+	uint64_t fills[SHADOW_LEVELS + 1]; /* by guest leaf level: 1 = 4K, 2 = 2M, 3 = 1G */
+	uint64_t a_sets;          /* guest entries whose A bit was set */
+	uint64_t d_sets;
+	uint64_t guest_faults;
+	uint64_t ad_retries;      /* walks repeated because an entry changed */
+	uint64_t flushes;
+	uint64_t invlpgs;
+	uint64_t cr3_loads;
+	uint64_t evictions;
+	uint32_t pages_in_use;
+	uint32_t pages_peak;
+};
+
+struct shadow;
+
+/* Create a context whose root holds only the hypervisor entry.  Returns NULL
+ * on a bad config (pool too small or overlapping RAM, bad hv_index or
+ * maxphyaddr, missing callback) or when out of host memory. */
+struct shadow *shadow_create(const struct shadow_config *cfg);
+void shadow_destroy(struct shadow *s);
+
+/* Resolve a hidden page fault at `gva` for `access` (SHADOW_ACC_*): walk the
+ * guest tables from vCR3, set A/D, install a shadow leaf.  Fills `res` and
+ * returns res->status; never fails the guest for lack of pool pages. */
+enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,
+				struct shadow_fault_result *res);
+
+/* Guest `mov cr3`: remember vcr3 (bits 11:0 ignored) and drop every shadow
+ * but the hypervisor entry.  Returns false, changing nothing, if vcr3 sets a
+ * bit at or above MAXPHYADDR: the guest gets #GP(0) (SDM 3A §4.5; CR4.PCIDE
+ * is not supported, so bit 63 is reserved too). */
+bool shadow_set_cr3(struct shadow *s, uint64_t vcr3);
+
+/* Guest `invlpg gva`: drop the shadow translation of the page holding gva,
+ * all 4 KiB shadow leaves of it when the guest mapped it with a 2M/1G page. */
+void shadow_invlpg(struct shadow *s, gva_t gva);
+
+/* Drop every shadow entry but the hypervisor entry. */
+void shadow_flush(struct shadow *s);
+
+/* Update the guest control state.  A change of WP, SMEP, SMAP, NXE,
+ * MAXPHYADDR or 1G support flushes (shadows built under one setting are
+ * never used under another); RFLAGS.AC alone does not.  Returns false,
+ * changing nothing, for maxphyaddr outside 32..52. */
+bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu);
+
+/* Machine address of the current shadow root, for the real CR3. */
+mpa_t shadow_root(const struct shadow *s);
+
+/* True once after shadow entries were removed: flush the real TLB. */
+bool shadow_take_tlb_flush(struct shadow *s);
+
+gpa_t shadow_vcr3(const struct shadow *s);
+const struct shadow_cpu *shadow_cpu_state(const struct shadow *s);
+void shadow_get_stats(const struct shadow *s, struct shadow_stats *out);
+
+/* The one GPA -> MPA translation (DESIGN.md §1): identity for guest RAM.
+ * Returns false for any GPA outside RAM, which never gets an MPA. */
+bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa);
+
+#endif
