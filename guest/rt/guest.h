@@ -38,6 +38,13 @@ int snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format
 
 /* End the run with `status` through the exit port. */
 __attribute__((noreturn)) void guest_exit(unsigned status);
+/* Status of a run the runtime itself ended: out of frames, unhandled trap. */
+#define GUEST_EXIT_RUNTIME 62u
+
+/* Self-checks: a failed check prints "FAIL: what" and is counted. */
+int check(int ok, const char *what);
+/* Failed checks so far, capped to a usable exit status (at most 61). */
+unsigned check_failures(void);
 
 /* Freestanding string helpers (the compiler may also emit calls to these). */
 void *memset(void *d, int c, size_t n);
