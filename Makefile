@@ -125,7 +125,24 @@ check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
 	$(Q)scripts/with-kvm $(BUILD)/tests/runner integration
 
 # ---- benchmarks ----------------------------------------------------------------
-bench: all
+bench: all bench-shadow
+
+# Instructions per hidden-fault fill, counted by callgrind over the fill loop
+# only (the bench brackets it with CALLGRIND_START/STOP_INSTRUMENTATION).
+.PHONY: bench-shadow
+BENCH_SHADOW_OBJS := $(call obj,host,tests/bench_shadow.c $(SHADOW_SRCS))
+
+$(BUILD)/bench_shadow: $(BENCH_SHADOW_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^
+
+bench-shadow: $(BUILD)/bench_shadow
+	$(Q)valgrind --tool=callgrind --instr-atstart=no \
+		--callgrind-out-file=$(BUILD)/bench_shadow.callgrind $(BUILD)/bench_shadow \
+		>$(BUILD)/bench_shadow.out 2>$(BUILD)/bench_shadow.valgrind
+	$(Q)fills=$$(awk '/^fills /{print $$2}' $(BUILD)/bench_shadow.out); \
+	ir=$$(awk '/^totals:/{print $$2}' $(BUILD)/bench_shadow.callgrind); \
+	echo "shadow fill: $$fills fills, $$((ir / fills)) instructions/fill"
 
 clean:
 	rm -rf $(BUILD)
