@@ -2,6 +2,7 @@
 
 #include "cpu.h"
 #include "guest.h"
+#include "paging.h"
 #include "trap.h"
 
 extern const char syscall_entry[];
@@ -26,4 +27,12 @@ uint64_t syscall_dispatch(struct syscall_frame *f)
 		guest_exit(GUEST_EXIT_RUNTIME);
 	}
 	return handler(f);
+}
+
+void user_map_text(uint64_t root, uint64_t va, const void *start, const void *end)
+{
+	uint64_t pa = (uint64_t)(uintptr_t)start;
+
+	for (; pa < (uint64_t)(uintptr_t)end; pa += X86_PAGE_SIZE, va += X86_PAGE_SIZE)
+		pt_map(root, va, pa, X86_PTE_U);
 }

@@ -24,6 +24,11 @@ uint64_t user_run(uint64_t rip, uint64_t rsp, uint64_t arg);
  * handler's stack and make user_run return `v`. */
 __attribute__((noreturn)) void user_return(uint64_t v);
 
+/* Map the page-aligned kernel text [start, end) at `va` for user mode:
+ * user, read-only, executable.  Code there must be position-independent
+ * (it runs at an alias of where it was linked). */
+void user_map_text(uint64_t root, uint64_t va, const void *start, const void *end);
+
 /* Enable SYSCALL (EFER.SCE) with STAR, LSTAR = syscall_entry and SFMASK
  * (IF, TF, DF, AC cleared on entry); system calls go to `fn` on the kernel
  * stack of trap_kernel_stack_top. */
