@@ -42,7 +42,8 @@ static bool config_valid(const struct shadow_config *cfg)
 	/* the pool must not overlap guest RAM's MPA range [0, ram_size) */
 	if (p->base < cfg->mem.ram_size || p->base + bytes > X86_BIT(cfg->cpu.maxphyaddr))
 		return false;
-	return cfg->hv_index < X86_PT_ENTRIES && cpu_valid(&cfg->cpu);
+	return cfg->hv_index < X86_PT_ENTRIES && cpu_valid(&cfg->cpu) &&
+	       !(cfg->vcr3 >> cfg->cpu.maxphyaddr);
 }
 
 struct shadow *shadow_create(const struct shadow_config *cfg)
@@ -98,15 +99,19 @@ static void emit(const struct shadow *s, struct shadow_event *ev)
 	s->hook(s->hook_opaque, ev);
 }
 
-static void event_walk(struct shadow_event *ev, const struct shadow_walk *w)
+/* A fault-path event: the access, the guest entries walked and the A/D
+ * bits this fault set (ad_set may be NULL). */
+static void walk_event(struct shadow_event *ev, enum shadow_event_kind kind, gva_t gva,
+		       unsigned access, const struct shadow_walk *w, const uint64_t *ad_set)
 {
 	int level;
 
-	ev->level = w->level;
-	ev->depth = w->depth;
+	*ev = (struct shadow_event){ .kind = kind, .gva = gva, .access = access,
+				     .level = w->level, .depth = w->depth };
 	for (level = SHADOW_LEVELS; level > SHADOW_LEVELS - w->depth; level--) {
 		ev->gpte[level] = w->pte[level];
 		ev->gpte_gpa[level] = w->pte_gpa[level];
+		ev->ad_set[level] = ad_set ? ad_set[level] : 0;
 	}
 }
 
@@ -137,35 +142,48 @@ static enum shadow_status guest_fault(struct shadow *s, gva_t gva, unsigned acce
 				      const struct shadow_walk *w, bool gp,
 				      struct shadow_fault_result *res)
 {
-	struct shadow_event ev = { .kind = SHADOW_EV_GUEST_FAULT, .gva = gva, .access = access };
+	struct shadow_event ev;
 
 	s->stats.guest_faults++;
+	/* a #PF invalidates the TLB entries for its address (SDM 3A
+	 * §4.10.4.1): a stale shadow leaf must not outlive the fault */
+	if (!gp) {
+		shadow_fill_drop_gva(&s->tab, gva);
+		s->tlb_flush = true;
+	}
 	res->status = gp ? SHADOW_GUEST_GP : SHADOW_GUEST_PF;
 	res->pferr = gp ? 0 : w->pferr;
 	res->level = w->level;
-	ev.vector = gp ? X86_EXC_GP : X86_EXC_PF;
-	ev.pferr = res->pferr;
-	event_walk(&ev, w);
-	emit(s, &ev);
+	if (s->hook) {
+		walk_event(&ev, SHADOW_EV_GUEST_FAULT, gva, access, w, NULL);
+		ev.vector = gp ? X86_EXC_GP : X86_EXC_PF;
+		ev.pferr = res->pferr;
+		emit(s, &ev);
+	}
 	return res->status;
 }
 
-static void count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
+/* Count the A/D bits a walk set; true if it set any. */
+static bool count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
 {
+	uint64_t any = 0;
 	int level;
 
 	for (level = 1; level <= SHADOW_LEVELS; level++) {
 		s->stats.a_sets += !!(set[level] & X86_PTE_A);
 		s->stats.d_sets += !!(set[level] & X86_PTE_D);
+		any |= set[level];
 	}
+	return any;
 }
 
 /* Install the shadow leaf of a synced walk, evicting once if the pool is full. */
 static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
-			       const struct shadow_walk *w, mpa_t mpa,
-			       struct shadow_event *ev, struct shadow_fault_result *res)
+			       const struct shadow_walk *w, mpa_t mpa, const uint64_t *ad_set,
+			       struct shadow_fault_result *res)
 {
 	uint64_t spte = shadow_fill_spte(w, &s->cpu, access, mpa);
+	struct shadow_event ev;
 	mpa_t spte_mpa;
 
 	if (!shadow_fill_install(&s->tab, gva, w->level, spte, &spte_mpa)) {
@@ -177,11 +195,13 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 	res->status = SHADOW_FILLED;
 	res->gpa = w->gpa;
 	res->level = w->level;
-	ev->kind = SHADOW_EV_FILL;
-	ev->gpa = w->gpa;
-	ev->spte = spte;
-	ev->spte_mpa = spte_mpa;
-	emit(s, ev);
+	if (s->hook) {
+		walk_event(&ev, SHADOW_EV_FILL, gva, access, w, ad_set);
+		ev.gpa = w->gpa;
+		ev.spte = spte;
+		ev.spte_mpa = spte_mpa;
+		emit(s, &ev);
+	}
 	return SHADOW_FILLED;
 }
 
@@ -190,7 +210,8 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned acces
 				     struct shadow_fault_result *res)
 {
 	struct shadow_walk_env env = { .mem = &s->mem, .cpu = &s->cpu, .cr3 = s->vcr3 };
-	struct shadow_event ev = { .kind = SHADOW_EV_AD_SET, .gva = gva, .access = access };
+	uint64_t ad_set[SHADOW_LEVELS + 1];
+	struct shadow_event ev;
 	struct shadow_walk w;
 	mpa_t mpa;
 
@@ -210,20 +231,20 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned acces
 		res->level = w.level;
 		return fail(res, SHADOW_ERR_PAGE_OUTSIDE_RAM, w.gpa);
 	}
-	switch (shadow_walk_set_ad(&s->mem, &w, access, ev.ad_set)) {
+	switch (shadow_walk_set_ad(&s->mem, &w, access, ad_set)) {
 	case SHADOW_AD_OK:
 		break;
 	case SHADOW_AD_CHANGED:
-		count_ad(s, ev.ad_set);
+		count_ad(s, ad_set);
 		return SHADOW_RETRY;
 	case SHADOW_AD_OUTSIDE:
 		return fail(res, SHADOW_ERR_TABLE_OUTSIDE_RAM, w.pte_gpa[w.level]);
 	}
-	count_ad(s, ev.ad_set);
-	event_walk(&ev, &w);
-	if (ev.ad_set[1] | ev.ad_set[2] | ev.ad_set[3] | ev.ad_set[4])
+	if (count_ad(s, ad_set) && s->hook) {
+		walk_event(&ev, SHADOW_EV_AD_SET, gva, access, &w, ad_set);
 		emit(s, &ev);
-	return fill(s, gva, access, &w, mpa, &ev, res);
+	}
+	return fill(s, gva, access, &w, mpa, ad_set, res);
 }
 
 enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,

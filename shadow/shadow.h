@@ -16,6 +16,16 @@
  *     returns true and the VMM must flush the real TLB before resuming (reload
  *     the real CR3).  Fills only add entries or raise permissions, which needs
  *     no flush (a #PF invalidates the faulting translation, SDM 3A §4.10.4.1).
+ *
+ * Not modelled: protection keys (CR4.PKE; bits 62:59 are ignored and the PK
+ * error bit never set), PCIDs, 5-level paging, and implicit supervisor
+ * accesses (every supervisor access is an explicit one for SMAP; the VMM
+ * reads descriptor tables itself).  Known imprecision (no hardware entry is
+ * "supervisor-writable, user-readable"): under CR0.WP = 0 with SMAP, a
+ * supervisor write (AC = 1) to a read-only user page leaves a supervisor-only
+ * leaf, so a later supervisor read of that page with AC = 0 is not refused
+ * until the leaf is dropped (invlpg, CR3 write, flush).
+ * One context per vCPU; a context is not thread-safe.
  */
 #ifndef SHADOWVM_SHADOW_H
 #define SHADOWVM_SHADOW_H

@@ -10,16 +10,22 @@ static uint64_t bit_range(unsigned lo, unsigned hi)
 	return (~0ULL >> (63 - hi)) & ~(X86_BIT(lo) - 1);
 }
 
+/* Reserved in every present entry: address bits at and above MAXPHYADDR,
+ * and XD without EFER.NXE. */
+static uint64_t reserved_any_level(const struct shadow_cpu *cpu)
+{
+	uint64_t m = cpu->maxphyaddr < 52 ? bit_range(cpu->maxphyaddr, 51) : 0;
+
+	return cpu->efer_nxe ? m : m | X86_PTE_NX;
+}
+
 /* Reserved bits of a present entry at `level` (SDM 3A §4.5, tables 4-14 to
  * 4-19: "must be 0"; §4.6.1 and table 4-12 for XD without NXE). */
-static uint64_t reserved_mask(const struct shadow_cpu *cpu, int level, uint64_t pte)
+static uint64_t reserved_mask(const struct shadow_cpu *cpu, uint64_t any_level, int level,
+			      uint64_t pte)
 {
-	uint64_t m = 0;
+	uint64_t m = any_level;
 
-	if (cpu->maxphyaddr < 52)
-		m |= bit_range(cpu->maxphyaddr, 51);
-	if (!cpu->efer_nxe)
-		m |= X86_PTE_NX;
 	switch (level) {
 	case 4: /* PS is reserved in a PML4E */
 		m |= X86_PTE_PS;
@@ -99,9 +105,11 @@ enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva
 {
 	const struct shadow_cpu *cpu = env->cpu;
 	gpa_t table = env->cr3 & X86_CR3_ADDR_MASK;
+	uint64_t rsvd = reserved_any_level(cpu);
+	uint64_t and_bits = X86_PTE_U | X86_PTE_W, or_bits = 0; /* rights combined (§4.6) */
 	int level;
 
-	*w = (struct shadow_walk){ .user = true, .write = true };
+	*w = (struct shadow_walk){ 0 };
 	if (!x86_is_canonical48(gva))
 		return SHADOW_WALK_GP;
 	w->pferr = access_pferr(cpu, access);
@@ -120,15 +128,17 @@ enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva
 		if (!(pte & X86_PTE_P))
 			return fault(w, level, 0);
 		/* a reserved bit stops the walk at this level, P=1 (§4.7) */
-		if (pte & reserved_mask(cpu, level, pte))
+		if (pte & reserved_mask(cpu, rsvd, level, pte))
 			return fault(w, level, X86_PF_P | X86_PF_RSVD);
-		w->user = w->user && (pte & X86_PTE_U);
-		w->write = w->write && (pte & X86_PTE_W);
-		w->nx = w->nx || (pte & X86_PTE_NX);
+		and_bits &= pte;
+		or_bits |= pte;
 		if (is_leaf(level, pte))
 			break;
 		table = pte & X86_PTE_ADDR_MASK;
 	}
+	w->user = and_bits & X86_PTE_U;
+	w->write = and_bits & X86_PTE_W;
+	w->nx = or_bits & X86_PTE_NX;
 	if (!shadow_walk_allows(cpu, w->user, w->write, w->nx, access))
 		return fault(w, level, X86_PF_P);
 	w->gpa = leaf_gpa(level, w->pte[level], gva);

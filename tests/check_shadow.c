@@ -1030,6 +1030,25 @@ START_TEST(test_ad_race_forever_returns_retry)
 }
 END_TEST
 
+START_TEST(test_guest_fault_drops_stale_leaf)
+{
+	/* the guest unmaps a page without invlpg; the stale read-only shadow
+	 * leaf may serve reads until the next #PF at that address, which
+	 * invalidates it as the hardware's TLB entry would be */
+	struct shadow_fault_result r;
+	gpa_t pte = gmap(0x5000, 1, 0x300000 | PWU, PWU);
+
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(0x5000) & (X86_PTE_P | X86_PTE_W), X86_PTE_P);
+	gset(pte, 0);
+	(void)shadow_take_tlb_flush(F.s);
+	ck_assert_int_eq(fault(0x5000, SHADOW_ACC_WRITE, &r), SHADOW_GUEST_PF);
+	ck_assert_uint_eq(r.pferr, X86_PF_W);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	ck_assert(shadow_take_tlb_flush(F.s));
+}
+END_TEST
+
 START_TEST(test_invlpg_drops_only_that_page)
 {
 	struct shadow_fault_result r;
@@ -1158,6 +1177,9 @@ START_TEST(test_create_rejects_bad_config)
 	cfg = make_config(SHADOW_POOL_MIN_PAGES);
 	cfg.pool.host = (uint8_t *)F.pool + 8;
 	ck_assert_ptr_null(shadow_create(&cfg));
+	cfg = make_config(POOL_PAGES);
+	cfg.vcr3 = X86_BIT(40); /* at MAXPHYADDR */
+	ck_assert_ptr_null(shadow_create(&cfg));
 }
 END_TEST
 
@@ -1234,6 +1256,7 @@ Suite *shadow_suite(void)
 	tcase_add_test(tc, test_fill_wp0_supervisor_write_then_user_refaults);
 	tcase_add_test(tc, test_ad_race_walks_again);
 	tcase_add_test(tc, test_ad_race_forever_returns_retry);
+	tcase_add_test(tc, test_guest_fault_drops_stale_leaf);
 	tcase_add_test(tc, test_invlpg_drops_only_that_page);
 	tcase_add_test(tc, test_invlpg_huge_drops_every_split_leaf);
 	tcase_add_test(tc, test_set_cr3_drops_all_but_hv);
