@@ -30,7 +30,8 @@ SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/fill.c shadow/pool.c
 
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c
-VMM_SRCS     := vmm/main.c vmm/vm.c vmm/kvm.c vmm/vcpu.c vmm/boot.c \
+VMM_SRCS     := vmm/main.c vmm/vm.c vmm/kvm.c vmm/vcpu.c vmm/boot.c vmm/monitor.c vmm/trap.c \
+                vmm/emulate.c vmm/reflect.c vmm/segment.c vmm/gva.c \
                 vmm/devices.c vmm/watchdog.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
@@ -55,7 +56,7 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-s
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(patsubst %.S,$(BUILD)/$(1)/%.o,$(2)))
 
-VMM_OBJS   := $(call obj,host,$(VMM_SRCS))
+VMM_OBJS   := $(call obj,host,$(VMM_SRCS) $(SHADOW_SRCS))
 TEST_OBJS  := $(call obj,host,$(TEST_SRCS))
 ASAN_OBJS  := $(call obj,asan,$(TEST_SRCS))
 GUEST_RT_OBJS := $(call obj,guest,$(GUEST_RT_SRCS))

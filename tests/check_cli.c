@@ -68,13 +68,16 @@ static const struct cli_case clis[] = {
 	{ { "shadowvm", "run", "-m", "lots", "g.elf" }, VMM_E_USAGE,
 	  "--mem: size 'lots' does not start with a digit" },
 	{ { "shadowvm", "run", "--paging=ept", "g.elf" }, VMM_E_USAGE,
-	  "--paging 'ept' is not a paging mode (supported: hw)" },
+	  "--paging 'ept' is not a paging mode (shadow, hw)" },
 	{ { "shadowvm", "run", "--timeout", "0", "g.elf" }, VMM_E_USAGE,
 	  "--timeout '0' is not a number of seconds in (0, 1e6]" },
 	{ { "shadowvm", "run", "--bogus", "g.elf" }, VMM_E_USAGE,
 	  "run: option '--bogus' is unknown or lacks its argument" },
 	{ { "shadowvm", "run", "g.elf", "extra" }, VMM_E_USAGE,
 	  "unexpected 'extra' after IMAGE (guest args go after --)" },
+	{ { "shadowvm", "run", "--shadow-pool", "3", "g.elf" }, VMM_E_USAGE,
+	  "--shadow-pool '3' is not a page count in 4..65536" },
+	{ { "shadowvm", "run", "--paging=hw", "--dump-shadow", "g.elf" }, 0, NULL },
 	{ { "shadowvm", "check", "--timeout", "3", "g.elf" }, VMM_E_USAGE,
 	  "check: only -m, -v and -q apply" },
 };
@@ -108,7 +111,8 @@ START_TEST(test_cli_parse_run_options)
 	ck_assert_str_eq(o.cmdline, "a=1 x y");
 	ck_assert_double_eq(o.timeout, 2.5);
 	ck_assert_int_eq(o.verbosity, LOG_INFO);
-	ck_assert_int_eq(o.paging, PAGING_HW);
+	ck_assert_int_eq(o.paging, PAGING_SHADOW);
+	ck_assert_uint_eq(o.pool_pages, CLI_POOL_DEFAULT);
 }
 END_TEST
 

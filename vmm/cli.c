@@ -22,7 +22,11 @@ void cli_usage(FILE *out)
 "run options:\n"
 "  -m, --mem SIZE        guest RAM; K/M/G suffix, MiB if none (default 64M,\n"
 "                        2M..4G, a multiple of 2 MiB)\n"
-"      --paging=MODE     hw: hardware paging under KVM's MMU (the default)\n"
+"      --paging=MODE     shadow: the guest kernel runs deprivileged at CPL1 on\n"
+"                        shadow page tables kept by shadowvm (the default);\n"
+"                        hw: the guest at CPL0 on KVM's own MMU (the baseline)\n"
+"      --shadow-pool N   shadow pages in the pool (default %u, %u..%u)\n"
+"      --dump-shadow     print the shadow root's entries at boot and at exit\n"
 "  -p, --cmdline STR     guest command line; GUEST-ARGS after -- are appended\n"
 "      --timeout SECS    stop the guest after SECS seconds (status 124)\n"
 "  -v, --verbose         more diagnostics (repeat for debug)\n"
@@ -35,7 +39,7 @@ void cli_usage(FILE *out)
 "  69 KVM unavailable   70 internal VMM error   71 guest crash\n"
 "  72 guest halted forever   74 exit value out of range\n"
 "  75 guest broke the ABI    124 timeout   128+N killed by signal N\n",
-		SVM_ABI_VERSION, SVM_ABI_EXIT_MAX);
+		SVM_ABI_VERSION, CLI_POOL_DEFAULT, CLI_POOL_MIN, CLI_POOL_MAX, SVM_ABI_EXIT_MAX);
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -88,7 +92,19 @@ static int append_cmdline(struct options *o, const char *s, char *err, size_t er
 	return 0;
 }
 
-enum { OPT_PAGING = 256, OPT_TIMEOUT };
+enum { OPT_PAGING = 256, OPT_TIMEOUT, OPT_POOL, OPT_DUMP_SHADOW };
+
+static int parse_pool(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long n = strtoul(arg, &end, 10);
+
+	if (end == arg || *end || n < CLI_POOL_MIN || n > CLI_POOL_MAX)
+		return usage_err(err, errlen, "--shadow-pool '%s' is not a page count in %u..%u", arg,
+				 CLI_POOL_MIN, CLI_POOL_MAX);
+	o->pool_pages = (uint32_t)n;
+	return 0;
+}
 
 static int parse_option(int c, const char *arg, struct options *o, char *err, size_t errlen)
 {
@@ -98,12 +114,14 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 	case 'v': o->verbosity++; return 0;
 	case 'q': o->verbosity = LOG_ERR; return 0;
 	case OPT_TIMEOUT: return parse_timeout(arg, o, err, errlen);
+	case OPT_POOL: return parse_pool(arg, o, err, errlen);
+	case OPT_DUMP_SHADOW: o->dump_shadow = 1; return 0;
 	case OPT_PAGING:
-		if (strcmp(arg, "hw") == 0) {
-			o->paging = PAGING_HW;
+		if (strcmp(arg, "hw") == 0 || strcmp(arg, "shadow") == 0) {
+			o->paging = arg[0] == 'h' ? PAGING_HW : PAGING_SHADOW;
 			return 0;
 		}
-		return usage_err(err, errlen, "--paging '%s' is not a paging mode (supported: hw)", arg);
+		return usage_err(err, errlen, "--paging '%s' is not a paging mode (shadow, hw)", arg);
 	case 'h': o->command = CLI_HELP; return 0;
 	default: return usage_err(err, errlen, "unknown option (see shadowvm --help)");
 	}
@@ -116,6 +134,8 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "cmdline", required_argument, NULL, 'p' },
 		{ "paging", required_argument, NULL, OPT_PAGING },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "shadow-pool", required_argument, NULL, OPT_POOL },
+		{ "dump-shadow", no_argument, NULL, OPT_DUMP_SHADOW },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -156,7 +176,8 @@ int cli_parse(int argc, char **argv, struct options *o, char *err, size_t errlen
 {
 	memset(o, 0, sizeof(*o));
 	o->mem_size = SVM_ABI_RAM_DEFAULT;
-	o->paging = PAGING_HW;
+	o->paging = PAGING_SHADOW;
+	o->pool_pages = CLI_POOL_DEFAULT;
 	o->verbosity = LOG_WARN;
 	if (argc < 2)
 		return usage_err(err, errlen, "missing command (see shadowvm --help)");

@@ -7,7 +7,11 @@
 #include <stdint.h>
 
 enum cli_command { CLI_RUN, CLI_CHECK, CLI_HELP, CLI_VERSION };
-enum paging_mode { PAGING_HW };
+enum paging_mode { PAGING_SHADOW, PAGING_HW };
+
+#define CLI_POOL_DEFAULT 1024u /* 4 MiB of shadow tables */
+#define CLI_POOL_MIN 4u
+#define CLI_POOL_MAX 65536u
 
 struct options {
 	enum cli_command command;
@@ -16,6 +20,8 @@ struct options {
 	enum paging_mode paging;
 	char cmdline[4096];  /* --cmdline, then the guest args after "--" */
 	double timeout;      /* seconds; 0 = none */
+	uint32_t pool_pages; /* shadow pool size */
+	int dump_shadow;     /* print the shadow root at boot and exit */
 	int verbosity;
 };
 

@@ -45,8 +45,11 @@ static int set_cpuid(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errle
 			break;
 		cpuid->nent = n;
 		if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
-			if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) == 0)
+			if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) == 0) {
 				rc = VMM_OK;
+				vcpu->cpuid = cpuid;
+				return rc;
+			}
 			break;
 		}
 		if (errno != E2BIG)
@@ -81,8 +84,24 @@ int vcpu_create(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errlen)
 	return VMM_OK;
 }
 
+void vcpu_cpuid(const struct vcpu *vcpu, uint32_t leaf, uint32_t index, uint32_t out[4])
+{
+	memset(out, 0, 4 * sizeof(uint32_t));
+	for (uint32_t i = 0; vcpu->cpuid && i < vcpu->cpuid->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &vcpu->cpuid->entries[i];
+		if (e->function != leaf)
+			continue;
+		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e->index != index)
+			continue;
+		out[0] = e->eax, out[1] = e->ebx, out[2] = e->ecx, out[3] = e->edx;
+		return;
+	}
+}
+
 void vcpu_destroy(struct vcpu *vcpu)
 {
+	free(vcpu->cpuid);
+	vcpu->cpuid = NULL;
 	if (vcpu->run)
 		munmap(vcpu->run, vcpu->run_size);
 	if (vcpu->fd >= 0)

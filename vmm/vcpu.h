@@ -18,7 +18,11 @@ struct vcpu {
 	size_t run_size;
 	uint64_t exits;                     /* all KVM_RUN returns with an exit */
 	uint64_t exits_by_reason[VCPU_EXIT_REASONS];
+	struct kvm_cpuid2 *cpuid;           /* what the vCPU was given */
 };
+
+/* CPUID leaf/subleaf as the vCPU sees it; all zero if absent. */
+void vcpu_cpuid(const struct vcpu *vcpu, uint32_t leaf, uint32_t index, uint32_t out[4]);
 
 /* Create vCPU 0 with the supported CPUID.  VMM_OK or VMM_E_INTERNAL. */
 int vcpu_create(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errlen);

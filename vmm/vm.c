@@ -8,20 +8,15 @@
 #include "kvm.h"
 #include "log.h"
 #include "mem.h"
+#include "shadow.h"
+#include "trap.h"
 #include "status.h"
 #include "vcpu.h"
 #include "vm.h"
 #include "watchdog.h"
+#include "x86.h"
 
 #define RAM_SLOT 0
-
-struct vm {
-	struct kvm kvm;
-	struct guest_mem mem;
-	struct vcpu vcpu;
-	struct devices dev;
-	struct elf_image img;
-};
 
 static double now(void)
 {
@@ -42,6 +37,38 @@ static void report(const struct vm *vm, int status, double secs)
 				      (unsigned long long)vm->vcpu.exits_by_reason[r]);
 	pr_info("exit: status=%d (%s) exits=%llu%s wall=%.6fs", status, vmm_status_name(status),
 		(unsigned long long)vm->vcpu.exits, line, secs);
+	if (vm->shadow) {
+		struct shadow_stats st;
+		shadow_get_stats(vm->shadow, &st);
+		pr_info("shadow: traps=%llu hidden_pf=%llu emulated=%llu reflected=%llu syscalls=%llu "
+			"fills=%llu/%llu/%llu a_sets=%llu d_sets=%llu cr3_loads=%llu invlpgs=%llu "
+			"flushes=%llu evictions=%llu pages_peak=%u",
+			(unsigned long long)vm->tstats.traps, (unsigned long long)vm->tstats.hidden_pf,
+			(unsigned long long)vm->tstats.emulated, (unsigned long long)vm->tstats.reflected,
+			(unsigned long long)vm->tstats.syscalls, (unsigned long long)st.fills[1],
+			(unsigned long long)st.fills[2], (unsigned long long)st.fills[3],
+			(unsigned long long)st.a_sets, (unsigned long long)st.d_sets,
+			(unsigned long long)st.cr3_loads, (unsigned long long)st.invlpgs,
+			(unsigned long long)st.flushes, (unsigned long long)st.evictions, st.pages_peak);
+	}
+}
+
+/* --dump-shadow: every present entry of the shadow root. */
+static void dump_shadow(const struct vm *vm, const char *when)
+{
+	mpa_t root = shadow_root(vm->shadow);
+	const uint64_t *t = (const uint64_t *)(vm->mon.host + (root - HV_BASE));
+	unsigned present = 0;
+
+	for (unsigned i = 0; i < X86_PT_ENTRIES; i++)
+		present += t[i] & X86_PTE_P ? 1 : 0;
+	fprintf(stderr, "shadowvm: shadow: %s root=0x%llx present=%u\n", when,
+		(unsigned long long)root, present);
+	for (unsigned i = 0; i < X86_PT_ENTRIES; i++)
+		if (t[i] & X86_PTE_P)
+			fprintf(stderr, "shadowvm: shadow:   pml4[%u]=0x%016llx%s\n", i,
+				(unsigned long long)t[i],
+				i == SVM_ABI_RESERVED_PML4_INDEX ? " (hypervisor)" : "");
 }
 
 static int setup(struct vm *vm, const struct options *opts, char *err, size_t errlen)
@@ -64,24 +91,31 @@ static int setup(struct vm *vm, const struct options *opts, char *err, size_t er
 		return rc;
 	if ((rc = vcpu_create(&vm->kvm, &vm->vcpu, err, errlen)) != VMM_OK)
 		return rc;
-	return boot_setup_vcpu(vm->vcpu.fd, &vm->img, err, errlen);
+	if ((rc = boot_setup_vcpu(vm->vcpu.fd, &vm->img, err, errlen)) != VMM_OK)
+		return rc;
+	devices_init(&vm->dev, stdout);
+	if (opts->paging == PAGING_SHADOW)
+		return trap_init(vm, opts->pool_pages, err, errlen);
+	return VMM_OK;
 }
 
 int vm_run(const struct options *opts)
 {
-	struct vm vm = { .kvm = { .sys_fd = -1, .vm_fd = -1 }, .vcpu = { .fd = -1 } };
+	static struct vm vm;
 	char err[512] = "";
 	double t0;
 	int rc;
 
+	vm = (struct vm){ .opts = opts, .kvm = { .sys_fd = -1, .vm_fd = -1 }, .vcpu = { .fd = -1 } };
 	if ((rc = setup(&vm, opts, err, sizeof(err))) != VMM_OK) {
 		pr_err("%s", err);
 		goto out;
 	}
-	pr_info("boot: image=%s entry=0x%llx loads=%u end=0x%llx ram=0x%llx paging=hw", opts->image,
+	pr_info("boot: image=%s entry=0x%llx loads=%u end=0x%llx ram=0x%llx paging=%s", opts->image,
 		(unsigned long long)vm.img.entry, vm.img.nloads, (unsigned long long)vm.img.end,
-		(unsigned long long)vm.mem.size);
-	devices_init(&vm.dev, stdout);
+		(unsigned long long)vm.mem.size, vm.shadow ? "shadow" : "hw");
+	if (vm.shadow && opts->dump_shadow)
+		dump_shadow(&vm, "boot");
 	if (watchdog_arm(vm.vcpu.run, opts->timeout) != 0) {
 		pr_err("cannot arm the watchdog");
 		rc = VMM_E_INTERNAL;
@@ -92,7 +126,10 @@ int vm_run(const struct options *opts)
 	watchdog_disarm();
 	fflush(stdout);
 	report(&vm, rc, now() - t0);
+	if (vm.shadow && opts->dump_shadow)
+		dump_shadow(&vm, "exit");
 out:
+	trap_fini(&vm);
 	vcpu_destroy(&vm.vcpu);
 	kvm_close(&vm.kvm);
 	mem_free(&vm.mem);

@@ -1,8 +1,65 @@
-/* One guest run, from image to exit status: the top of the VMM. */
+/* One guest run, from image to exit status: the top of the VMM, and the
+ * state every part of a run shares. */
 #ifndef SHADOWVM_VM_H
 #define SHADOWVM_VM_H
 
+#include <linux/kvm.h>
+#include <stdbool.h>
+
 #include "cli.h"
+#include "devices.h"
+#include "elf_load.h"
+#include "kvm.h"
+#include "mem.h"
+#include "monitor.h"
+#include "vcpu.h"
+
+struct shadow;
+
+/* Returned by exit and trap handlers: resume the guest. */
+#define VM_CONTINUE (-1)
+
+/* The guest's virtual CPU state under --paging=shadow: what the guest
+ * believes is loaded, never what the hardware runs with. */
+struct vcpu_virt {
+	uint64_t cr0, cr2, cr3, cr4, efer;
+	uint64_t gdt_base, idt_base;
+	uint16_t gdt_limit, idt_limit;
+	uint16_t tr, ldtr;
+	uint64_t tr_base;
+	uint64_t star, lstar, cstar, sfmask, tsc_aux;
+};
+
+/* Counters of the shadow-mode trap path. */
+struct trap_stats {
+	uint64_t traps;          /* monitor entries */
+	uint64_t hidden_pf;      /* #PF resolved by a shadow fill */
+	uint64_t emulated;       /* privileged instructions emulated */
+	uint64_t reflected;      /* events delivered to the guest's IDT */
+	uint64_t syscalls;
+};
+
+struct vm {
+	const struct options *opts;
+	struct kvm kvm;
+	struct guest_mem mem;
+	struct vcpu vcpu;
+	struct devices dev;
+	struct elf_image img;
+	/* shadow mode */
+	bool shadow_mode;
+	struct monitor mon;
+	struct shadow *shadow;
+	struct vcpu_virt virt;
+	struct trap_stats tstats;
+	uint64_t cr4_allowed;   /* guest CR4 bits the CPU supports */
+	bool umip;              /* real CR4.UMIP available */
+	unsigned maxphyaddr;
+	bool gbpages;
+	/* register cache of the current trap */
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+};
 
 /* Load opts->image, run it on KVM and return the exit status (the guest's
  * exit value or a VMM_E_* status).  Every failure is reported once, here. */

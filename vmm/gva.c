@@ -1,0 +1,80 @@
+#include <string.h>
+
+#include "gva.h"
+#include "log.h"
+#include "shadow.h"
+#include "shadowvm_abi.h"
+#include "status.h"
+#include "vm.h"
+#include "x86.h"
+
+static enum gva_status contract(struct vm *vm, int *status, const char *what, uint64_t a,
+				gva_t gva)
+{
+	pr_err("guest broke the ABI: %s 0x%llx (gva=0x%llx rip=0x%llx)", what,
+	       (unsigned long long)a, (unsigned long long)gva, (unsigned long long)vm->regs.rip);
+	*status = VMM_E_CONTRACT;
+	return GVA_FATAL;
+}
+
+/* Translate one page's worth of an access into a host pointer. */
+static enum gva_status translate(struct vm *vm, gva_t gva, unsigned access, uint8_t **host,
+				 struct x86_event *ev, int *status)
+{
+	struct shadow_fault_result res;
+
+	switch (shadow_fault(vm->shadow, gva, access, &res)) {
+	case SHADOW_FILLED:
+		*host = mem_gpa(&vm->mem, res.gpa, 1);
+		if (!*host)
+			return contract(vm, status, "translation to GPA outside RAM", res.gpa, gva);
+		return GVA_OK;
+	case SHADOW_GUEST_PF:
+		*ev = (struct x86_event){ .vector = X86_EXC_PF, .has_err = true, .err = res.pferr,
+					  .cr2 = gva };
+		return GVA_FAULT;
+	case SHADOW_GUEST_GP:
+		*ev = (struct x86_event){ .vector = X86_EXC_GP, .has_err = true, .err = 0 };
+		return GVA_FAULT;
+	case SHADOW_RETRY:
+		return translate(vm, gva, access, host, ev, status);
+	case SHADOW_ERROR:
+	default:
+		if (res.err == SHADOW_ERR_RESERVED_SLOT)
+			return contract(vm, status, "access to the hypervisor's reserved slot at", gva, gva);
+		return contract(vm, status, "page table or page at GPA outside RAM", res.gpa, gva);
+	}
+}
+
+static enum gva_status copy(struct vm *vm, gva_t gva, uint8_t *buf, size_t len,
+			    unsigned access, bool write, struct x86_event *ev, int *status)
+{
+	while (len) {
+		size_t n = X86_PAGE_SIZE - (gva & (X86_PAGE_SIZE - 1));
+		uint8_t *host;
+		enum gva_status st;
+
+		if (n > len)
+			n = len;
+		if ((st = translate(vm, gva, access, &host, ev, status)) != GVA_OK)
+			return st;
+		if (write)
+			memcpy(host, buf, n);
+		else
+			memcpy(buf, host, n);
+		gva += n, buf += n, len -= n;
+	}
+	return GVA_OK;
+}
+
+enum gva_status gva_read(struct vm *vm, gva_t gva, void *buf, size_t len, unsigned access,
+			 struct x86_event *ev, int *status)
+{
+	return copy(vm, gva, buf, len, access & ~SHADOW_ACC_WRITE, false, ev, status);
+}
+
+enum gva_status gva_write(struct vm *vm, gva_t gva, const void *buf, size_t len,
+			  unsigned access, struct x86_event *ev, int *status)
+{
+	return copy(vm, gva, (uint8_t *)buf, len, access | SHADOW_ACC_WRITE, true, ev, status);
+}

@@ -1,0 +1,172 @@
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "monitor.h"
+#include "x86.h"
+
+static bool has_error_code(unsigned v)
+{
+	/* SDM 3A §6.15: #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP push one. */
+	return v == X86_EXC_DF || (v >= X86_EXC_TS && v <= X86_EXC_PF) || v == X86_EXC_AC ||
+	       v == X86_EXC_CP;
+}
+
+void *monitor_page(const struct monitor *m, unsigned pg)
+{
+	return m->host + (uint64_t)pg * 4096;
+}
+
+/* The reserved slot's tables: PML4E -> PDPT[0] -> PD[0] -> PT, whose entries
+ * map monitor pages IDT..STACK at HV_VA(pg).  Supervisor only, A/D preset so
+ * the CPU never writes them; only the stack is writable; only stubs run. */
+static void build_tables(struct monitor *m)
+{
+	const uint64_t tab = X86_PTE_P | X86_PTE_W | X86_PTE_A;
+	uint64_t *pdpt = monitor_page(m, HV_PG_PDPT), *pd = monitor_page(m, HV_PG_PD);
+	uint64_t *pt = monitor_page(m, HV_PG_PT);
+
+	m->pml4e = HV_MPA(HV_PG_PDPT) | tab;
+	pdpt[0] = HV_MPA(HV_PG_PD) | tab;
+	pd[0] = HV_MPA(HV_PG_PT) | tab;
+	for (unsigned pg = HV_PG_IDT; pg < HV_PG_MAPPED_END; pg++) {
+		uint64_t e = HV_MPA(pg) | X86_PTE_P | X86_PTE_A | X86_PTE_D;
+		if (pg == HV_PG_STACK)
+			e |= X86_PTE_W;
+		if (pg != HV_PG_STUBS && pg != HV_PG_STUBS + 1)
+			e |= X86_PTE_NX;
+		pt[pg] = e;
+	}
+}
+
+/* Stub v: [push $0] ; push $v ; out %al, $HV_PORT_TRAP ; ud2.  Guest GPRs
+ * are untouched; the VMM reads the frame and never resumes the stub. */
+static void build_stubs(struct monitor *m)
+{
+	uint8_t *p = monitor_page(m, HV_PG_STUBS);
+
+	for (unsigned v = 0; v < 256; v++, p += HV_STUB_SIZE) {
+		unsigned n = 0;
+		memset(p, 0xcc, HV_STUB_SIZE);
+		if (!has_error_code(v)) {
+			p[n++] = 0x6a; /* push imm8 */
+			p[n++] = 0;
+		}
+		p[n++] = 0x68; /* push imm32 */
+		memcpy(p + n, &v, 4);
+		n += 4;
+		p[n++] = 0xe6, p[n++] = HV_PORT_TRAP;
+		p[n++] = 0x0f, p[n++] = 0x0b;
+	}
+	/* LSTAR target: syscall leaves RSP on the caller's stack, so the stub
+	 * must not push. */
+	p[0] = 0xe6, p[1] = HV_PORT_SYSCALL, p[2] = 0x0f, p[3] = 0x0b;
+}
+
+static void build_idt(struct monitor *m)
+{
+	uint64_t *idt = monitor_page(m, HV_PG_IDT);
+
+	for (unsigned v = 0; v < 256; v++) {
+		uint64_t off = HV_VA(HV_PG_STUBS) + v * HV_STUB_SIZE;
+		/* SDM 3A §6.14.1: interrupt gate, DPL 0 (so `int n` from the
+		 * guest raises #GP and is emulated), IST 1. */
+		idt[2 * v] = (off & 0xffff) | ((uint64_t)HV_SEL_CS << 16) | (1ull << 32) |
+			     ((uint64_t)X86_GATE_TYPE_INTR << 40) | (1ull << 47) |
+			     ((off >> 16 & 0xffff) << 48);
+		idt[2 * v + 1] = off >> 32;
+	}
+}
+
+static void build_tss(struct monitor *m)
+{
+	uint8_t *tss = monitor_page(m, HV_PG_TSS);
+	uint64_t top = HV_STACK_TOP;
+	uint16_t iomap = 0x68; /* past the limit: no I/O bitmap, CPL > IOPL faults */
+
+	memcpy(tss + 4, &top, 8);    /* RSP0 */
+	memcpy(tss + 0x24, &top, 8); /* IST1 */
+	memcpy(tss + 0x66, &iomap, 2);
+}
+
+static uint64_t code_data_desc(unsigned type, unsigned dpl, uint64_t flags)
+{
+	return 0xffffull | (0xfull << 48) | X86_DESC_TYPE(type) | X86_DESC_S | X86_DESC_P |
+	       X86_DESC_G | X86_DESC_DPL(dpl) | flags;
+}
+
+static void build_gdt_monitor(struct monitor *m)
+{
+	uint64_t *gdt = monitor_page(m, HV_PG_GDT);
+	uint64_t base = HV_VA(HV_PG_TSS), limit = 0x67;
+
+	gdt[HV_GDT_CS_INDEX] = code_data_desc(X86_SEG_TYPE_CODE_XR | 1, 0, X86_DESC_L);
+	gdt[HV_GDT_SS_INDEX] = code_data_desc(X86_SEG_TYPE_DATA_RW | 1, 0, X86_DESC_DB);
+	gdt[HV_GDT_TSS_INDEX] = limit | ((base & 0xffffff) << 16) |
+				X86_DESC_TYPE(X86_SEG_TYPE_TSS64_BUSY) | X86_DESC_P |
+				((base >> 24 & 0xff) << 56);
+	gdt[HV_GDT_TSS_INDEX + 1] = base >> 32;
+}
+
+int monitor_create(struct monitor *m, uint32_t pool_pages)
+{
+	memset(m, 0, sizeof(*m));
+	m->pool_pages = pool_pages;
+	m->size = ((uint64_t)HV_PG_POOL + pool_pages) * 4096;
+	m->host = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m->host == MAP_FAILED) {
+		m->host = NULL;
+		return -1;
+	}
+	build_tables(m);
+	build_stubs(m);
+	build_idt(m);
+	build_tss(m);
+	build_gdt_monitor(m);
+	return 0;
+}
+
+void monitor_destroy(struct monitor *m)
+{
+	if (m->host)
+		munmap(m->host, m->size);
+	m->host = NULL;
+}
+
+void monitor_load_gdt(struct monitor *m, const uint64_t *guest, unsigned count)
+{
+	uint64_t *gdt = monitor_page(m, HV_PG_GDT);
+
+	if (count > HV_GDT_CS_INDEX)
+		count = HV_GDT_CS_INDEX;
+	memset(gdt, 0, HV_GDT_CS_INDEX * sizeof(uint64_t));
+	for (unsigned i = 1; i < count; i++) {
+		uint64_t d = guest[i];
+		unsigned dpl = (unsigned)(d >> X86_DESC_DPL_SHIFT) & 3;
+
+		if (!(d & X86_DESC_S))
+			continue; /* TSS, LDT, gates: emulated or refused */
+		if (dpl == 0)
+			d = (d & ~X86_DESC_DPL(3)) | X86_DESC_DPL(1);
+		/* Accessed preset: the CPU would otherwise write it into a
+		 * read-only page (SDM 3A §3.4.5.1). */
+		gdt[i] = d | X86_BIT(X86_DESC_TYPE_SHIFT);
+	}
+}
+
+const struct hv_trap_frame *monitor_frame(const struct monitor *m)
+{
+	const uint8_t *stack = monitor_page(m, HV_PG_STACK);
+	return (const struct hv_trap_frame *)(stack + 4096 - sizeof(struct hv_trap_frame));
+}
+
+uint64_t monitor_descriptor(const struct monitor *m, uint16_t sel)
+{
+	const uint64_t *gdt = monitor_page(m, HV_PG_GDT);
+	unsigned idx = sel >> X86_SEL_INDEX_SHIFT;
+
+	if (idx == 0 || (sel & X86_SEL_TI) || idx >= HV_GDT_ENTRIES)
+		return 0;
+	return gdt[idx];
+}

@@ -1,0 +1,71 @@
+#include "monitor.h"
+#include "segment.h"
+#include "vm.h"
+#include "x86.h"
+
+unsigned seg_vcpl(const struct vm *vm)
+{
+	return (vm->sregs.cs.selector & 3) == 3 ? 3 : 0;
+}
+
+void seg_from_desc(struct kvm_segment *s, uint16_t sel, uint64_t d)
+{
+	uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 48 & 0xf) << 16));
+
+	s->base = ((d >> 16) & 0xffffff) | ((d >> 56 & 0xff) << 24);
+	s->g = d >> 55 & 1;
+	s->limit = s->g ? (limit << 12) | 0xfff : limit;
+	s->selector = sel;
+	s->type = d >> 40 & 0xf;
+	s->s = d >> 44 & 1;
+	s->dpl = d >> 45 & 3;
+	s->present = d >> 47 & 1;
+	s->avl = d >> 52 & 1;
+	s->l = d >> 53 & 1;
+	s->db = d >> 54 & 1;
+	s->unusable = !s->present;
+	s->padding = 0;
+}
+
+bool seg_load_cs(struct vm *vm, uint16_t sel, unsigned cpl)
+{
+	uint64_t d = monitor_descriptor(&vm->mon, sel);
+	struct kvm_segment s;
+
+	seg_from_desc(&s, (uint16_t)((sel & ~3u) | cpl), d);
+	if (!s.present || !s.s || !(s.type & 8) || !s.l || s.db)
+		return false;
+	if (!(s.type & 4) && s.dpl != cpl) /* non-conforming: DPL == CPL */
+		return false;
+	vm->sregs.cs = s;
+	return true;
+}
+
+bool seg_load_ss(struct vm *vm, uint16_t sel, unsigned cpl)
+{
+	struct kvm_segment s;
+
+	if ((sel & ~3u) == 0) {
+		if (cpl == 3)
+			return false;
+		/* On AMD, KVM takes the CPL from SS.DPL even for a null SS. */
+		vm->sregs.ss = (struct kvm_segment){ .selector = (uint16_t)cpl, .type = 3, .s = 1,
+						     .dpl = (uint8_t)cpl, .db = 1, .unusable = 1 };
+		return true;
+	}
+	seg_from_desc(&s, (uint16_t)((sel & ~3u) | cpl), monitor_descriptor(&vm->mon, sel));
+	if (!s.present || !s.s || (s.type & 8) || !(s.type & 2) || s.dpl != cpl)
+		return false;
+	vm->sregs.ss = s;
+	return true;
+}
+
+void seg_flat(struct kvm_segment *s, uint16_t sel, bool code, unsigned dpl)
+{
+	*s = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel, .present = 1, .s = 1, .g = 1,
+		.dpl = (uint8_t)dpl,
+		.type = code ? X86_SEG_TYPE_CODE_XR | 1 : X86_SEG_TYPE_DATA_RW | 1,
+		.l = code, .db = !code,
+	};
+}
