@@ -605,15 +605,17 @@ static int unsupported(struct vm *vm, const struct insn *x)
 
 /* Software interrupts reach the monitor as #GP(vector * 8 + 2) because its
  * gates have DPL 0 (SDM 3A §6.12.1.1): deliver them through the guest IDT. */
+/* Software interrupts reach the monitor as #GP(IDT) because its gates have
+ * DPL 0 (SDM 3A §6.12.1.1): deliver them through the guest IDT.  The vector
+ * comes from the instruction; the error code only says "IDT, not external". */
 static bool soft_int(struct insn *x, uint32_t err, unsigned *vector)
 {
 	if (!(err & 2) || (err & 1))
 		return false;
-	*vector = err >> 3;
 	switch (x->in.mnemonic) {
-	case ZYDIS_MNEMONIC_INT: return x->op[0].imm.value.u == *vector;
-	case ZYDIS_MNEMONIC_INT3: return *vector == X86_EXC_BP;
-	case ZYDIS_MNEMONIC_INTO: return *vector == X86_EXC_OF;
+	case ZYDIS_MNEMONIC_INT: *vector = (unsigned)x->op[0].imm.value.u & 0xff; return true;
+	case ZYDIS_MNEMONIC_INT3: *vector = X86_EXC_BP; return true;
+	case ZYDIS_MNEMONIC_INTO: *vector = X86_EXC_OF; return true;
 	default: return false;
 	}
 }
@@ -630,8 +632,7 @@ static enum emu run_insn(struct vm *vm, struct insn *x, unsigned vector, uint32_
 		return EMU_DONE;
 	}
 	if (soft_int(x, err, &sv)) {
-		x->ev = (struct x86_event){ .vector = sv, .soft = true };
-		vm->regs.rip += x->in.length;
+		x->ev = (struct x86_event){ .vector = sv, .soft = true, .insn_len = x->in.length };
 		return EMU_FAULT;
 	}
 	if (x->vcpl == 3)
@@ -649,6 +650,9 @@ int emulate_fault(struct vm *vm, unsigned vector, uint32_t err)
 	e = decode(vm, &x);
 	if (e == EMU_DONE)
 		e = run_insn(vm, &x, vector, err);
+	pr_debug("emulate: vector=%u err=0x%x rip=0x%llx cpl=%u insn=%s result=%d", vector, err,
+		 (unsigned long long)vm->regs.rip, x.vcpl,
+		 e == EMU_FAULT && x.in.length == 0 ? "?" : ZydisMnemonicGetString(x.in.mnemonic), e);
 	switch (e) {
 	case EMU_DONE:
 		vm->regs.rip += x.in.length;

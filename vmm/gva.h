@@ -20,7 +20,8 @@ struct x86_event {
 	bool has_err;
 	uint32_t err;
 	uint64_t cr2; /* #PF */
-	bool soft;    /* INT n / INT3 / INTO: RIP already past the instruction */
+	bool soft;    /* INT n / INT3 / INTO at RIP ... */
+	unsigned insn_len; /* ... of this length: the frame's RIP is past it */
 };
 
 enum gva_status {

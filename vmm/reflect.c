@@ -86,7 +86,7 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 	frame[n++] = vm->regs.rsp;
 	frame[n++] = vm->regs.rflags;
 	frame[n++] = vm->sregs.cs.selector;
-	frame[n++] = vm->regs.rip;
+	frame[n++] = vm->regs.rip + (ev->soft ? ev->insn_len : 0);
 	if (ev->has_err)
 		frame[n++] = ev->err;
 	/* The frame is pushed from the top down: reverse into memory order. */

@@ -7,8 +7,8 @@
 
 struct vm;
 
-/* Deliver `ev` at the current guest state (vm->regs/sregs, RIP already past
- * the instruction for a software interrupt).  A fault while delivering turns
+/* Deliver `ev` at the current guest state (vm->regs/sregs, RIP at the
+ * faulting or INT instruction).  A fault while delivering turns
  * into the next event as the hardware would (serially, or #DF per SDM 3A
  * table 6-5); a fault while delivering #DF is a triple fault, which ends the
  * run.  Returns VM_CONTINUE or a final status. */

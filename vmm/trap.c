@@ -309,7 +309,8 @@ static int monitor_entry(struct vm *vm, uint16_t port)
 	const struct hv_trap_frame *f = monitor_frame(&vm->mon);
 
 	if (port == HV_PORT_SYSCALL) {
-		if (vm->regs.rip != HV_SYSCALL_STUB + 2)
+		/* KVM reports port I/O with RIP still at the `out`. */
+		if (vm->regs.rip != HV_SYSCALL_STUB)
 			return VM_CONTINUE;
 		return syscall_entry(vm);
 	}
