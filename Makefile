@@ -110,7 +110,7 @@ deps:
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)scripts/with-kvm $(BUILD)/shadowvm run $(BUILD)/guest/hello.elf
+	$(Q)scripts/with-kvm scripts/demo
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/tests/runner-asan
