@@ -126,7 +126,12 @@ check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
 	$(Q)scripts/with-kvm $(BUILD)/tests/runner integration
 
 # ---- benchmarks ----------------------------------------------------------------
-bench: all bench-shadow
+bench: all bench-shadow bench-exit
+
+# The cost of one exit, portloop guest, both paging modes side by side.
+.PHONY: bench-exit
+bench-exit: $(BUILD)/shadowvm $(BUILD)/guest/portloop.elf
+	$(Q)scripts/with-kvm scripts/bench-exit
 
 # Instructions per hidden-fault fill, counted by callgrind over the fill loop
 # only (the bench brackets it with CALLGRIND_START/STOP_INSTRUMENTATION).
