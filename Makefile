@@ -26,17 +26,18 @@ CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Ishadow -Ivmm \
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # ---- shadow/: the shadow MMU library (no KVM) ---------------------------
-SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/fill.c shadow/pool.c
+SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/fill.c shadow/pool.c shadow/invariant.c
 
 # ---- vmm/ ----------------------------------------------------------------
-VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c
+VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \
+                vmm/trace.c vmm/trace_summary.c
 VMM_SRCS     := vmm/main.c vmm/vm.c vmm/kvm.c vmm/vcpu.c vmm/boot.c vmm/monitor.c vmm/trap.c \
                 vmm/emulate.c vmm/reflect.c vmm/segment.c vmm/gva.c \
-                vmm/devices.c vmm/watchdog.c $(VMM_LIB_SRCS)
+                vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
 UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c \
-                tests/check_shadow.c
+                tests/check_shadow.c tests/check_trace.c
 INTEG_SUITES := tests/check_integration.c
 TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)
@@ -154,3 +155,31 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (libFuzzer, clang, ASan+UBSan) ---------------------------------------
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Iinclude -Ishadow -Ivmm \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+.PHONY: fuzz fuzz-build
+fuzz-build: $(BUILD)/fuzz/fuzz_elf $(BUILD)/fuzz/fuzz_walk
+
+$(BUILD)/fuzz/fuzz_elf: tests/fuzz_elf.c vmm/elf_load.c vmm/mem.c
+	@echo "  FUZZ-LD $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $^ $(shell pkg-config --libs libelf)
+
+$(BUILD)/fuzz/fuzz_walk: tests/fuzz_walk.c $(SHADOW_SRCS)
+	@echo "  FUZZ-LD $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $^
+
+# Each harness runs FUZZ_SECONDS on its seeds (tests/corpus/*) plus what it
+# found before (build/fuzz/corpus-*); it prints its executions at the end.
+fuzz: fuzz-build
+	$(Q)for h in elf walk; do mkdir -p $(BUILD)/fuzz/corpus-$$h; \
+	  echo "fuzz: $$h for $(FUZZ_SECONDS)s"; \
+	  $(BUILD)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/crash-$$h- $(BUILD)/fuzz/corpus-$$h tests/corpus/$$h \
+	    > $(BUILD)/fuzz/$$h.log 2>&1; st=$$?; \
+	  grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" $(BUILD)/fuzz/$$h.log; \
+	  [ $$st -eq 0 ] || { echo "fuzz: $$h found a crash, see $(BUILD)/fuzz/$$h.log"; exit 1; }; done

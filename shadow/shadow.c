@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "fill.h"
+#include "invariant.h"
 #include "pool.h"
 #include "walk.h"
 
@@ -345,4 +346,9 @@ void shadow_get_stats(const struct shadow *s, struct shadow_stats *out)
 	*out = s->stats;
 	out->pages_in_use = shadow_pool_in_use(&s->tab.pool);
 	out->pages_peak = s->tab.pool.peak;
+}
+
+bool shadow_check(const struct shadow *s, char *why, size_t len)
+{
+	return shadow_invariants_hold(&s->tab, s->mem.ram_size, why, len);
 }

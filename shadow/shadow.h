@@ -232,6 +232,11 @@ gpa_t shadow_vcr3(const struct shadow *s);
 const struct shadow_cpu *shadow_cpu_state(const struct shadow *s);
 void shadow_get_stats(const struct shadow *s, struct shadow_stats *out);
 
+/* The safety invariants (DESIGN.md §3): hypervisor entry intact, table
+ * pointers inside the pool, leaves inside guest RAM and never on a shadow
+ * page, pool within its bound.  True, or false with one line in why. */
+bool shadow_check(const struct shadow *s, char *why, size_t len);
+
 /* The one GPA -> MPA translation (DESIGN.md §1): identity for guest RAM.
  * Returns false for any GPA outside RAM, which never gets an MPA. */
 bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa);

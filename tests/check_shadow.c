@@ -264,6 +264,10 @@ static unsigned check_invariants(void)
 	CHECK(pool_page(shadow_root(F.s))[HV_INDEX] == HV_ENTRY, "hypervisor entry changed");
 	shadow_get_stats(F.s, &st);
 	CHECK(st.pages_in_use <= F.pool_pages && st.pages_peak <= F.pool_pages, "pool grew");
+	{
+		char why[160];
+		CHECK(shadow_check(F.s, why, sizeof(why)), "shadow_check disagrees: %s", why);
+	}
 	return check_table(shadow_root(F.s), 4);
 }
 
@@ -1204,6 +1208,43 @@ static void setup_min_pool(void)
 	fake_open(SHADOW_POOL_MIN_PAGES);
 }
 
+/* shadow_check (what --check-invariants runs) must notice each broken
+ * invariant, not only agree with a healthy shadow. */
+START_TEST(test_invariant_checker_catches_corruption)
+{
+	struct shadow_fault_result r;
+	char why[160];
+	uint64_t *root, *leafp = NULL, saved;
+	gva_t gva = 0x0000123456789000ull;
+	mpa_t t;
+
+	gmap(gva, 1, 0x5000 | PWU | X86_PTE_A | X86_PTE_D, PWU);
+	ck_assert_int_eq(fault(gva, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_check(F.s, why, sizeof(why)));
+	root = pool_page(shadow_root(F.s));
+	saved = root[HV_INDEX];
+	root[HV_INDEX] ^= X86_PTE_W;
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "hypervisor entry changed"), "%s", why);
+	root[HV_INDEX] = saved;
+	t = shadow_root(F.s);
+	for (int level = 4; level > 1; level--)
+		t = pool_page(t)[X86_LEVEL_INDEX(gva, level)] & X86_PTE_ADDR_MASK;
+	leafp = &pool_page(t)[X86_LEVEL_INDEX(gva, 1)];
+	saved = *leafp;
+	*leafp = (saved & ~X86_PTE_ADDR_MASK) | shadow_root(F.s); /* a shadow page */
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "outside guest RAM"), "%s", why);
+	*leafp = (saved & ~X86_PTE_ADDR_MASK) | (RAM_SIZE - 0x1000);
+	ck_assert(shadow_check(F.s, why, sizeof(why)));
+	*leafp = saved | X86_PTE_G;
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "global leaf"), "%s", why);
+	*leafp = saved;
+	ck_assert(shadow_check(F.s, why, sizeof(why)));
+}
+END_TEST
+
 Suite *shadow_suite(void)
 {
 	Suite *s = suite_create("shadow");
@@ -1257,6 +1298,7 @@ Suite *shadow_suite(void)
 	tcase_add_test(tc, test_ad_race_walks_again);
 	tcase_add_test(tc, test_ad_race_forever_returns_retry);
 	tcase_add_test(tc, test_guest_fault_drops_stale_leaf);
+	tcase_add_test(tc, test_invariant_checker_catches_corruption);
 	tcase_add_test(tc, test_invlpg_drops_only_that_page);
 	tcase_add_test(tc, test_invlpg_huge_drops_every_split_leaf);
 	tcase_add_test(tc, test_set_cr3_drops_all_but_hv);

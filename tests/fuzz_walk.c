@@ -1,0 +1,122 @@
+/* libFuzzer harness for the shadow MMU: bytes -> synthetic guest memory, a
+ * CR3, control bits and a sequence of operations (faults of every access
+ * kind, invlpg, CR3 loads, flushes, control changes).  After every operation
+ * the shadow's safety invariants must hold (shadow_check).  Built by
+ * `make fuzz`.
+ *
+ * Input layout: [0..7] CR3, [8] control bits, [9] MAXPHYADDR - 36,
+ * [10..255] operations of 9 bytes (opcode, GVA), [256..] guest RAM. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shadow.h"
+#include "shadowvm_abi.h"
+
+#define RAM_SIZE (64u * 1024)
+#define POOL_PAGES 8u
+#define HDR 256u
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint8_t ram[RAM_SIZE] __attribute__((aligned(4096)));
+static uint8_t pool[POOL_PAGES * 4096] __attribute__((aligned(4096)));
+
+static int rd(void *o, gpa_t gpa, uint64_t *v)
+{
+	(void)o;
+	if (gpa > RAM_SIZE - 8 || (gpa & 7))
+		return SHADOW_MEM_OUTSIDE;
+	memcpy(v, ram + gpa, 8);
+	return SHADOW_MEM_OK;
+}
+
+static int wr(void *o, gpa_t gpa, uint64_t v)
+{
+	(void)o;
+	if (gpa > RAM_SIZE - 8 || (gpa & 7))
+		return SHADOW_MEM_OUTSIDE;
+	memcpy(ram + gpa, &v, 8);
+	return SHADOW_MEM_OK;
+}
+
+static int cx(void *o, gpa_t gpa, uint64_t *expected, uint64_t desired)
+{
+	uint64_t cur;
+
+	if (rd(o, gpa, &cur) != SHADOW_MEM_OK)
+		return SHADOW_MEM_OUTSIDE;
+	if (cur != *expected) {
+		*expected = cur;
+		return SHADOW_MEM_CHANGED;
+	}
+	return wr(o, gpa, desired);
+}
+
+static struct shadow_cpu cpu_of(uint8_t bits, uint8_t mpa)
+{
+	return (struct shadow_cpu){
+		.cr0_wp = bits & 1, .cr4_smep = bits & 2, .cr4_smap = bits & 4,
+		.rflags_ac = bits & 8, .efer_nxe = bits & 16, .gbpages = bits & 32,
+		.maxphyaddr = 36 + mpa % 17, /* the pool sits at 2^32 */
+	};
+}
+
+static void step(struct shadow *s, uint8_t op, uint64_t gva, uint8_t ctl)
+{
+	struct shadow_fault_result r;
+	struct shadow_cpu c;
+	char why[160];
+
+	switch (op % 8) {
+	case 0: case 1: case 2: case 3:
+		/* read, write, fetch; bit 2 of op: user */
+		shadow_fault(s, gva, ((op >> 3) % 3 == 1 ? SHADOW_ACC_WRITE : 0) |
+				     ((op >> 3) % 3 == 2 ? SHADOW_ACC_FETCH : 0) |
+				     (op & 4 ? SHADOW_ACC_USER : 0), &r);
+		if (r.status == SHADOW_FILLED && r.gpa >= RAM_SIZE)
+			abort();
+		break;
+	case 4: shadow_invlpg(s, gva); break;
+	case 5: shadow_set_cr3(s, gva); break;
+	case 6: shadow_flush(s); break;
+	default:
+		c = cpu_of((uint8_t)gva, ctl);
+		shadow_set_cpu(s, &c);
+		break;
+	}
+	if (!shadow_check(s, why, sizeof(why)))
+		abort();
+	shadow_take_tlb_flush(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct shadow_config cfg = {
+		.mem = { rd, wr, cx, NULL, RAM_SIZE },
+		.pool = { 1ull << 32, pool, POOL_PAGES },
+		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
+		.hv_entry = 0x200000000ull | 3,
+	};
+	struct shadow *s;
+	uint64_t cr3 = 0;
+
+	if (size < 10)
+		return 0;
+	memset(ram, 0, sizeof(ram));
+	if (size > HDR)
+		memcpy(ram, data + HDR, size - HDR < RAM_SIZE ? size - HDR : RAM_SIZE);
+	memcpy(&cr3, data, 8);
+	cfg.vcr3 = cr3 % RAM_SIZE;
+	cfg.cpu = cpu_of(data[8], data[9]);
+	if (!(s = shadow_create(&cfg)))
+		abort();
+	for (size_t off = 10; off + 9 <= size && off + 9 <= HDR; off += 9) {
+		uint64_t gva;
+		memcpy(&gva, data + off + 1, 8);
+		step(s, data[off], gva, data[9]);
+	}
+	shadow_destroy(s);
+	return 0;
+}
