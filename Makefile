@@ -43,10 +43,10 @@ TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)
 
 # ---- guest/ ------------------------------------------------------------------
-GUESTS        := hello exitcode triplefault spin portloop paging usermode faults
+GUESTS        := hello exitcode triplefault spin portloop paging usermode faults accessmatrix
 GUEST_RT_SRCS := guest/rt/entry.S guest/rt/console.c guest/rt/printf.c guest/rt/lib.c \
                  guest/rt/check.c guest/rt/pmem.c guest/rt/paging.c guest/rt/trap.c \
-                 guest/rt/trap_entry.S guest/rt/user.c guest/rt/user_entry.S
+                 guest/rt/trap_entry.S guest/rt/user.c guest/rt/user_entry.S guest/rt/probe.c
 GUEST_CFLAGS  := -std=c11 -O2 -g $(WARN) -ffreestanding -fno-builtin -nostdlib -nostdinc \
                  -isystem $(shell $(CC) -print-file-name=include) \
                  -mno-red-zone -mno-sse -mno-mmx -mno-80387 -fno-pic -fno-pie \

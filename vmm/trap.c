@@ -211,7 +211,7 @@ static bool restore_frame(struct vm *vm, const struct hv_trap_frame *f)
 
 static int hidden_pf(struct vm *vm, uint64_t err)
 {
-	static struct { gva_t gva; uint64_t rip, err; unsigned n; } last;
+	static struct { gva_t gva; uint64_t rip, err, trap; unsigned n; } last;
 	struct shadow_fault_result res;
 	gva_t gva = vm->sregs.cr2;
 
@@ -220,7 +220,11 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 		       (unsigned long long)gva, (unsigned long long)err);
 		return VMM_E_INTERNAL;
 	}
-	if (last.gva == gva && last.rip == vm->regs.rip && last.err == err) {
+	/* Only back-to-back traps count: a guest that rewrites its entry and
+	 * flushes (trapping) in between may fault at the same place again. */
+	if (last.trap + 1 == vm->tstats.traps && last.gva == gva && last.rip == vm->regs.rip &&
+	    last.err == err) {
+		last.trap = vm->tstats.traps;
 		if (++last.n >= REPEAT_LIMIT) {
 			pr_err("shadow: fill did not resolve the fault gva=0x%llx err=0x%llx rip=0x%llx",
 			       (unsigned long long)gva, (unsigned long long)err,
@@ -229,6 +233,7 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 		}
 	} else {
 		last.gva = gva, last.rip = vm->regs.rip, last.err = err, last.n = 0;
+		last.trap = vm->tstats.traps;
 	}
 	emulate_sync_control(vm); /* the walker needs the current RFLAGS.AC */
 	switch (shadow_fault(vm->shadow, gva, shadow_access_from_pferr(err), &res)) {
