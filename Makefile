@@ -43,7 +43,7 @@ TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)
 
 # ---- guest/ ------------------------------------------------------------------
-GUESTS        := hello exitcode triplefault spin portloop paging usermode faults accessmatrix scenarios
+GUESTS        := hello exitcode triplefault spin portloop paging usermode faults accessmatrix scenarios torture
 GUEST_RT_SRCS := guest/rt/entry.S guest/rt/console.c guest/rt/printf.c guest/rt/lib.c \
                  guest/rt/check.c guest/rt/pmem.c guest/rt/paging.c guest/rt/trap.c \
                  guest/rt/trap_entry.S guest/rt/user.c guest/rt/user_entry.S guest/rt/probe.c
@@ -183,3 +183,10 @@ fuzz: fuzz-build
 	    > $(BUILD)/fuzz/$$h.log 2>&1; st=$$?; \
 	  grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" $(BUILD)/fuzz/$$h.log; \
 	  [ $$st -eq 0 ] || { echo "fuzz: $$h found a crash, see $(BUILD)/fuzz/$$h.log"; exit 1; }; done
+
+# ---- torture: seeded random paging in both modes ---------------------------------
+SEEDS ?= 20
+STEPS ?= 5000
+.PHONY: torture
+torture: $(BUILD)/shadowvm $(BUILD)/guest/torture.elf
+	$(Q)scripts/with-kvm scripts/torture $(SEEDS) $(STEPS)

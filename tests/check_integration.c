@@ -157,6 +157,8 @@ static const struct diff_case diffs[] = {
 	{ "hello", NULL, 0 },     { "exitcode", "7", 7 },   { "paging", NULL, 0 },
 	{ "usermode", NULL, 0 },  { "faults", NULL, 0 },    { "triplefault", NULL, VMM_E_CRASH },
 	{ "accessmatrix", NULL, 0 }, { "scenarios", NULL, 0 },
+	{ "torture", "seed=1 steps=3000", 0 }, { "torture", "seed=2 steps=3000", 0 },
+	{ "torture", "seed=3 steps=3000", 0 },
 };
 
 static void run_mode(struct run_result *r, const struct diff_case *c, const char *mode)
