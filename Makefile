@@ -127,7 +127,13 @@ check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
 	$(Q)scripts/with-kvm $(BUILD)/tests/runner integration
 
 # ---- benchmarks ----------------------------------------------------------------
-bench: all bench-shadow bench-exit
+bench: all bench-shadow bench-exit bench-trace
+
+# The trace's overhead: exits and the same-boot wall-time ratio of the paging
+# guest with and without --trace.
+.PHONY: bench-trace
+bench-trace: $(BUILD)/shadowvm $(BUILD)/guest/paging.elf
+	$(Q)scripts/with-kvm scripts/bench-trace
 
 # The cost of one exit, portloop guest, both paging modes side by side.
 .PHONY: bench-exit

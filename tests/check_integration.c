@@ -3,6 +3,7 @@
  * test here fails — it never passes silently. */
 #include <check.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,308 @@ START_TEST(test_hw_mode_has_no_shadow)
 }
 END_TEST
 
+/* ---- the trace (--trace, --stats) ---- */
+
+struct trace_file {
+	struct json_object *rec[65536];
+	size_t n;
+};
+
+/* Every line of `path` parses and matches the schema; the file ends with a
+ * newline and the sequence numbers count up from 0 without gaps. */
+static void trace_load(const char *path, struct trace_file *tf, const char *what)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+
+	ck_assert_msg(f, "%s: no trace file %s", what, path);
+	tf->n = 0;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		struct json_object *o = json_tokener_parse(line);
+		const char *why;
+		ck_assert_msg(line[len - 1] == '\n', "%s: line %zu has no newline: %s", what, tf->n + 1, line);
+		ck_assert_msg(o, "%s: line %zu is not JSON: %s", what, tf->n + 1, line);
+		why = trace_schema_error(o);
+		ck_assert_msg(!why, "%s: line %zu: %s: %s", what, tf->n + 1, why, line);
+		ck_assert_msg(tf->n < sizeof(tf->rec) / sizeof(tf->rec[0]), "%s: trace too long", what);
+		ck_assert_int_eq(json_object_get_int64(json_object_object_get(o, "seq")), (int64_t)tf->n);
+		tf->rec[tf->n++] = o;
+	}
+	free(line);
+	fclose(f);
+	ck_assert_msg(tf->n > 0, "%s: empty trace", what);
+}
+
+static void trace_free(struct trace_file *tf)
+{
+	for (size_t i = 0; i < tf->n; i++)
+		json_object_put(tf->rec[i]);
+	tf->n = 0;
+}
+
+static const char *rec_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+static int64_t rec_int(struct json_object *o, const char *key)
+{
+	return json_object_get_int64(json_object_object_get(o, key));
+}
+
+struct trace_counts {
+	int64_t fills[4], a_sets, d_sets, guest_faults, emulated, cr3, invlpg, flush, evict, exits;
+};
+
+static void count_trace(const struct trace_file *tf, struct trace_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < tf->n; i++) {
+		struct json_object *o = tf->rec[i];
+		const char *ev = rec_str(o, "event");
+		if (!strcmp(ev, "fill"))
+			c->fills[rec_int(o, "level") & 3]++;
+		else if (!strcmp(ev, "guest_fault"))
+			c->guest_faults++;
+		else if (!strcmp(ev, "cr3"))
+			c->cr3++;
+		else if (!strcmp(ev, "invlpg"))
+			c->invlpg++;
+		else if (!strcmp(ev, "flush"))
+			c->flush++;
+		else if (!strcmp(ev, "evict"))
+			c->evict++;
+		else if (!strcmp(ev, "exit"))
+			c->exits = rec_int(o, "exits");
+		else if (!strcmp(ev, "emulate"))
+			c->emulated += !strcmp(rec_str(o, "result"), "done") ||
+				       !strcmp(rec_str(o, "result"), "jumped");
+		else if (!strcmp(ev, "ad_set")) {
+			struct json_object *walk = json_object_object_get(o, "walk");
+			for (size_t k = 0; k < json_object_array_length(walk); k++) {
+				const char *ad = rec_str(json_object_array_get_idx(walk, k), "ad");
+				c->a_sets += strchr(ad, 'A') != NULL;
+				c->d_sets += strchr(ad, 'D') != NULL;
+			}
+		}
+	}
+}
+
+static int64_t stat_int(struct json_object *st, const char *key, const char *sub)
+{
+	struct json_object *v = json_object_object_get(st, key);
+
+	ck_assert_msg(v, "--stats has no \"%s\"", key);
+	return sub ? json_object_get_int64(json_object_object_get(v, sub)) : json_object_get_int64(v);
+}
+
+/* The trace's counts equal --stats, counter by counter. */
+static void compare_with_stats(const struct trace_file *tf, const char *stats_path, const char *what)
+{
+	struct json_object *st = json_object_from_file(stats_path);
+	struct trace_counts c;
+
+	ck_assert_msg(st, "%s: --stats file %s is not JSON", what, stats_path);
+	count_trace(tf, &c);
+	ck_assert_int_eq(stat_int(st, "ad_retries", NULL), 0);
+	ck_assert_int_eq(c.fills[1], stat_int(st, "fills", "1"));
+	ck_assert_int_eq(c.fills[2], stat_int(st, "fills", "2"));
+	ck_assert_int_eq(c.fills[3], stat_int(st, "fills", "3"));
+	ck_assert_int_eq(c.a_sets, stat_int(st, "a_sets", NULL));
+	ck_assert_int_eq(c.d_sets, stat_int(st, "d_sets", NULL));
+	ck_assert_int_eq(c.guest_faults, stat_int(st, "guest_faults", NULL));
+	ck_assert_int_eq(c.emulated, stat_int(st, "emulated", NULL));
+	ck_assert_int_eq(c.cr3, stat_int(st, "cr3_writes", NULL));
+	ck_assert_int_eq(c.invlpg, stat_int(st, "invlpgs", NULL));
+	ck_assert_int_eq(c.flush, stat_int(st, "flushes", NULL));
+	ck_assert_int_eq(c.evict, stat_int(st, "evictions", NULL));
+	ck_assert_int_eq(c.exits, stat_int(st, "exits", "total"));
+	json_object_put(st);
+}
+
+static struct trace_file the_trace;
+
+/* Every event kind but evict: the guests that exercise the trap path
+ * (accessmatrix and friends would write traces of hundreds of MiB). */
+static const struct diff_case traced[] = {
+	{ "hello", NULL, 0 },     { "exitcode", "7", 7 },   { "paging", NULL, 0 },
+	{ "usermode", NULL, 0 },  { "faults", NULL, 0 },    { "triplefault", NULL, VMM_E_CRASH },
+};
+#define NTRACED ((int)(sizeof(traced) / sizeof(traced[0])))
+
+START_TEST(test_trace_parses_matches_schema_and_stats)
+{
+	const struct diff_case *c = &traced[_i % NTRACED];
+	const char *mode = _i < NTRACED ? "--paging=shadow" : "--paging=hw";
+	const char *arg = c->arg ? c->arg : "";
+	char image[128], what[160];
+	struct run_result r;
+
+	snprintf(image, sizeof(image), "build/guest/%s.elf", c->guest);
+	snprintf(what, sizeof(what), "%s %s", c->guest, mode);
+	RUN(&r, "run", "--timeout", "60", mode, "--trace", "/tmp/t.jsonl", "--stats=/tmp/t.stats",
+	    image, "--", arg);
+	ck_assert_msg(r.status == c->status, "%s: status %d, stderr: %s", what, r.status, r.err);
+	trace_load("/tmp/t.jsonl", &the_trace, what);
+	ck_assert_str_eq(rec_str(the_trace.rec[the_trace.n - 1], "event"), "exit");
+	ck_assert_int_eq(rec_int(the_trace.rec[the_trace.n - 1], "status"), c->status);
+	compare_with_stats(&the_trace, "/tmp/t.stats", what);
+	if (mode[9] == 'h') /* --paging=hw: the VMM sees no paging, only the exit */
+		ck_assert_uint_eq(the_trace.n, 1);
+	trace_free(&the_trace);
+	run_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_trace_of_hello_starts_with_only_the_hypervisor_entry)
+{
+	struct json_object *first, *entries, *e;
+	struct run_result r;
+
+	RUN(&r, "run", "--trace", "/tmp/h.jsonl", GUEST("hello"));
+	ck_assert_int_eq(r.status, 0);
+	trace_load("/tmp/h.jsonl", &the_trace, "hello");
+	first = the_trace.rec[0];
+	ck_assert_str_eq(rec_str(first, "event"), "shadow_init");
+	entries = json_object_object_get(first, "entries");
+	ck_assert_uint_eq(json_object_array_length(entries), 1);
+	e = json_object_array_get_idx(entries, 0);
+	ck_assert_int_eq(rec_int(e, "index"), SVM_ABI_RESERVED_PML4_INDEX);
+	ck_assert_str_eq(rec_str(e, "owner"), "hypervisor");
+	ck_assert_str_eq(rec_str(the_trace.rec[1], "event"), "fill");
+	trace_free(&the_trace);
+	run_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_trace_survives_timeout)
+{
+	struct run_result r;
+	struct json_object *last;
+
+	RUN(&r, "run", "--timeout", "1", "--trace", "/tmp/s.jsonl", GUEST("spin"));
+	ck_assert_int_eq(r.status, VMM_E_TIMEOUT);
+	trace_load("/tmp/s.jsonl", &the_trace, "spin");
+	last = the_trace.rec[the_trace.n - 1];
+	ck_assert_str_eq(rec_str(last, "event"), "exit");
+	ck_assert_str_eq(rec_str(last, "reason"), "timeout");
+	ck_assert_int_eq(rec_int(last, "status"), VMM_E_TIMEOUT);
+	trace_free(&the_trace);
+	run_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_trace_write_error_ends_the_run_with_73)
+{
+	struct run_result r;
+
+	RUN(&r, "run", "--trace", "/dev/full", GUEST("paging"));
+	ck_assert_int_eq(r.status, VMM_E_TRACE);
+	ck_assert_msg(strstr(r.err, "trace: /dev/full: write failed: No space left on device"), "stderr: %s",
+		      r.err);
+	run_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_trace_summary_reads_a_real_trace)
+{
+	struct run_result r;
+
+	RUN(&r, "run", "--trace", "/tmp/p.jsonl", GUEST("paging"));
+	ck_assert_int_eq(r.status, 0);
+	run_result_free(&r);
+	RUN(&r, "trace", "summary", "/tmp/p.jsonl");
+	ck_assert_msg(r.status == 0, "status %d, stderr: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.out, "  shadow_init  1\n") && strstr(r.out, "  exit         1\n") &&
+		      strstr(r.out, "most-faulting pages"), "stdout: %s", r.out);
+	run_result_free(&r);
+}
+END_TEST
+
+/* ---- hostile guests: each ends in its diagnosis, never a VMM crash ---- */
+
+struct adv_case {
+	const char *name;
+	const char *mode;
+	int status;
+	const char *out;  /* the whole transcript */
+	const char *err;  /* must appear on stderr; NULL: stderr empty */
+};
+
+static const struct adv_case advs[] = {
+	{ "monitor_write", "--paging=shadow", VMM_E_CONTRACT, "writing the monitor's IDT page\n",
+	  "guest broke the ABI: the hypervisor's reserved slot holds 0xffffff0000003000" },
+	{ "map_reserved", "--paging=shadow", VMM_E_CONTRACT, "mapping PML4 slot 510\n",
+	  "guest broke the ABI: PML4 entry 510 (the hypervisor's reserved slot) is present" },
+	{ "pte_beyond_ram", "--paging=shadow", VMM_E_CONTRACT, "mapping machine address 0x800000000\n",
+	  "guest broke the ABI: page table or page at GPA 0x800000000 outside RAM 0x4000000" },
+	{ "pte_beyond_ram", "--paging=hw", VMM_E_CRASH, "mapping machine address 0x800000000\n",
+	  "guest crash: read of 8 bytes at unbacked GPA 0x800000000" },
+	{ "lgdt_garbage", "--paging=shadow", VMM_E_CONTRACT, "lgdt with a 64 KiB limit\n",
+	  "guest broke the ABI: GDT limit 0xffff exceeds 0xffbf" },
+	{ "lidt_garbage", "--paging=shadow", VMM_E_CRASH, "lidt of an unmapped base, then ud2\n",
+	  "guest crash: triple fault (fault vector 14 while delivering #DF)" },
+	{ "lidt_garbage", "--paging=hw", VMM_E_CRASH, "lidt of an unmapped base, then ud2\n",
+	  "guest crash: triple fault" },
+	{ "stub_jump", "--paging=shadow", VMM_E_CONTRACT, "calling a monitor stub\n",
+	  "guest broke the ABI: the hypervisor's reserved slot holds 0xffffff0000015" },
+	{ "forge_trap_stack", "--paging=shadow", 0,
+	  "forging the trap stack\nstill running after a fault\n", NULL },
+	{ "cr3_zero", "--paging=shadow", VMM_E_CRASH, "loading CR3 = 0\n", "guest crash: triple fault" },
+	{ "cr3_zero", "--paging=hw", VMM_E_CRASH, "loading CR3 = 0\n", "guest crash: triple fault" },
+	{ "cr3_outside_ram", "--paging=shadow", VMM_E_CONTRACT, "loading CR3 past RAM\n",
+	  "guest broke the ABI: page table or page at GPA 0x4100000 outside RAM 0x4000000" },
+	{ "invlpg_noncanonical", "--paging=shadow", 0,
+	  "invlpg of non-canonical addresses: no fault\n", NULL },
+	{ "invlpg_noncanonical", "--paging=hw", 0,
+	  "invlpg of non-canonical addresses: no fault\n", NULL },
+	{ "hlt_forever", "--paging=shadow", VMM_E_HALTED, "cli; hlt\n",
+	  "guest halted forever: hlt with interrupts off" },
+	{ "hlt_forever", "--paging=hw", VMM_E_HALTED, "cli; hlt\n",
+	  "guest halted forever: hlt with interrupts off" },
+};
+
+START_TEST(test_adversary_is_contained)
+{
+	const struct adv_case *c = &advs[_i];
+	struct run_result r;
+	char arg[48];
+
+	snprintf(arg, sizeof(arg), "case=%s", c->name);
+	RUN(&r, "run", "--timeout", "60", c->mode, GUEST("adversary"), "--", arg);
+	ck_assert_msg(r.status == c->status, "%s %s: status %d, stderr: %s", c->name, c->mode,
+		      r.status, r.err);
+	ck_assert_str_eq(r.out, c->out);
+	if (c->err)
+		ck_assert_msg(strstr(r.err, c->err) != NULL, "%s %s stderr: %s", c->name, c->mode, r.err);
+	else
+		ck_assert_str_eq(r.err, "");
+	run_result_free(&r);
+}
+END_TEST
+
+/* A sparse address space needing more shadow tables than the pool holds:
+ * served correctly by eviction, identical to hardware paging. */
+START_TEST(test_pool_exhaustion_is_served)
+{
+	struct run_result hw, sh;
+
+	RUN(&hw, "run", "--paging=hw", GUEST("adversary"), "--", "case=pool_exhaust");
+	RUN(&sh, "run", "-v", "--shadow-pool", "16", GUEST("adversary"), "--", "case=pool_exhaust");
+	ck_assert_int_eq(hw.status, 0);
+	ck_assert_msg(sh.status == 0, "stderr: %s", sh.err);
+	ck_assert_str_eq(hw.out, sh.out);
+	ck_assert_msg(strstr(sh.out, "512 sparse pages written and read back"), "%s", sh.out);
+	ck_assert_uint_gt(stat_field(sh.err, " evictions="), 0);
+	ck_assert_uint_le(stat_field(sh.err, " pages_peak="), 16);
+	run_result_free(&hw);
+	run_result_free(&sh);
+}
+END_TEST
+
 Suite *integration_suite(void)
 {
 	Suite *s = suite_create("integration");
@@ -281,6 +584,19 @@ Suite *integration_suite(void)
 	tcase_add_test(tc, test_shadow_starts_with_only_the_hypervisor_entry);
 	tcase_add_test(tc, test_hidden_faults_cover_pages_touched);
 	tcase_add_test(tc, test_hw_mode_has_no_shadow);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("adversary");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_adversary_is_contained, 0, (int)(sizeof(advs) / sizeof(advs[0])));
+	tcase_add_test(tc, test_pool_exhaustion_is_served);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("trace");
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_trace_parses_matches_schema_and_stats, 0, 2 * NTRACED);
+	tcase_add_test(tc, test_trace_of_hello_starts_with_only_the_hypervisor_entry);
+	tcase_add_test(tc, test_trace_survives_timeout);
+	tcase_add_test(tc, test_trace_write_error_ends_the_run_with_73);
+	tcase_add_test(tc, test_trace_summary_reads_a_real_trace);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,7 +1,9 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,4 +79,97 @@ char *write_temp(const void *data, size_t len)
 	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
 	close(fd);
 	return path;
+}
+
+/* ---- the trace schema (README.md "Trace") ---- */
+
+enum ftype { F_INT, F_STR, F_HEX, F_ARR };
+
+struct field {
+	const char *name;
+	enum ftype type;
+};
+
+struct event_schema {
+	const char *event;
+	struct field fields[16];
+};
+
+#define FAULT_FIELDS { "gva", F_HEX }, { "cr3", F_HEX }, { "access", F_STR }, \
+	{ "error_code", F_HEX }, { "pferr", F_STR }, { "level", F_INT }, { "walk", F_ARR }, \
+	{ "ad", F_STR }, { "pages", F_INT }
+
+static const struct event_schema schema[] = {
+	{ "shadow_init", { { "root", F_HEX }, { "cr3", F_HEX }, { "entries", F_ARR } } },
+	{ "fill", { FAULT_FIELDS, { "gpa", F_HEX }, { "gfn", F_HEX }, { "spte", F_HEX },
+		    { "sptep", F_HEX } } },
+	{ "ad_set", { FAULT_FIELDS } },
+	{ "guest_fault", { FAULT_FIELDS, { "vector", F_INT } } },
+	{ "cr3", { { "cr3", F_HEX }, { "pages", F_INT } } },
+	{ "invlpg", { { "gva", F_HEX }, { "cr3", F_HEX }, { "pages", F_INT } } },
+	{ "flush", { { "reason", F_STR }, { "cr3", F_HEX }, { "pages", F_INT } } },
+	{ "evict", { { "reason", F_STR }, { "cr3", F_HEX }, { "gva", F_HEX }, { "pages", F_INT } } },
+	{ "emulate", { { "rip", F_HEX }, { "vector", F_INT }, { "mnemonic", F_STR },
+		       { "bytes", F_STR }, { "result", F_STR } } },
+	{ "exit", { { "status", F_INT }, { "reason", F_STR }, { "exits", F_INT },
+		    { "kvm_exit", F_STR } } },
+};
+
+static const struct field common[] = {
+	{ "seq", F_INT }, { "vcpu", F_INT }, { "ns", F_INT }, { "event", F_STR }, { NULL, F_INT },
+};
+
+static const struct field walk_fields[] = {
+	{ "level", F_INT }, { "gpa", F_HEX }, { "pte", F_HEX }, { "ad", F_STR }, { NULL, F_INT },
+};
+
+static bool is_hex(const char *s)
+{
+	if (strncmp(s, "0x", 2) || !s[2])
+		return false;
+	return strspn(s + 2, "0123456789abcdef") == strlen(s + 2);
+}
+
+static const char *check_fields(struct json_object *o, const struct field *f, const char *where)
+{
+	static char why[256];
+	static const json_type types[] = { [F_INT] = json_type_int, [F_STR] = json_type_string,
+					   [F_HEX] = json_type_string, [F_ARR] = json_type_array };
+	struct json_object *v;
+
+	for (; f->name; f++) {
+		if (!json_object_object_get_ex(o, f->name, &v) || !json_object_is_type(v, types[f->type]) ||
+		    (f->type == F_HEX && !is_hex(json_object_get_string(v)))) {
+			snprintf(why, sizeof(why), "%s: field \"%s\" missing or of the wrong type", where,
+				 f->name);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+const char *trace_schema_error(struct json_object *rec)
+{
+	struct json_object *ev, *walk;
+	const char *e, *why;
+
+	if (!json_object_is_type(rec, json_type_object))
+		return "not an object";
+	if ((why = check_fields(rec, common, "record")))
+		return why;
+	json_object_object_get_ex(rec, "event", &ev);
+	e = json_object_get_string(ev);
+	for (size_t i = 0; i < sizeof(schema) / sizeof(schema[0]); i++) {
+		if (strcmp(schema[i].event, e))
+			continue;
+		if ((why = check_fields(rec, schema[i].fields, e)))
+			return why;
+		if (!json_object_object_get_ex(rec, "walk", &walk))
+			return NULL;
+		for (size_t k = 0; k < json_object_array_length(walk); k++)
+			if ((why = check_fields(json_object_array_get_idx(walk, k), walk_fields, "walk[]")))
+				return why;
+		return NULL;
+	}
+	return "unknown event";
 }

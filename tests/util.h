@@ -18,4 +18,11 @@ void run_result_free(struct run_result *res);
 /* Write `len` bytes to a fresh temporary file; returns its malloc'd path. */
 char *write_temp(const void *data, size_t len);
 
+struct json_object;
+
+/* NULL if `rec` is a trace record matching the schema of its event kind
+ * (README.md "Trace": common fields, required fields and their types), else
+ * what is wrong, in a static buffer. */
+const char *trace_schema_error(struct json_object *rec);
+
 #endif

@@ -9,12 +9,14 @@
 #include "shadowvm_abi.h"
 #include "size.h"
 #include "status.h"
+#include "trace.h"
 
 void cli_usage(FILE *out)
 {
 	fprintf(out,
 "usage: shadowvm run [options] IMAGE [-- GUEST-ARGS...]\n"
 "       shadowvm check [-m SIZE] IMAGE\n"
+"       shadowvm trace summary FILE\n"
 "       shadowvm --help | --version\n"
 "\n"
 "Run an ELF64 x86-64 guest image (ABI v%u, include/shadowvm_abi.h) on KVM.\n"
@@ -29,15 +31,22 @@ void cli_usage(FILE *out)
 "      --dump-shadow     print the shadow root's entries at boot and at exit\n"
 "  -p, --cmdline STR     guest command line; GUEST-ARGS after -- are appended\n"
 "      --timeout SECS    stop the guest after SECS seconds (status 124)\n"
+"      --trace FILE      write every event as JSON Lines to FILE (- = stderr)\n"
+"      --trace-events L  only the events matching L, comma-separated globs\n"
+"                        (shadow_init fill ad_set guest_fault cr3 invlpg evict\n"
+"                        flush emulate exit)\n"
+"      --trace-format F  json (the default) or text: one human line an event\n"
+"      --stats[=FILE]    at exit, one JSON object of counters (default stderr)\n"
 "  -v, --verbose         more diagnostics (repeat for debug)\n"
 "  -q, --quiet           only errors\n"
 "\n"
 "check validates IMAGE for a guest of SIZE bytes of RAM without running it.\n"
+"trace summary reads a --trace file: counts per event, the most-faulting pages.\n"
 "\n"
 "exit status: the guest's exit-port value (0..%u), or\n"
 "  64 usage error       65 image rejected       66 image unreadable\n"
 "  69 KVM unavailable   70 internal VMM error   71 guest crash\n"
-"  72 guest halted forever   74 exit value out of range\n"
+"  72 guest halted forever   73 trace not written   74 exit value out of range\n"
 "  75 guest broke the ABI    124 timeout   128+N killed by signal N\n",
 		SVM_ABI_VERSION, CLI_POOL_DEFAULT, CLI_POOL_MIN, CLI_POOL_MAX, SVM_ABI_EXIT_MAX);
 }
@@ -92,7 +101,21 @@ static int append_cmdline(struct options *o, const char *s, char *err, size_t er
 	return 0;
 }
 
-enum { OPT_PAGING = 256, OPT_TIMEOUT, OPT_POOL, OPT_DUMP_SHADOW };
+enum { OPT_PAGING = 256, OPT_TIMEOUT, OPT_POOL, OPT_DUMP_SHADOW, OPT_TRACE, OPT_TRACE_EVENTS,
+       OPT_TRACE_FORMAT, OPT_STATS };
+
+static int parse_trace_format(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	if (strcmp(arg, "json") && strcmp(arg, "text"))
+		return usage_err(err, errlen, "--trace-format '%s' is not a format (json, text)", arg);
+	o->trace_text = arg[0] == 't';
+	return 0;
+}
+
+static int parse_trace_events(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	return trace_events_parse(arg, &o->trace_events, err, errlen) ? VMM_E_USAGE : 0;
+}
 
 static int parse_pool(const char *arg, struct options *o, char *err, size_t errlen)
 {
@@ -116,6 +139,10 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 	case OPT_TIMEOUT: return parse_timeout(arg, o, err, errlen);
 	case OPT_POOL: return parse_pool(arg, o, err, errlen);
 	case OPT_DUMP_SHADOW: o->dump_shadow = 1; return 0;
+	case OPT_TRACE: o->trace = arg; return 0;
+	case OPT_TRACE_EVENTS: return parse_trace_events(arg, o, err, errlen);
+	case OPT_TRACE_FORMAT: return parse_trace_format(arg, o, err, errlen);
+	case OPT_STATS: o->stats = 1; o->stats_file = arg; return 0;
 	case OPT_PAGING:
 		if (strcmp(arg, "hw") == 0 || strcmp(arg, "shadow") == 0) {
 			o->paging = arg[0] == 'h' ? PAGING_HW : PAGING_SHADOW;
@@ -136,6 +163,10 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "shadow-pool", required_argument, NULL, OPT_POOL },
 		{ "dump-shadow", no_argument, NULL, OPT_DUMP_SHADOW },
+		{ "trace", required_argument, NULL, OPT_TRACE },
+		{ "trace-events", required_argument, NULL, OPT_TRACE_EVENTS },
+		{ "trace-format", required_argument, NULL, OPT_TRACE_FORMAT },
+		{ "stats", optional_argument, NULL, OPT_STATS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -166,9 +197,23 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 				 argv[optind]);
 	if (o->command == CLI_CHECK && optind < argc)
 		return usage_err(err, errlen, "check: guest args make no sense");
+	if (!o->trace && (o->trace_text || o->trace_events != TRACE_ALL_EVENTS))
+		return usage_err(err, errlen, "--trace-events and --trace-format need --trace FILE");
 	for (; optind < argc; optind++)
 		if ((rc = append_cmdline(o, argv[optind], err, errlen)) != 0)
 			return rc;
+	return 0;
+}
+
+/* `shadowvm trace summary FILE` */
+static int parse_trace_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	if (argc < 3 || strcmp(argv[2], "summary"))
+		return usage_err(err, errlen, "trace: unknown or missing subcommand (summary)");
+	if (argc != 4)
+		return usage_err(err, errlen, "trace summary: expects exactly one FILE");
+	o->command = CLI_TRACE_SUMMARY;
+	o->summary = argv[3];
 	return 0;
 }
 
@@ -179,6 +224,7 @@ int cli_parse(int argc, char **argv, struct options *o, char *err, size_t errlen
 	o->paging = PAGING_SHADOW;
 	o->pool_pages = CLI_POOL_DEFAULT;
 	o->verbosity = LOG_WARN;
+	o->trace_events = TRACE_ALL_EVENTS;
 	if (argc < 2)
 		return usage_err(err, errlen, "missing command (see shadowvm --help)");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -193,6 +239,8 @@ int cli_parse(int argc, char **argv, struct options *o, char *err, size_t errlen
 		o->command = CLI_RUN;
 	else if (!strcmp(argv[1], "check"))
 		o->command = CLI_CHECK;
+	else if (!strcmp(argv[1], "trace"))
+		return parse_trace_command(argc, argv, o, err, errlen);
 	else
 		return usage_err(err, errlen, "unknown command '%s' (run, check; see --help)", argv[1]);
 	return parse_command(argc - 1, argv + 1, o, err, errlen);

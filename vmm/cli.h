@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
-enum cli_command { CLI_RUN, CLI_CHECK, CLI_HELP, CLI_VERSION };
+enum cli_command { CLI_RUN, CLI_CHECK, CLI_TRACE_SUMMARY, CLI_HELP, CLI_VERSION };
 enum paging_mode { PAGING_SHADOW, PAGING_HW };
 
 #define CLI_POOL_DEFAULT 1024u /* 4 MiB of shadow tables */
@@ -23,6 +23,12 @@ struct options {
 	uint32_t pool_pages; /* shadow pool size */
 	int dump_shadow;     /* print the shadow root at boot and exit */
 	int verbosity;
+	const char *trace;      /* --trace FILE ("-" = stderr), or NULL */
+	uint32_t trace_events;  /* --trace-events mask (trace.h TRACE_EV_*) */
+	int trace_text;         /* --trace-format=text */
+	int stats;              /* --stats given */
+	const char *stats_file; /* --stats=FILE, or NULL for stderr */
+	const char *summary;    /* `trace summary FILE` */
 };
 
 /* Fill opts from argv.  Returns 0, or VMM_E_USAGE with one line in err. */

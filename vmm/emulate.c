@@ -10,6 +10,7 @@
 #include "segment.h"
 #include "shadow.h"
 #include "status.h"
+#include "trace.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -22,6 +23,15 @@ enum emu {
 	EMU_REFLECT, /* not ours: reflect the original fault */
 	EMU_UNSUPPORTED,
 };
+
+static const char *emu_result_name(enum emu e)
+{
+	static const char *const names[] = {
+		[EMU_DONE] = "done", [EMU_JUMPED] = "jumped", [EMU_GP] = "gp", [EMU_FAULT] = "fault",
+		[EMU_FATAL] = "fatal", [EMU_REFLECT] = "reflect", [EMU_UNSUPPORTED] = "unsupported",
+	};
+	return names[e];
+}
 
 struct insn {
 	ZydisDecodedInstruction in;
@@ -644,6 +654,7 @@ int emulate_fault(struct vm *vm, unsigned vector, uint32_t err)
 {
 	struct insn x = { .vcpl = seg_vcpl(vm) };
 	struct x86_event orig = { .vector = vector, .has_err = vector == X86_EXC_GP, .err = err };
+	gva_t rip = vm->regs.rip;
 	enum emu e;
 
 	x.acc = x.vcpl == 3 ? SHADOW_ACC_USER : 0;
@@ -653,6 +664,8 @@ int emulate_fault(struct vm *vm, unsigned vector, uint32_t err)
 	pr_debug("emulate: vector=%u err=0x%x rip=0x%llx cpl=%u insn=%s result=%d", vector, err,
 		 (unsigned long long)vm->regs.rip, x.vcpl,
 		 e == EMU_FAULT && x.in.length == 0 ? "?" : ZydisMnemonicGetString(x.in.mnemonic), e);
+	trace_emulate(vm->trace, rip, vector, x.in.length ? ZydisMnemonicGetString(x.in.mnemonic) : "?",
+		      x.bytes, x.in.length ? x.in.length : x.len, emu_result_name(e));
 	switch (e) {
 	case EMU_DONE:
 		vm->regs.rip += x.in.length;

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "log.h"
 #include "status.h"
+#include "trace_summary.h"
 #include "vm.h"
 
 int main(int argc, char **argv)
@@ -29,6 +30,8 @@ int main(int argc, char **argv)
 		return vm_check(&opts);
 	case CLI_RUN:
 		return vm_run(&opts);
+	case CLI_TRACE_SUMMARY:
+		return trace_summary_main(opts.summary);
 	}
 	return VMM_E_INTERNAL;
 }

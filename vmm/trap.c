@@ -9,6 +9,7 @@
 #include "segment.h"
 #include "shadow.h"
 #include "status.h"
+#include "trace.h"
 #include "trap.h"
 #include "vm.h"
 #include "x86.h"
@@ -91,6 +92,8 @@ static int create_shadow(struct vm *vm, uint32_t pool_pages, char *err, size_t e
 		.cpu = { .cr0_wp = true, .efer_nxe = true, .gbpages = vm->gbpages,
 			 .maxphyaddr = vm->maxphyaddr },
 		.vcr3 = SVM_ABI_PML4_GPA,
+		.hook = vm->trace ? trace_shadow_event : NULL,
+		.hook_opaque = vm->trace,
 	};
 
 	vm->shadow = shadow_create(&cfg);
@@ -236,6 +239,7 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 		last.trap = vm->tstats.traps;
 	}
 	emulate_sync_control(vm); /* the walker needs the current RFLAGS.AC */
+	trace_hidden_fault(vm->trace, err);
 	switch (shadow_fault(vm->shadow, gva, shadow_access_from_pferr(err), &res)) {
 	case SHADOW_FILLED:
 		vm->tstats.hidden_pf++;

@@ -10,7 +10,9 @@
 #include "mem.h"
 #include "shadow.h"
 #include "trap.h"
+#include "stats.h"
 #include "status.h"
+#include "trace.h"
 #include "vcpu.h"
 #include "vm.h"
 #include "watchdog.h"
@@ -53,11 +55,17 @@ static void report(const struct vm *vm, int status, double secs)
 	}
 }
 
+/* The shadow root's 512 entries, as the host sees them. */
+static const uint64_t *root_table(const struct vm *vm)
+{
+	return (const uint64_t *)(vm->mon.host + (shadow_root(vm->shadow) - HV_BASE));
+}
+
 /* --dump-shadow: every present entry of the shadow root. */
 static void dump_shadow(const struct vm *vm, const char *when)
 {
 	mpa_t root = shadow_root(vm->shadow);
-	const uint64_t *t = (const uint64_t *)(vm->mon.host + (root - HV_BASE));
+	const uint64_t *t = root_table(vm);
 	unsigned present = 0;
 
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++)
@@ -99,18 +107,54 @@ static int setup(struct vm *vm, const struct options *opts, char *err, size_t er
 	return VMM_OK;
 }
 
+static int trace_start(struct vm *vm, const struct options *opts, char *err, size_t errlen)
+{
+	struct trace_config cfg = { .path = opts->trace, .events = opts->trace_events,
+				    .format = opts->trace_text ? TRACE_FMT_TEXT : TRACE_FMT_JSON,
+				    .stop = watchdog_stop };
+
+	if (!opts->trace)
+		return VMM_OK;
+	vm->trace = trace_open(&cfg, err, errlen);
+	return vm->trace ? VMM_OK : VMM_E_TRACE;
+}
+
+/* The last words of a run: the exit record, --stats, and status 73 if
+ * either could not be written. */
+static int finish(struct vm *vm, int rc, double secs)
+{
+	const char *last = vm->vcpu.exits && vm->vcpu.run ? vcpu_exit_name(vm->vcpu.run->exit_reason)
+							  : "none";
+
+	if (trace_failed(vm->trace))
+		rc = VMM_E_TRACE;
+	trace_exit(vm->trace, rc, vm->vcpu.exits, last);
+	if (vm->opts->stats && stats_write(vm, rc, secs) != 0)
+		rc = VMM_E_TRACE;
+	if (!trace_close(vm->trace))
+		rc = VMM_E_TRACE;
+	vm->trace = NULL;
+	return rc;
+}
+
 int vm_run(const struct options *opts)
 {
 	static struct vm vm;
 	char err[512] = "";
-	double t0;
+	double t0 = now();
 	int rc;
 
 	vm = (struct vm){ .opts = opts, .kvm = { .sys_fd = -1, .vm_fd = -1 }, .vcpu = { .fd = -1 } };
-	if ((rc = setup(&vm, opts, err, sizeof(err))) != VMM_OK) {
+	if ((rc = trace_start(&vm, opts, err, sizeof(err))) != VMM_OK ||
+	    (rc = setup(&vm, opts, err, sizeof(err))) != VMM_OK) {
 		pr_err("%s", err);
 		goto out;
 	}
+	if (vm.shadow)
+		trace_shadow_init(vm.trace, shadow_root(vm.shadow), shadow_vcr3(vm.shadow),
+				  root_table(&vm), SVM_ABI_RESERVED_PML4_INDEX);
+	if (trace_failed(vm.trace))
+		goto out;
 	pr_info("boot: image=%s entry=0x%llx loads=%u end=0x%llx ram=0x%llx paging=%s", opts->image,
 		(unsigned long long)vm.img.entry, vm.img.nloads, (unsigned long long)vm.img.end,
 		(unsigned long long)vm.mem.size, vm.shadow ? "shadow" : "hw");
@@ -129,6 +173,7 @@ int vm_run(const struct options *opts)
 	if (vm.shadow && opts->dump_shadow)
 		dump_shadow(&vm, "exit");
 out:
+	rc = finish(&vm, rc, now() - t0);
 	trap_fini(&vm);
 	vcpu_destroy(&vm.vcpu);
 	kvm_close(&vm.kvm);

@@ -15,6 +15,7 @@
 #include "vcpu.h"
 
 struct shadow;
+struct trace;
 
 /* Returned by exit and trap handlers: resume the guest. */
 #define VM_CONTINUE (-1)
@@ -52,6 +53,7 @@ struct vm {
 	struct shadow *shadow;
 	struct vcpu_virt virt;
 	struct trap_stats tstats;
+	struct trace *trace;    /* --trace, or NULL */
 	uint64_t cr4_allowed;   /* guest CR4 bits the CPU supports */
 	bool umip;              /* real CR4.UMIP available */
 	unsigned maxphyaddr;

@@ -41,6 +41,14 @@ int watchdog_arm(struct kvm_run *run, double seconds)
 	return 0;
 }
 
+void watchdog_stop(int status)
+{
+	if (!wd_status)
+		wd_status = status;
+	if (wd_run)
+		wd_run->immediate_exit = 1;
+}
+
 int watchdog_fired(void)
 {
 	return wd_status;

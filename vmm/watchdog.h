@@ -16,4 +16,8 @@ int watchdog_fired(void);
 
 void watchdog_disarm(void);
 
+/* End the run from inside the VMM (a trace write failed): as if a watchdog
+ * fired with `status`, unless something fired first. */
+void watchdog_stop(int status);
+
 #endif
