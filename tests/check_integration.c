@@ -415,6 +415,44 @@ START_TEST(test_trace_parses_matches_schema_and_stats)
 }
 END_TEST
 
+/* A pool of 8 pages cannot hold the paging guest's shadows: evictions.  (With 4 it
+ * livelocks: one instruction needs more pages than the pool holds.) */
+START_TEST(test_trace_counts_evictions)
+{
+	struct run_result r;
+	struct trace_counts c;
+
+	RUN(&r, "run", "--shadow-pool", "8", "--trace", "/tmp/e.jsonl", "--stats=/tmp/e.stats",
+	    GUEST("paging"));
+	ck_assert_msg(r.status == 0, "status %d, stderr: %s", r.status, r.err);
+	trace_load("/tmp/e.jsonl", &the_trace, "paging --shadow-pool 8");
+	compare_with_stats(&the_trace, "/tmp/e.stats", "paging --shadow-pool 8");
+	count_trace(&the_trace, &c);
+	ck_assert_int_gt(c.evict, 0);
+	trace_free(&the_trace);
+	run_result_free(&r);
+}
+END_TEST
+
+/* SIGTERM mid-run: the trace still ends with a complete exit record. */
+START_TEST(test_trace_survives_sigterm)
+{
+	struct run_result r;
+	struct json_object *last;
+
+	require_kvm();
+	run_cmd((char *const[]){ "/usr/bin/timeout", "--preserve-status", "-s", "TERM", "1", VMM, "run",
+				 "--trace", "/tmp/sig.jsonl", GUEST("spin"), NULL }, &r);
+	ck_assert_msg(r.status == VMM_E_SIGNAL + 15, "status %d, stderr: %s", r.status, r.err);
+	trace_load("/tmp/sig.jsonl", &the_trace, "spin SIGTERM");
+	last = the_trace.rec[the_trace.n - 1];
+	ck_assert_str_eq(rec_str(last, "event"), "exit");
+	ck_assert_str_eq(rec_str(last, "reason"), "signal");
+	trace_free(&the_trace);
+	run_result_free(&r);
+}
+END_TEST
+
 START_TEST(test_trace_of_hello_starts_with_only_the_hypervisor_entry)
 {
 	struct json_object *first, *entries, *e;
@@ -594,6 +632,8 @@ Suite *integration_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, test_trace_parses_matches_schema_and_stats, 0, 2 * NTRACED);
 	tcase_add_test(tc, test_trace_of_hello_starts_with_only_the_hypervisor_entry);
+	tcase_add_test(tc, test_trace_counts_evictions);
+	tcase_add_test(tc, test_trace_survives_sigterm);
 	tcase_add_test(tc, test_trace_survives_timeout);
 	tcase_add_test(tc, test_trace_write_error_ends_the_run_with_73);
 	tcase_add_test(tc, test_trace_summary_reads_a_real_trace);
