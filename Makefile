@@ -43,7 +43,7 @@ TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)
 
 # ---- guest/ ------------------------------------------------------------------
-GUESTS        := hello exitcode triplefault spin portloop paging usermode faults accessmatrix scenarios torture
+GUESTS        := hello exitcode triplefault spin portloop paging usermode faults adversary accessmatrix scenarios torture
 GUEST_RT_SRCS := guest/rt/entry.S guest/rt/console.c guest/rt/printf.c guest/rt/lib.c \
                  guest/rt/check.c guest/rt/pmem.c guest/rt/paging.c guest/rt/trap.c \
                  guest/rt/trap_entry.S guest/rt/user.c guest/rt/user_entry.S guest/rt/probe.c

@@ -516,6 +516,17 @@ static enum emu swapgs(struct vm *vm)
 	return EMU_DONE;
 }
 
+/* No device raises interrupts, so a halted vCPU never wakes (as under
+ * --paging=hw, where KVM reports the hlt). */
+static enum emu hlt(struct vm *vm, struct insn *x)
+{
+	pr_err("guest halted forever: hlt with interrupts %s at rip=0x%llx",
+	       vm->regs.rflags & X86_RFLAGS_IF ? "on, but no device interrupts" : "off",
+	       (unsigned long long)vm->regs.rip);
+	x->status = VMM_E_HALTED;
+	return EMU_FATAL;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 static enum emu umip_store(struct vm *vm, struct insn *x)
@@ -559,6 +570,7 @@ static enum emu kernel_insn(struct vm *vm, struct insn *x)
 	case ZYDIS_MNEMONIC_IRETQ: return iretq(vm, x);
 	case ZYDIS_MNEMONIC_RET:
 		return x->in.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR ? lret(vm, x) : EMU_REFLECT;
+	case ZYDIS_MNEMONIC_HLT: return hlt(vm, x);
 	case ZYDIS_MNEMONIC_CLTS: vm->virt.cr0 &= ~X86_CR0_TS; return EMU_DONE;
 	case ZYDIS_MNEMONIC_WBINVD:
 	case ZYDIS_MNEMONIC_INVD: return EMU_DONE; /* no caches to model */

@@ -8,13 +8,16 @@
 #include "vm.h"
 #include "x86.h"
 
-static enum gva_status contract(struct vm *vm, int *status, const char *what, uint64_t a,
-				gva_t gva)
+int gva_contract(struct vm *vm, const struct shadow_fault_result *res, gva_t gva)
 {
-	pr_err("guest broke the ABI: %s 0x%llx (gva=0x%llx rip=0x%llx)", what,
-	       (unsigned long long)a, (unsigned long long)gva, (unsigned long long)vm->regs.rip);
-	*status = VMM_E_CONTRACT;
-	return GVA_FATAL;
+	if (res->err == SHADOW_ERR_RESERVED_SLOT)
+		pr_err("guest broke the ABI: the hypervisor's reserved slot holds 0x%llx (rip=0x%llx)",
+		       (unsigned long long)gva, (unsigned long long)vm->regs.rip);
+	else
+		pr_err("guest broke the ABI: page table or page at GPA 0x%llx outside RAM 0x%llx (access to gva=0x%llx, rip=0x%llx)",
+		       (unsigned long long)res->gpa, (unsigned long long)vm->mem.size,
+		       (unsigned long long)gva, (unsigned long long)vm->regs.rip);
+	return VMM_E_CONTRACT;
 }
 
 /* Translate one page's worth of an access into a host pointer. */
@@ -26,8 +29,11 @@ static enum gva_status translate(struct vm *vm, gva_t gva, unsigned access, uint
 	switch (shadow_fault(vm->shadow, gva, access, &res)) {
 	case SHADOW_FILLED:
 		*host = mem_gpa(&vm->mem, res.gpa, 1);
-		if (!*host)
-			return contract(vm, status, "translation to GPA outside RAM", res.gpa, gva);
+		if (!*host) {
+			res.err = SHADOW_ERR_PAGE_OUTSIDE_RAM;
+			*status = gva_contract(vm, &res, gva);
+			return GVA_FATAL;
+		}
 		return GVA_OK;
 	case SHADOW_GUEST_PF:
 		*ev = (struct x86_event){ .vector = X86_EXC_PF, .has_err = true, .err = res.pferr,
@@ -40,9 +46,8 @@ static enum gva_status translate(struct vm *vm, gva_t gva, unsigned access, uint
 		return translate(vm, gva, access, host, ev, status);
 	case SHADOW_ERROR:
 	default:
-		if (res.err == SHADOW_ERR_RESERVED_SLOT)
-			return contract(vm, status, "access to the hypervisor's reserved slot at", gva, gva);
-		return contract(vm, status, "page table or page at GPA outside RAM", res.gpa, gva);
+		*status = gva_contract(vm, &res, gva);
+		return GVA_FATAL;
 	}
 }
 

@@ -13,6 +13,7 @@
 #include "types.h"
 
 struct vm;
+struct shadow_fault_result;
 
 /* An exception to deliver to the guest. */
 struct x86_event {
@@ -36,5 +37,9 @@ enum gva_status gva_read(struct vm *vm, gva_t gva, void *buf, size_t len, unsign
 			 struct x86_event *ev, int *status);
 enum gva_status gva_write(struct vm *vm, gva_t gva, const void *buf, size_t len,
 			  unsigned access, struct x86_event *ev, int *status);
+
+/* Report a shadow_fault() error (reserved slot, GPA outside RAM) as the
+ * guest's contract violation; returns VMM_E_CONTRACT. */
+int gva_contract(struct vm *vm, const struct shadow_fault_result *res, gva_t gva);
 
 #endif

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 
 #include "emulate.h"
+#include "gva.h"
 #include "log.h"
 #include "reflect.h"
 #include "segment.h"
@@ -252,14 +253,7 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 	case SHADOW_GUEST_GP:
 		return reflect_event(vm, (struct x86_event){ .vector = X86_EXC_GP, .has_err = true });
 	default:
-		if (res.err == SHADOW_ERR_RESERVED_SLOT)
-			pr_err("guest broke the ABI: access to the hypervisor's reserved slot at gva=0x%llx rip=0x%llx",
-			       (unsigned long long)gva, (unsigned long long)vm->regs.rip);
-		else
-			pr_err("guest broke the ABI: page table or page at GPA 0x%llx outside RAM 0x%llx (gva=0x%llx rip=0x%llx)",
-			       (unsigned long long)res.gpa, (unsigned long long)vm->mem.size,
-			       (unsigned long long)gva, (unsigned long long)vm->regs.rip);
-		return VMM_E_CONTRACT;
+		return gva_contract(vm, &res, gva);
 	}
 }
 
@@ -295,8 +289,27 @@ static int syscall_entry(struct vm *vm)
  * change of CR3 through KVM_SET_SREGS resets KVM's MMU context, whose reload
  * flushes the vCPU's TLB: setting a different CR3 first forces that even when
  * the shadow root stays the same page. */
+/* DESIGN.md §2: the guest may never map its own reserved PML4 slot; the
+ * shadow would silently show the monitor there instead. */
+static int check_reserved_slot(struct vm *vm)
+{
+	gpa_t at = (shadow_vcr3(vm->shadow) & X86_CR3_ADDR_MASK) + SVM_ABI_RESERVED_PML4_INDEX * 8;
+	const uint64_t *e = mem_gpa(&vm->mem, at, 8);
+
+	if (e && (*e & X86_PTE_P)) {
+		pr_err("guest broke the ABI: PML4 entry %u (the hypervisor's reserved slot) is present: 0x%llx at GPA 0x%llx",
+		       SVM_ABI_RESERVED_PML4_INDEX, (unsigned long long)*e, (unsigned long long)at);
+		return VMM_E_CONTRACT;
+	}
+	return VM_CONTINUE;
+}
+
 static int commit(struct vm *vm)
 {
+	int rc;
+
+	if ((rc = check_reserved_slot(vm)) != VM_CONTINUE)
+		return rc;
 	emulate_sync_control(vm);
 	if (shadow_take_tlb_flush(vm->shadow)) {
 		struct kvm_sregs tmp = vm->sregs;
