@@ -29,6 +29,8 @@ void cli_usage(FILE *out)
 "                        hw: the guest at CPL0 on KVM's own MMU (the baseline)\n"
 "      --shadow-pool N   shadow pages in the pool (default %u, %u..%u)\n"
 "      --dump-shadow     print the shadow root's entries at boot and at exit\n"
+"      --check-invariants  after every trap, verify the shadow's safety\n"
+"                        invariants (status 70 with the broken entry if not)\n"
 "  -p, --cmdline STR     guest command line; GUEST-ARGS after -- are appended\n"
 "      --timeout SECS    stop the guest after SECS seconds (status 124)\n"
 "      --trace FILE      write every event as JSON Lines to FILE (- = stderr)\n"
@@ -101,7 +103,7 @@ static int append_cmdline(struct options *o, const char *s, char *err, size_t er
 	return 0;
 }
 
-enum { OPT_PAGING = 256, OPT_TIMEOUT, OPT_POOL, OPT_DUMP_SHADOW, OPT_TRACE, OPT_TRACE_EVENTS,
+enum { OPT_PAGING = 256, OPT_TIMEOUT, OPT_POOL, OPT_DUMP_SHADOW, OPT_CHECK_INV, OPT_TRACE, OPT_TRACE_EVENTS,
        OPT_TRACE_FORMAT, OPT_STATS };
 
 static int parse_trace_format(const char *arg, struct options *o, char *err, size_t errlen)
@@ -139,6 +141,7 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 	case OPT_TIMEOUT: return parse_timeout(arg, o, err, errlen);
 	case OPT_POOL: return parse_pool(arg, o, err, errlen);
 	case OPT_DUMP_SHADOW: o->dump_shadow = 1; return 0;
+	case OPT_CHECK_INV: o->check_invariants = 1; return 0;
 	case OPT_TRACE: o->trace = arg; return 0;
 	case OPT_TRACE_EVENTS: return parse_trace_events(arg, o, err, errlen);
 	case OPT_TRACE_FORMAT: return parse_trace_format(arg, o, err, errlen);
@@ -163,6 +166,7 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "shadow-pool", required_argument, NULL, OPT_POOL },
 		{ "dump-shadow", no_argument, NULL, OPT_DUMP_SHADOW },
+		{ "check-invariants", no_argument, NULL, OPT_CHECK_INV },
 		{ "trace", required_argument, NULL, OPT_TRACE },
 		{ "trace-events", required_argument, NULL, OPT_TRACE_EVENTS },
 		{ "trace-format", required_argument, NULL, OPT_TRACE_FORMAT },

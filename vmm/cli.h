@@ -22,6 +22,7 @@ struct options {
 	double timeout;      /* seconds; 0 = none */
 	uint32_t pool_pages; /* shadow pool size */
 	int dump_shadow;     /* print the shadow root at boot and exit */
+	int check_invariants; /* shadow_check after every trap */
 	int verbosity;
 	const char *trace;      /* --trace FILE ("-" = stderr), or NULL */
 	uint32_t trace_events;  /* --trace-events mask (trace.h TRACE_EV_*) */

@@ -310,6 +310,14 @@ static int commit(struct vm *vm)
 
 	if ((rc = check_reserved_slot(vm)) != VM_CONTINUE)
 		return rc;
+	if (vm->opts->check_invariants) {
+		char why[192];
+		if (!shadow_check(vm->shadow, why, sizeof(why))) {
+			pr_err("invariant broken after trap at rip=0x%llx: %s",
+			       (unsigned long long)vm->regs.rip, why);
+			return VMM_E_INTERNAL;
+		}
+	}
 	emulate_sync_control(vm);
 	if (shadow_take_tlb_flush(vm->shadow)) {
 		struct kvm_sregs tmp = vm->sregs;
