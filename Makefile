@@ -124,7 +124,7 @@ check-asan: $(BUILD)/tests/runner-asan
 	$(Q)ASAN_OPTIONS=detect_leaks=0 $(BUILD)/tests/runner-asan unit
 
 check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
-	$(Q)scripts/with-kvm $(BUILD)/tests/runner integration
+	$(Q)scripts/check-integration
 
 # ---- benchmarks ----------------------------------------------------------------
 bench: all bench-shadow bench-exit bench-trace
