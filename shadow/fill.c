@@ -3,6 +3,9 @@
 
 #include <string.h>
 
+#include "cache.h"
+#include "internal.h"
+
 uint64_t shadow_fill_spte(const struct shadow_walk *w, const struct shadow_cpu *cpu,
 			  unsigned access, mpa_t mpa)
 {
@@ -35,16 +38,28 @@ uint64_t shadow_fill_spte(const struct shadow_walk *w, const struct shadow_cpu *
 	return spte;
 }
 
-bool shadow_fill_install(struct shadow_tables *t, gva_t gva, int guest_level, uint64_t spte,
-			 mpa_t *spte_mpa)
+uint64_t shadow_fill_spte_2m(uint64_t spte)
+{
+	uint64_t big = (spte & ~(X86_PTE_ADDR_MASK | X86_PTE_PAT)) | (spte & X86_PTE_ADDR_2M_MASK) |
+		       X86_PTE_PS;
+
+	return spte & X86_PTE_PAT ? big | X86_PTE_PAT_LARGE : big;
+}
+
+static void free_table(struct shadow_tables *t, mpa_t mpa, int level);
+
+bool shadow_fill_install(struct shadow_tables *t, gva_t gva, int guest_level, int leaf_level,
+			 uint64_t spte, mpa_t *spte_mpa)
 {
 	mpa_t table = t->root;
 	int level;
 
 	assert(X86_LEVEL_INDEX(gva, SHADOW_LEVELS) != t->hv_index);
-	for (level = SHADOW_LEVELS; level > 1; level--) {
+	for (level = SHADOW_LEVELS; level > leaf_level; level--) {
 		uint64_t *e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, level);
 
+		if (level == 2 && (*e & X86_PTE_PS))
+			*e = 0; /* a 2 MiB leaf gives way to a table */
 		if (!(*e & X86_PTE_P)) {
 			mpa_t page;
 
@@ -56,8 +71,15 @@ bool shadow_fill_install(struct shadow_tables *t, gva_t gva, int guest_level, ui
 			*e |= SHADOW_SPTE_HUGE;
 		table = *e & X86_PTE_ADDR_MASK;
 	}
-	*spte_mpa = table + 8 * X86_LEVEL_INDEX(gva, 1);
-	shadow_pool_table(&t->pool, table)[X86_LEVEL_INDEX(gva, 1)] = spte;
+	{
+		uint64_t *e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, leaf_level);
+
+		/* a table gives way to a 2 MiB leaf */
+		if (leaf_level == 2 && (*e & X86_PTE_P) && !(*e & X86_PTE_PS))
+			free_table(t, *e & X86_PTE_ADDR_MASK, 1);
+		*spte_mpa = table + 8 * X86_LEVEL_INDEX(gva, leaf_level);
+		*e = spte;
+	}
 	return true;
 }
 
@@ -78,7 +100,7 @@ static void free_table(struct shadow_tables *t, mpa_t mpa, int level)
 		int i;
 
 		for (i = 0; i < X86_PT_ENTRIES; i++)
-			if (tab[i] & X86_PTE_P)
+			if ((tab[i] & X86_PTE_P) && !(level == 2 && (tab[i] & X86_PTE_PS)))
 				free_table(t, tab[i] & X86_PTE_ADDR_MASK, level - 1);
 	}
 	shadow_pool_free(&t->pool, mpa);
@@ -96,12 +118,58 @@ void shadow_fill_drop_gva(struct shadow_tables *t, gva_t gva)
 
 		if (!(*e & X86_PTE_P))
 			return;
-		if (level == 1 || (*e & SHADOW_SPTE_HUGE)) {
-			if (level > 1)
+		if (level == 1 || (level == 2 && (*e & X86_PTE_PS)) || (*e & SHADOW_SPTE_HUGE)) {
+			if (level > 1 && !(*e & X86_PTE_PS))
 				free_table(t, *e & X86_PTE_ADDR_MASK, level - 1);
 			*e = 0;
 			return;
 		}
 		table = *e & X86_PTE_ADDR_MASK;
 	}
+}
+
+/* Neighbours mapped per prefetch: an aligned window around the fault. */
+#define PREFETCH_WINDOW 16u
+
+unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
+{
+	unsigned first = pf->idx & ~(PREFETCH_WINDOW - 1), n = 0, j;
+
+	for (j = first; j < first + PREFETCH_WINDOW; j++) {
+		struct shadow_walk w = { 0 };
+		struct shadow_rights r;
+		uint64_t g;
+		gpa_t gpa;
+
+		if (j == pf->idx || (pf->tab[j] & X86_PTE_P))
+			continue;
+		if (pf->direct) {
+			g = pf->huge_pte;
+			gpa = pf->guest_pt + (gpa_t)j * X86_PAGE_SIZE;
+			w.level = 2; /* any huge level: PAT is bit 12 */
+			r = pf->above;
+		} else {
+			if (s->mem.read64(s->mem.opaque, pf->guest_pt + 8 * j, &g) != SHADOW_MEM_OK)
+				break;
+			/* only what the hardware could have cached: present,
+			 * valid, accessed (SDM 3A §4.10.2.3 allows caching any
+			 * translation whose entries have A set) */
+			if (!(g & X86_PTE_P) || !(g & X86_PTE_A) || shadow_walk_reserved(&s->cpu, 1, g))
+				continue;
+			gpa = g & X86_PTE_ADDR_MASK;
+			w.level = 1;
+			r = shadow_rights_and(pf->above, shadow_entry_rights(&s->cpu, g));
+		}
+		if (gpa >= s->mem.ram_size || s->mem.ram_size - gpa < X86_PAGE_SIZE)
+			continue;
+		w.pte[w.level] = g;
+		w.user = r.user;
+		w.write = r.write;
+		w.nx = r.nx;
+		shadow_cache_set_leaf(s, &pf->tab[j], pf->tab_mpa + 8 * j, 1,
+				      shadow_fill_spte(&w, &s->cpu, 0, (mpa_t)gpa));
+		n++;
+	}
+	s->stats.prefetched += n;
+	return n;
 }

@@ -56,11 +56,17 @@ struct shadow_tables {
 uint64_t shadow_fill_spte(const struct shadow_walk *w, const struct shadow_cpu *cpu,
 			  unsigned access, mpa_t mpa);
 
-/* Install `spte` as the level-1 shadow entry for `gva`, creating tables as
- * needed; guest_level > 1 marks the huge page.  Returns false, with nothing
- * installed, if the pool ran out (the caller evicts and retries). */
-bool shadow_fill_install(struct shadow_tables *t, gva_t gva, int guest_level, uint64_t spte,
-			 mpa_t *spte_mpa);
+/* The 2 MiB shadow leaf equivalent to 4 KiB leaf `spte` of a guest huge
+ * page: the frame's base, PS, and PAT moved to bit 12 (SDM 3A table 4-18). */
+uint64_t shadow_fill_spte_2m(uint64_t spte);
+
+/* Install `spte` as the shadow leaf for `gva` at `leaf_level` (1, or 2 for a
+ * 2 MiB leaf made by shadow_fill_spte_2m), creating tables as needed;
+ * guest_level > leaf_level marks the huge page's subtree.  Returns false,
+ * with nothing installed, if the pool ran out (the caller evicts and
+ * retries). */
+bool shadow_fill_install(struct shadow_tables *t, gva_t gva, int guest_level, int leaf_level,
+			 uint64_t spte, mpa_t *spte_mpa);
 
 /* Reset the root to the hypervisor entry alone and free every other page. */
 void shadow_fill_drop_all(struct shadow_tables *t);

@@ -16,17 +16,22 @@ static bool violated(struct checker *c, const char *what, int level, unsigned id
 	return false;
 }
 
-static bool check_leaf(struct checker *c, unsigned idx, uint64_t e)
+/* A 4 KiB leaf, or a 2 MiB one at level 2. */
+static bool check_leaf(struct checker *c, int level, unsigned idx, uint64_t e)
 {
-	mpa_t mpa = e & X86_PTE_ADDR_MASK;
+	uint64_t size = X86_LEVEL_SIZE(level);
+	mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
 
 	/* bit 7 of a 4 KiB entry is PAT, copied from the guest (SDM 3A §4.9.2) */
 	if (e & X86_PTE_G)
-		return violated(c, "global leaf", 1, idx, e);
-	if (mpa >= c->ram_size || c->ram_size - mpa < X86_PAGE_SIZE)
-		return violated(c, "leaf maps outside guest RAM", 1, idx, e);
+		return violated(c, "global leaf", level, idx, e);
+	if (level == 2 && (e & (X86_PTE_ADDR_MASK & ~X86_PTE_ADDR_2M_MASK & ~X86_PTE_PAT_LARGE)))
+		return violated(c, "misaligned 2 MiB leaf", level, idx, e);
+	if (mpa >= c->ram_size || c->ram_size - mpa < size)
+		return violated(c, "leaf maps outside guest RAM", level, idx, e);
+	/* the pool lies outside RAM (shadow_create), so this holds for 2 MiB too */
 	if (shadow_pool_contains(&c->t->pool, mpa))
-		return violated(c, "leaf maps a shadow page", 1, idx, e);
+		return violated(c, "leaf maps a shadow page", level, idx, e);
 	return true;
 }
 
@@ -46,13 +51,13 @@ static bool check_table(struct checker *c, mpa_t table, int level)
 		}
 		if (!(e & X86_PTE_P))
 			continue;
-		if (level == 1) {
-			if (!check_leaf(c, i, e))
+		if (level == 1 || (level == 2 && (e & X86_PTE_PS))) {
+			if (!check_leaf(c, level, i, e))
 				return false;
 			continue;
 		}
 		if (e & X86_PTE_PS)
-			return violated(c, "huge shadow entry", level, i, e);
+			return violated(c, "huge shadow entry above 2 MiB", level, i, e);
 		if (!shadow_pool_contains(&c->t->pool, next))
 			return violated(c, "table pointer outside the pool", level, i, e);
 		if (!check_table(c, next, level - 1))

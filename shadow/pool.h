@@ -37,4 +37,15 @@ uint64_t *shadow_pool_table(const struct shadow_pool *p, mpa_t mpa);
 
 uint32_t shadow_pool_in_use(const struct shadow_pool *p);
 
+/* Page number of the pool page at `mpa`, and back. */
+static inline uint32_t shadow_pool_index(const struct shadow_pool *p, mpa_t mpa)
+{
+	return (uint32_t)((mpa - p->base) >> 12);
+}
+
+static inline mpa_t shadow_pool_mpa(const struct shadow_pool *p, uint32_t page)
+{
+	return p->base + ((mpa_t)page << 12);
+}
+
 #endif

@@ -4,7 +4,9 @@
 #include <assert.h>
 #include <stdlib.h>
 
+#include "cache.h"
 #include "fill.h"
+#include "internal.h"
 #include "invariant.h"
 #include "pool.h"
 #include "walk.h"
@@ -12,17 +14,6 @@
 /* Walks repeated when guest entries keep changing under the A/D update
  * before the fault is handed back as SHADOW_RETRY. */
 #define AD_TRIES 8
-
-struct shadow {
-	struct shadow_mem mem;
-	struct shadow_tables tab;
-	struct shadow_cpu cpu;
-	gpa_t vcr3;
-	struct shadow_stats stats;
-	shadow_event_fn hook;
-	void *hook_opaque;
-	bool tlb_flush;
-};
 
 static bool cpu_valid(const struct shadow_cpu *cpu)
 {
@@ -44,6 +35,7 @@ static bool config_valid(const struct shadow_config *cfg)
 	if (p->base < cfg->mem.ram_size || p->base + bytes > X86_BIT(cfg->cpu.maxphyaddr))
 		return false;
 	return cfg->hv_index < X86_PT_ENTRIES && cpu_valid(&cfg->cpu) &&
+	       !(cfg->opts & ~SHADOW_OPT_ALL) &&
 	       !(cfg->vcr3 >> cfg->cpu.maxphyaddr);
 }
 
@@ -63,13 +55,20 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 	s->hook_opaque = cfg->hook_opaque;
 	s->tab.hv_index = cfg->hv_index;
 	s->tab.hv_entry = cfg->hv_entry;
+	s->opts = cfg->opts;
 	if (shadow_pool_init(&s->tab.pool, cfg->pool.base, cfg->pool.host, cfg->pool.pages))
 		goto err;
+	if (s->opts & SHADOW_OPT_CACHE) {
+		if (!shadow_cache_create(s))
+			goto err;
+		return s;
+	}
 	if (!shadow_pool_alloc(&s->tab.pool, &s->tab.root))
 		goto err;
 	shadow_fill_drop_all(&s->tab);
 	return s;
 err:
+	shadow_cache_destroy(s);
 	shadow_pool_fini(&s->tab.pool);
 	free(s);
 	return NULL;
@@ -79,6 +78,7 @@ void shadow_destroy(struct shadow *s)
 {
 	if (!s)
 		return;
+	shadow_cache_destroy(s);
 	shadow_pool_fini(&s->tab.pool);
 	free(s);
 }
@@ -120,7 +120,10 @@ static void drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gv
 {
 	struct shadow_event ev = { .kind = SHADOW_EV_FLUSH, .gva = gva, .reason = reason };
 
-	shadow_fill_drop_all(&s->tab);
+	if (s->cache)
+		shadow_cache_reset(s);
+	else
+		shadow_fill_drop_all(&s->tab);
 	s->tlb_flush = true;
 	if (reason == SHADOW_FLUSH_EVICT) {
 		s->stats.evictions++;
@@ -128,6 +131,14 @@ static void drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gv
 	} else {
 		s->stats.flushes++;
 	}
+	emit(s, &ev);
+}
+
+void shadow_note_evict(struct shadow *s, gva_t gva)
+{
+	struct shadow_event ev = { .kind = SHADOW_EV_EVICT, .gva = gva, .reason = SHADOW_FLUSH_EVICT };
+
+	s->stats.evictions++;
 	emit(s, &ev);
 }
 
@@ -149,7 +160,10 @@ static enum shadow_status guest_fault(struct shadow *s, gva_t gva, unsigned acce
 	/* a #PF invalidates the TLB entries for its address (SDM 3A
 	 * §4.10.4.1): a stale shadow leaf must not outlive the fault */
 	if (!gp) {
-		shadow_fill_drop_gva(&s->tab, gva);
+		if (s->cache)
+			shadow_cache_drop_gva(s, gva);
+		else
+			shadow_fill_drop_gva(&s->tab, gva);
 		s->tlb_flush = true;
 	}
 	res->status = gp ? SHADOW_GUEST_GP : SHADOW_GUEST_PF;
@@ -178,18 +192,70 @@ static bool count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
 	return any;
 }
 
+/* Virtual-TLB install: a 2 MiB leaf where SHADOW_OPT_HUGE allows, else a
+ * 4 KiB leaf and its prefetched neighbours. */
+static bool vtlb_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
+			 uint64_t *spte, mpa_t *spte_mpa)
+{
+	gpa_t frame = w->gpa & X86_PTE_ADDR_2M_MASK;
+	struct shadow_prefetch pf;
+	int level;
+
+	if ((s->opts & SHADOW_OPT_HUGE) && w->level >= 2 &&
+	    frame + X86_LEVEL_SIZE(2) <= s->mem.ram_size) {
+		*spte = shadow_fill_spte_2m(*spte);
+		if (!shadow_fill_install(&s->tab, gva, w->level, 2, *spte, spte_mpa))
+			return false;
+		s->stats.huge_leaves++;
+		return true;
+	}
+	if (!shadow_fill_install(&s->tab, gva, w->level, 1, *spte, spte_mpa))
+		return false;
+	if (!(s->opts & SHADOW_OPT_PREFETCH))
+		return true;
+	pf = (struct shadow_prefetch){
+		.tab_mpa = *spte_mpa & X86_PAGE_MASK, .idx = X86_LEVEL_INDEX(gva, 1),
+		.direct = w->level > 1, .huge_pte = w->pte[w->level],
+		.above = { w->write, w->user, w->nx },
+	};
+	pf.tab = shadow_pool_table(&s->tab.pool, pf.tab_mpa);
+	if (pf.direct) {
+		pf.guest_pt = w->gpa & X86_PTE_ADDR_2M_MASK;
+	} else {
+		pf.guest_pt = w->pte_gpa[1] & X86_PAGE_MASK;
+		pf.above = SHADOW_RIGHTS_ALL;
+		for (level = SHADOW_LEVELS; level > 1; level--)
+			pf.above = shadow_rights_and(pf.above, shadow_entry_rights(&s->cpu, w->pte[level]));
+	}
+	shadow_prefetch(s, &pf);
+	return true;
+}
+
+static bool install(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
+		    mpa_t *spte_mpa)
+{
+	int level;
+
+	if (s->cache)
+		return shadow_cache_install(s, gva, w, spte, spte_mpa, &level);
+	return vtlb_install(s, gva, w, spte, spte_mpa);
+}
+
 /* Install the shadow leaf of a synced walk, evicting once if the pool is full. */
 static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 			       const struct shadow_walk *w, mpa_t mpa, const uint64_t *ad_set,
 			       struct shadow_fault_result *res)
 {
-	uint64_t spte = shadow_fill_spte(w, &s->cpu, access, mpa);
+	uint64_t want = shadow_fill_spte(w, &s->cpu, access, mpa), spte = want;
 	struct shadow_event ev;
 	mpa_t spte_mpa;
 
-	if (!shadow_fill_install(&s->tab, gva, w->level, spte, &spte_mpa)) {
+	if (!install(s, gva, w, &spte, &spte_mpa)) {
+		if (s->cache)
+			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
 		drop_all(s, SHADOW_FLUSH_EVICT, gva);
-		if (!shadow_fill_install(&s->tab, gva, w->level, spte, &spte_mpa))
+		spte = want;
+		if (!install(s, gva, w, &spte, &spte_mpa))
 			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
 	}
 	s->stats.fills[w->level]++;
@@ -204,6 +270,19 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 		emit(s, &ev);
 	}
 	return SHADOW_FILLED;
+}
+
+/* Whether the page written is one of the tables below the root on the
+ * walk's own path (a self-mapping): keeping it write-protected would make
+ * the write fault for ever. */
+static bool translates_itself(const struct shadow_walk *w)
+{
+	gpa_t page = w->gpa & X86_PAGE_MASK;
+
+	for (int level = SHADOW_LEVELS; level > w->level; level--)
+		if ((w->pte[level] & X86_PTE_ADDR_MASK) == page)
+			return true;
+	return false;
 }
 
 /* One walk + A/D sync + fill; SHADOW_RETRY if a guest entry changed. */
@@ -245,6 +324,8 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned acces
 		walk_event(&ev, SHADOW_EV_AD_SET, gva, access, &w, ad_set);
 		emit(s, &ev);
 	}
+	if ((access & SHADOW_ACC_WRITE) && shadow_cache_tracked(s, w.gpa))
+		shadow_cache_unprotect(s, w.gpa, translates_itself(&w));
 	return fill(s, gva, access, &w, mpa, ad_set, res);
 }
 
@@ -281,7 +362,10 @@ bool shadow_set_cr3(struct shadow *s, uint64_t vcr3)
 	s->vcr3 = vcr3 & X86_CR3_ADDR_MASK;
 	s->stats.cr3_loads++;
 	emit(s, &ev);
-	drop_all(s, SHADOW_FLUSH_CR3, 0);
+	if (s->cache)
+		shadow_cache_set_cr3(s);
+	else
+		drop_all(s, SHADOW_FLUSH_CR3, 0);
 	return true;
 }
 
@@ -291,7 +375,9 @@ void shadow_invlpg(struct shadow *s, gva_t gva)
 
 	s->stats.invlpgs++;
 	/* invlpg of a non-canonical address is a no-op (SDM 2, INVLPG) */
-	if (x86_is_canonical48(gva))
+	if (s->cache)
+		shadow_cache_invlpg(s, gva);
+	else if (x86_is_canonical48(gva))
 		shadow_fill_drop_gva(&s->tab, gva);
 	s->tlb_flush = true;
 	emit(s, &ev);
@@ -350,5 +436,8 @@ void shadow_get_stats(const struct shadow *s, struct shadow_stats *out)
 
 bool shadow_check(const struct shadow *s, char *why, size_t len)
 {
+	if (s->cache)
+		return shadow_invariants_hold(&s->tab, s->mem.ram_size, why, len) &&
+		       shadow_cache_check(s, why, len);
 	return shadow_invariants_hold(&s->tab, s->mem.ram_size, why, len);
 }

@@ -136,6 +136,15 @@ struct shadow_event {
 
 typedef void (*shadow_event_fn)(void *opaque, const struct shadow_event *ev);
 
+/* Optimizations (issue 8), each switchable so that benchmarks can show its
+ * effect and every differential test runs with it on and off.  With none the
+ * engine is a pure virtual TLB: one root, emptied at every guest CR3 write. */
+#define SHADOW_OPT_CACHE    0x1u /* shadow tables kept per guest table across CR3
+                                    writes; guest tables write-protected */
+#define SHADOW_OPT_PREFETCH 0x2u /* a fill also maps neighbours whose A is set */
+#define SHADOW_OPT_HUGE     0x4u /* guest 2M/1G pages get 2 MiB shadow leaves */
+#define SHADOW_OPT_ALL (SHADOW_OPT_CACHE | SHADOW_OPT_PREFETCH | SHADOW_OPT_HUGE)
+
 struct shadow_config {
 	struct shadow_mem mem;
 	struct shadow_pool_cfg pool;
@@ -145,6 +154,7 @@ struct shadow_config {
 	gpa_t vcr3;          /* initial guest CR3 */
 	shadow_event_fn hook; /* may be NULL */
 	void *hook_opaque;
+	unsigned opts;       /* SHADOW_OPT_* */
 };
 
 /* ---- results ---- */
@@ -185,6 +195,12 @@ struct shadow_stats {
 	uint64_t invlpgs;
 	uint64_t cr3_loads;
 	uint64_t evictions;
+	uint64_t roots_reused;    /* CACHE: guest CR3 writes that found their root */
+	uint64_t unprotects;      /* CACHE: guest writes to a write-protected table */
+	uint64_t zaps;            /* CACHE: shadow tables dropped by those writes */
+	uint64_t floods;          /* CACHE: tables left unprotected (flooded, self-mapped) */
+	uint64_t prefetched;      /* PREFETCH: leaves installed for neighbours */
+	uint64_t huge_leaves;     /* HUGE: 2 MiB shadow leaves installed */
 	uint32_t pages_in_use;
 	uint32_t pages_peak;
 };

@@ -44,6 +44,11 @@ static uint64_t reserved_mask(const struct shadow_cpu *cpu, uint64_t any_level, 
 	return m;
 }
 
+bool shadow_walk_reserved(const struct shadow_cpu *cpu, int level, uint64_t pte)
+{
+	return pte & reserved_mask(cpu, reserved_any_level(cpu), level, pte);
+}
+
 /* Bit 7 means "maps a page" only in a PDPTE or PDE; in a PTE it is PAT. */
 static bool is_leaf(int level, uint64_t pte)
 {

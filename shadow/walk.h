@@ -49,6 +49,9 @@ enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva
 bool shadow_walk_allows(const struct shadow_cpu *cpu, bool user, bool write, bool nx,
 			unsigned access);
 
+/* Whether a present guest entry at `level` sets a reserved bit (§4.5). */
+bool shadow_walk_reserved(const struct shadow_cpu *cpu, int level, uint64_t pte);
+
 enum shadow_ad_status {
 	SHADOW_AD_OK,
 	SHADOW_AD_CHANGED,  /* a guest entry changed since the walk: walk again */

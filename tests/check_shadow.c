@@ -50,6 +50,7 @@ struct fake {
 };
 
 static struct fake F;
+static unsigned g_opts; /* SHADOW_OPT_* for the fixture: the shadow_cache suite sets it */
 
 static int fake_read(void *opaque, gpa_t gpa, uint64_t *val)
 {
@@ -112,6 +113,7 @@ static struct shadow_config make_config(uint32_t pool_pages)
 		.vcr3 = TABLES_GPA,
 		.hook = record_event,
 		.hook_opaque = &F,
+		.opts = g_opts,
 	};
 }
 
@@ -144,8 +146,27 @@ static void setup_small_pool(void)
 	fake_open(8);
 }
 
+static void setup_cache(void)
+{
+	g_opts = SHADOW_OPT_CACHE;
+	fake_open(POOL_PAGES);
+}
+
+static void setup_cache_small_pool(void)
+{
+	g_opts = SHADOW_OPT_CACHE;
+	fake_open(8);
+}
+
+static void setup_cache_min_pool(void)
+{
+	g_opts = SHADOW_OPT_CACHE;
+	fake_open(SHADOW_POOL_MIN_PAGES);
+}
+
 static void teardown(void)
 {
+	g_opts = 0;
 	shadow_destroy(F.s);
 	free(F.pool);
 	free(F.ram);
@@ -241,6 +262,15 @@ static unsigned check_table(mpa_t table, int level)
 			continue;
 		if (!(e & X86_PTE_P))
 			continue;
+		if (level == 2 && (e & X86_PTE_PS)) { /* a 2 MiB leaf (SHADOW_OPT_HUGE) */
+			CHECK(!(e & X86_PTE_ADDR_MASK & ~X86_PTE_ADDR_2M_MASK & ~X86_PTE_PAT_LARGE),
+			      "misaligned 2 MiB shadow leaf 0x%llx", (unsigned long long)e);
+			CHECK((e & X86_PTE_ADDR_2M_MASK) + (2u << 20) <= RAM_SIZE,
+			      "shadow leaf 0x%llx maps past RAM", (unsigned long long)e);
+			CHECK(!(e & X86_PTE_G), "global shadow leaf");
+			leaves++;
+			continue;
+		}
 		if (level > 1) {
 			CHECK((e & ~(X86_PTE_ADDR_MASK | SHADOW_SPTE_HUGE)) == SHADOW_SPTE_TABLE,
 			      "shadow table entry 0x%llx", (unsigned long long)e);
@@ -1245,20 +1275,301 @@ START_TEST(test_invariant_checker_catches_corruption)
 }
 END_TEST
 
-Suite *shadow_suite(void)
+
+/* ---- the shadow cache, prefetch and huge shadows (issue 8) ---- */
+
+#define ADW (X86_PTE_A | X86_PTE_D)
+
+/* gmap into the address space whose PML4 is at `pml4`. */
+static gpa_t gmap_in(gpa_t pml4, gva_t gva, int leaf_level, uint64_t leaf, uint64_t upper)
 {
-	Suite *s = suite_create("shadow");
+	gpa_t table = pml4;
+
+	for (int level = 4; level > leaf_level; level--) {
+		gpa_t e = entry_gpa(table, gva, level);
+
+		if (!(gget(e) & X86_PTE_P))
+			gset(e, new_table() | upper);
+		table = gget(e) & X86_PTE_ADDR_MASK;
+	}
+	gset(entry_gpa(table, gva, leaf_level), leaf);
+	return entry_gpa(table, gva, leaf_level);
+}
+
+/* The shadow entry mapping gva, 4 KiB or 2 MiB, and its level. */
+static uint64_t shadow_map(gva_t gva, int *level)
+{
+	mpa_t table = shadow_root(F.s);
+
+	for (*level = 4; *level >= 1; (*level)--) {
+		uint64_t e = pool_page(table)[X86_LEVEL_INDEX(gva, *level)];
+
+		if (!(e & X86_PTE_P) || *level == 1 || (*level == 2 && (e & X86_PTE_PS)))
+			return e;
+		table = e & X86_PTE_ADDR_MASK;
+	}
+	return 0;
+}
+
+static struct shadow_stats stats(void)
+{
+	struct shadow_stats st;
+
+	shadow_get_stats(F.s, &st);
+	return st;
+}
+
+static void setup_opts(unsigned opts)
+{
+	g_opts = opts;
+	fake_open(POOL_PAGES);
+}
+
+static void setup_cache_prefetch(void)
+{
+	setup_opts(SHADOW_OPT_CACHE | SHADOW_OPT_PREFETCH);
+}
+
+static void setup_all(void)
+{
+	setup_opts(SHADOW_OPT_ALL);
+}
+
+static void setup_vtlb_prefetch_huge(void)
+{
+	setup_opts(SHADOW_OPT_PREFETCH | SHADOW_OPT_HUGE);
+}
+
+START_TEST(test_cache_root_survives_cr3_switch)
+{
+	struct shadow_fault_result r;
+	gpa_t other = new_table();
+
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gmap_in(other, 0x5000, 1, 0x301000 | PWU | ADW, PWU);
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_set_cr3(F.s, other));
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x301000);
+	ck_assert(shadow_set_cr3(F.s, TABLES_GPA));
+	/* back: the first address space's shadow is still there */
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x300000);
+	ck_assert_uint_eq(stats().roots_reused, 1);
+	ck_assert_uint_eq(stats().fills[1], 2);
+	check_invariants();
+}
+END_TEST
+
+START_TEST(test_cache_guest_table_is_write_protected)
+{
+	struct shadow_fault_result r;
+	gpa_t pte = gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gva_t alias = 0x40007000; /* a writable, dirty mapping of the PT, from another PT */
+
+	gmap(alias, 1, (pte & X86_PAGE_MASK) | PWU | ADW, PWU);
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fault(alias, 0, &r), SHADOW_FILLED);
+	ck_assert(!(shadow_leaf(alias) & X86_PTE_W)); /* the guest allows it; the shadow not */
+	/* the guest writes its table: the shadows derived from it go, the
+	 * write is let through (retried, not emulated) */
+	ck_assert_int_eq(fault(alias, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(alias) & X86_PTE_W);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	ck_assert(shadow_take_tlb_flush(F.s));
+	ck_assert_uint_eq(stats().unprotects, 1);
+	ck_assert_uint_ge(stats().zaps, 1);
+	/* used as a table again: protected again */
+	gset(pte, 0x302000 | PWU | ADW);
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x302000);
+	ck_assert(!(shadow_leaf(alias) & X86_PTE_W));
+	check_invariants();
+}
+END_TEST
+
+START_TEST(test_cache_flooded_table_left_unprotected)
+{
+	struct shadow_fault_result r;
+	gpa_t pte = gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gva_t alias = 0x40007000;
+
+	gmap(alias, 1, (pte & X86_PAGE_MASK) | PWU | ADW, PWU);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+		ck_assert_int_eq(fault(alias, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	}
+	ck_assert_uint_eq(stats().unprotects, 3);
+	ck_assert_uint_eq(stats().floods, 1);
+	/* volatile now: used as a table it stays writable, and its shadows
+	 * behave as a virtual TLB (dropped at CR3 writes and invlpg) */
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(alias) & X86_PTE_W);
+	gset(pte, 0x302000 | PWU | ADW);
+	shadow_invlpg(F.s, 0x5000);
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x302000);
+	ck_assert(shadow_set_cr3(F.s, TABLES_GPA));
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	check_invariants();
+}
+END_TEST
+
+START_TEST(test_cache_self_mapped_write_terminates)
+{
+	/* PML4[1] points at the PML4 itself: through it the PDPT, PD and PT
+	 * levels are the PML4 again, so writing the PML4 that way walks the
+	 * table being written */
+	struct shadow_fault_result r;
+	gva_t self = (1ull << 39) | (1ull << 30) | (1ull << 21) | (1ull << 12);
+
+	gset(TABLES_GPA + 8, TABLES_GPA | PWU | X86_PTE_A);
+	ck_assert_int_eq(fault(self, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(r.gpa, TABLES_GPA);
+	ck_assert(shadow_leaf(self) & X86_PTE_W);
+	ck_assert_uint_eq(stats().floods, 1);
+	check_invariants();
+}
+END_TEST
+
+START_TEST(test_cache_own_pml4_write_keeps_running)
+{
+	/* the current PML4 written through an ordinary mapping: the root
+	 * stops being cached until the next CR3 write, then comes back */
+	struct shadow_fault_result r;
+	gva_t alias = 0x7000;
+
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gmap(alias, 1, TABLES_GPA | PWU | ADW, PWU);
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fault(alias, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(alias) & X86_PTE_W);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(alias) & X86_PTE_W); /* the root is volatile now */
+	ck_assert(shadow_set_cr3(F.s, TABLES_GPA));
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fault(alias, 0, &r), SHADOW_FILLED);
+	ck_assert(!(shadow_leaf(alias) & X86_PTE_W)); /* protected again */
+	ck_assert_uint_eq(stats().floods, 0);
+	check_invariants();
+}
+END_TEST
+
+START_TEST(test_prefetch_maps_accessed_neighbours)
+{
+	struct shadow_fault_result r;
+
+	for (unsigned i = 0; i < 16; i++) {
+		uint64_t ad = i == 3 ? 0 : i & 1 ? X86_PTE_A : ADW;
+
+		gmap(0x10000 + i * 0x1000, 1, (0x300000 + i * 0x1000) | PWU | ad, PWU);
+	}
+	gmap(0x20000, 1, 0x400000 | PWU | ADW, PWU); /* outside the window */
+	ck_assert_int_eq(fault(0x10000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(stats().prefetched, 14);
+	for (unsigned i = 1; i < 16; i++) {
+		uint64_t l = shadow_leaf(0x10000 + i * 0x1000);
+
+		if (i == 3) {
+			ck_assert(!(l & X86_PTE_P)); /* A clear: the hardware would set it */
+			continue;
+		}
+		ck_assert_uint_eq(l & X86_PTE_ADDR_MASK, 0x300000 + i * 0x1000);
+		/* writable only where the guest leaf is dirty */
+		ck_assert_uint_eq(!!(l & X86_PTE_W), !(i & 1));
+	}
+	ck_assert(!(shadow_leaf(0x20000) & X86_PTE_P));
+	check_invariants();
+}
+END_TEST
+
+START_TEST(test_huge_guest_2m_gets_2m_shadow)
+{
+	struct shadow_fault_result r;
+	int level;
+	uint64_t e;
+
+	gmap(0x40000000, 2, 0x600000 | PWU | X86_PTE_PS | X86_PTE_A, PWU);
+	ck_assert_int_eq(fault(0x40012345, 0, &r), SHADOW_FILLED);
+	e = shadow_map(0x40012345, &level);
+	ck_assert_int_eq(level, 2);
+	ck_assert_uint_eq(e & (X86_PTE_PS | X86_PTE_W | X86_PTE_ADDR_MASK), X86_PTE_PS | 0x600000);
+	ck_assert_uint_eq(stats().huge_leaves, 1);
+	/* a write dirties the guest PDE and makes the 2 MiB leaf writable */
+	ck_assert_int_eq(fault(0x401fffff, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	e = shadow_map(0x401ff000, &level);
+	ck_assert_int_eq(level, 2);
+	ck_assert(e & X86_PTE_W);
+	check_invariants();
+}
+END_TEST
+
+START_TEST(test_huge_frame_holding_a_table_is_split)
+{
+	/* a guest 2 MiB page that contains a guest page table cannot get a
+	 * writable 2 MiB shadow leaf: the table inside must stay protected */
+	struct shadow_fault_result r;
+	int level;
+	uint64_t e;
+
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU); /* its tables lie in [0x10000, 0x100000) */
+	gmap(0x40000000, 2, 0x0 | PWU | X86_PTE_PS | ADW, PWU); /* maps them */
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fault(0x40000000 + TABLES_GPA, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(stats().unprotects, 1);
+	ck_assert_int_eq(fault(0x40100000, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	e = shadow_map(0x40100000, &level);
+	ck_assert_int_eq(level, 1);      /* split: the frame holds tracked tables */
+	ck_assert(e & X86_PTE_W);
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fault(0x40000000 + (gget(TABLES_GPA) & X86_PTE_ADDR_MASK), 0, &r),
+			 SHADOW_FILLED);
+	ck_assert(!(shadow_map(0x40000000 + (gget(TABLES_GPA) & X86_PTE_ADDR_MASK), &level) &
+		    X86_PTE_W));
+	check_invariants();
+}
+END_TEST
+
+START_TEST(test_vtlb_huge_and_prefetch)
+{
+	struct shadow_fault_result r;
+	int level;
+
+	gmap(0x40000000, 2, 0x600000 | PWU | X86_PTE_PS | ADW, PWU);
+	ck_assert_int_eq(fault(0x40000000, 0, &r), SHADOW_FILLED);
+	(void)shadow_map(0x40000000, &level);
+	ck_assert_int_eq(level, 2);
+	for (unsigned i = 0; i < 16; i++)
+		gmap(0x10000 + i * 0x1000, 1, (0x300000 + i * 0x1000) | PWU | ADW, PWU);
+	ck_assert_int_eq(fault(0x10000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(stats().prefetched, 15);
+	shadow_invlpg(F.s, 0x40001000);
+	ck_assert(!(shadow_map(0x40000000, &level) & X86_PTE_P));
+	check_invariants();
+}
+END_TEST
+
+/* The fixtures of one engine: the virtual TLB (shadow) or the cache. */
+struct engine {
+	void (*setup)(void), (*small)(void), (*min)(void);
+};
+
+/* The walker, reserved-bit, hostile-graph, pool and coherence tests: every
+ * engine must give the virtual TLB's answers. */
+static void add_common_tcases(Suite *s, const struct engine *en)
+{
 	TCase *tc;
 
 	tc = tcase_create("exhaustive");
 	tcase_add_unchecked_fixture(tc, combos_open, combos_close);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, en->setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_walk_exhaustive_table, 0, EX_ITERATIONS);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reserved");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, en->setup, teardown);
 	tcase_add_loop_test(tc, test_walk_reserved_bit_faults, 0, 2 * W_COUNT);
 	tcase_add_test(tc, test_walk_1g_without_support_is_reserved);
 	tcase_add_test(tc, test_walk_reserved_upper_level_stops_walk);
@@ -1269,7 +1580,7 @@ Suite *shadow_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hostile");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, en->setup, teardown);
 	tcase_add_test(tc, test_hostile_self_referencing_pml4);
 	tcase_add_test(tc, test_hostile_table_shared_at_two_levels);
 	tcase_add_test(tc, test_hostile_table_reached_with_different_rights);
@@ -1281,30 +1592,80 @@ Suite *shadow_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pool");
-	tcase_add_checked_fixture(tc, setup_small_pool, teardown);
+	tcase_add_checked_fixture(tc, en->small, teardown);
 	tcase_add_test(tc, test_pool_exhaustion_sparse_working_set);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pool_min");
-	tcase_add_checked_fixture(tc, setup_min_pool, teardown);
+	tcase_add_checked_fixture(tc, en->min, teardown);
 	tcase_add_test(tc, test_pool_minimum_serves_every_fill);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("coherence");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_pool_invlpg_frees_huge_subtree);
+	tcase_add_checked_fixture(tc, en->setup, teardown);
 	tcase_add_test(tc, test_fill_clean_leaf_readonly_until_write);
 	tcase_add_test(tc, test_fill_wp0_supervisor_write_then_user_refaults);
 	tcase_add_test(tc, test_ad_race_walks_again);
 	tcase_add_test(tc, test_ad_race_forever_returns_retry);
 	tcase_add_test(tc, test_guest_fault_drops_stale_leaf);
-	tcase_add_test(tc, test_invariant_checker_catches_corruption);
 	tcase_add_test(tc, test_invlpg_drops_only_that_page);
-	tcase_add_test(tc, test_invlpg_huge_drops_every_split_leaf);
-	tcase_add_test(tc, test_set_cr3_drops_all_but_hv);
 	tcase_add_test(tc, test_set_cpu_flushes_on_change_not_on_ac);
 	tcase_add_test(tc, test_event_fill_carries_walk);
+	suite_add_tcase(s, tc);
+}
+
+Suite *shadow_suite(void)
+{
+	static const struct engine vtlb = { setup, setup_small_pool, setup_min_pool };
+	Suite *s = suite_create("shadow");
+	TCase *tc;
+
+	add_common_tcases(s, &vtlb);
+	/* the virtual TLB's own behaviour: everything goes at a CR3 write */
+	tc = tcase_create("vtlb");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_pool_invlpg_frees_huge_subtree);
+	tcase_add_test(tc, test_invariant_checker_catches_corruption);
+	tcase_add_test(tc, test_invlpg_huge_drops_every_split_leaf);
+	tcase_add_test(tc, test_set_cr3_drops_all_but_hv);
 	tcase_add_test(tc, test_create_rejects_bad_config);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("vtlb_opts");
+	tcase_add_checked_fixture(tc, setup_vtlb_prefetch_huge, teardown);
+	tcase_add_test(tc, test_vtlb_huge_and_prefetch);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+/* The shadow cache (SHADOW_OPT_CACHE: keyed shadow tables shared between
+ * paths, guest tables write-protected), then prefetch and huge shadows. */
+Suite *shadow_cache_suite(void)
+{
+	static const struct engine cache = { setup_cache, setup_cache_small_pool,
+					     setup_cache_min_pool };
+	Suite *s = suite_create("shadow_cache");
+	TCase *tc;
+
+	add_common_tcases(s, &cache);
+	tc = tcase_create("cache");
+	tcase_add_checked_fixture(tc, setup_cache, teardown);
+	tcase_add_test(tc, test_cache_root_survives_cr3_switch);
+	tcase_add_test(tc, test_cache_guest_table_is_write_protected);
+	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
+	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
+	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("prefetch");
+	tcase_add_checked_fixture(tc, setup_cache_prefetch, teardown);
+	tcase_add_test(tc, test_prefetch_maps_accessed_neighbours);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("huge");
+	tcase_add_checked_fixture(tc, setup_all, teardown);
+	tcase_add_test(tc, test_huge_guest_2m_gets_2m_shadow);
+	tcase_add_test(tc, test_huge_frame_holding_a_table_is_split);
 	suite_add_tcase(s, tc);
 	return s;
 }

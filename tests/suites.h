@@ -9,6 +9,7 @@ Suite *elf_load_suite(void);
 Suite *cli_suite(void);
 Suite *abi_suite(void);
 Suite *shadow_suite(void);
+Suite *shadow_cache_suite(void);
 Suite *trace_suite(void);
 
 /* integration: real guests on a real /dev/kvm */

@@ -9,6 +9,7 @@
 #include "shadowvm_abi.h"
 #include "size.h"
 #include "status.h"
+#include "shadow.h"
 #include "trace.h"
 
 void cli_usage(FILE *out)
@@ -28,6 +29,10 @@ void cli_usage(FILE *out)
 "                        shadow page tables kept by shadowvm (the default);\n"
 "                        hw: the guest at CPL0 on KVM's own MMU (the baseline)\n"
 "      --shadow-pool N   shadow pages in the pool (default %u, %u..%u)\n"
+"      --shadow-opts L   shadow optimizations, comma-separated: cache (shadow\n"
+"                        tables kept across CR3 writes, guest tables write-\n"
+"                        protected), prefetch (neighbours whose A bit is set),\n"
+"                        huge (2 MiB shadow leaves); all (the default) or none\n"
 "      --dump-shadow     print the shadow root's entries at boot and at exit\n"
 "      --check-invariants  after every trap, verify the shadow's safety\n"
 "                        invariants (status 70 with the broken entry if not)\n"
@@ -104,7 +109,7 @@ static int append_cmdline(struct options *o, const char *s, char *err, size_t er
 }
 
 enum { OPT_PAGING = 256, OPT_TIMEOUT, OPT_POOL, OPT_DUMP_SHADOW, OPT_CHECK_INV, OPT_TRACE, OPT_TRACE_EVENTS,
-       OPT_TRACE_FORMAT, OPT_STATS };
+       OPT_TRACE_FORMAT, OPT_STATS, OPT_SHADOW_OPTS };
 
 static int parse_trace_format(const char *arg, struct options *o, char *err, size_t errlen)
 {
@@ -131,6 +136,34 @@ static int parse_pool(const char *arg, struct options *o, char *err, size_t errl
 	return 0;
 }
 
+static int parse_shadow_opts(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	static const struct { const char *name; unsigned bits; } names[] = {
+		{ "cache", SHADOW_OPT_CACHE }, { "prefetch", SHADOW_OPT_PREFETCH },
+		{ "huge", SHADOW_OPT_HUGE }, { "all", SHADOW_OPT_ALL }, { "none", 0 },
+	};
+	unsigned opts = 0;
+	const char *p = arg;
+
+	for (;;) {
+		size_t len = strcspn(p, ","), i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i].name) == len && !strncmp(p, names[i].name, len))
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return usage_err(err, errlen,
+					 "--shadow-opts '%s': '%.*s' is not one of cache, prefetch, huge, all, none",
+					 arg, (int)len, p);
+		opts |= names[i].bits;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	o->shadow_opts = opts;
+	return 0;
+}
+
 static int parse_option(int c, const char *arg, struct options *o, char *err, size_t errlen)
 {
 	switch (c) {
@@ -140,6 +173,7 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 	case 'q': o->verbosity = LOG_ERR; return 0;
 	case OPT_TIMEOUT: return parse_timeout(arg, o, err, errlen);
 	case OPT_POOL: return parse_pool(arg, o, err, errlen);
+	case OPT_SHADOW_OPTS: return parse_shadow_opts(arg, o, err, errlen);
 	case OPT_DUMP_SHADOW: o->dump_shadow = 1; return 0;
 	case OPT_CHECK_INV: o->check_invariants = 1; return 0;
 	case OPT_TRACE: o->trace = arg; return 0;
@@ -165,6 +199,7 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "paging", required_argument, NULL, OPT_PAGING },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "shadow-pool", required_argument, NULL, OPT_POOL },
+		{ "shadow-opts", required_argument, NULL, OPT_SHADOW_OPTS },
 		{ "dump-shadow", no_argument, NULL, OPT_DUMP_SHADOW },
 		{ "check-invariants", no_argument, NULL, OPT_CHECK_INV },
 		{ "trace", required_argument, NULL, OPT_TRACE },
@@ -227,6 +262,7 @@ int cli_parse(int argc, char **argv, struct options *o, char *err, size_t errlen
 	o->mem_size = SVM_ABI_RAM_DEFAULT;
 	o->paging = PAGING_SHADOW;
 	o->pool_pages = CLI_POOL_DEFAULT;
+	o->shadow_opts = SHADOW_OPT_ALL;
 	o->verbosity = LOG_WARN;
 	o->trace_events = TRACE_ALL_EVENTS;
 	if (argc < 2)

@@ -21,6 +21,7 @@ struct options {
 	char cmdline[4096];  /* --cmdline, then the guest args after "--" */
 	double timeout;      /* seconds; 0 = none */
 	uint32_t pool_pages; /* shadow pool size */
+	unsigned shadow_opts; /* --shadow-opts: SHADOW_OPT_* */
 	int dump_shadow;     /* print the shadow root at boot and exit */
 	int check_invariants; /* shadow_check after every trap */
 	int verbosity;

@@ -95,6 +95,7 @@ static int create_shadow(struct vm *vm, uint32_t pool_pages, char *err, size_t e
 		.vcr3 = SVM_ABI_PML4_GPA,
 		.hook = vm->trace ? trace_shadow_event : NULL,
 		.hook_opaque = vm->trace,
+		.opts = vm->opts->shadow_opts,
 	};
 
 	vm->shadow = shadow_create(&cfg);

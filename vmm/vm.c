@@ -44,14 +44,18 @@ static void report(const struct vm *vm, int status, double secs)
 		shadow_get_stats(vm->shadow, &st);
 		pr_info("shadow: traps=%llu hidden_pf=%llu emulated=%llu reflected=%llu syscalls=%llu "
 			"fills=%llu/%llu/%llu a_sets=%llu d_sets=%llu cr3_loads=%llu invlpgs=%llu "
-			"flushes=%llu evictions=%llu pages_peak=%u",
+			"flushes=%llu evictions=%llu pages_peak=%u roots_reused=%llu unprotects=%llu "
+			"zaps=%llu floods=%llu prefetched=%llu huge_leaves=%llu",
 			(unsigned long long)vm->tstats.traps, (unsigned long long)vm->tstats.hidden_pf,
 			(unsigned long long)vm->tstats.emulated, (unsigned long long)vm->tstats.reflected,
 			(unsigned long long)vm->tstats.syscalls, (unsigned long long)st.fills[1],
 			(unsigned long long)st.fills[2], (unsigned long long)st.fills[3],
 			(unsigned long long)st.a_sets, (unsigned long long)st.d_sets,
 			(unsigned long long)st.cr3_loads, (unsigned long long)st.invlpgs,
-			(unsigned long long)st.flushes, (unsigned long long)st.evictions, st.pages_peak);
+			(unsigned long long)st.flushes, (unsigned long long)st.evictions, st.pages_peak,
+			(unsigned long long)st.roots_reused, (unsigned long long)st.unprotects,
+			(unsigned long long)st.zaps, (unsigned long long)st.floods,
+			(unsigned long long)st.prefetched, (unsigned long long)st.huge_leaves);
 	}
 }
 
