@@ -4,8 +4,11 @@
  * the shadow's safety invariants must hold (shadow_check).  Built by
  * `make fuzz`.
  *
- * Input layout: [0..7] CR3, [8] control bits, [9] MAXPHYADDR - 36,
- * [10..255] operations of 9 bytes (opcode, GVA), [256..] guest RAM. */
+ * Input layout: [0..7] CR3 (bits 63:61: SHADOW_OPT_* for the engine), [8]
+ * control bits, [9] MAXPHYADDR - 36, [10..255] operations of 9 bytes
+ * (opcode, GVA), [256..] guest RAM.  A "guest store" operation writes guest
+ * memory through the shadow's translation, as the guest would: the shadow
+ * cache must then drop what it derived from a page table written. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -70,7 +73,18 @@ static void step(struct shadow *s, uint8_t op, uint64_t gva, uint8_t ctl)
 	char why[160];
 
 	switch (op % 8) {
-	case 0: case 1: case 2: case 3:
+	case 3:
+		/* a guest store: translate for write, then write guest RAM */
+		if (shadow_fault(s, gva, SHADOW_ACC_WRITE | (op & 4 ? SHADOW_ACC_USER : 0), &r) ==
+		    SHADOW_FILLED) {
+			uint64_t v = (gva << 13) | (gva >> 51);
+
+			if (r.gpa >= RAM_SIZE)
+				abort();
+			memcpy(ram + (r.gpa & (RAM_SIZE - 8)), &v, 8);
+		}
+		break;
+	case 0: case 1: case 2:
 		/* read, write, fetch; bit 2 of op: user */
 		shadow_fault(s, gva, ((op >> 3) % 3 == 1 ? SHADOW_ACC_WRITE : 0) |
 				     ((op >> 3) % 3 == 2 ? SHADOW_ACC_FETCH : 0) |
@@ -109,6 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(ram, data + HDR, size - HDR < RAM_SIZE ? size - HDR : RAM_SIZE);
 	memcpy(&cr3, data, 8);
 	cfg.vcr3 = cr3 % RAM_SIZE;
+	cfg.opts = (unsigned)(cr3 >> 61) & SHADOW_OPT_ALL;
 	cfg.cpu = cpu_of(data[8], data[9]);
 	if (!(s = shadow_create(&cfg)))
 		abort();
