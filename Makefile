@@ -150,12 +150,17 @@ $(BUILD)/bench_shadow: $(BENCH_SHADOW_OBJS)
 	$(Q)$(CC) -o $@ $^
 
 bench-shadow: $(BUILD)/bench_shadow
-	$(Q)valgrind --tool=callgrind --instr-atstart=no \
-		--callgrind-out-file=$(BUILD)/bench_shadow.callgrind $(BUILD)/bench_shadow \
-		>$(BUILD)/bench_shadow.out 2>$(BUILD)/bench_shadow.valgrind
-	$(Q)fills=$$(awk '/^fills /{print $$2}' $(BUILD)/bench_shadow.out); \
-	ir=$$(awk '/^totals:/{print $$2}' $(BUILD)/bench_shadow.callgrind); \
-	echo "shadow fill: $$fills fills, $$((ir / fills)) instructions/fill"
+	$(Q)printf '%-8s %-5s %10s %8s %12s %10s\n' workload opts exits/page leaves instr/fault instr/leaf
+	$(Q)for w in first first_a retouch; do for o in none all; do \
+	  valgrind --tool=callgrind --collect-atstart=no \
+	    --callgrind-out-file=$(BUILD)/bench_shadow.$$w.$$o.callgrind $(BUILD)/bench_shadow $$o $$w \
+	    >$(BUILD)/bench_shadow.out 2>$(BUILD)/bench_shadow.valgrind || exit 1; \
+	  set -- $$(cat $(BUILD)/bench_shadow.out); \
+	  ir=$$(awk '/^totals:/{print $$2}' $(BUILD)/bench_shadow.$$w.$$o.callgrind); \
+	  awk -v w=$$w -v o=$$o -v p=$$2 -v f=$$4 -v l=$$8 -v ir=$${ir:-0} 'BEGIN { \
+	    printf "%-8s %-5s %10.4f %8d %12s %10s\n", w, o, f / p, l, \
+	      f ? sprintf("%d", ir / f) : "-", l ? sprintf("%d", ir / l) : "-" }'; \
+	done; done
 
 clean:
 	rm -rf $(BUILD)

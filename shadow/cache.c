@@ -723,7 +723,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 		*spte = *e;
 		*spte_mpa = at;
 		*out_level = 1;
-		if (s->opts & SHADOW_OPT_PREFETCH) {
+		if (s->prefetch_now) {
 			struct shadow_prefetch pf = {
 				.tab = table_of(s, page), .tab_mpa = shadow_pool_mpa(&s->tab.pool, page),
 				.idx = i, .direct = sp->role & ROLE_DIRECT, .guest_pt = sp->gfn,

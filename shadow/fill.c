@@ -136,17 +136,18 @@ unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 	unsigned first = pf->idx & ~(PREFETCH_WINDOW - 1), n = 0, j;
 
 	for (j = first; j < first + PREFETCH_WINDOW; j++) {
-		struct shadow_walk w = { 0 };
+		struct shadow_walk w; /* only what shadow_fill_spte reads is set */
 		struct shadow_rights r;
 		uint64_t g;
 		gpa_t gpa;
+		int level;
 
 		if (j == pf->idx || (pf->tab[j] & X86_PTE_P))
 			continue;
 		if (pf->direct) {
 			g = pf->huge_pte;
 			gpa = pf->guest_pt + (gpa_t)j * X86_PAGE_SIZE;
-			w.level = 2; /* any huge level: PAT is bit 12 */
+			level = 2; /* any huge level: PAT is bit 12 */
 			r = pf->above;
 		} else {
 			if (s->mem.read64(s->mem.opaque, pf->guest_pt + 8 * j, &g) != SHADOW_MEM_OK)
@@ -157,12 +158,13 @@ unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 			if (!(g & X86_PTE_P) || !(g & X86_PTE_A) || shadow_walk_reserved(&s->cpu, 1, g))
 				continue;
 			gpa = g & X86_PTE_ADDR_MASK;
-			w.level = 1;
+			level = 1;
 			r = shadow_rights_and(pf->above, shadow_entry_rights(&s->cpu, g));
 		}
 		if (gpa >= s->mem.ram_size || s->mem.ram_size - gpa < X86_PAGE_SIZE)
 			continue;
-		w.pte[w.level] = g;
+		w.level = level;
+		w.pte[level] = g;
 		w.user = r.user;
 		w.write = r.write;
 		w.nx = r.nx;

@@ -21,6 +21,7 @@ struct shadow {
 	bool tlb_flush;
 	unsigned opts;              /* SHADOW_OPT_* */
 	struct shadow_cache *cache; /* SHADOW_OPT_CACHE, else NULL */
+	bool prefetch_now;          /* this fault's leaf was accessed before it */
 };
 
 /* Pool pressure dropped shadows: count it and tell the trace. */

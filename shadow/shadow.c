@@ -211,7 +211,7 @@ static bool vtlb_install(struct shadow *s, gva_t gva, const struct shadow_walk *
 	}
 	if (!shadow_fill_install(&s->tab, gva, w->level, 1, *spte, spte_mpa))
 		return false;
-	if (!(s->opts & SHADOW_OPT_PREFETCH))
+	if (!s->prefetch_now)
 		return true;
 	pf = (struct shadow_prefetch){
 		.tab_mpa = *spte_mpa & X86_PAGE_MASK, .idx = X86_LEVEL_INDEX(gva, 1),
@@ -250,6 +250,10 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 	struct shadow_event ev;
 	mpa_t spte_mpa;
 
+	/* Prefetch only around a page the guest had accessed before: a leaf
+	 * whose A bit this very fault set is a first touch, and its neighbours
+	 * most likely are too (their A clear, nothing to prefetch). */
+	s->prefetch_now = (s->opts & SHADOW_OPT_PREFETCH) && !(ad_set[w->level] & X86_PTE_A);
 	if (!install(s, gva, w, &spte, &spte_mpa)) {
 		if (s->cache)
 			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
