@@ -162,6 +162,11 @@ bench-shadow: $(BUILD)/bench_shadow
 	      f ? sprintf("%d", ir / f) : "-", l ? sprintf("%d", ir / l) : "-" }'; \
 	done; done
 
+# valgrind memcheck over the integration guests, both paging modes.
+.PHONY: memcheck
+memcheck: all
+	$(Q)scripts/with-kvm scripts/memcheck
+
 clean:
 	rm -rf $(BUILD)
 
