@@ -64,10 +64,6 @@ bool shadow_pool_contains(const struct shadow_pool *p, mpa_t mpa)
 	return mpa >= p->base && mpa - p->base < ((mpa_t)p->pages << X86_PAGE_SHIFT);
 }
 
-uint64_t *shadow_pool_table(const struct shadow_pool *p, mpa_t mpa)
-{
-	return p->host + (size_t)page_of(p, mpa) * X86_PT_ENTRIES;
-}
 
 uint32_t shadow_pool_in_use(const struct shadow_pool *p)
 {

@@ -114,7 +114,13 @@ enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva
 	uint64_t and_bits = X86_PTE_U | X86_PTE_W, or_bits = 0; /* rights combined (§4.6) */
 	int level;
 
-	*w = (struct shadow_walk){ 0 };
+	/* only the scalars: pte[] and pte_gpa[] are valid for depth levels */
+	w->depth = 0;
+	w->level = SHADOW_LEVELS;
+	w->gpa = 0;
+	w->user = w->write = w->nx = false;
+	w->pferr = 0;
+	w->bad_gpa = 0;
 	if (!x86_is_canonical48(gva))
 		return SHADOW_WALK_GP;
 	w->pferr = access_pferr(cpu, access);
