@@ -43,7 +43,7 @@ TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)
 
 # ---- guest/ ------------------------------------------------------------------
-GUESTS        := hello exitcode triplefault spin portloop paging usermode faults adversary accessmatrix scenarios torture
+GUESTS        := hello exitcode triplefault spin portloop paging usermode faults adversary accessmatrix scenarios torture bench
 GUEST_RT_SRCS := guest/rt/entry.S guest/rt/console.c guest/rt/printf.c guest/rt/lib.c \
                  guest/rt/check.c guest/rt/pmem.c guest/rt/paging.c guest/rt/trap.c \
                  guest/rt/trap_entry.S guest/rt/user.c guest/rt/user_entry.S guest/rt/probe.c
@@ -127,7 +127,17 @@ check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
 	$(Q)scripts/check-integration
 
 # ---- benchmarks ----------------------------------------------------------------
-bench: all bench-shadow bench-exit bench-trace
+bench: all bench-workloads bench-shadow bench-exit bench-trace
+
+# The bench guest's workloads under --paging=hw and every --shadow-opts, in one
+# scripts/with-kvm session; the table on stdout, the figures in build/bench.json.
+.PHONY: bench-workloads
+$(BUILD)/bench_report: $(call obj,host,tests/bench_report.c)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(PKG_LIBS)
+
+bench-workloads: $(BUILD)/shadowvm $(BUILD)/guest/bench.elf $(BUILD)/bench_report
+	$(Q)scripts/bench-workloads $(BUILD)/bench $(BUILD)/bench.json
 
 # The trace's overhead: exits and the same-boot wall-time ratio of the paging
 # guest with and without --trace.
