@@ -801,6 +801,9 @@ bool shadow_cache_check(const struct shadow *s, char *why, size_t len)
 	const struct shadow_pool *pool = &s->tab.pool;
 	uint32_t used = 0;
 
+	if (shadow_pool_in_use(pool) > pool->pages)
+		return bad(why, len, "shadow: pool use %u exceeds its %u pages", shadow_pool_in_use(pool),
+			   pool->pages);
 	if (!(c->sp[c->cur].flags & SP_ROOT) || s->tab.root != shadow_pool_mpa(pool, c->cur))
 		return bad(why, len, "shadow: current root 0x%llx is not a root page",
 			   (unsigned long long)s->tab.root);
@@ -828,6 +831,9 @@ bool shadow_cache_check(const struct shadow *s, char *why, size_t len)
 			if (!(e & X86_PTE_P))
 				continue;
 			if (level == 1 || (e & X86_PTE_PS)) {
+				if (shadow_pool_contains(pool, e & X86_PTE_ADDR_MASK))
+					return bad(why, len, "shadow: leaf maps a shadow page: sp=%u index=%u spte=0x%016llx",
+						   p, i, (unsigned long long)e);
 				if (level > 2)
 					return bad(why, len, "shadow: huge leaf at level %u: sp=%u index=%u", level, p, i);
 				if (!check_leaf(s, p, i, (int)level, e, why, len))
@@ -840,6 +846,9 @@ bool shadow_cache_check(const struct shadow *s, char *why, size_t len)
 			{
 				const struct sp *ch = &c->sp[page_of_entry(s, e)];
 
+				if ((e & ~(X86_PTE_ADDR_MASK | SHADOW_SPTE_HUGE)) != SHADOW_SPTE_TABLE)
+					return bad(why, len, "shadow: table entry with unexpected bits: sp=%u index=%u spte=0x%016llx",
+						   p, i, (unsigned long long)e);
 				if (!(ch->flags & SP_USED) || role_level(ch->role) != level - 1)
 					return bad(why, len, "shadow: entry sp=%u index=%u links a free or wrong-level page",
 						   p, i);

@@ -1388,6 +1388,39 @@ START_TEST(test_cache_guest_table_is_write_protected)
 }
 END_TEST
 
+/* shadow_check in cache mode notices a writable leaf on a protected table,
+ * a leaf into the pool and a broken hypervisor entry. */
+START_TEST(test_cache_checker_catches_corruption)
+{
+	struct shadow_fault_result r;
+	gpa_t pte = gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gva_t alias = 0x40007000;
+	uint64_t *leaf, saved;
+	mpa_t t = shadow_root(F.s);
+	char why[192];
+
+	gmap(alias, 1, (pte & X86_PAGE_MASK) | PWU | ADW, PWU);
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fault(alias, 0, &r), SHADOW_FILLED);
+	for (int level = 4; level > 1; level--)
+		t = pool_page(t)[X86_LEVEL_INDEX(alias, level)] & X86_PTE_ADDR_MASK;
+	leaf = &pool_page(t)[X86_LEVEL_INDEX(alias, 1)];
+	saved = *leaf;
+	*leaf |= X86_PTE_W;
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "write-protected guest table"), "%s", why);
+	*leaf = (saved & ~X86_PTE_ADDR_MASK) | POOL_BASE;
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	*leaf = saved;
+	ck_assert(shadow_check(F.s, why, sizeof(why)));
+	pool_page(shadow_root(F.s))[HV_INDEX] ^= X86_PTE_U;
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "hypervisor entry changed"), "%s", why);
+	pool_page(shadow_root(F.s))[HV_INDEX] ^= X86_PTE_U;
+	ck_assert(shadow_check(F.s, why, sizeof(why)));
+}
+END_TEST
+
 START_TEST(test_cache_flooded_table_left_unprotected)
 {
 	struct shadow_fault_result r;
@@ -1652,6 +1685,7 @@ Suite *shadow_cache_suite(void)
 	tcase_add_checked_fixture(tc, setup_cache, teardown);
 	tcase_add_test(tc, test_cache_root_survives_cr3_switch);
 	tcase_add_test(tc, test_cache_guest_table_is_write_protected);
+	tcase_add_test(tc, test_cache_checker_catches_corruption);
 	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
 	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
 	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);
