@@ -21,6 +21,7 @@
 #define ROLE_PWT 0x100u    /* direct: the guest huge leaf's memory type bits */
 #define ROLE_PCD 0x200u
 #define ROLE_PAT 0x400u
+#define ROLE_CPU_SHIFT 11  /* the control bits the shadow was built under */
 
 #define SP_USED 0x1u
 #define SP_KEYED 0x2u      /* in the hash; a non-direct one tracks its table */
@@ -94,6 +95,16 @@ static uint32_t role_rights(struct shadow_rights r)
 static struct shadow_rights rights_of_role(uint32_t role)
 {
 	return (struct shadow_rights){ role & ROLE_W, role & ROLE_U, role & ROLE_NX };
+}
+
+/* CR0.WP, CR4.SMEP, CR4.SMAP and EFER.NXE change what a shadow leaf grants
+ * (fill.c): every SP is keyed by them, so that a guest toggling one switches
+ * roots instead of dropping every shadow, and shadows built under one
+ * setting are never used under another. */
+static uint32_t cpu_role(const struct shadow_cpu *cpu)
+{
+	return (uint32_t)(cpu->cr0_wp | cpu->cr4_smep << 1 | cpu->cr4_smap << 2 |
+			  cpu->efer_nxe << 3) << ROLE_CPU_SHIFT;
 }
 
 static unsigned role_level(uint32_t role)
@@ -408,9 +419,9 @@ static bool evict_one(struct shadow *s, uint32_t keep)
 	return true;
 }
 
-static uint32_t root_role(void)
+static uint32_t root_role(const struct shadow *s)
 {
-	return SHADOW_LEVELS | ROLE_W | ROLE_U;
+	return SHADOW_LEVELS | ROLE_W | ROLE_U | cpu_role(&s->cpu);
 }
 
 /* Make the root for s->vcr3 current: the cached one, or a new one (which
@@ -418,7 +429,7 @@ static uint32_t root_role(void)
 static void switch_root(struct shadow *s)
 {
 	struct shadow_cache *c = s->cache;
-	uint32_t found = lookup(c, s->vcr3, root_role());
+	uint32_t found = lookup(c, s->vcr3, root_role(s));
 	uint32_t page;
 
 	if (found) {
@@ -427,7 +438,7 @@ static void switch_root(struct shadow *s)
 	} else {
 		if (c->nroots == CACHE_ROOTS)
 			evict_one(s, UINT32_MAX);
-		while (!new_sp(s, s->vcr3, root_role(), &page)) {
+		while (!new_sp(s, s->vcr3, root_role(s), &page)) {
 			if (!evict_one(s, UINT32_MAX)) {
 				shadow_cache_reset(s);
 				shadow_note_evict(s, 0);
@@ -575,7 +586,7 @@ static void revalidate_root(struct shadow *s)
 		if (s->mem.read64(s->mem.opaque, s->vcr3 + 8 * i, &g) != SHADOW_MEM_OK ||
 		    !(g & X86_PTE_P) || shadow_walk_reserved(&s->cpu, SHADOW_LEVELS, g) ||
 		    (g & X86_PTE_ADDR_MASK) != child->gfn ||
-		    child->role != ((SHADOW_LEVELS - 1) |
+		    child->role != ((SHADOW_LEVELS - 1) | cpu_role(&s->cpu) |
 				    role_rights(shadow_entry_rights(&s->cpu, g))))
 			unlink_entry(s, c->cur, i);
 	}
@@ -647,7 +658,7 @@ static void child_key(const struct shadow *s, const struct shadow_walk *w, gva_t
 	if (level > w->level) {
 		*acc = shadow_rights_and(*acc, shadow_entry_rights(&s->cpu, w->pte[level]));
 		*gfn = w->pte[level] & X86_PTE_ADDR_MASK;
-		*role = (uint32_t)(level - 1) | role_rights(*acc);
+		*role = (uint32_t)(level - 1) | role_rights(*acc) | cpu_role(&s->cpu);
 	} else {
 		uint64_t g = w->pte[w->level];
 
@@ -655,7 +666,8 @@ static void child_key(const struct shadow *s, const struct shadow_walk *w, gva_t
 		*gfn = w->gpa & ~(X86_LEVEL_SIZE(level) - 1);
 		*role = (uint32_t)(level - 1) | ROLE_DIRECT | role_rights(*acc) |
 			(g & X86_PTE_D ? ROLE_DIRTY : 0) | (g & X86_PTE_PWT ? ROLE_PWT : 0) |
-			(g & X86_PTE_PCD ? ROLE_PCD : 0) | (g & X86_PTE_PAT_LARGE ? ROLE_PAT : 0);
+			(g & X86_PTE_PCD ? ROLE_PCD : 0) | (g & X86_PTE_PAT_LARGE ? ROLE_PAT : 0) |
+			cpu_role(&s->cpu);
 	}
 	(void)gva;
 }

@@ -45,8 +45,9 @@ void shadow_cache_destroy(struct shadow *s);
 /* Drop every SP and reverse map; a fresh root for s->vcr3. */
 void shadow_cache_reset(struct shadow *s);
 
-/* s->vcr3 changed (or was reloaded): switch to its cached root or a new
- * one, dropping volatile SPs. */
+/* s->vcr3 changed (or was reloaded), or the control bits that key every
+ * SP (CR0.WP, CR4.SMEP/SMAP, EFER.NXE) did: switch to the cached root for
+ * both, or a new one, dropping volatile SPs. */
 void shadow_cache_set_cr3(struct shadow *s);
 
 /* Guest invlpg: drop gva's leaf, volatile SPs, stale volatile root entries. */

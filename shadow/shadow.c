@@ -395,16 +395,21 @@ void shadow_flush(struct shadow *s)
 bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu)
 {
 	const struct shadow_cpu *o = &s->cpu;
-	bool changed;
+	bool keyed, walk;
 
 	if (!cpu_valid(cpu))
 		return false;
-	changed = o->cr0_wp != cpu->cr0_wp || o->cr4_smep != cpu->cr4_smep ||
-		  o->cr4_smap != cpu->cr4_smap || o->efer_nxe != cpu->efer_nxe ||
-		  o->gbpages != cpu->gbpages || o->maxphyaddr != cpu->maxphyaddr;
+	keyed = o->cr0_wp != cpu->cr0_wp || o->cr4_smep != cpu->cr4_smep ||
+		o->cr4_smap != cpu->cr4_smap || o->efer_nxe != cpu->efer_nxe;
+	walk = o->gbpages != cpu->gbpages || o->maxphyaddr != cpu->maxphyaddr;
 	s->cpu = *cpu;
-	if (changed)
+	if (walk || (keyed && !s->cache)) {
 		drop_all(s, SHADOW_FLUSH_CPU_STATE, 0);
+	} else if (keyed) {
+		/* the cache keys its shadows by these bits: switch roots */
+		shadow_cache_set_cr3(s);
+		s->tlb_flush = true;
+	}
 	return true;
 }
 

@@ -234,7 +234,9 @@ void shadow_flush(struct shadow *s);
 
 /* Update the guest control state.  A change of WP, SMEP, SMAP, NXE,
  * MAXPHYADDR or 1G support flushes (shadows built under one setting are
- * never used under another); RFLAGS.AC alone does not.  Returns false,
+ * never used under another); RFLAGS.AC alone does not.  With
+ * SHADOW_OPT_CACHE, whose shadows are keyed by WP, SMEP, SMAP and NXE, a
+ * change of those switches to the root for the new setting instead.  Returns false,
  * changing nothing, for maxphyaddr outside 32..52. */
 bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu);
 

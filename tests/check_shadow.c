@@ -1421,6 +1421,38 @@ START_TEST(test_cache_checker_catches_corruption)
 }
 END_TEST
 
+/* A change of CR0.WP switches to the root built under that setting, and
+ * back: shadows of one setting are kept, never mixed with the other's. */
+START_TEST(test_cache_cpu_bits_key_the_roots)
+{
+	struct shadow_fault_result r;
+	struct shadow_cpu c = F.cpu;
+
+	gmap(0x5000, 1, 0x300000 | X86_PTE_P | X86_PTE_U | ADW, PWU); /* read-only */
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
+	c.cr0_wp = false;
+	ck_assert(shadow_set_cpu(F.s, &c));
+	ck_assert(shadow_take_tlb_flush(F.s));
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	/* WP=0: a supervisor write to the read-only page goes through */
+	ck_assert_int_eq(fault(0x5000, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(0x5000) & X86_PTE_W);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_U));
+	c.cr0_wp = true;
+	ck_assert(shadow_set_cpu(F.s, &c));
+	/* back under WP=1: the old read-only user leaf, not the WP=0 one */
+	ck_assert_uint_eq(shadow_leaf(0x5000) & (X86_PTE_P | X86_PTE_W | X86_PTE_U),
+			  X86_PTE_P | X86_PTE_U);
+	ck_assert_uint_eq(stats().roots_reused, 1);
+	ck_assert_uint_eq(stats().flushes, 0);
+	c.maxphyaddr = 39; /* the walk itself changes: everything goes */
+	ck_assert(shadow_set_cpu(F.s, &c));
+	ck_assert_uint_eq(stats().flushes, 1);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	check_invariants();
+}
+END_TEST
+
 START_TEST(test_cache_flooded_table_left_unprotected)
 {
 	struct shadow_fault_result r;
@@ -1642,7 +1674,6 @@ static void add_common_tcases(Suite *s, const struct engine *en)
 	tcase_add_test(tc, test_ad_race_forever_returns_retry);
 	tcase_add_test(tc, test_guest_fault_drops_stale_leaf);
 	tcase_add_test(tc, test_invlpg_drops_only_that_page);
-	tcase_add_test(tc, test_set_cpu_flushes_on_change_not_on_ac);
 	tcase_add_test(tc, test_event_fill_carries_walk);
 	suite_add_tcase(s, tc);
 }
@@ -1661,6 +1692,7 @@ Suite *shadow_suite(void)
 	tcase_add_test(tc, test_invariant_checker_catches_corruption);
 	tcase_add_test(tc, test_invlpg_huge_drops_every_split_leaf);
 	tcase_add_test(tc, test_set_cr3_drops_all_but_hv);
+	tcase_add_test(tc, test_set_cpu_flushes_on_change_not_on_ac);
 	tcase_add_test(tc, test_create_rejects_bad_config);
 	suite_add_tcase(s, tc);
 
@@ -1686,6 +1718,7 @@ Suite *shadow_cache_suite(void)
 	tcase_add_test(tc, test_cache_root_survives_cr3_switch);
 	tcase_add_test(tc, test_cache_guest_table_is_write_protected);
 	tcase_add_test(tc, test_cache_checker_catches_corruption);
+	tcase_add_test(tc, test_cache_cpu_bits_key_the_roots);
 	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
 	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
 	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);
