@@ -209,6 +209,26 @@ START_TEST(test_transcript_identical_under_shadow_and_hw)
 }
 END_TEST
 
+/* A pool smaller than one instruction's working set: every fault evicts the
+ * translation another access of the same instruction needs.  shadowvm must
+ * say so, not spin until the watchdog. */
+START_TEST(test_pool_too_small_for_an_instruction_is_diagnosed)
+{
+	struct run_result r;
+
+	RUN(&r, "run", "--timeout", "60", "--shadow-pool", "4", GUEST("paging"));
+	ck_assert_msg(r.status == VMM_E_INTERNAL, "status %d, stderr: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.err, "needs more shadow pages than the pool's 4") &&
+			      strstr(r.err, "raise --shadow-pool"),
+		      "stderr: %s", r.err);
+	run_result_free(&r);
+	/* a pool that holds it runs the same guest to the end */
+	RUN(&r, "run", "--timeout", "60", "--shadow-pool", "8", GUEST("paging"));
+	ck_assert_msg(r.status == 0, "status %d, stderr: %s", r.status, r.err);
+	run_result_free(&r);
+}
+END_TEST
+
 static unsigned count_between(const char *from, const char *to, const char *needle)
 {
 	unsigned n = 0;
@@ -640,6 +660,7 @@ Suite *integration_suite(void)
 	tcase_add_test(tc, test_shadow_starts_with_only_the_hypervisor_entry);
 	tcase_add_test(tc, test_hidden_faults_cover_pages_touched);
 	tcase_add_test(tc, test_hw_mode_has_no_shadow);
+	tcase_add_test(tc, test_pool_too_small_for_an_instruction_is_diagnosed);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("adversary");
 	tcase_set_timeout(tc, 300);

@@ -16,6 +16,10 @@
 #include "x86.h"
 
 #define REPEAT_LIMIT 16 /* identical hidden faults in a row: the fill is broken */
+/* Hidden faults in a row at one RIP that each emptied the pool: the
+ * instruction needs more shadow pages than the pool holds, and every fill
+ * evicts the translation another of its accesses needs. */
+#define EVICT_LOOP_LIMIT 64
 
 /* ---- guest memory accessor for the shadow MMU ----------------------------------- */
 
@@ -214,10 +218,39 @@ static bool restore_frame(struct vm *vm, const struct hv_trap_frame *f)
 	       seg_load_ss(vm, (uint16_t)f->ss, cpl);
 }
 
+/* True (with the diagnosis printed) once EVICT_LOOP_LIMIT hidden faults in a
+ * row at the same RIP, on pages it faulted on just before, each evicted: a
+ * livelock that a larger pool would end.  (A loop touching new pages from
+ * one instruction evicts at every fault too, but on pages never seen.) */
+static bool evict_loop(struct vm *vm, gva_t gva)
+{
+	static struct { uint64_t rip, evictions; gva_t page[4]; unsigned n, next; } ev;
+	struct shadow_stats st;
+	bool seen = false;
+
+	gva &= X86_PAGE_MASK;
+	for (unsigned i = 0; i < 4; i++)
+		seen |= ev.page[i] == gva;
+	shadow_get_stats(vm->shadow, &st);
+	if (st.evictions != ev.evictions && vm->regs.rip == ev.rip && seen)
+		ev.n++;
+	else
+		ev.n = 0;
+	ev.rip = vm->regs.rip;
+	ev.evictions = st.evictions;
+	ev.page[ev.next++ % 4] = gva;
+	if (ev.n < EVICT_LOOP_LIMIT)
+		return false;
+	pr_err("shadow: the instruction at rip=0x%llx needs more shadow pages than the pool's %u: each of its faults evicts what another needs (raise --shadow-pool)",
+	       (unsigned long long)vm->regs.rip, vm->opts->pool_pages);
+	return true;
+}
+
 static int hidden_pf(struct vm *vm, uint64_t err)
 {
 	static struct { gva_t gva; uint64_t rip, err, trap; unsigned n; } last;
 	struct shadow_fault_result res;
+	enum shadow_status st;
 	gva_t gva = vm->sregs.cr2;
 
 	if (err & X86_PF_RSVD) {
@@ -242,7 +275,10 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 	}
 	emulate_sync_control(vm); /* the walker needs the current RFLAGS.AC */
 	trace_hidden_fault(vm->trace, err);
-	switch (shadow_fault(vm->shadow, gva, shadow_access_from_pferr(err), &res)) {
+	st = shadow_fault(vm->shadow, gva, shadow_access_from_pferr(err), &res);
+	if (evict_loop(vm, gva))
+		return VMM_E_INTERNAL;
+	switch (st) {
 	case SHADOW_FILLED:
 		vm->tstats.hidden_pf++;
 		/* fall through */
