@@ -616,6 +616,7 @@ void shadow_cache_unprotect(struct shadow *s, gpa_t gpa, bool self)
 	struct shadow_cache *c = s->cache;
 	gpa_t gfn = gpa & X86_PAGE_MASK;
 	uint64_t f = gfn >> X86_PAGE_SHIFT;
+	struct shadow_event ev = { .kind = SHADOW_EV_UNPROTECT, .gpa = gfn };
 	uint32_t i;
 
 	s->stats.unprotects++;
@@ -626,6 +627,7 @@ again:
 		if (sp->gfn != gfn || (sp->role & ROLE_DIRECT))
 			continue;
 		s->stats.zaps++;
+		ev.zapped++;
 		if (i - 1 == c->cur)
 			root_to_volatile(s, i - 1);
 		else
@@ -639,6 +641,8 @@ again:
 		c->flood[f] |= FLOOD_VOLATILE;
 		s->stats.floods++;
 	}
+	ev.volatile_table = c->flood[f] & FLOOD_VOLATILE;
+	shadow_emit(s, &ev);
 }
 
 /* ---- install --------------------------------------------------------------------- */
@@ -729,22 +733,27 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 		unsigned i = X86_LEVEL_INDEX(gva, 1);
 		mpa_t at = s->tab.pool.base + 8 * ((mpa_t)page * 512 + i);
 		uint64_t *e = table_of(s, page) + i;
-		const struct sp *sp = &c->sp[page];
-
 		shadow_cache_set_leaf(s, e, at, 1, *spte);
 		*spte = *e;
 		*spte_mpa = at;
 		*out_level = 1;
-		if (s->prefetch_now) {
-			struct shadow_prefetch pf = {
-				.tab = table_of(s, page), .tab_mpa = shadow_pool_mpa(&s->tab.pool, page),
-				.idx = i, .direct = sp->role & ROLE_DIRECT, .guest_pt = sp->gfn,
-				.huge_pte = w->pte[w->level], .above = rights_of_role(sp->role),
-			};
-			shadow_prefetch(s, &pf);
-		}
 	}
 	return INSTALL_OK;
+}
+
+void shadow_cache_prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w,
+			   mpa_t spte_mpa)
+{
+	uint32_t page = shadow_pool_index(&s->tab.pool, spte_mpa & X86_PAGE_MASK);
+	const struct sp *sp = &s->cache->sp[page];
+	struct shadow_prefetch pf = {
+		.tab = table_of(s, page), .tab_mpa = spte_mpa & X86_PAGE_MASK,
+		.idx = X86_LEVEL_INDEX(gva, 1), .gva = gva, .direct = sp->role & ROLE_DIRECT,
+		.guest_pt = sp->gfn, .huge_pte = w->pte[w->level], .above = rights_of_role(sp->role),
+	};
+
+	assert(role_level(sp->role) == 1);
+	shadow_prefetch(s, &pf);
 }
 
 bool shadow_cache_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,

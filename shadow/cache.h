@@ -66,10 +66,14 @@ void shadow_cache_unprotect(struct shadow *s, gpa_t gpa, bool self);
 
 /* Install the shadow of walk `w` for `gva`: `spte` is the 4 KiB leaf
  * (shadow_fill_spte); a 2 MiB leaf replaces it where SHADOW_OPT_HUGE allows.
- * *spte and *level report what was written where.  Prefetches when enabled.
+ * *spte and *level report what was written where.
  * False only if the pool cannot hold one path even when emptied. */
 bool shadow_cache_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			  uint64_t *spte, mpa_t *spte_mpa, int *level);
+
+/* Prefetch around the 4 KiB leaf shadow_cache_install wrote at spte_mpa. */
+void shadow_cache_prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w,
+			   mpa_t spte_mpa);
 
 /* Write leaf `spte` (level 1, or 2 for a 2 MiB leaf) at entry `e` (machine
  * address `at`), keeping the reverse maps and write protection: a tracked

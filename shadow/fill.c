@@ -171,6 +171,14 @@ unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 		shadow_cache_set_leaf(s, &pf->tab[j], pf->tab_mpa + 8 * j, 1,
 				      shadow_fill_spte(&w, &s->cpu, 0, (mpa_t)gpa));
 		n++;
+		if (s->hook) {
+			struct shadow_event ev = {
+				.kind = SHADOW_EV_PREFETCH, .level = level, .gpa = gpa,
+				.gva = (pf->gva & ~(gva_t)0x1fffff) | ((gva_t)j << X86_PAGE_SHIFT),
+				.spte = pf->tab[j], .spte_mpa = pf->tab_mpa + 8 * j,
+			};
+			shadow_emit(s, &ev);
+		}
 	}
 	s->stats.prefetched += n;
 	return n;

@@ -21,8 +21,10 @@ struct shadow {
 	bool tlb_flush;
 	unsigned opts;              /* SHADOW_OPT_* */
 	struct shadow_cache *cache; /* SHADOW_OPT_CACHE, else NULL */
-	bool prefetch_now;          /* this fault's leaf was accessed before it */
 };
+
+/* Hand an event to the hook, if any (fills in vcr3 and pages_in_use). */
+void shadow_emit(const struct shadow *s, struct shadow_event *ev);
 
 /* Pool pressure dropped shadows: count it and tell the trace. */
 void shadow_note_evict(struct shadow *s, gva_t gva);
@@ -57,6 +59,7 @@ struct shadow_prefetch {
 	uint64_t *tab;
 	mpa_t tab_mpa;
 	unsigned idx;
+	gva_t gva;           /* the fault's address: the window's GVAs follow */
 	bool direct;
 	gpa_t guest_pt;
 	uint64_t huge_pte;

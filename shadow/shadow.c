@@ -91,7 +91,7 @@ bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)
 	return true;
 }
 
-static void emit(const struct shadow *s, struct shadow_event *ev)
+void shadow_emit(const struct shadow *s, struct shadow_event *ev)
 {
 	if (!s->hook)
 		return;
@@ -131,7 +131,7 @@ static void drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gv
 	} else {
 		s->stats.flushes++;
 	}
-	emit(s, &ev);
+	shadow_emit(s, &ev);
 }
 
 void shadow_note_evict(struct shadow *s, gva_t gva)
@@ -139,7 +139,7 @@ void shadow_note_evict(struct shadow *s, gva_t gva)
 	struct shadow_event ev = { .kind = SHADOW_EV_EVICT, .gva = gva, .reason = SHADOW_FLUSH_EVICT };
 
 	s->stats.evictions++;
-	emit(s, &ev);
+	shadow_emit(s, &ev);
 }
 
 static enum shadow_status fail(struct shadow_fault_result *res, enum shadow_error err, gpa_t gpa)
@@ -173,7 +173,7 @@ static enum shadow_status guest_fault(struct shadow *s, gva_t gva, unsigned acce
 		walk_event(&ev, SHADOW_EV_GUEST_FAULT, gva, access, w, NULL);
 		ev.vector = gp ? X86_EXC_GP : X86_EXC_PF;
 		ev.pferr = res->pferr;
-		emit(s, &ev);
+		shadow_emit(s, &ev);
 	}
 	return res->status;
 }
@@ -195,11 +195,9 @@ static bool count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
 /* Virtual-TLB install: a 2 MiB leaf where SHADOW_OPT_HUGE allows, else a
  * 4 KiB leaf and its prefetched neighbours. */
 static bool vtlb_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
-			 uint64_t *spte, mpa_t *spte_mpa)
+			 uint64_t *spte, mpa_t *spte_mpa, int *leaf_level)
 {
 	gpa_t frame = w->gpa & X86_PTE_ADDR_2M_MASK;
-	struct shadow_prefetch pf;
-	int level;
 
 	if ((s->opts & SHADOW_OPT_HUGE) && w->level >= 2 &&
 	    frame + X86_LEVEL_SIZE(2) <= s->mem.ram_size) {
@@ -207,14 +205,22 @@ static bool vtlb_install(struct shadow *s, gva_t gva, const struct shadow_walk *
 		if (!shadow_fill_install(&s->tab, gva, w->level, 2, *spte, spte_mpa))
 			return false;
 		s->stats.huge_leaves++;
+		*leaf_level = 2;
 		return true;
 	}
-	if (!shadow_fill_install(&s->tab, gva, w->level, 1, *spte, spte_mpa))
-		return false;
-	if (!s->prefetch_now)
-		return true;
+	*leaf_level = 1;
+	return shadow_fill_install(&s->tab, gva, w->level, 1, *spte, spte_mpa);
+}
+
+/* Virtual-TLB prefetch around the 4 KiB leaf just written at spte_mpa. */
+static void vtlb_prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w,
+			  mpa_t spte_mpa)
+{
+	struct shadow_prefetch pf;
+	int level;
+
 	pf = (struct shadow_prefetch){
-		.tab_mpa = *spte_mpa & X86_PAGE_MASK, .idx = X86_LEVEL_INDEX(gva, 1),
+		.tab_mpa = spte_mpa & X86_PAGE_MASK, .idx = X86_LEVEL_INDEX(gva, 1), .gva = gva,
 		.direct = w->level > 1, .huge_pte = w->pte[w->level],
 		.above = { w->write, w->user, w->nx },
 	};
@@ -228,17 +234,14 @@ static bool vtlb_install(struct shadow *s, gva_t gva, const struct shadow_walk *
 			pf.above = shadow_rights_and(pf.above, shadow_entry_rights(&s->cpu, w->pte[level]));
 	}
 	shadow_prefetch(s, &pf);
-	return true;
 }
 
 static bool install(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
-		    mpa_t *spte_mpa)
+		    mpa_t *spte_mpa, int *leaf_level)
 {
-	int level;
-
 	if (s->cache)
-		return shadow_cache_install(s, gva, w, spte, spte_mpa, &level);
-	return vtlb_install(s, gva, w, spte, spte_mpa);
+		return shadow_cache_install(s, gva, w, spte, spte_mpa, leaf_level);
+	return vtlb_install(s, gva, w, spte, spte_mpa, leaf_level);
 }
 
 /* Install the shadow leaf of a synced walk, evicting once if the pool is full. */
@@ -249,17 +252,14 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 	uint64_t want = shadow_fill_spte(w, &s->cpu, access, mpa), spte = want;
 	struct shadow_event ev;
 	mpa_t spte_mpa;
+	int leaf_level;
 
-	/* Prefetch only around a page the guest had accessed before: a leaf
-	 * whose A bit this very fault set is a first touch, and its neighbours
-	 * most likely are too (their A clear, nothing to prefetch). */
-	s->prefetch_now = (s->opts & SHADOW_OPT_PREFETCH) && !(ad_set[w->level] & X86_PTE_A);
-	if (!install(s, gva, w, &spte, &spte_mpa)) {
+	if (!install(s, gva, w, &spte, &spte_mpa, &leaf_level)) {
 		if (s->cache)
 			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
 		drop_all(s, SHADOW_FLUSH_EVICT, gva);
 		spte = want;
-		if (!install(s, gva, w, &spte, &spte_mpa))
+		if (!install(s, gva, w, &spte, &spte_mpa, &leaf_level))
 			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
 	}
 	s->stats.fills[w->level]++;
@@ -271,7 +271,17 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 		ev.gpa = w->gpa;
 		ev.spte = spte;
 		ev.spte_mpa = spte_mpa;
-		emit(s, &ev);
+		shadow_emit(s, &ev);
+	}
+	/* Prefetch (after the fill's event) only around a page the guest had
+	 * accessed before: a leaf whose A bit this very fault set is a first
+	 * touch, and its neighbours most likely are too (A clear: nothing to
+	 * prefetch). */
+	if ((s->opts & SHADOW_OPT_PREFETCH) && leaf_level == 1 && !(ad_set[w->level] & X86_PTE_A)) {
+		if (s->cache)
+			shadow_cache_prefetch(s, gva, w, spte_mpa);
+		else
+			vtlb_prefetch(s, gva, w, spte_mpa);
 	}
 	return SHADOW_FILLED;
 }
@@ -326,7 +336,7 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned acces
 	}
 	if (count_ad(s, ad_set) && s->hook) {
 		walk_event(&ev, SHADOW_EV_AD_SET, gva, access, &w, ad_set);
-		emit(s, &ev);
+		shadow_emit(s, &ev);
 	}
 	if ((access & SHADOW_ACC_WRITE) && shadow_cache_tracked(s, w.gpa))
 		shadow_cache_unprotect(s, w.gpa, translates_itself(&w));
@@ -365,7 +375,7 @@ bool shadow_set_cr3(struct shadow *s, uint64_t vcr3)
 		return false;
 	s->vcr3 = vcr3 & X86_CR3_ADDR_MASK;
 	s->stats.cr3_loads++;
-	emit(s, &ev);
+	shadow_emit(s, &ev);
 	if (s->cache)
 		shadow_cache_set_cr3(s);
 	else
@@ -384,7 +394,7 @@ void shadow_invlpg(struct shadow *s, gva_t gva)
 	else if (x86_is_canonical48(gva))
 		shadow_fill_drop_gva(&s->tab, gva);
 	s->tlb_flush = true;
-	emit(s, &ev);
+	shadow_emit(s, &ev);
 }
 
 void shadow_flush(struct shadow *s)

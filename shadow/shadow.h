@@ -102,6 +102,9 @@ enum shadow_event_kind {
 	SHADOW_EV_GUEST_FAULT, /* a genuine guest #PF or #GP */
 	SHADOW_EV_INVLPG,
 	SHADOW_EV_CR3,
+	SHADOW_EV_PREFETCH,    /* PREFETCH: a neighbour's shadow leaf installed */
+	SHADOW_EV_UNPROTECT,   /* CACHE: a guest write to a protected table */
+	SHADOW_EV_COUNT,
 };
 
 enum shadow_flush_reason {
@@ -117,7 +120,7 @@ enum shadow_flush_reason {
  * valid for levels SHADOW_LEVELS down to SHADOW_LEVELS - depth + 1. */
 struct shadow_event {
 	enum shadow_event_kind kind;
-	gva_t gva;         /* FILL, AD_SET, GUEST_FAULT, INVLPG, EVICT */
+	gva_t gva;         /* FILL, AD_SET, GUEST_FAULT, INVLPG, EVICT, PREFETCH */
 	gpa_t vcr3;        /* the guest CR3 in force (CR3: the new one) */
 	unsigned access;   /* SHADOW_ACC_* */
 	unsigned vector;   /* GUEST_FAULT: X86_EXC_PF or X86_EXC_GP */
@@ -127,10 +130,12 @@ struct shadow_event {
 	gpa_t gpte_gpa[SHADOW_LEVELS + 1];
 	uint64_t gpte[SHADOW_LEVELS + 1];   /* values after any A/D update */
 	uint64_t ad_set[SHADOW_LEVELS + 1]; /* A/D bits this fault set, per level */
-	gpa_t gpa;         /* FILL: the translated GPA */
-	uint64_t spte;     /* FILL: the shadow leaf written */
-	mpa_t spte_mpa;    /* FILL: where it was written */
+	gpa_t gpa;         /* FILL, PREFETCH: the translated GPA; UNPROTECT: the table */
+	uint64_t spte;     /* FILL, PREFETCH: the shadow leaf written */
+	mpa_t spte_mpa;    /* FILL, PREFETCH: where it was written */
 	enum shadow_flush_reason reason; /* FLUSH, EVICT */
+	unsigned zapped;   /* UNPROTECT: shadow tables of that guest table dropped */
+	bool volatile_table; /* UNPROTECT: the table is left unprotected from now */
 	uint32_t pages_in_use;
 };
 

@@ -349,6 +349,7 @@ static int64_t rec_int(struct json_object *o, const char *key)
 
 struct trace_counts {
 	int64_t fills[4], a_sets, d_sets, guest_faults, emulated, cr3, invlpg, flush, evict, exits;
+	int64_t prefetch, unprotect;
 };
 
 static void count_trace(const struct trace_file *tf, struct trace_counts *c)
@@ -369,6 +370,10 @@ static void count_trace(const struct trace_file *tf, struct trace_counts *c)
 			c->flush++;
 		else if (!strcmp(ev, "evict"))
 			c->evict++;
+		else if (!strcmp(ev, "prefetch"))
+			c->prefetch++;
+		else if (!strcmp(ev, "unprotect"))
+			c->unprotect++;
 		else if (!strcmp(ev, "exit"))
 			c->exits = rec_int(o, "exits");
 		else if (!strcmp(ev, "emulate"))
@@ -413,6 +418,8 @@ static void compare_with_stats(const struct trace_file *tf, const char *stats_pa
 	ck_assert_int_eq(c.invlpg, stat_int(st, "invlpgs", NULL));
 	ck_assert_int_eq(c.flush, stat_int(st, "flushes", NULL));
 	ck_assert_int_eq(c.evict, stat_int(st, "evictions", NULL));
+	ck_assert_int_eq(c.prefetch, stat_int(st, "prefetched", NULL));
+	ck_assert_int_eq(c.unprotect, stat_int(st, "unprotects", NULL));
 	ck_assert_int_eq(c.exits, stat_int(st, "exits", "total"));
 	json_object_put(st);
 }

@@ -45,8 +45,8 @@ struct fake {
 	int race;          /* cmpxchg calls left before one is raced; <0 never */
 	bool race_always;
 	uint64_t race_bits; /* what the racing "other CPU" sets */
-	unsigned nevents[SHADOW_EV_CR3 + 1];
-	struct shadow_event last[SHADOW_EV_CR3 + 1];
+	unsigned nevents[SHADOW_EV_COUNT];
+	struct shadow_event last[SHADOW_EV_COUNT];
 };
 
 static struct fake F;
@@ -96,7 +96,7 @@ static void record_event(void *opaque, const struct shadow_event *ev)
 {
 	struct fake *f = opaque;
 
-	CHECK(ev->kind <= SHADOW_EV_CR3, "event kind %d", ev->kind);
+	CHECK(ev->kind < SHADOW_EV_COUNT, "event kind %d", ev->kind);
 	f->nevents[ev->kind]++;
 	f->last[ev->kind] = *ev;
 }
@@ -1379,6 +1379,10 @@ START_TEST(test_cache_guest_table_is_write_protected)
 	ck_assert(shadow_take_tlb_flush(F.s));
 	ck_assert_uint_eq(stats().unprotects, 1);
 	ck_assert_uint_ge(stats().zaps, 1);
+	ck_assert_uint_eq(F.nevents[SHADOW_EV_UNPROTECT], 1);
+	ck_assert_uint_eq(F.last[SHADOW_EV_UNPROTECT].gpa, pte & X86_PAGE_MASK);
+	ck_assert_uint_eq(F.last[SHADOW_EV_UNPROTECT].zapped, stats().zaps);
+	ck_assert(!F.last[SHADOW_EV_UNPROTECT].volatile_table);
 	/* used as a table again: protected again */
 	gset(pte, 0x302000 | PWU | ADW);
 	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED);
@@ -1533,6 +1537,9 @@ START_TEST(test_prefetch_maps_accessed_neighbours)
 	gmap(0x20000, 1, 0x400000 | PWU | ADW, PWU); /* outside the window */
 	ck_assert_int_eq(fault(0x10000, 0, &r), SHADOW_FILLED);
 	ck_assert_uint_eq(stats().prefetched, 14);
+	ck_assert_uint_eq(F.nevents[SHADOW_EV_PREFETCH], 14);
+	ck_assert_uint_eq(F.last[SHADOW_EV_PREFETCH].gva, 0x10000 + 15 * 0x1000);
+	ck_assert_uint_eq(F.last[SHADOW_EV_PREFETCH].gpa, 0x300000 + 15 * 0x1000);
 	for (unsigned i = 1; i < 16; i++) {
 		uint64_t l = shadow_leaf(0x10000 + i * 0x1000);
 

@@ -83,7 +83,7 @@ char *write_temp(const void *data, size_t len)
 
 /* ---- the trace schema (README.md "Trace") ---- */
 
-enum ftype { F_INT, F_STR, F_HEX, F_ARR };
+enum ftype { F_INT, F_STR, F_HEX, F_ARR, F_BOOL };
 
 struct field {
 	const char *name;
@@ -113,6 +113,10 @@ static const struct event_schema schema[] = {
 		       { "bytes", F_STR }, { "result", F_STR } } },
 	{ "exit", { { "status", F_INT }, { "reason", F_STR }, { "exits", F_INT },
 		    { "kvm_exit", F_STR } } },
+	{ "prefetch", { { "gva", F_HEX }, { "cr3", F_HEX }, { "level", F_INT }, { "gpa", F_HEX },
+			{ "gfn", F_HEX }, { "spte", F_HEX }, { "sptep", F_HEX }, { "pages", F_INT } } },
+	{ "unprotect", { { "gfn", F_HEX }, { "cr3", F_HEX }, { "zapped", F_INT },
+			 { "volatile", F_BOOL }, { "pages", F_INT } } },
 };
 
 static const struct field common[] = {
@@ -134,7 +138,8 @@ static const char *check_fields(struct json_object *o, const struct field *f, co
 {
 	static char why[256];
 	static const json_type types[] = { [F_INT] = json_type_int, [F_STR] = json_type_string,
-					   [F_HEX] = json_type_string, [F_ARR] = json_type_array };
+					   [F_HEX] = json_type_string, [F_ARR] = json_type_array,
+					   [F_BOOL] = json_type_boolean };
 	struct json_object *v;
 
 	for (; f->name; f++) {

@@ -43,6 +43,7 @@ static const char *const event_names[TRACE_EV_COUNT] = {
 	[TRACE_EV_CR3] = "cr3",                 [TRACE_EV_INVLPG] = "invlpg",
 	[TRACE_EV_EVICT] = "evict",             [TRACE_EV_FLUSH] = "flush",
 	[TRACE_EV_EMULATE] = "emulate",         [TRACE_EV_EXIT] = "exit",
+	[TRACE_EV_PREFETCH] = "prefetch",       [TRACE_EV_UNPROTECT] = "unprotect",
 };
 
 const char *trace_event_name(enum trace_event ev)
@@ -298,6 +299,9 @@ static enum trace_event event_of(enum shadow_event_kind kind)
 	case SHADOW_EV_GUEST_FAULT: return TRACE_EV_GUEST_FAULT;
 	case SHADOW_EV_INVLPG: return TRACE_EV_INVLPG;
 	case SHADOW_EV_CR3: return TRACE_EV_CR3;
+	case SHADOW_EV_PREFETCH: return TRACE_EV_PREFETCH;
+	case SHADOW_EV_UNPROTECT: return TRACE_EV_UNPROTECT;
+	case SHADOW_EV_COUNT: break;
 	}
 	return TRACE_EV_COUNT;
 }
@@ -338,6 +342,23 @@ static void shadow_fields(struct trace *t, struct rec *r, const struct shadow_ev
 		hex(r, "cr3", ev->vcr3);
 		if (ev->kind == SHADOW_EV_EVICT)
 			hex(r, "gva", ev->gva);
+		break;
+	case SHADOW_EV_PREFETCH:
+		hex(r, "gva", ev->gva);
+		hex(r, "cr3", ev->vcr3);
+		num(r, "level", ev->level);
+		hex(r, "gpa", ev->gpa);
+		hex(r, "gfn", ev->gpa >> X86_PAGE_SHIFT);
+		hex(r, "spte", ev->spte);
+		hex(r, "sptep", ev->spte_mpa);
+		break;
+	case SHADOW_EV_UNPROTECT:
+		hex(r, "gfn", ev->gpa >> X86_PAGE_SHIFT);
+		hex(r, "cr3", ev->vcr3);
+		num(r, "zapped", ev->zapped);
+		put(r, r->json ? ",\"volatile\":%s" : " volatile=%s", ev->volatile_table ? "true" : "false");
+		break;
+	case SHADOW_EV_COUNT:
 		break;
 	}
 	num(r, "pages", ev->pages_in_use);

@@ -23,6 +23,8 @@ enum trace_event {
 	TRACE_EV_FLUSH,
 	TRACE_EV_EMULATE,
 	TRACE_EV_EXIT,
+	TRACE_EV_PREFETCH,
+	TRACE_EV_UNPROTECT,
 	TRACE_EV_COUNT,
 };
 
@@ -58,7 +60,8 @@ bool trace_failed(const struct trace *t);
 
 /* Every function below accepts t == NULL (tracing off) and does nothing. */
 
-/* shadow_config.hook: fill, ad_set, guest_fault, cr3, invlpg, flush, evict. */
+/* shadow_config.hook: fill, ad_set, guest_fault, cr3, invlpg, flush, evict,
+ * prefetch, unprotect. */
 void trace_shadow_event(void *t, const struct shadow_event *ev);
 
 /* The hardware error code of the hidden #PF about to be resolved; the
