@@ -816,6 +816,75 @@ static bool check_leaf(const struct shadow *s, uint32_t page, unsigned i, int le
 	return true;
 }
 
+/* Coherence of a non-volatile SP with the guest tables it shadows, entry by
+ * entry: what write protection promises.  A link names the SP the guest
+ * entry leads to with the rights combined so far; a leaf maps the guest's
+ * page with no more than the guest's combined rights (writable only if
+ * dirty, or as a CR0.WP = 0 supervisor leaf).  Volatile SPs may be stale
+ * until the next invlpg or CR3 write, as a TLB may. */
+static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t len)
+{
+	const struct shadow_cache *c = s->cache;
+	const struct sp *sp = &c->sp[page];
+	unsigned level = role_level(sp->role);
+	const uint64_t *tab = table_of(s, page);
+	struct shadow_rights above = rights_of_role(sp->role);
+	struct shadow_cpu built = s->cpu; /* the control bits this SP was built under */
+
+	if (sp->flags & SP_VOLATILE)
+		return true;
+	built.cr0_wp = sp->role & (1u << ROLE_CPU_SHIFT);
+	built.efer_nxe = sp->role & (8u << ROLE_CPU_SHIFT);
+	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
+		uint64_t e = tab[i], g = 0;
+		struct shadow_rights r = above;
+		bool guest_leaf, dirty, shadow_leaf;
+		gpa_t expect;
+
+		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
+			continue;
+		if (sp->role & ROLE_DIRECT) {
+			expect = sp->gfn + (gpa_t)i * X86_LEVEL_SIZE(level);
+			dirty = sp->role & ROLE_DIRTY;
+			guest_leaf = true;
+		} else {
+			if (s->mem.read64(s->mem.opaque, sp->gfn + 8 * i, &g) != SHADOW_MEM_OK ||
+			    !(g & X86_PTE_P) || !(g & X86_PTE_A))
+				return bad(why, len, "shadow: sp=%u index=%u: shadow entry 0x%016llx for a guest entry 0x%016llx not present or not accessed",
+					   page, i, (unsigned long long)e, (unsigned long long)g);
+			r = shadow_rights_and(above, shadow_entry_rights(&built, g));
+			guest_leaf = level == 1 || (g & X86_PTE_PS);
+			expect = g & (level == 1 ? X86_PTE_ADDR_MASK :
+				      level == 2 && guest_leaf ? X86_PTE_ADDR_2M_MASK :
+				      level == 3 && guest_leaf ? X86_PTE_ADDR_1G_MASK : X86_PTE_ADDR_MASK);
+			dirty = g & X86_PTE_D;
+		}
+		shadow_leaf = level == 1 || (e & X86_PTE_PS);
+		if (shadow_leaf) {
+			mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
+			bool wp0 = e & SHADOW_SPTE_WP0;
+
+			if (!guest_leaf || mpa != expect ||
+			    ((e & X86_PTE_W) && !wp0 && !(r.write && dirty)) ||
+			    (wp0 && (built.cr0_wp || (e & X86_PTE_U))) ||
+			    ((e & X86_PTE_U) && !r.user) || (!(e & X86_PTE_NX) && r.nx))
+				return bad(why, len, "shadow: sp=%u index=%u: leaf 0x%016llx exceeds or misplaces the guest's 0x%016llx",
+					   page, i, (unsigned long long)e, (unsigned long long)g);
+		} else {
+			const struct sp *ch = &c->sp[page_of_entry(s, e)];
+			uint32_t rights = ch->role & (ROLE_W | ROLE_U | ROLE_NX);
+
+			if (guest_leaf != !!(ch->role & ROLE_DIRECT) ||
+			    ch->gfn != expect ||
+			    rights != role_rights(r))
+				return bad(why, len, "shadow: sp=%u index=%u: link to sp %u (gfn 0x%llx role 0x%x) does not follow the guest's 0x%016llx",
+					   page, i, page_of_entry(s, e), (unsigned long long)ch->gfn, ch->role,
+					   (unsigned long long)g);
+		}
+	}
+	return true;
+}
+
 bool shadow_cache_check(const struct shadow *s, char *why, size_t len)
 {
 	const struct shadow_cache *c = s->cache;
@@ -876,6 +945,9 @@ bool shadow_cache_check(const struct shadow *s, char *why, size_t len)
 			}
 		}
 	}
+	for (uint32_t p = 0; p < pool->pages; p++)
+		if ((c->sp[p].flags & SP_USED) && !coherent(s, p, why, len))
+			return false;
 	if (used != shadow_pool_in_use(pool))
 		return bad(why, len, "shadow: %u pages marked used, the pool counts %u", used,
 			   shadow_pool_in_use(pool));

@@ -1422,6 +1422,18 @@ START_TEST(test_cache_checker_catches_corruption)
 	ck_assert_msg(strstr(why, "hypervisor entry changed"), "%s", why);
 	pool_page(shadow_root(F.s))[HV_INDEX] ^= X86_PTE_U;
 	ck_assert(shadow_check(F.s, why, sizeof(why)));
+	/* a guest table changed behind the write protection's back (as a
+	 * missed trap would leave it): the shadow no longer follows it */
+	gset(pte, 0x305000 | PWU | ADW);
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "exceeds or misplaces"), "%s", why);
+	gset(pte, 0x300000 | X86_PTE_P | X86_PTE_U | ADW); /* now read-only */
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	gset(pte, 0x300000 | PWU | ADW);
+	ck_assert(shadow_check(F.s, why, sizeof(why)));
+	gset(gget(TABLES_GPA) & X86_PTE_ADDR_MASK, 0); /* the PML4E's PDPT entry gone */
+	ck_assert(!shadow_check(F.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "not present"), "%s", why);
 }
 END_TEST
 
