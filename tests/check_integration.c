@@ -163,6 +163,11 @@ static const struct diff_case diffs[] = {
 	{ "accessmatrix", NULL, 0, true }, { "scenarios", NULL, 0, false },
 	{ "torture", "seed=1 steps=3000", 0, true }, { "torture", "seed=2 steps=3000", 0, true },
 	{ "torture", "seed=3 steps=3000", 0, true },
+	/* make bench's workloads, small: CR3 ping-pong, COW fork, 2 MiB pages */
+	{ "bench", "case=retouch pages=256 rounds=2 cycles=0", 0, false },
+	{ "bench", "case=pingpong pages=8 procs=4 rounds=2 cycles=0", 0, false },
+	{ "bench", "case=fork pages=64 rounds=1 cycles=0", 0, false },
+	{ "bench", "case=huge pages=1024 rounds=1 cycles=0", 0, false },
 };
 
 static void run_mode(struct run_result *r, const struct diff_case *c, const char *mode,
