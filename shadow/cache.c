@@ -741,6 +741,77 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 	return INSTALL_OK;
 }
 
+bool shadow_cache_fast_fault(struct shadow *s, gva_t gva, unsigned access,
+			     struct shadow_fault_result *res)
+{
+	struct shadow_cache *c = s->cache;
+	uint32_t page = c->cur;
+	struct shadow_walk w;
+	struct shadow_rights r;
+	const struct sp *sp;
+	uint64_t pte, want;
+	unsigned i;
+	gpa_t at, gpa;
+
+	if (c->sp[page].flags & SP_VOLATILE)
+		return false;
+	for (int level = SHADOW_LEVELS; level > 1; level--) {
+		uint64_t e = table_of(s, page)[X86_LEVEL_INDEX(gva, level)];
+
+		if (!(e & X86_PTE_P) || (level == 2 && (e & X86_PTE_PS)))
+			return false;
+		/* the hot path: shadow_check vouches for the pointer, the bound
+		 * keeps even a broken one from reading past c->sp */
+		page = (uint32_t)(((e & X86_PTE_ADDR_MASK) - s->tab.pool.base) >> X86_PAGE_SHIFT);
+		if (page >= s->tab.pool.pages || (c->sp[page].flags & SP_VOLATILE) ||
+		    (c->sp[page].role & ROLE_DIRECT))
+			return false;
+	}
+	sp = &c->sp[page];
+	i = X86_LEVEL_INDEX(gva, 1);
+	at = sp->gfn + 8 * i;
+	if (s->mem.read64(s->mem.opaque, at, &pte) != SHADOW_MEM_OK || !(pte & X86_PTE_P) ||
+	    shadow_walk_reserved(&s->cpu, 1, pte))
+		return false;
+	r = shadow_rights_and(rights_of_role(sp->role), shadow_entry_rights(&s->cpu, pte));
+	gpa = pte & X86_PTE_ADDR_MASK;
+	if (!shadow_walk_allows(&s->cpu, r.user, r.write, r.nx, access) ||
+	    gpa >= s->mem.ram_size || ((access & SHADOW_ACC_WRITE) && c->tracked[gpa >> X86_PAGE_SHIFT]))
+		return false;
+	/* A (and D on a write) in the PTE only: the upper entries' A bits are
+	 * set, or their tables' shadows would be gone (§4.8) */
+	want = X86_PTE_A | (access & SHADOW_ACC_WRITE ? X86_PTE_D : 0);
+	if ((pte & want) != want) {
+		uint64_t expected = pte;
+
+		if (s->mem.cmpxchg64(s->mem.opaque, at, &expected, pte | want) != SHADOW_MEM_OK)
+			return false;
+		s->stats.a_sets += !(pte & X86_PTE_A);
+		s->stats.d_sets += (want & X86_PTE_D) && !(pte & X86_PTE_D);
+	}
+	w.level = 1;
+	w.pte[1] = pte | want;
+	w.user = r.user;
+	w.write = r.write;
+	w.nx = r.nx;
+	shadow_cache_set_leaf(s, table_of(s, page) + i,
+			      s->tab.pool.base + 8 * ((mpa_t)page * X86_PT_ENTRIES + i), 1,
+			      shadow_fill_spte(&w, &s->cpu, access, (mpa_t)gpa));
+	s->stats.fills[1]++;
+	s->stats.fast_fills++;
+	*res = (struct shadow_fault_result){ .status = SHADOW_FILLED, .gpa = gpa | (gva & 0xfff),
+					     .level = 1 };
+	/* as after a full walk: prefetch around a page accessed before */
+	if ((s->opts & SHADOW_OPT_PREFETCH) && (pte & X86_PTE_A)) {
+		struct shadow_prefetch pf = {
+			.tab = table_of(s, page), .tab_mpa = shadow_pool_mpa(&s->tab.pool, page),
+			.idx = i, .gva = gva, .guest_pt = sp->gfn, .above = rights_of_role(sp->role),
+		};
+		shadow_prefetch(s, &pf);
+	}
+	return true;
+}
+
 void shadow_cache_prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			   mpa_t spte_mpa)
 {

@@ -75,6 +75,18 @@ bool shadow_cache_install(struct shadow *s, gva_t gva, const struct shadow_walk 
 void shadow_cache_prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			   mpa_t spte_mpa);
 
+/* The fast path of a hidden fault at canonical `gva`: when the shadow
+ * already links gva's path down to a 4 KiB leaf table through non-volatile
+ * shadows of guest tables, write protection guarantees that the guest's
+ * upper entries are still what they were when linked (present, accessed,
+ * leading there with the rights in the keys), so only the guest PTE is read.
+ * True with `res` filled when it installed the leaf; false, having changed
+ * nothing, for anything else (no such path, a PTE that is not present,
+ * reserved or refuses the access, a write to a protected page, a compare-
+ * exchange that lost a race): the full walk then decides. */
+bool shadow_cache_fast_fault(struct shadow *s, gva_t gva, unsigned access,
+			     struct shadow_fault_result *res);
+
 /* Write leaf `spte` (level 1, or 2 for a 2 MiB leaf) at entry `e` (machine
  * address `at`), keeping the reverse maps and write protection: a tracked
  * page never gets a writable leaf.  A no-op bookkeeping-wise without the

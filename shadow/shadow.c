@@ -355,6 +355,9 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,
 		return fail(res, SHADOW_ERR_BAD_ARG, 0);
 	if (x86_is_canonical48(gva) && X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->tab.hv_index)
 		return fail(res, SHADOW_ERR_RESERVED_SLOT, 0);
+	if (s->cache && !s->hook && x86_is_canonical48(gva) &&
+	    shadow_cache_fast_fault(s, gva, access, res))
+		return SHADOW_FILLED;
 	for (try = 0; try < AD_TRIES; try++) {
 		enum shadow_status st = fault_once(s, gva, access, res);
 

@@ -206,6 +206,7 @@ struct shadow_stats {
 	uint64_t floods;          /* CACHE: tables left unprotected (flooded, self-mapped) */
 	uint64_t prefetched;      /* PREFETCH: leaves installed for neighbours */
 	uint64_t huge_leaves;     /* HUGE: 2 MiB shadow leaves installed */
+	uint64_t fast_fills;      /* CACHE: fills that read only the guest PTE */
 	uint32_t pages_in_use;
 	uint32_t pages_peak;
 };

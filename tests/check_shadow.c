@@ -1296,6 +1296,16 @@ static gpa_t gmap_in(gpa_t pml4, gva_t gva, int leaf_level, uint64_t leaf, uint6
 	return entry_gpa(table, gva, leaf_level);
 }
 
+/* Where gva's PTE lives in the fixture's address space (after gmap). */
+static gpa_t gmap_pte_gpa(gva_t gva)
+{
+	gpa_t table = TABLES_GPA;
+
+	for (int level = 4; level > 1; level--)
+		table = gget(entry_gpa(table, gva, level)) & X86_PTE_ADDR_MASK;
+	return entry_gpa(table, gva, 1);
+}
+
 /* The shadow entry mapping gva, 4 KiB or 2 MiB, and its level. */
 static uint64_t shadow_map(gva_t gva, int *level)
 {
@@ -1466,6 +1476,103 @@ START_TEST(test_cache_cpu_bits_key_the_roots)
 	ck_assert_uint_eq(stats().flushes, 1);
 	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
 	check_invariants();
+}
+END_TEST
+
+/* The cache's fast path (taken without a hook: only the PTE is read) against
+ * the virtual TLB's full walk: two engines over two copies of one guest
+ * memory, a leaf table of 512 random PTEs (reserved bits included) under
+ * random upper rights, every access kind under every control setting.
+ * Status, error code, translation and the A/D bits left in guest memory must
+ * agree, and the cache's shadow must stay coherent. */
+START_TEST(test_cache_fast_path_agrees_with_full_walk)
+{
+	static struct fake g;
+	struct shadow_config ca = make_config(POOL_PAGES), vt;
+	struct shadow *a, *b;
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	const gva_t base = 0x40000000;
+	const uint64_t bits[] = { X86_PTE_W, X86_PTE_U, X86_PTE_A, X86_PTE_D, X86_PTE_NX,
+				  X86_PTE_PAT, X86_PTE_PCD, X86_BIT(45) /* reserved: MAXPHYADDR 40 */ };
+	unsigned fast = 0, compared = 0;
+	char why[192];
+
+	for (unsigned j = 0; j < 512; j++) {
+		uint64_t pte = (0x300000 + j * 0x1000ull) | ((j % 7) ? X86_PTE_P : 0);
+
+		for (unsigned k = 0; k < sizeof(bits) / sizeof(bits[0]); k++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			if ((seed >> 33) % (k == 7 ? 16 : 2) == 0)
+				pte |= bits[k];
+		}
+		gmap(base + j * 0x1000ull, 1, pte, PWU | X86_PTE_A);
+	}
+	/* one upper level read-only, one upper level NX */
+	gset(TABLES_GPA + 8 * X86_LEVEL_INDEX(base, 4),
+	     gget(TABLES_GPA + 8 * X86_LEVEL_INDEX(base, 4)) & ~X86_PTE_W);
+	g.ram = malloc(RAM_SIZE);
+	g.pool = aligned_alloc(X86_PAGE_SIZE, (size_t)POOL_PAGES * X86_PAGE_SIZE);
+	ck_assert(g.ram && g.pool);
+	memcpy(g.ram, F.ram, RAM_SIZE);
+	g.race = -1;
+	ca.hook = NULL;
+	ca.opts = SHADOW_OPT_CACHE | SHADOW_OPT_PREFETCH;
+	vt = ca;
+	vt.opts = 0;
+	vt.mem.opaque = &g;
+	vt.pool.host = g.pool;
+	ca.pool.base = POOL_BASE + ((uint64_t)POOL_PAGES << 12); /* the fixture's pool is in use */
+	ca.pool.host = aligned_alloc(X86_PAGE_SIZE, (size_t)POOL_PAGES * X86_PAGE_SIZE);
+	a = shadow_create(&ca);
+	b = shadow_create(&vt);
+	ck_assert(a && b);
+	for (unsigned ctl = 0; ctl < 32; ctl++) {
+		struct shadow_cpu c = F.cpu;
+
+		c.cr0_wp = ctl & 1, c.cr4_smep = ctl & 2, c.cr4_smap = ctl & 4;
+		c.rflags_ac = ctl & 8, c.efer_nxe = ctl & 16;
+		ck_assert(shadow_set_cpu(a, &c) && shadow_set_cpu(b, &c));
+		for (unsigned j = 0; j < 512; j++) {
+			for (unsigned acc = 0; acc < 6; acc++) {
+				unsigned access = (acc & 1 ? SHADOW_ACC_USER : 0) |
+						  (acc >> 1 == 1 ? SHADOW_ACC_WRITE : 0) |
+						  (acc >> 1 == 2 ? SHADOW_ACC_FETCH : 0);
+				gva_t gva = base + j * 0x1000ull + 0x123;
+				struct shadow_fault_result ra, rb;
+				uint64_t pa, pb;
+
+				shadow_fault(a, gva, access, &ra);
+				shadow_fault(b, gva, access, &rb);
+				CHECK(ra.status == rb.status && ra.pferr == rb.pferr &&
+					      (ra.status != SHADOW_FILLED || ra.gpa == rb.gpa),
+				      "ctl %u page %u access %u: cache %d/0x%x/0x%llx, vtlb %d/0x%x/0x%llx",
+				      ctl, j, access, ra.status, ra.pferr, (unsigned long long)ra.gpa,
+				      rb.status, rb.pferr, (unsigned long long)rb.gpa);
+				memcpy(&pa, F.ram + gmap_pte_gpa(base + j * 0x1000ull), 8);
+				memcpy(&pb, g.ram + gmap_pte_gpa(base + j * 0x1000ull), 8);
+				CHECK(pa == pb, "ctl %u page %u access %u: PTE 0x%llx vs 0x%llx", ctl, j,
+				      access, (unsigned long long)pa, (unsigned long long)pb);
+				compared++;
+			}
+			if (j % 64 == 0)
+				CHECK(shadow_check(a, why, sizeof(why)), "%s", why);
+		}
+	}
+	ck_assert_uint_eq(compared, 32 * 512 * 6);
+	{
+		struct shadow_stats sa;
+
+		shadow_get_stats(a, &sa);
+		/* most fills took the fast path: the test exercised it */
+		ck_assert_uint_gt(sa.fast_fills, sa.fills[1] / 2);
+		fast = (unsigned)sa.fast_fills;
+	}
+	(void)fast;
+	shadow_destroy(a);
+	shadow_destroy(b);
+	free((void *)ca.pool.host);
+	free(g.ram);
+	free(g.pool);
 }
 END_TEST
 
@@ -1738,6 +1845,7 @@ Suite *shadow_cache_suite(void)
 	tcase_add_test(tc, test_cache_guest_table_is_write_protected);
 	tcase_add_test(tc, test_cache_checker_catches_corruption);
 	tcase_add_test(tc, test_cache_cpu_bits_key_the_roots);
+	tcase_add_test(tc, test_cache_fast_path_agrees_with_full_walk);
 	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
 	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
 	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);

@@ -33,12 +33,12 @@ static void shadow_counters(FILE *f, const struct vm *vm)
 		   ",\"emulated\":%llu,\"syscalls\":%llu,\"cr3_writes\":%llu,\"invlpgs\":%llu"
 		   ",\"flushes\":%llu,\"evictions\":%llu,\"ad_retries\":%llu,\"pages_peak\":%u"
 		   ",\"roots_reused\":%llu,\"unprotects\":%llu,\"zaps\":%llu,\"floods\":%llu"
-		   ",\"prefetched\":%llu,\"huge_leaves\":%llu",
+		   ",\"prefetched\":%llu,\"huge_leaves\":%llu,\"fast_fills\":%llu",
 		U(t->traps), U(st.hidden_faults), U(st.fills[1]), U(st.fills[2]), U(st.fills[3]),
 		U(st.a_sets), U(st.d_sets), U(st.guest_faults), U(t->reflected), U(t->emulated),
 		U(t->syscalls), U(st.cr3_loads), U(st.invlpgs), U(st.flushes), U(st.evictions),
 		U(st.ad_retries), st.pages_peak, U(st.roots_reused), U(st.unprotects), U(st.zaps),
-		U(st.floods), U(st.prefetched), U(st.huge_leaves));
+		U(st.floods), U(st.prefetched), U(st.huge_leaves), U(st.fast_fills));
 }
 
 int stats_write(const struct vm *vm, int status, double secs)

@@ -45,7 +45,7 @@ static void report(const struct vm *vm, int status, double secs)
 		pr_info("shadow: traps=%llu hidden_pf=%llu emulated=%llu reflected=%llu syscalls=%llu "
 			"fills=%llu/%llu/%llu a_sets=%llu d_sets=%llu cr3_loads=%llu invlpgs=%llu "
 			"flushes=%llu evictions=%llu pages_peak=%u roots_reused=%llu unprotects=%llu "
-			"zaps=%llu floods=%llu prefetched=%llu huge_leaves=%llu",
+			"zaps=%llu floods=%llu prefetched=%llu huge_leaves=%llu fast_fills=%llu",
 			(unsigned long long)vm->tstats.traps, (unsigned long long)vm->tstats.hidden_pf,
 			(unsigned long long)vm->tstats.emulated, (unsigned long long)vm->tstats.reflected,
 			(unsigned long long)vm->tstats.syscalls, (unsigned long long)st.fills[1],
@@ -55,7 +55,8 @@ static void report(const struct vm *vm, int status, double secs)
 			(unsigned long long)st.flushes, (unsigned long long)st.evictions, st.pages_peak,
 			(unsigned long long)st.roots_reused, (unsigned long long)st.unprotects,
 			(unsigned long long)st.zaps, (unsigned long long)st.floods,
-			(unsigned long long)st.prefetched, (unsigned long long)st.huge_leaves);
+			(unsigned long long)st.prefetched, (unsigned long long)st.huge_leaves,
+			(unsigned long long)st.fast_fills);
 	}
 }
 
