@@ -254,13 +254,28 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 	mpa_t spte_mpa;
 	int leaf_level;
 
-	if (!install(s, gva, w, &spte, &spte_mpa, &leaf_level)) {
-		if (s->cache)
-			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
-		drop_all(s, SHADOW_FLUSH_EVICT, gva);
+	for (int round = 0;; round++) {
 		spte = want;
-		if (!install(s, gva, w, &spte, &spte_mpa, &leaf_level))
-			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
+		if (!install(s, gva, w, &spte, &spte_mpa, &leaf_level)) {
+			if (s->cache)
+				return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
+			drop_all(s, SHADOW_FLUSH_EVICT, gva);
+			spte = want;
+			if (!install(s, gva, w, &spte, &spte_mpa, &leaf_level))
+				return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
+		}
+		/* A write must leave a writable leaf.  With the cache the install
+		 * itself can write-protect the page written: it became a shadowed
+		 * table on this very path, or an eviction emptied the cache and
+		 * with it the page's flood state.  Unprotect it for good and
+		 * install again; if even that fails, nothing is promised. */
+		if (!(access & SHADOW_ACC_WRITE) || (spte & X86_PTE_W))
+			break;
+		if (!s->cache || round == 2) {
+			res->status = SHADOW_RETRY;
+			return SHADOW_RETRY;
+		}
+		shadow_cache_unprotect(s, w->gpa, true);
 	}
 	s->stats.fills[w->level]++;
 	res->status = SHADOW_FILLED;

@@ -167,8 +167,9 @@ enum shadow_status {
 	SHADOW_FILLED,      /* shadow leaf installed: resume the guest */
 	SHADOW_GUEST_PF,    /* reflect #PF with res->pferr, CR2 = gva */
 	SHADOW_GUEST_GP,    /* reflect #GP(0): non-canonical GVA */
-	SHADOW_RETRY,       /* guest tables kept changing under the walk;
-	                       nothing installed, resume (it faults again) */
+	SHADOW_RETRY,       /* guest tables kept changing under the walk, or a
+	                       write's page could not be unprotected: no usable
+	                       leaf, resume (it faults again) */
 	SHADOW_ERROR,       /* guest broke the contract or bad argument: res->err */
 };
 

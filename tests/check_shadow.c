@@ -1620,6 +1620,29 @@ START_TEST(test_cache_self_mapped_write_terminates)
 }
 END_TEST
 
+/* A write whose install had to empty the pool: the eviction forgets that the
+ * self-mapped PML4 was left volatile, protects it again, and the leaf for the
+ * write comes out read-only.  The write must still get a writable leaf (the
+ * VMM copies into the page right after, for its own emulated stores).  Found
+ * by the walk fuzzer (tests/corpus/walk/cache_write_after_evict.bin). */
+START_TEST(test_cache_write_survives_eviction_of_its_flood_state)
+{
+	struct shadow_fault_result r;
+	gva_t self = (1ull << 39) | (1ull << 30) | (1ull << 21) | (1ull << 12);
+
+	gset(TABLES_GPA + 8, TABLES_GPA | PWU | X86_PTE_A);
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	ck_assert_int_eq(fault(self, SHADOW_ACC_WRITE, &r), SHADOW_FILLED); /* volatile now */
+	ck_assert(shadow_set_cr3(F.s, TABLES_GPA));
+	ck_assert_int_eq(fault(0x5000, 0, &r), SHADOW_FILLED); /* the pool is full */
+	ck_assert_int_eq(fault(self, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert_uint_ge(stats().evictions, 1);
+	ck_assert_uint_eq(r.gpa, TABLES_GPA);
+	ck_assert(shadow_leaf(self) & X86_PTE_W);
+	check_invariants();
+}
+END_TEST
+
 START_TEST(test_cache_own_pml4_write_keeps_running)
 {
 	/* the current PML4 written through an ordinary mapping: the root
@@ -1849,6 +1872,11 @@ Suite *shadow_cache_suite(void)
 	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
 	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
 	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cache_min_pool");
+	tcase_add_checked_fixture(tc, setup_cache_min_pool, teardown);
+	tcase_add_test(tc, test_cache_write_survives_eviction_of_its_flood_state);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("prefetch");

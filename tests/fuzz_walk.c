@@ -11,6 +11,7 @@
  * cache must then drop what it derived from a page table written. */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,8 +101,11 @@ static void step(struct shadow *s, uint8_t op, uint64_t gva, uint8_t ctl)
 		shadow_set_cpu(s, &c);
 		break;
 	}
-	if (!shadow_check(s, why, sizeof(why)))
+	if (!shadow_check(s, why, sizeof(why))) {
+		fprintf(stderr, "fuzz_walk: after op %u gva 0x%llx: %s\n", op % 8,
+			(unsigned long long)gva, why);
 		abort();
+	}
 	shadow_take_tlb_flush(s);
 }
 

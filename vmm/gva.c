@@ -21,8 +21,11 @@ int gva_contract(struct vm *vm, const struct shadow_fault_result *res, gva_t gva
 }
 
 /* Translate one page's worth of an access into a host pointer. */
+/* SHADOW_RETRY answers before the VMM gives up on its own guest access. */
+#define GVA_RETRIES 16
+
 static enum gva_status translate(struct vm *vm, gva_t gva, unsigned access, uint8_t **host,
-				 struct x86_event *ev, int *status)
+				 struct x86_event *ev, int *status, int *retries)
 {
 	struct shadow_fault_result res;
 
@@ -43,7 +46,12 @@ static enum gva_status translate(struct vm *vm, gva_t gva, unsigned access, uint
 		*ev = (struct x86_event){ .vector = X86_EXC_GP, .has_err = true, .err = 0 };
 		return GVA_FAULT;
 	case SHADOW_RETRY:
-		return translate(vm, gva, access, host, ev, status);
+		if (++*retries < GVA_RETRIES)
+			return translate(vm, gva, access, host, ev, status, retries);
+		pr_err("shadow: no stable translation of gva=0x%llx for the VMM's own access after %d tries (rip=0x%llx)",
+		       (unsigned long long)gva, GVA_RETRIES, (unsigned long long)vm->regs.rip);
+		*status = VMM_E_INTERNAL;
+		return GVA_FATAL;
 	case SHADOW_ERROR:
 	default:
 		*status = gva_contract(vm, &res, gva);
@@ -61,7 +69,9 @@ static enum gva_status copy(struct vm *vm, gva_t gva, uint8_t *buf, size_t len,
 
 		if (n > len)
 			n = len;
-		if ((st = translate(vm, gva, access, &host, ev, status)) != GVA_OK)
+		int retries = 0;
+
+		if ((st = translate(vm, gva, access, &host, ev, status, &retries)) != GVA_OK)
 			return st;
 		if (write)
 			memcpy(host, buf, n);
