@@ -354,7 +354,7 @@ static int64_t rec_int(struct json_object *o, const char *key)
 
 struct trace_counts {
 	int64_t fills[4], a_sets, d_sets, guest_faults, emulated, cr3, invlpg, flush, evict, exits;
-	int64_t prefetch, unprotect;
+	int64_t prefetch, unprotect, reflect;
 };
 
 static void count_trace(const struct trace_file *tf, struct trace_counts *c)
@@ -379,6 +379,8 @@ static void count_trace(const struct trace_file *tf, struct trace_counts *c)
 			c->prefetch++;
 		else if (!strcmp(ev, "unprotect"))
 			c->unprotect++;
+		else if (!strcmp(ev, "reflect"))
+			c->reflect++;
 		else if (!strcmp(ev, "exit"))
 			c->exits = rec_int(o, "exits");
 		else if (!strcmp(ev, "emulate"))
@@ -425,6 +427,7 @@ static void compare_with_stats(const struct trace_file *tf, const char *stats_pa
 	ck_assert_int_eq(c.evict, stat_int(st, "evictions", NULL));
 	ck_assert_int_eq(c.prefetch, stat_int(st, "prefetched", NULL));
 	ck_assert_int_eq(c.unprotect, stat_int(st, "unprotects", NULL));
+	ck_assert_int_eq(c.reflect, stat_int(st, "reflected", NULL));
 	ck_assert_int_eq(c.exits, stat_int(st, "exits", "total"));
 	json_object_put(st);
 }

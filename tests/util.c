@@ -117,6 +117,8 @@ static const struct event_schema schema[] = {
 			{ "gfn", F_HEX }, { "spte", F_HEX }, { "sptep", F_HEX }, { "pages", F_INT } } },
 	{ "unprotect", { { "gfn", F_HEX }, { "cr3", F_HEX }, { "zapped", F_INT },
 			 { "volatile", F_BOOL }, { "pages", F_INT } } },
+	{ "reflect", { { "vector", F_INT }, { "error_code", F_INT }, { "cr2", F_HEX },
+		       { "soft", F_BOOL }, { "rip", F_HEX } } },
 };
 
 static const struct field common[] = {

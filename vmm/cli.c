@@ -41,7 +41,7 @@ void cli_usage(FILE *out)
 "      --trace FILE      write every event as JSON Lines to FILE (- = stderr)\n"
 "      --trace-events L  only the events matching L, comma-separated globs\n"
 "                        (shadow_init fill ad_set guest_fault cr3 invlpg evict\n"
-"                        flush emulate exit prefetch unprotect)\n"
+"                        flush emulate exit prefetch unprotect reflect)\n"
 "      --trace-format F  json (the default) or text: one human line an event\n"
 "      --stats[=FILE]    at exit, one JSON object of counters (default stderr)\n"
 "  -v, --verbose         more diagnostics (repeat for debug)\n"

@@ -5,6 +5,7 @@
 #include "segment.h"
 #include "shadow.h"
 #include "status.h"
+#include "trace.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -129,6 +130,8 @@ int reflect_event(struct vm *vm, struct x86_event ev)
 		switch (deliver(vm, &ev, &f, &status)) {
 		case GVA_OK:
 			vm->tstats.reflected++;
+			trace_reflect(vm->trace, ev.vector, ev.has_err, ev.err, ev.cr2, ev.soft,
+				      vm->regs.rip);
 			return VM_CONTINUE;
 		case GVA_FATAL:
 			return status;

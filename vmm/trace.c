@@ -44,6 +44,7 @@ static const char *const event_names[TRACE_EV_COUNT] = {
 	[TRACE_EV_EVICT] = "evict",             [TRACE_EV_FLUSH] = "flush",
 	[TRACE_EV_EMULATE] = "emulate",         [TRACE_EV_EXIT] = "exit",
 	[TRACE_EV_PREFETCH] = "prefetch",       [TRACE_EV_UNPROTECT] = "unprotect",
+	[TRACE_EV_REFLECT] = "reflect",
 };
 
 const char *trace_event_name(enum trace_event ev)
@@ -430,6 +431,22 @@ void trace_emulate(struct trace *t, uint64_t rip, unsigned vector, const char *m
 	str(&r, "mnemonic", mnemonic);
 	put(&r, r.json ? ",\"bytes\":\"%s\"" : " bytes=\"%s\"", hexb);
 	str(&r, "result", result);
+	end(t, &r);
+}
+
+void trace_reflect(struct trace *t, unsigned vector, bool has_err, uint32_t err, uint64_t cr2,
+		   bool soft, uint64_t rip)
+{
+	struct rec r;
+
+	if (!t || !begin(t, &r, TRACE_EV_REFLECT))
+		return;
+	num(&r, "vector", vector);
+	/* -1: no error code pushed for this vector */
+	num(&r, "error_code", has_err ? (long long)err : -1);
+	hex(&r, "cr2", vector == X86_EXC_PF ? cr2 : 0);
+	put(&r, r.json ? ",\"soft\":%s" : " soft=%s", soft ? "true" : "false");
+	hex(&r, "rip", rip);
 	end(t, &r);
 }
 

@@ -25,6 +25,7 @@ enum trace_event {
 	TRACE_EV_EXIT,
 	TRACE_EV_PREFETCH,
 	TRACE_EV_UNPROTECT,
+	TRACE_EV_REFLECT,
 	TRACE_EV_COUNT,
 };
 
@@ -76,6 +77,11 @@ void trace_shadow_init(struct trace *t, mpa_t root, gpa_t vcr3, const uint64_t *
  * result says what became of it ("done", "reflect", "unsupported", ...). */
 void trace_emulate(struct trace *t, uint64_t rip, unsigned vector, const char *mnemonic,
 		   const uint8_t *bytes, size_t len, const char *result);
+
+/* An event delivered through the guest's IDT (an exception, or `int n`
+ * when `soft`), with its error code when it has one, at rip. */
+void trace_reflect(struct trace *t, unsigned vector, bool has_err, uint32_t err, uint64_t cr2,
+		   bool soft, uint64_t rip);
 
 /* The end of the run: its exit status, the number of KVM exits, the last
  * KVM exit reason. */
