@@ -656,7 +656,7 @@ static bool huge_ok(const struct shadow *s, const struct shadow_walk *w)
 }
 
 /* The key of the SP below entry `level` of the walk. */
-static void child_key(const struct shadow *s, const struct shadow_walk *w, gva_t gva, int level,
+static void child_key(const struct shadow *s, const struct shadow_walk *w, int level,
 		      struct shadow_rights *acc, gpa_t *gfn, uint32_t *role)
 {
 	if (level > w->level) {
@@ -673,7 +673,6 @@ static void child_key(const struct shadow *s, const struct shadow_walk *w, gva_t
 			(g & X86_PTE_PCD ? ROLE_PCD : 0) | (g & X86_PTE_PAT_LARGE ? ROLE_PAT : 0) |
 			cpu_role(&s->cpu);
 	}
-	(void)gva;
 }
 
 enum { INSTALL_OK, INSTALL_NOMEM };
@@ -705,7 +704,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			s->stats.huge_leaves++;
 			return INSTALL_OK;
 		}
-		child_key(s, w, gva, level, &acc, &gfn, &role);
+		child_key(s, w, level, &acc, &gfn, &role);
 		if (*e & X86_PTE_P) {
 			if (level == 2 && (*e & X86_PTE_PS)) {
 				shadow_cache_set_leaf(s, e, at, 2, 0);
