@@ -81,6 +81,12 @@ static uint64_t *table_of(const struct shadow *s, uint32_t page)
 	return s->tab.pool.host + (size_t)page * X86_PT_ENTRIES;
 }
 
+/* Machine address of entry i of SP `page` (what reverse maps and events name). */
+static mpa_t entry_mpa(const struct shadow *s, uint32_t page, unsigned i)
+{
+	return s->tab.pool.base + 8 * ((mpa_t)page * X86_PT_ENTRIES + i);
+}
+
 static uint32_t page_of_entry(const struct shadow *s, uint64_t e)
 {
 	assert(shadow_pool_contains(&s->tab.pool, e & X86_PTE_ADDR_MASK));
@@ -311,7 +317,7 @@ static void clear_table(struct shadow *s, uint32_t page)
 		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
 			continue;
 		if (level == 1 || (e & X86_PTE_PS)) {
-			shadow_cache_set_leaf(s, &tab[i], s->tab.pool.base + 8 * ((mpa_t)page * 512 + i),
+			shadow_cache_set_leaf(s, &tab[i], entry_mpa(s, page, i),
 					      (int)level, 0);
 			s->tlb_flush = true;
 		} else {
@@ -556,7 +562,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
 		if (!(*e & X86_PTE_P))
 			return;
 		if (level == 1 || (*e & X86_PTE_PS)) {
-			shadow_cache_set_leaf(s, e, s->tab.pool.base + 8 * ((mpa_t)page * 512 + i), level,
+			shadow_cache_set_leaf(s, e, entry_mpa(s, page, i), level,
 					      0);
 			s->tlb_flush = true;
 			return;
@@ -688,7 +694,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 	for (level = SHADOW_LEVELS; level >= 2; level--) {
 		unsigned i = X86_LEVEL_INDEX(gva, level);
 		uint64_t *e = table_of(s, page) + i;
-		mpa_t at = s->tab.pool.base + 8 * ((mpa_t)page * 512 + i);
+		mpa_t at = entry_mpa(s, page, i);
 		uint32_t role, child;
 		gpa_t gfn;
 
@@ -730,7 +736,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 	}
 	{
 		unsigned i = X86_LEVEL_INDEX(gva, 1);
-		mpa_t at = s->tab.pool.base + 8 * ((mpa_t)page * 512 + i);
+		mpa_t at = entry_mpa(s, page, i);
 		uint64_t *e = table_of(s, page) + i;
 		shadow_cache_set_leaf(s, e, at, 1, *spte);
 		*spte = *e;
@@ -794,32 +800,26 @@ bool shadow_cache_fast_fault(struct shadow *s, gva_t gva, unsigned access,
 	w.write = r.write;
 	w.nx = r.nx;
 	shadow_cache_set_leaf(s, table_of(s, page) + i,
-			      s->tab.pool.base + 8 * ((mpa_t)page * X86_PT_ENTRIES + i), 1,
+			      entry_mpa(s, page, i), 1,
 			      shadow_fill_spte(&w, &s->cpu, access, (mpa_t)gpa));
 	s->stats.fills[1]++;
 	s->stats.fast_fills++;
 	*res = (struct shadow_fault_result){ .status = SHADOW_FILLED, .gpa = gpa | (gva & 0xfff),
 					     .level = 1 };
 	/* as after a full walk: prefetch around a page accessed before */
-	if ((s->opts & SHADOW_OPT_PREFETCH) && (pte & X86_PTE_A)) {
-		struct shadow_prefetch pf = {
-			.tab = table_of(s, page), .tab_mpa = shadow_pool_mpa(&s->tab.pool, page),
-			.idx = i, .gva = gva, .guest_pt = sp->gfn, .above = rights_of_role(sp->role),
-		};
-		shadow_prefetch(s, &pf);
-	}
+	if ((s->opts & SHADOW_OPT_PREFETCH) && (pte & X86_PTE_A))
+		shadow_cache_prefetch(s, gva, 0, entry_mpa(s, page, i));
 	return true;
 }
 
-void shadow_cache_prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w,
-			   mpa_t spte_mpa)
+void shadow_cache_prefetch(struct shadow *s, gva_t gva, uint64_t huge_pte, mpa_t spte_mpa)
 {
 	uint32_t page = shadow_pool_index(&s->tab.pool, spte_mpa & X86_PAGE_MASK);
 	const struct sp *sp = &s->cache->sp[page];
 	struct shadow_prefetch pf = {
 		.tab = table_of(s, page), .tab_mpa = spte_mpa & X86_PAGE_MASK,
 		.idx = X86_LEVEL_INDEX(gva, 1), .gva = gva, .direct = sp->role & ROLE_DIRECT,
-		.guest_pt = sp->gfn, .huge_pte = w->pte[w->level], .above = rights_of_role(sp->role),
+		.guest_pt = sp->gfn, .huge_pte = huge_pte, .above = rights_of_role(sp->role),
 	};
 
 	assert(role_level(sp->role) == 1);

@@ -71,9 +71,9 @@ void shadow_cache_unprotect(struct shadow *s, gpa_t gpa, bool self);
 bool shadow_cache_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			  uint64_t *spte, mpa_t *spte_mpa, int *level);
 
-/* Prefetch around the 4 KiB leaf shadow_cache_install wrote at spte_mpa. */
-void shadow_cache_prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w,
-			   mpa_t spte_mpa);
+/* Prefetch around the 4 KiB leaf written at spte_mpa for gva; huge_pte is
+ * the guest huge leaf when that leaf table is a direct one. */
+void shadow_cache_prefetch(struct shadow *s, gva_t gva, uint64_t huge_pte, mpa_t spte_mpa);
 
 /* The fast path of a hidden fault at canonical `gva`: when the shadow
  * already links gva's path down to a 4 KiB leaf table through non-volatile

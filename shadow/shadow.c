@@ -294,7 +294,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 	 * prefetch). */
 	if ((s->opts & SHADOW_OPT_PREFETCH) && leaf_level == 1 && !(ad_set[w->level] & X86_PTE_A)) {
 		if (s->cache)
-			shadow_cache_prefetch(s, gva, w, spte_mpa);
+			shadow_cache_prefetch(s, gva, w->pte[w->level], spte_mpa);
 		else
 			vtlb_prefetch(s, gva, w, spte_mpa);
 	}
