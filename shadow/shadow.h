@@ -1,5 +1,6 @@
 /* The shadow MMU (DESIGN.md §3): shadow page tables for a guest running with
- * 4-level paging, kept as a virtual TLB.  Pure logic with no KVM in it: guest
+ * 4-level paging, kept as a virtual TLB, or with SHADOW_OPT_CACHE as a cache
+ * of write-protected guest tables (cache.h).  Pure logic with no KVM in it: guest
  * memory is reached only through struct shadow_mem, shadow tables live in a
  * caller-provided pool, and every operation returns a status (it never prints
  * and never exits).
@@ -227,13 +228,15 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,
 				struct shadow_fault_result *res);
 
 /* Guest `mov cr3`: remember vcr3 (bits 11:0 ignored) and drop every shadow
- * but the hypervisor entry.  Returns false, changing nothing, if vcr3 sets a
+ * but the hypervisor entry (with SHADOW_OPT_CACHE: switch to vcr3's cached
+ * root, or a new one, dropping only volatile shadows).  Returns false, changing nothing, if vcr3 sets a
  * bit at or above MAXPHYADDR: the guest gets #GP(0) (SDM 3A §4.5; CR4.PCIDE
  * is not supported, so bit 63 is reserved too). */
 bool shadow_set_cr3(struct shadow *s, uint64_t vcr3);
 
 /* Guest `invlpg gva`: drop the shadow translation of the page holding gva,
- * all 4 KiB shadow leaves of it when the guest mapped it with a 2M/1G page. */
+ * all 4 KiB shadow leaves of it when the guest mapped it with a 2M/1G page
+ * (with SHADOW_OPT_CACHE also every volatile shadow, SDM 3A §4.10.4.1). */
 void shadow_invlpg(struct shadow *s, gva_t gva);
 
 /* Drop every shadow entry but the hypervisor entry. */
