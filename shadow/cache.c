@@ -655,10 +655,7 @@ again:
 
 static bool huge_ok(const struct shadow *s, const struct shadow_walk *w)
 {
-	gpa_t frame = w->gpa & ~((1ull << 21) - 1);
-
-	return (s->opts & SHADOW_OPT_HUGE) && w->level >= 2 &&
-	       frame + (1ull << 21) <= s->mem.ram_size && !s->cache->tracked2m[frame >> 21];
+	return shadow_huge_fits(s, w) && !s->cache->tracked2m[w->gpa >> 21];
 }
 
 /* The key of the SP below entry `level` of the walk. */

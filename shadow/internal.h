@@ -29,6 +29,17 @@ void shadow_emit(const struct shadow *s, struct shadow_event *ev);
 /* Pool pressure dropped shadows: count it and tell the trace. */
 void shadow_note_evict(struct shadow *s, gva_t gva);
 
+/* Whether walk `w` ends in a guest 2M/1G page whose 2 MiB frame around
+ * the address lies wholly in RAM: what a 2 MiB shadow leaf needs
+ * (SHADOW_OPT_HUGE; the cache also wants the frame free of its tables). */
+static inline bool shadow_huge_fits(const struct shadow *s, const struct shadow_walk *w)
+{
+	gpa_t frame = w->gpa & X86_PTE_ADDR_2M_MASK;
+
+	return (s->opts & SHADOW_OPT_HUGE) && w->level >= 2 &&
+	       frame + X86_LEVEL_SIZE(2) <= s->mem.ram_size;
+}
+
 /* Rights combined over the guest entries above a table (SDM 3A §4.6). */
 struct shadow_rights {
 	bool write, user, nx;

@@ -116,6 +116,14 @@ static void walk_event(struct shadow_event *ev, enum shadow_event_kind kind, gva
 	}
 }
 
+void shadow_note_evict(struct shadow *s, gva_t gva)
+{
+	struct shadow_event ev = { .kind = SHADOW_EV_EVICT, .gva = gva, .reason = SHADOW_FLUSH_EVICT };
+
+	s->stats.evictions++;
+	shadow_emit(s, &ev);
+}
+
 static void drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gva)
 {
 	struct shadow_event ev = { .kind = SHADOW_EV_FLUSH, .gva = gva, .reason = reason };
@@ -126,19 +134,10 @@ static void drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gv
 		shadow_fill_drop_all(&s->tab);
 	s->tlb_flush = true;
 	if (reason == SHADOW_FLUSH_EVICT) {
-		s->stats.evictions++;
-		ev.kind = SHADOW_EV_EVICT;
-	} else {
-		s->stats.flushes++;
+		shadow_note_evict(s, gva);
+		return;
 	}
-	shadow_emit(s, &ev);
-}
-
-void shadow_note_evict(struct shadow *s, gva_t gva)
-{
-	struct shadow_event ev = { .kind = SHADOW_EV_EVICT, .gva = gva, .reason = SHADOW_FLUSH_EVICT };
-
-	s->stats.evictions++;
+	s->stats.flushes++;
 	shadow_emit(s, &ev);
 }
 
@@ -197,10 +196,7 @@ static bool count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
 static bool vtlb_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			 uint64_t *spte, mpa_t *spte_mpa, int *leaf_level)
 {
-	gpa_t frame = w->gpa & X86_PTE_ADDR_2M_MASK;
-
-	if ((s->opts & SHADOW_OPT_HUGE) && w->level >= 2 &&
-	    frame + X86_LEVEL_SIZE(2) <= s->mem.ram_size) {
+	if (shadow_huge_fits(s, w)) {
 		*spte = shadow_fill_spte_2m(*spte);
 		if (!shadow_fill_install(&s->tab, gva, w->level, 2, *spte, spte_mpa))
 			return false;

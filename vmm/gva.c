@@ -20,16 +20,21 @@ int gva_contract(struct vm *vm, const struct shadow_fault_result *res, gva_t gva
 	return VMM_E_CONTRACT;
 }
 
-/* Translate one page's worth of an access into a host pointer. */
 /* SHADOW_RETRY answers before the VMM gives up on its own guest access. */
 #define GVA_RETRIES 16
 
+/* Translate one page's worth of an access into a host pointer. */
 static enum gva_status translate(struct vm *vm, gva_t gva, unsigned access, uint8_t **host,
-				 struct x86_event *ev, int *status, int *retries)
+				 struct x86_event *ev, int *status)
 {
 	struct shadow_fault_result res;
+	enum shadow_status st;
+	int tries = 0;
 
-	switch (shadow_fault(vm->shadow, gva, access, &res)) {
+	while ((st = shadow_fault(vm->shadow, gva, access, &res)) == SHADOW_RETRY &&
+	       ++tries < GVA_RETRIES)
+		;
+	switch (st) {
 	case SHADOW_FILLED:
 		*host = mem_gpa(&vm->mem, res.gpa, 1);
 		if (!*host) {
@@ -46,8 +51,6 @@ static enum gva_status translate(struct vm *vm, gva_t gva, unsigned access, uint
 		*ev = (struct x86_event){ .vector = X86_EXC_GP, .has_err = true, .err = 0 };
 		return GVA_FAULT;
 	case SHADOW_RETRY:
-		if (++*retries < GVA_RETRIES)
-			return translate(vm, gva, access, host, ev, status, retries);
 		pr_err("shadow: no stable translation of gva=0x%llx for the VMM's own access after %d tries (rip=0x%llx)",
 		       (unsigned long long)gva, GVA_RETRIES, (unsigned long long)vm->regs.rip);
 		*status = VMM_E_INTERNAL;
@@ -69,9 +72,7 @@ static enum gva_status copy(struct vm *vm, gva_t gva, uint8_t *buf, size_t len,
 
 		if (n > len)
 			n = len;
-		int retries = 0;
-
-		if ((st = translate(vm, gva, access, &host, ev, status, &retries)) != GVA_OK)
+		if ((st = translate(vm, gva, access, &host, ev, status)) != GVA_OK)
 			return st;
 		if (write)
 			memcpy(host, buf, n);
