@@ -30,8 +30,8 @@ SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/fill.c shadow/cache.c shadow
 
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \
-                vmm/trace.c vmm/trace_summary.c
-VMM_SRCS     := vmm/main.c vmm/vm.c vmm/kvm.c vmm/vcpu.c vmm/boot.c vmm/monitor.c vmm/trap.c \
+                vmm/trace.c vmm/trace_summary.c vmm/backend.c vmm/kvm.c
+VMM_SRCS     := vmm/main.c vmm/vm.c vmm/vcpu.c vmm/boot.c vmm/monitor.c vmm/trap.c \
                 vmm/emulate.c vmm/reflect.c vmm/segment.c vmm/gva.c \
                 vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
 

@@ -57,7 +57,7 @@ struct cli_case {
 static const struct cli_case clis[] = {
 	{ { "shadowvm", "run", "g.elf" }, 0, NULL },
 	{ { "shadowvm" }, VMM_E_USAGE, "missing command (see shadowvm --help)" },
-	{ { "shadowvm", "fly" }, VMM_E_USAGE, "unknown command 'fly' (run, check; see --help)" },
+	{ { "shadowvm", "fly" }, VMM_E_USAGE, "unknown command 'fly' (run, check, trace, kvm; see --help)" },
 	{ { "shadowvm", "run" }, VMM_E_USAGE, "run: missing IMAGE (see shadowvm --help)" },
 	{ { "shadowvm", "run", "-m", "1M", "g.elf" }, VMM_E_USAGE,
 	  "--mem 1M = 0x100000 is outside 0x200000..0x100000000" },

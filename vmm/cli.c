@@ -18,6 +18,7 @@ void cli_usage(FILE *out)
 "usage: shadowvm run [options] IMAGE [-- GUEST-ARGS...]\n"
 "       shadowvm check [-m SIZE] IMAGE\n"
 "       shadowvm trace summary FILE\n"
+"       shadowvm kvm [--json | --brief]\n"
 "       shadowvm --help | --version\n"
 "\n"
 "Run an ELF64 x86-64 guest image (ABI v%u, include/shadowvm_abi.h) on KVM.\n"
@@ -44,11 +45,16 @@ void cli_usage(FILE *out)
 "                        flush emulate exit prefetch unprotect reflect)\n"
 "      --trace-format F  json (the default) or text: one human line an event\n"
 "      --stats[=FILE]    at exit, one JSON object of counters (default stderr)\n"
+"      --ignore-backend  run even where `shadowvm kvm` says this paging mode\n"
+"                        cannot run (an experiment: expect wrong results)\n"
 "  -v, --verbose         more diagnostics (repeat for debug)\n"
 "  -q, --quiet           only errors\n"
 "\n"
 "check validates IMAGE for a guest of SIZE bytes of RAM without running it.\n"
 "trace summary reads a --trace file: counts per event, the most-faulting pages.\n"
+"kvm prints what serves /dev/kvm (kvm_intel, kvm_amd, kvm_pvm; EPT/NPT; the\n"
+"CPU features offered) and whether each paging mode runs on it; status 0 when\n"
+"both do, else 69.  run refuses a mode that cannot run with 69.\n"
 "\n"
 "exit status: the guest's exit-port value (0..%u), or\n"
 "  64 usage error       65 image rejected       66 image unreadable\n"
@@ -109,7 +115,7 @@ static int append_cmdline(struct options *o, const char *s, char *err, size_t er
 }
 
 enum { OPT_PAGING = 256, OPT_TIMEOUT, OPT_POOL, OPT_DUMP_SHADOW, OPT_CHECK_INV, OPT_TRACE, OPT_TRACE_EVENTS,
-       OPT_TRACE_FORMAT, OPT_STATS, OPT_SHADOW_OPTS };
+       OPT_TRACE_FORMAT, OPT_STATS, OPT_SHADOW_OPTS, OPT_IGNORE_BACKEND };
 
 static int parse_trace_format(const char *arg, struct options *o, char *err, size_t errlen)
 {
@@ -180,6 +186,7 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 	case OPT_TRACE_EVENTS: return parse_trace_events(arg, o, err, errlen);
 	case OPT_TRACE_FORMAT: return parse_trace_format(arg, o, err, errlen);
 	case OPT_STATS: o->stats = 1; o->stats_file = arg; return 0;
+	case OPT_IGNORE_BACKEND: o->ignore_backend = 1; return 0;
 	case OPT_PAGING:
 		if (strcmp(arg, "hw") == 0 || strcmp(arg, "shadow") == 0) {
 			o->paging = arg[0] == 'h' ? PAGING_HW : PAGING_SHADOW;
@@ -206,6 +213,7 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "trace-events", required_argument, NULL, OPT_TRACE_EVENTS },
 		{ "trace-format", required_argument, NULL, OPT_TRACE_FORMAT },
 		{ "stats", optional_argument, NULL, OPT_STATS },
+		{ "ignore-backend", no_argument, NULL, OPT_IGNORE_BACKEND },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -256,6 +264,21 @@ static int parse_trace_command(int argc, char **argv, struct options *o, char *e
 	return 0;
 }
 
+/* `shadowvm kvm [--json | --brief]` */
+static int parse_kvm_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	o->command = CLI_KVM;
+	if (argc == 2)
+		return 0;
+	if (argc == 3 && !strcmp(argv[2], "--json"))
+		o->kvm_format = 1;
+	else if (argc == 3 && !strcmp(argv[2], "--brief"))
+		o->kvm_format = 2;
+	else
+		return usage_err(err, errlen, "kvm: expects at most one of --json, --brief");
+	return 0;
+}
+
 int cli_parse(int argc, char **argv, struct options *o, char *err, size_t errlen)
 {
 	memset(o, 0, sizeof(*o));
@@ -281,7 +304,10 @@ int cli_parse(int argc, char **argv, struct options *o, char *err, size_t errlen
 		o->command = CLI_CHECK;
 	else if (!strcmp(argv[1], "trace"))
 		return parse_trace_command(argc, argv, o, err, errlen);
+	else if (!strcmp(argv[1], "kvm"))
+		return parse_kvm_command(argc, argv, o, err, errlen);
 	else
-		return usage_err(err, errlen, "unknown command '%s' (run, check; see --help)", argv[1]);
+		return usage_err(err, errlen, "unknown command '%s' (run, check, trace, kvm; see --help)",
+				 argv[1]);
 	return parse_command(argc - 1, argv + 1, o, err, errlen);
 }

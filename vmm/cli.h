@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
-enum cli_command { CLI_RUN, CLI_CHECK, CLI_TRACE_SUMMARY, CLI_HELP, CLI_VERSION };
+enum cli_command { CLI_RUN, CLI_CHECK, CLI_TRACE_SUMMARY, CLI_KVM, CLI_HELP, CLI_VERSION };
 enum paging_mode { PAGING_SHADOW, PAGING_HW };
 
 #define CLI_POOL_DEFAULT 1024u /* 4 MiB of shadow tables */
@@ -31,6 +31,8 @@ struct options {
 	int stats;              /* --stats given */
 	const char *stats_file; /* --stats=FILE, or NULL for stderr */
 	const char *summary;    /* `trace summary FILE` */
+	int kvm_format;         /* `kvm`: BACKEND_OUT_* (0 text, 1 --json, 2 --brief) */
+	int ignore_backend;     /* --ignore-backend: run where backend_refuses says no */
 };
 
 /* Fill opts from argv.  Returns 0, or VMM_E_USAGE with one line in err. */

@@ -27,23 +27,30 @@ static int open_dev(struct kvm *kvm, char *err, size_t errlen)
 	return VMM_E_NOKVM;
 }
 
-static int check_caps(struct kvm *kvm, char *err, size_t errlen)
+const struct kvm_cap_use kvm_caps[] = {
+	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+	{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+};
+const unsigned kvm_ncaps = sizeof(kvm_caps) / sizeof(kvm_caps[0]);
+
+static int check_api(struct kvm *kvm, char *err, size_t errlen)
 {
-	static const struct { int cap; const char *name; } caps[] = {
-		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
-		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
-		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
-		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
-	};
 	int v = ioctl(kvm->sys_fd, KVM_GET_API_VERSION, 0);
 
 	if (v != KVM_API_VERSION) {
 		snprintf(err, errlen, "%s: KVM API version %d, need %d", KVM_PATH, v, KVM_API_VERSION);
 		return VMM_E_NOKVM;
 	}
-	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
-		if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0) {
-			snprintf(err, errlen, "%s: missing capability %s", KVM_PATH, caps[i].name);
+	return VMM_OK;
+}
+
+static int check_caps(struct kvm *kvm, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < kvm_ncaps; i++) {
+		if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, kvm_caps[i].cap) <= 0) {
+			snprintf(err, errlen, "%s: missing capability %s", KVM_PATH, kvm_caps[i].name);
 			return VMM_E_NOKVM;
 		}
 	}
@@ -57,30 +64,35 @@ int kvm_open(struct kvm *kvm, char *err, size_t errlen)
 	kvm->vm_fd = -1;
 	if ((rc = open_dev(kvm, err, errlen)) != VMM_OK)
 		return rc;
+	if ((rc = check_api(kvm, err, errlen)) != VMM_OK)
+		kvm_close(kvm);
+	return rc;
+}
+
+int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen)
+{
+	int rc;
+
 	if ((rc = check_caps(kvm, err, errlen)) != VMM_OK)
-		goto err;
-	rc = VMM_E_INTERNAL;
+		return rc;
 	kvm->run_size = ioctl(kvm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (kvm->run_size < (int)sizeof(struct kvm_run)) {
 		snprintf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
-		goto err;
+		return VMM_E_INTERNAL;
 	}
 	kvm->vm_fd = ioctl(kvm->sys_fd, KVM_CREATE_VM, 0);
 	if (kvm->vm_fd < 0) {
 		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
-		goto err;
+		return VMM_E_INTERNAL;
 	}
 	/* Intel needs three pages for the real-mode TSS even though shadowvm
 	 * never enters real mode; place them at the very top of 4 GiB, far
 	 * from guest RAM.  AMD ignores it. */
 	if (ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0) {
 		snprintf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
-		goto err;
+		return VMM_E_INTERNAL;
 	}
 	return VMM_OK;
-err:
-	kvm_close(kvm);
-	return rc;
 }
 
 int kvm_set_memslot(struct kvm *kvm, uint32_t slot, mpa_t mpa, uint64_t size, void *host,

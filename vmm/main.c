@@ -1,6 +1,7 @@
 /* shadowvm: a shadow-paging hypervisor on the KVM API.  See README.md. */
 #include <stdio.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "log.h"
 #include "status.h"
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
 		return vm_check(&opts);
 	case CLI_RUN:
 		return vm_run(&opts);
+	case CLI_KVM:
+		return backend_main(opts.kvm_format);
 	case CLI_TRACE_SUMMARY:
 		return trace_summary_main(opts.summary);
 	}

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend.h"
 #include "boot.h"
 #include "devices.h"
 #include "elf_load.h"
@@ -84,6 +85,26 @@ static void dump_shadow(const struct vm *vm, const char *when)
 				i == SVM_ABI_RESERVED_PML4_INDEX ? " (hypervisor)" : "");
 }
 
+/* Refuse a paging mode this /dev/kvm cannot run (backend.h), before any VM
+ * exists; --ignore-backend turns the refusal into a warning. */
+static int admit(struct vm *vm, const struct options *opts, char *err, size_t errlen)
+{
+	struct backend_facts f;
+	char why[400];
+	int rc;
+
+	if ((rc = backend_read(vm->kvm.sys_fd, &f, err, errlen)) != VMM_OK)
+		return rc;
+	if (backend_refuses(&f, opts->paging, why, sizeof(why)) == VMM_OK)
+		return VMM_OK;
+	if (opts->ignore_backend) {
+		pr_warn("%s (--ignore-backend: running anyway)", why);
+		return VMM_OK;
+	}
+	snprintf(err, errlen, "%s (--ignore-backend to try anyway)", why);
+	return VMM_E_NOKVM;
+}
+
 static int setup(struct vm *vm, const struct options *opts, char *err, size_t errlen)
 {
 	int rc;
@@ -97,7 +118,9 @@ static int setup(struct vm *vm, const struct options *opts, char *err, size_t er
 		return rc;
 	if ((rc = boot_setup_memory(&vm->mem, &vm->img, opts->cmdline, err, errlen)) != VMM_OK)
 		return rc;
-	if ((rc = kvm_open(&vm->kvm, err, errlen)) != VMM_OK)
+	if ((rc = kvm_open(&vm->kvm, err, errlen)) != VMM_OK ||
+	    (rc = admit(vm, opts, err, errlen)) != VMM_OK ||
+	    (rc = kvm_create_vm(&vm->kvm, err, errlen)) != VMM_OK)
 		return rc;
 	if ((rc = kvm_set_memslot(&vm->kvm, RAM_SLOT, mem_gpa_to_mpa(0), vm->mem.size, vm->mem.host,
 				  err, errlen)) != VMM_OK)
