@@ -36,7 +36,7 @@ VMM_SRCS     := vmm/main.c vmm/vm.c vmm/vcpu.c vmm/boot.c vmm/monitor.c vmm/trap
                 vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
-UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c \
+UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
                 tests/check_shadow.c tests/check_trace.c
 INTEG_SUITES := tests/check_integration.c
 TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \

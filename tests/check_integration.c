@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shadowvm_abi.h"
@@ -182,6 +183,30 @@ static void run_mode(struct run_result *r, const struct diff_case *c, const char
 		RUN(r, "run", "--timeout", "60", mode, opts, image);
 }
 
+/* The transcript every paging mode agreed on, kept for the npt0 case, which
+ * runs on a host where shadow mode is refused: build/transcripts/diff-N.txt,
+ * "status=S" on the first line, then the guest's output. */
+#define TRANSCRIPTS "build/transcripts"
+
+static void transcript_path(int i, char *path, size_t len)
+{
+	snprintf(path, len, TRANSCRIPTS "/diff-%02d.txt", i);
+}
+
+static void transcript_save(int i, const struct run_result *r)
+{
+	char path[64], tmp[80];
+	FILE *f;
+
+	mkdir(TRANSCRIPTS, 0755);
+	transcript_path(i, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	ck_assert_msg((f = fopen(tmp, "w")) != NULL, "cannot write %s", tmp);
+	fprintf(f, "status=%d\n%s", r->status, r->out);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
 /* Shadow runs: every optimization (the default), none (the plain virtual
  * TLB) and, for the small guests, each one alone. */
 static const char *const shadow_opts[] = {
@@ -210,6 +235,7 @@ START_TEST(test_transcript_identical_under_shadow_and_hw)
 			      shadow_opts[o], hw.out, sh.out);
 		run_result_free(&sh);
 	}
+	transcript_save(_i, &hw);
 	run_result_free(&hw);
 }
 END_TEST
@@ -652,6 +678,124 @@ START_TEST(test_pool_exhaustion_is_served)
 }
 END_TEST
 
+/* ---- the backend underneath: shadowvm kvm and the refusals ---- */
+
+/* A sysfs file's first line, "" if absent. */
+static void sysfs_read(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	buf[0] = 0;
+	if (f && fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = 0;
+	if (f)
+		fclose(f);
+}
+
+/* What this machine's sysfs says, read here independently of vmm/backend.c:
+ * PVM, or a KVM with its TDP parameter off, or a KVM with it on. */
+enum host_kind { HOST_NOKVM, HOST_PVM, HOST_NO_TDP, HOST_TDP };
+
+static enum host_kind host_kind(const char **module)
+{
+	char ept[8], npt[8];
+	int fd = open("/dev/kvm", O_RDWR);
+
+	if (fd < 0)
+		return HOST_NOKVM;
+	close(fd);
+	*module = "kvm_pvm";
+	if (access("/sys/module/kvm_pvm", F_OK) == 0)
+		return HOST_PVM;
+	sysfs_read("/sys/module/kvm_intel/parameters/ept", ept, sizeof(ept));
+	sysfs_read("/sys/module/kvm_amd/parameters/npt", npt, sizeof(npt));
+	*module = ept[0] ? "kvm_intel" : "kvm_amd";
+	if (!strcmp(ept, "N") || !strcmp(npt, "N") || !strcmp(npt, "0"))
+		return HOST_NO_TDP;
+	return HOST_TDP;
+}
+
+static void run_hello(struct run_result *r, const char *mode)
+{
+	run_cmd((char *const[]){ VMM, "run", (char *)mode, GUEST("hello"), NULL }, r);
+}
+
+/* `shadowvm kvm` names what sysfs names, its status says whether both modes
+ * run, and `run` keeps to its verdict: 69 and one line where refused, the
+ * guest's own transcript where not.  Run directly on the host (case
+ * backend), in the nested runner (case guests) and with npt=0 (case npt0). */
+START_TEST(test_kvm_command_matches_this_host)
+{
+	const char *module = "none";
+	enum host_kind k = host_kind(&module);
+	struct run_result r, js, sh, hw;
+	struct json_object *o, *p;
+	bool shadow_ok = k == HOST_TDP, hw_ok = k == HOST_TDP || k == HOST_NO_TDP;
+
+	run_cmd((char *const[]){ VMM, "kvm", NULL }, &r);
+	ck_assert_msg(r.status == (shadow_ok && hw_ok ? 0 : VMM_E_NOKVM), "status %d:\n%s", r.status,
+		      r.out);
+	ck_assert_msg(strstr(r.out, module), "sysfs says %s:\n%s", module, r.out);
+	run_cmd((char *const[]){ VMM, "kvm", "--json", NULL }, &js);
+	ck_assert_int_eq(js.status, r.status);
+	ck_assert_ptr_nonnull(o = json_tokener_parse(js.out));
+	ck_assert(json_object_object_get_ex(o, "backend", &p));
+	ck_assert_str_eq(json_object_get_string(p), k == HOST_NOKVM ? "none" : module);
+	run_hello(&sh, "--paging=shadow");
+	run_hello(&hw, "--paging=hw");
+	ck_assert_msg(sh.status == (shadow_ok ? 0 : VMM_E_NOKVM), "shadow: %d %s", sh.status, sh.err);
+	ck_assert_msg(hw.status == (hw_ok ? 0 : VMM_E_NOKVM), "hw: %d %s", hw.status, hw.err);
+	if (!shadow_ok)
+		ck_assert_msg(strstr(sh.err, module) && count_between(sh.err, NULL, "\n") == 1,
+			      "one line naming %s: %s", module, sh.err);
+	if (k == HOST_NO_TDP)
+		ck_assert_msg(strstr(sh.err, "--paging=hw works here"), "%s", sh.err);
+	if (k == HOST_PVM)
+		ck_assert_msg(strstr(hw.err, "PVM-enlightened"), "%s", hw.err);
+	if (hw_ok)
+		ck_assert_msg(strstr(hw.out, "hello"), "%s", hw.out);
+	json_object_put(o);
+	run_result_free(&r);
+	run_result_free(&js);
+	run_result_free(&sh);
+	run_result_free(&hw);
+}
+END_TEST
+
+/* npt0: on KVM's own shadow MMU (kvm-amd npt=0, a second oracle written by
+ * KVM's developers) --paging=hw gives byte for byte the transcript that
+ * shadow mode and QEMU-backed hw mode agreed on in case shadow. */
+START_TEST(test_hw_on_kvm_shadow_mmu_matches_the_shadow_transcript)
+{
+	const struct diff_case *c = &diffs[_i];
+	const char *module = "none";
+	char path[64], *want = NULL, *nl;
+	struct run_result hw;
+	struct stat ts, vs;
+	size_t len = 0;
+	FILE *f;
+
+	ck_assert_msg(host_kind(&module) == HOST_NO_TDP,
+		      "case npt0 runs under WITH_KVM_NPT=0 scripts/with-kvm (scripts/check-integration)");
+	transcript_path(_i, path, sizeof(path));
+	ck_assert_msg(stat(path, &ts) == 0 && stat(VMM, &vs) == 0 && ts.st_mtime >= vs.st_mtime,
+		      "%s missing or older than " VMM ": run case shadow first", path);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	ck_assert(getdelim(&want, &len, 0, f) > 0);
+	fclose(f);
+	ck_assert_ptr_nonnull(nl = strchr(want, '\n'));
+	*nl = 0;
+	run_mode(&hw, c, "--paging=hw", "-q");
+	ck_assert_msg(hw.status == atoi(want + strlen("status=")), "%s: status %d, want %s; stderr: %s",
+		      c->guest, hw.status, want, hw.err);
+	ck_assert_msg(strcmp(hw.out, nl + 1) == 0,
+		      "%s %s: KVM's shadow MMU differs\n--- hw on npt=0\n%s--- shadow on npt=1\n%s",
+		      c->guest, c->arg ? c->arg : "", hw.out, nl + 1);
+	free(want);
+	run_result_free(&hw);
+}
+END_TEST
+
 Suite *integration_suite(void)
 {
 	Suite *s = suite_create("integration");
@@ -667,6 +811,17 @@ Suite *integration_suite(void)
 	tcase_add_loop_test(tc, test_timeout_stops_spinning_guest, 0, 2);
 	tcase_add_test(tc, test_portloop_counts_exits);
 	tcase_add_test(tc, test_bad_inputs_fail_before_kvm);
+	tcase_add_test(tc, test_kvm_command_matches_this_host);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("backend"); /* scripts/check-integration runs it on the host itself */
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_kvm_command_matches_this_host);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("npt0"); /* under WITH_KVM_NPT=0, after case shadow */
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_kvm_command_matches_this_host);
+	tcase_add_loop_test(tc, test_hw_on_kvm_shadow_mmu_matches_the_shadow_transcript, 0,
+			    (int)(sizeof(diffs) / sizeof(diffs[0])));
 	suite_add_tcase(s, tc);
 	tc = tcase_create("shadow");
 	tcase_set_timeout(tc, 300);

@@ -19,6 +19,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "unit")) {
 		sr = srunner_create(abi_suite());
 		srunner_add_suite(sr, cli_suite());
+		srunner_add_suite(sr, backend_suite());
 		srunner_add_suite(sr, elf_load_suite());
 		srunner_add_suite(sr, shadow_suite());
 		srunner_add_suite(sr, shadow_cache_suite());

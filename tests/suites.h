@@ -7,6 +7,7 @@
 /* unit: no KVM */
 Suite *elf_load_suite(void);
 Suite *cli_suite(void);
+Suite *backend_suite(void);
 Suite *abi_suite(void);
 Suite *shadow_suite(void);
 Suite *shadow_cache_suite(void);
