@@ -30,16 +30,16 @@ SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/fill.c shadow/cache.c shadow
 
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \
-                vmm/trace.c vmm/trace_summary.c vmm/backend.c vmm/kvm.c
-VMM_SRCS     := vmm/main.c vmm/vm.c vmm/vcpu.c vmm/boot.c vmm/monitor.c vmm/trap.c \
-                vmm/emulate.c vmm/reflect.c vmm/segment.c vmm/gva.c \
+                vmm/trace.c vmm/trace_summary.c vmm/backend.c vmm/kvm.c \
+                vmm/monitor.c vmm/segment.c vmm/gva.c vmm/reflect.c vmm/emulate.c
+VMM_SRCS     := vmm/main.c vmm/vm.c vmm/vcpu.c vmm/boot.c vmm/trap.c \
                 vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
 UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
-                tests/check_shadow.c tests/check_trace.c
+                tests/check_shadow.c tests/check_trace.c tests/check_segment.c
 INTEG_SUITES := tests/check_integration.c
-TEST_SRCS    := tests/runner.c tests/util.c $(UNIT_SUITES) $(INTEG_SUITES) \
+TEST_SRCS    := tests/runner.c tests/util.c tests/fake_vm.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)
 
 # ---- guest/ ------------------------------------------------------------------

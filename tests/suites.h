@@ -12,6 +12,7 @@ Suite *abi_suite(void);
 Suite *shadow_suite(void);
 Suite *shadow_cache_suite(void);
 Suite *trace_suite(void);
+Suite *segment_suite(void);
 
 /* integration: real guests on a real /dev/kvm */
 Suite *integration_suite(void);

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "emulate.h"
 #include "log.h"
@@ -129,20 +128,6 @@ static enum emu rm_write(struct vm *vm, struct insn *x, const ZydisDecodedOperan
 	}
 	return from_gva(gva_write(vm, effective_address(vm, x, op), &v, op->size / 8, x->acc,
 				  &x->ev, &x->status));
-}
-
-/* ---- MSRs the VMM keeps in the real vCPU ---------------------------------------- */
-
-static int msr_access(struct vm *vm, uint32_t index, uint64_t *v, bool set)
-{
-	struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = {
-		.h = { .nmsrs = 1 }, .e = { .index = index, .data = set ? *v : 0 },
-	};
-
-	if (ioctl(vm->vcpu.fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m) != 1)
-		return -1;
-	*v = m.e.data;
-	return 0;
 }
 
 /* ---- control registers ------------------------------------------------------------ */
@@ -374,7 +359,7 @@ static enum emu msr(struct vm *vm, bool write)
 			return EMU_GP;
 		if (write && (idx == X86_MSR_TSC_AUX) && (v >> 32))
 			return EMU_GP;
-		if (msr_access(vm, idx, &v, write) != 0)
+		if (vcpu_msr(&vm->vcpu, idx, &v, write) != 0)
 			return EMU_GP;
 		break;
 	default:
@@ -507,10 +492,10 @@ static enum emu swapgs(struct vm *vm)
 {
 	uint64_t k;
 
-	if (msr_access(vm, X86_MSR_KERNEL_GS_BASE, &k, false) != 0)
+	if (vcpu_msr(&vm->vcpu, X86_MSR_KERNEL_GS_BASE, &k, false) != 0)
 		return EMU_UNSUPPORTED;
 	uint64_t g = vm->sregs.gs.base;
-	if (msr_access(vm, X86_MSR_KERNEL_GS_BASE, &g, true) != 0)
+	if (vcpu_msr(&vm->vcpu, X86_MSR_KERNEL_GS_BASE, &g, true) != 0)
 		return EMU_UNSUPPORTED;
 	vm->sregs.gs.base = k;
 	return EMU_DONE;

@@ -35,7 +35,8 @@ bool seg_load_cs(struct vm *vm, uint16_t sel, unsigned cpl)
 	seg_from_desc(&s, (uint16_t)((sel & ~3u) | cpl), d);
 	if (!s.present || !s.s || !(s.type & 8) || !s.l || s.db)
 		return false;
-	if (!(s.type & 4) && s.dpl != cpl) /* non-conforming: DPL == CPL */
+	/* Non-conforming: DPL == CPL; conforming: DPL <= CPL (SDM 2B RET). */
+	if ((s.type & 4) ? s.dpl > cpl : s.dpl != cpl)
 		return false;
 	vm->sregs.cs = s;
 	return true;

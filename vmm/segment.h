@@ -20,7 +20,8 @@ static inline unsigned seg_real_cpl(unsigned vcpl) { return vcpl == 3 ? 3 : 1; }
 void seg_from_desc(struct kvm_segment *s, uint16_t sel, uint64_t desc);
 
 /* Load CS with `sel` for real CPL `cpl` from the real GDT; false if the
- * descriptor is not a present 64-bit code segment. */
+ * descriptor is not a present 64-bit code segment that CPL may run (DPL ==
+ * CPL, or DPL <= CPL when conforming). */
 bool seg_load_cs(struct vm *vm, uint16_t sel, unsigned cpl);
 
 /* Load SS with `sel` at real CPL `cpl`: a writable data segment, or a null

@@ -98,6 +98,18 @@ void vcpu_cpuid(const struct vcpu *vcpu, uint32_t leaf, uint32_t index, uint32_t
 	}
 }
 
+int vcpu_msr(const struct vcpu *vcpu, uint32_t index, uint64_t *val, bool set)
+{
+	struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = {
+		.h = { .nmsrs = 1 }, .e = { .index = index, .data = set ? *val : 0 },
+	};
+
+	if (ioctl(vcpu->fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m) != 1)
+		return -1;
+	*val = m.e.data;
+	return 0;
+}
+
 void vcpu_destroy(struct vcpu *vcpu)
 {
 	free(vcpu->cpuid);

@@ -4,6 +4,7 @@
 #define SHADOWVM_VCPU_H
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,10 @@ struct vcpu {
 
 /* CPUID leaf/subleaf as the vCPU sees it; all zero if absent. */
 void vcpu_cpuid(const struct vcpu *vcpu, uint32_t leaf, uint32_t index, uint32_t out[4]);
+
+/* Read (set false) or write one MSR of the vCPU.  0, or -1 if KVM
+ * refuses. */
+int vcpu_msr(const struct vcpu *vcpu, uint32_t index, uint64_t *val, bool set);
 
 /* Create vCPU 0 with the supported CPUID.  VMM_OK or VMM_E_INTERNAL. */
 int vcpu_create(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errlen);
