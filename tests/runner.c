@@ -25,6 +25,7 @@ int main(int argc, char **argv)
 		srunner_add_suite(sr, shadow_cache_suite());
 		srunner_add_suite(sr, trace_suite());
 		srunner_add_suite(sr, segment_suite());
+		srunner_add_suite(sr, reflect_suite());
 	} else {
 		sr = srunner_create(integration_suite());
 	}

@@ -58,7 +58,7 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 {
 	uint32_t idt_err = ev->vector * 8 + 2 + (ev->soft ? 0 : 1);
 	unsigned vcpl = seg_vcpl(vm), new_vcpl, type;
-	uint64_t gate[2], frame[6], rsp, desc;
+	uint64_t gate[2], frame[6], rsp, desc, target;
 	uint16_t sel;
 	enum gva_status st;
 	int n = 0;
@@ -82,6 +82,10 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 		return *f = fault_ev(X86_EXC_GP, (sel & ~3u) + !ev->soft), GVA_FAULT;
 	if ((st = handler_stack(vm, gate[0], new_vcpl, &rsp, f, status)))
 		return st;
+	/* SDM 2A INT n (IA-32e mode): a non-canonical target is #GP(EXT). */
+	target = (gate[0] & 0xffff) | ((gate[0] >> 48) << 16) | (gate[1] << 32);
+	if (!x86_is_canonical48(target))
+		return *f = fault_ev(X86_EXC_GP, !ev->soft), GVA_FAULT;
 	rsp &= ~0xfull;
 	frame[n++] = vm->sregs.ss.selector;
 	frame[n++] = vm->regs.rsp;
@@ -105,7 +109,7 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 	if (new_vcpl != vcpl)
 		seg_load_ss(vm, 0, seg_real_cpl(new_vcpl));
 	vm->regs.rsp = rsp;
-	vm->regs.rip = (gate[0] & 0xffff) | ((gate[0] >> 48) << 16) | (gate[1] << 32);
+	vm->regs.rip = target;
 	vm->regs.rflags &= ~(X86_RFLAGS_TF | X86_RFLAGS_NT | X86_RFLAGS_RF | X86_RFLAGS_VM);
 	if (type == X86_GATE_TYPE_INTR)
 		vm->regs.rflags &= ~X86_RFLAGS_IF;
