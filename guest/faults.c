@@ -4,7 +4,9 @@
  * user/supervisor, fetch from NX, reserved bits).  Each case arms a probe with
  * the faulting instruction's address and a recovery address; the handler
  * records vector, error code and CR2, then resumes at the recovery address
- * (or, for one case, fixes the mapping and retries). */
+ * (or, for one case, fixes the mapping and retries).  Guest argument raw=1
+ * prints each error code as delivered, not its architectural value (see
+ * arch_error), to compare the "hardware" of two hosts. */
 #include "cpu.h"
 #include "guest.h"
 #include "paging.h"
@@ -137,6 +139,8 @@ static void on_user_done(struct trap_frame *f)
  * of too high DPL gives #GP(n * 16 + 2) in long mode, not #GP(n * 8 + 2)
  * (SDM 3A §6.13: the selector index names the vector).  Printing the
  * architectural value keeps the transcript the same in both paging modes. */
+static int raw_errors; /* raw=1: print the error code as delivered */
+
 static uint64_t arch_error(void)
 {
 	uint64_t e = probe.error;
@@ -186,7 +190,7 @@ static void report(int user, const char *name, int vec, uint64_t err, uint64_t c
 		return;
 	}
 	printf("cpl%d %-36s vec=%lu err=0x%lx", user ? 3 : 0, name, (unsigned long)probe.vector,
-	       (unsigned long)e);
+	       (unsigned long)(raw_errors ? probe.error : e));
 	if (probe.vector == X86_EXC_PF)
 		printf(" cr2=0x%lx", (unsigned long)probe.cr2);
 	printf(" rip=%s user=%d\n", rip_names[got], probe.user);
@@ -342,8 +346,10 @@ static void user_cases(int rsvd_leaf)
 
 int main(const struct svm_boot_info *bi)
 {
+	char arg[8];
 	int rsvd_leaf;
 
+	raw_errors = cmdline_get(bi, "raw", arg, sizeof(arg)) && arg[0] == '1';
 	setup(bi);
 	rsvd_leaf = setup_reserved();
 	kernel_cases(rsvd_leaf);

@@ -57,10 +57,11 @@ void cli_usage(FILE *out)
 "both do, else 69.  run refuses a mode that cannot run with 69.\n"
 "\n"
 "exit status: the guest's exit-port value (0..%u), or\n"
-"  64 usage error       65 image rejected       66 image unreadable\n"
-"  69 KVM unavailable   70 internal VMM error   71 guest crash\n"
-"  72 guest halted forever   73 trace not written   74 exit value out of range\n"
-"  75 guest broke the ABI    124 timeout   128+N killed by signal N\n",
+"  64 usage error             65 image rejected        66 image unreadable\n"
+"  69 KVM unavailable or unfit for the paging mode (see shadowvm kvm)\n"
+"  70 internal VMM error       71 guest crash           72 guest halted forever\n"
+"  73 trace not written        74 exit value out of range\n"
+"  75 guest broke the ABI      124 timeout              128+N killed by signal N\n",
 		SVM_ABI_VERSION, CLI_POOL_DEFAULT, CLI_POOL_MIN, CLI_POOL_MAX, SVM_ABI_EXIT_MAX);
 }
 
