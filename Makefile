@@ -26,7 +26,8 @@ CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Ishadow -Ivmm \
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # ---- shadow/: the shadow MMU library (no KVM) ---------------------------
-SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/fill.c shadow/cache.c shadow/pool.c shadow/invariant.c
+SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/spte.c shadow/engine.c shadow/vtlb.c shadow/cache.c \
+               shadow/invariant.c shadow/pool.c shadow/lib.c
 
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \

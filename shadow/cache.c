@@ -2,121 +2,16 @@
  * reverse maps (see cache.h for the design). */
 #include "cache.h"
 
-#include <assert.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "invariant.h"
 
-#include "pool.h"
-
-/* An SP's role: its level, and what beyond the guest table's address makes
- * two shadows of it differ. */
-#define ROLE_LEVEL 0x7u
-#define ROLE_DIRECT 0x8u   /* maps part of a guest huge page */
-#define ROLE_W 0x10u       /* rights combined above (direct: over the walk) */
-#define ROLE_U 0x20u
-#define ROLE_NX 0x40u
-#define ROLE_DIRTY 0x80u   /* direct: the guest huge leaf's D */
-#define ROLE_PWT 0x100u    /* direct: the guest huge leaf's memory type bits */
-#define ROLE_PCD 0x200u
-#define ROLE_PAT 0x400u
-#define ROLE_CPU_SHIFT 11  /* the control bits the shadow was built under */
-
-#define SP_USED 0x1u
-#define SP_KEYED 0x2u      /* in the hash; a non-direct one tracks its table */
-#define SP_VOLATILE 0x4u   /* dropped at every guest CR3 write and invlpg */
-#define SP_ROOT 0x8u
-
-#define FLOOD_VOLATILE 0x80u
-#define FLOOD_COUNT 0x7fu
-
-#define NIL 0u /* list and chain indices are stored plus one */
-
-struct sp {
-	gpa_t gfn;        /* guest table (direct: first GPA mapped) */
-	uint32_t role;
-	uint32_t hnext;   /* hash chain: page + 1 */
-	uint32_t parents; /* list of entries linking here: link + 1 */
-	uint32_t stamp;   /* roots: last use */
-	uint32_t flags;
-};
-
-/* One present shadow entry, named by its slot (pool page * 512 + index):
- * each link is either an entry pointing to an SP (on that SP's parent list)
- * or a writable leaf (on a reverse map), so pages * 512 links suffice. */
-struct link {
-	uint32_t slot;
-	uint32_t next;
-};
-
-struct shadow_cache {
-	struct sp *sp;         /* per pool page */
-	uint32_t *hash;
-	uint32_t hmask;
-	struct link *link;
-	uint32_t nlinks, link_next, link_free;
-	uint64_t frames, frames2m;
-	uint32_t *rmap;        /* per guest 4 KiB frame: writable 4 KiB leaves */
-	uint32_t *rmap2m;      /* per guest 2 MiB frame: writable 2 MiB leaves */
-	uint16_t *tracked;     /* per 4 KiB frame: keyed SPs of that table */
-	uint32_t *tracked2m;   /* per 2 MiB frame: the sum over its 4 KiB frames */
-	uint8_t *flood;        /* per 4 KiB frame: unprotects | FLOOD_VOLATILE */
-	uint32_t roots[CACHE_ROOTS];
-	unsigned nroots;
-	uint32_t cur;          /* the current root's page */
-	uint32_t stamp;
-	uint32_t nvolatile;
-};
-
-/* ---- small helpers ------------------------------------------------------------- */
+static void destroy(struct shadow *s);
+static void reset(struct shadow *s);
 
 static uint64_t *slot_ptr(const struct shadow *s, uint32_t slot)
 {
 	return s->tab.pool.host + slot;
 }
 
-static uint64_t *table_of(const struct shadow *s, uint32_t page)
-{
-	return s->tab.pool.host + (size_t)page * X86_PT_ENTRIES;
-}
-
-/* Machine address of entry i of SP `page` (what reverse maps and events name). */
-static mpa_t entry_mpa(const struct shadow *s, uint32_t page, unsigned i)
-{
-	return s->tab.pool.base + 8 * ((mpa_t)page * X86_PT_ENTRIES + i);
-}
-
-static uint32_t page_of_entry(const struct shadow *s, uint64_t e)
-{
-	assert(shadow_pool_contains(&s->tab.pool, e & X86_PTE_ADDR_MASK));
-	return shadow_pool_index(&s->tab.pool, e & X86_PTE_ADDR_MASK);
-}
-
-static uint32_t role_rights(struct shadow_rights r)
-{
-	return (r.write ? ROLE_W : 0) | (r.user ? ROLE_U : 0) | (r.nx ? ROLE_NX : 0);
-}
-
-static struct shadow_rights rights_of_role(uint32_t role)
-{
-	return (struct shadow_rights){ role & ROLE_W, role & ROLE_U, role & ROLE_NX };
-}
-
-/* CR0.WP, CR4.SMEP, CR4.SMAP and EFER.NXE change what a shadow leaf grants
- * (fill.c): every SP is keyed by them, so that a guest toggling one switches
- * roots instead of dropping every shadow, and shadows built under one
- * setting are never used under another. */
-static uint32_t cpu_role(const struct shadow_cpu *cpu)
-{
-	return (uint32_t)(cpu->cr0_wp | cpu->cr4_smep << 1 | cpu->cr4_smap << 2 |
-			  cpu->efer_nxe << 3) << ROLE_CPU_SHIFT;
-}
-
-static unsigned role_level(uint32_t role)
-{
-	return role & ROLE_LEVEL;
-}
 
 /* ---- links ----------------------------------------------------------------------- */
 
@@ -132,7 +27,7 @@ static void link_push(struct shadow_cache *c, uint32_t *head, uint32_t slot)
 		assert(c->link_next < c->nlinks);
 		l = c->link_next++;
 	}
-	c->link[l] = (struct link){ slot, *head };
+	c->link[l] = (struct cache_link){ slot, *head };
 	*head = l + 1;
 }
 
@@ -171,7 +66,7 @@ static uint32_t *rmap_head(struct shadow_cache *c, int level, uint64_t e)
 /* Take write access away from every leaf on the list. */
 static void write_protect(struct shadow *s, uint32_t *head)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 
 	while (*head) {
 		uint32_t l = *head - 1;
@@ -185,7 +80,7 @@ static void write_protect(struct shadow *s, uint32_t *head)
 
 static void track(struct shadow *s, gpa_t gfn)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	uint64_t f = gfn >> X86_PAGE_SHIFT;
 
 	assert(f < c->frames);
@@ -204,24 +99,22 @@ static void untrack(struct shadow_cache *c, gpa_t gfn)
 	c->tracked2m[f >> 9]--;
 }
 
-bool shadow_cache_tracked(const struct shadow *s, gpa_t gpa)
+static bool tracked(const struct shadow *s, gpa_t gpa)
 {
+	const struct shadow_cache *c = s->engine;
 	uint64_t f = gpa >> X86_PAGE_SHIFT;
 
-	return s->cache && f < s->cache->frames && s->cache->tracked[f];
+	return f < c->frames && c->tracked[f];
 }
 
-void shadow_cache_set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t spte)
+/* Write leaf `spte`, keeping the reverse maps and write protection: a
+ * tracked page never gets a writable leaf. */
+static void set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t spte)
 {
-	struct shadow_cache *c = s->cache;
-	uint32_t slot;
+	struct shadow_cache *c = s->engine;
+	uint32_t slot = (uint32_t)((at - s->tab.pool.base) >> 3);
 	uint64_t old = *e;
 
-	if (!c) {
-		*e = spte;
-		return;
-	}
-	slot = (uint32_t)((at - s->tab.pool.base) >> 3);
 	if ((old & X86_PTE_P) && (old & X86_PTE_W))
 		link_remove(c, rmap_head(c, level, old), slot);
 	if ((spte & X86_PTE_P) && (spte & X86_PTE_W)) {
@@ -250,7 +143,7 @@ static uint32_t lookup(const struct shadow_cache *c, gpa_t gfn, uint32_t role)
 	for (i = c->hash[bucket(c, gfn)]; i; i = c->sp[i - 1].hnext)
 		if (c->sp[i - 1].gfn == gfn && c->sp[i - 1].role == role)
 			return i;
-	return NIL;
+	return CACHE_NIL;
 }
 
 static void hash_insert(struct shadow_cache *c, uint32_t page)
@@ -259,7 +152,7 @@ static void hash_insert(struct shadow_cache *c, uint32_t page)
 
 	c->sp[page].hnext = *b;
 	*b = page + 1;
-	c->sp[page].flags |= SP_KEYED;
+	c->sp[page].flags |= CACHE_SP_KEYED;
 }
 
 static void hash_remove(struct shadow_cache *c, uint32_t page)
@@ -271,7 +164,7 @@ static void hash_remove(struct shadow_cache *c, uint32_t page)
 		pp = &c->sp[*pp - 1].hnext;
 	}
 	*pp = c->sp[page].hnext;
-	c->sp[page].flags &= ~SP_KEYED;
+	c->sp[page].flags &= ~CACHE_SP_KEYED;
 }
 
 /* ---- dropping SPs --------------------------------------------------------------- */
@@ -290,9 +183,9 @@ static void forget_root(struct shadow_cache *c, uint32_t page)
 /* Remove the link in entry `i` of SP `page`; an SP left without parents goes. */
 static void unlink_entry(struct shadow *s, uint32_t page, unsigned i)
 {
-	struct shadow_cache *c = s->cache;
-	uint64_t *e = table_of(s, page) + i;
-	uint32_t child = page_of_entry(s, *e);
+	struct shadow_cache *c = s->engine;
+	uint64_t *e = cache_table(s, page) + i;
+	uint32_t child = cache_page_of(s, *e);
 	bool found;
 
 	*e = 0;
@@ -300,16 +193,16 @@ static void unlink_entry(struct shadow *s, uint32_t page, unsigned i)
 	found = link_remove(c, &c->sp[child].parents, page * X86_PT_ENTRIES + i);
 	assert(found);
 	(void)found;
-	if (!c->sp[child].parents && !(c->sp[child].flags & SP_ROOT))
+	if (!c->sp[child].parents && !(c->sp[child].flags & CACHE_SP_ROOT))
 		zap(s, child);
 }
 
 /* Clear every entry of SP `page` (a root keeps the hypervisor entry). */
 static void clear_table(struct shadow *s, uint32_t page)
 {
-	struct shadow_cache *c = s->cache;
-	unsigned level = role_level(c->sp[page].role);
-	uint64_t *tab = table_of(s, page);
+	struct shadow_cache *c = s->engine;
+	unsigned level = cache_role_level(c->sp[page].role);
+	uint64_t *tab = cache_table(s, page);
 
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
 		uint64_t e = tab[i];
@@ -317,7 +210,7 @@ static void clear_table(struct shadow *s, uint32_t page)
 		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
 			continue;
 		if (level == 1 || (e & X86_PTE_PS)) {
-			shadow_cache_set_leaf(s, &tab[i], entry_mpa(s, page, i),
+			set_leaf(s, &tab[i], cache_entry_mpa(s, page, i),
 					      (int)level, 0);
 			s->tlb_flush = true;
 		} else {
@@ -331,10 +224,10 @@ static void clear_table(struct shadow *s, uint32_t page)
  * four levels. */
 static void zap(struct shadow *s, uint32_t page)
 {
-	struct shadow_cache *c = s->cache;
-	struct sp *sp = &c->sp[page];
+	struct shadow_cache *c = s->engine;
+	struct cache_sp *sp = &c->sp[page];
 
-	assert(sp->flags & SP_USED);
+	assert(sp->flags & CACHE_SP_USED);
 	while (sp->parents) {
 		uint32_t l = sp->parents - 1;
 
@@ -342,17 +235,17 @@ static void zap(struct shadow *s, uint32_t page)
 		sp->parents = c->link[l].next;
 		link_release(c, l);
 	}
-	if (sp->flags & SP_KEYED) {
+	if (sp->flags & CACHE_SP_KEYED) {
 		hash_remove(c, page);
-		if (!(sp->role & ROLE_DIRECT))
+		if (!(sp->role & CACHE_ROLE_DIRECT))
 			untrack(c, sp->gfn);
 	}
-	if (sp->flags & SP_VOLATILE)
+	if (sp->flags & CACHE_SP_VOLATILE)
 		c->nvolatile--;
-	if (sp->flags & SP_ROOT)
+	if (sp->flags & CACHE_SP_ROOT)
 		forget_root(c, page);
 	clear_table(s, page);
-	*sp = (struct sp){ 0 };
+	*sp = (struct cache_sp){ 0 };
 	shadow_pool_free(&s->tab.pool, shadow_pool_mpa(&s->tab.pool, page));
 	s->tlb_flush = true;
 }
@@ -361,14 +254,14 @@ static void zap(struct shadow *s, uint32_t page)
  * and volatile until the next CR3 write. */
 static void root_to_volatile(struct shadow *s, uint32_t page)
 {
-	struct shadow_cache *c = s->cache;
-	struct sp *sp = &c->sp[page];
+	struct shadow_cache *c = s->engine;
+	struct cache_sp *sp = &c->sp[page];
 
-	if (sp->flags & SP_KEYED) {
+	if (sp->flags & CACHE_SP_KEYED) {
 		hash_remove(c, page);
 		untrack(c, sp->gfn);
 		forget_root(c, page);
-		sp->flags |= SP_VOLATILE;
+		sp->flags |= CACHE_SP_VOLATILE;
 		c->nvolatile++;
 	}
 	clear_table(s, page);
@@ -377,10 +270,10 @@ static void root_to_volatile(struct shadow *s, uint32_t page)
 /* Drop every volatile SP but the current root. */
 static void drop_volatile(struct shadow *s)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 
 	for (uint32_t p = 0; c->nvolatile && p < s->tab.pool.pages; p++)
-		if ((c->sp[p].flags & SP_VOLATILE) && p != c->cur)
+		if ((c->sp[p].flags & CACHE_SP_VOLATILE) && p != c->cur)
 			zap(s, p);
 }
 
@@ -388,21 +281,21 @@ static void drop_volatile(struct shadow *s)
 
 static bool new_sp(struct shadow *s, gpa_t gfn, uint32_t role, uint32_t *page)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	uint64_t f = gfn >> X86_PAGE_SHIFT;
 	mpa_t mpa;
 
 	if (!shadow_pool_alloc(&s->tab.pool, &mpa))
 		return false;
 	*page = shadow_pool_index(&s->tab.pool, mpa);
-	c->sp[*page] = (struct sp){ .gfn = gfn, .role = role, .flags = SP_USED };
-	if (role & ROLE_DIRECT) {
+	c->sp[*page] = (struct cache_sp){ .gfn = gfn, .role = role, .flags = CACHE_SP_USED };
+	if (role & CACHE_ROLE_DIRECT) {
 		hash_insert(c, *page);
-	} else if (f < c->frames && !(c->flood[f] & FLOOD_VOLATILE)) {
+	} else if (f < c->frames && !(c->flood[f] & CACHE_FLOOD_VOLATILE)) {
 		hash_insert(c, *page);
 		track(s, gfn);
 	} else {
-		c->sp[*page].flags |= SP_VOLATILE;
+		c->sp[*page].flags |= CACHE_SP_VOLATILE;
 		c->nvolatile++;
 	}
 	return true;
@@ -411,7 +304,7 @@ static bool new_sp(struct shadow *s, gpa_t gfn, uint32_t role, uint32_t *page)
 /* Drop the least recently used cached root other than `keep`. */
 static bool evict_one(struct shadow *s, uint32_t keep)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	uint32_t victim = UINT32_MAX;
 
 	for (unsigned i = 0; i < c->nroots; i++)
@@ -427,14 +320,14 @@ static bool evict_one(struct shadow *s, uint32_t keep)
 
 static uint32_t root_role(const struct shadow *s)
 {
-	return SHADOW_LEVELS | ROLE_W | ROLE_U | cpu_role(&s->cpu);
+	return SHADOW_LEVELS | CACHE_ROLE_W | CACHE_ROLE_U | cache_cpu_role(&s->cpu);
 }
 
 /* Make the root for s->vcr3 current: the cached one, or a new one (which
  * may evict other roots, or empty the pool: the reset makes the root). */
 static void switch_root(struct shadow *s)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	uint32_t found = lookup(c, s->vcr3, root_role(s));
 	uint32_t page;
 
@@ -446,14 +339,14 @@ static void switch_root(struct shadow *s)
 			evict_one(s, UINT32_MAX);
 		while (!new_sp(s, s->vcr3, root_role(s), &page)) {
 			if (!evict_one(s, UINT32_MAX)) {
-				shadow_cache_reset(s);
+				reset(s);
 				shadow_note_evict(s, 0);
 				return;
 			}
 		}
-		c->sp[page].flags |= SP_ROOT;
-		table_of(s, page)[s->tab.hv_index] = s->tab.hv_entry;
-		if (c->sp[page].flags & SP_KEYED)
+		c->sp[page].flags |= CACHE_SP_ROOT;
+		cache_table(s, page)[s->tab.hv_index] = s->tab.hv_entry;
+		if (c->sp[page].flags & CACHE_SP_KEYED)
 			c->roots[c->nroots++] = page;
 	}
 	c->sp[page].stamp = ++c->stamp;
@@ -463,9 +356,9 @@ static void switch_root(struct shadow *s)
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
-bool shadow_cache_create(struct shadow *s)
+static bool create(struct shadow *s)
 {
-	struct shadow_cache *c = calloc(1, sizeof(*c));
+	struct shadow_cache *c = shadow_zalloc(&s->alloc, sizeof(*c));
 	uint32_t pages = s->tab.pool.pages, hsize = 1;
 
 	if (!c)
@@ -476,46 +369,46 @@ bool shadow_cache_create(struct shadow *s)
 	c->nlinks = pages * X86_PT_ENTRIES;
 	c->frames = s->mem.ram_size >> X86_PAGE_SHIFT;
 	c->frames2m = (s->mem.ram_size + (1u << 21) - 1) >> 21;
-	c->sp = calloc(pages, sizeof(*c->sp));
-	c->hash = calloc(hsize, sizeof(*c->hash));
-	c->link = calloc(c->nlinks, sizeof(*c->link));
-	c->rmap = calloc(c->frames + 1, sizeof(*c->rmap));
-	c->rmap2m = calloc(c->frames2m + 1, sizeof(*c->rmap2m));
-	c->tracked = calloc(c->frames + 1, sizeof(*c->tracked));
-	c->tracked2m = calloc(c->frames2m + 1, sizeof(*c->tracked2m));
-	c->flood = calloc(c->frames + 1, sizeof(*c->flood));
-	s->cache = c;
+	c->sp = shadow_zalloc(&s->alloc, (size_t)(pages) * sizeof(*c->sp));
+	c->hash = shadow_zalloc(&s->alloc, (size_t)(hsize) * sizeof(*c->hash));
+	c->link = shadow_zalloc(&s->alloc, (size_t)(c->nlinks) * sizeof(*c->link));
+	c->rmap = shadow_zalloc(&s->alloc, (size_t)(c->frames + 1) * sizeof(*c->rmap));
+	c->rmap2m = shadow_zalloc(&s->alloc, (size_t)(c->frames2m + 1) * sizeof(*c->rmap2m));
+	c->tracked = shadow_zalloc(&s->alloc, (size_t)(c->frames + 1) * sizeof(*c->tracked));
+	c->tracked2m = shadow_zalloc(&s->alloc, (size_t)(c->frames2m + 1) * sizeof(*c->tracked2m));
+	c->flood = shadow_zalloc(&s->alloc, (size_t)(c->frames + 1) * sizeof(*c->flood));
+	s->engine = c;
 	if (!c->sp || !c->hash || !c->link || !c->rmap || !c->rmap2m || !c->tracked ||
 	    !c->tracked2m || !c->flood) {
-		shadow_cache_destroy(s);
+		destroy(s);
 		return false;
 	}
-	shadow_cache_reset(s);
+	reset(s);
 	s->tlb_flush = false; /* nothing was ever loaded */
 	return true;
 }
 
-void shadow_cache_destroy(struct shadow *s)
+static void destroy(struct shadow *s)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 
 	if (!c)
 		return;
-	free(c->sp);
-	free(c->hash);
-	free(c->link);
-	free(c->rmap);
-	free(c->rmap2m);
-	free(c->tracked);
-	free(c->tracked2m);
-	free(c->flood);
-	free(c);
-	s->cache = NULL;
+	shadow_free(&s->alloc, c->sp);
+	shadow_free(&s->alloc, c->hash);
+	shadow_free(&s->alloc, c->link);
+	shadow_free(&s->alloc, c->rmap);
+	shadow_free(&s->alloc, c->rmap2m);
+	shadow_free(&s->alloc, c->tracked);
+	shadow_free(&s->alloc, c->tracked2m);
+	shadow_free(&s->alloc, c->flood);
+	shadow_free(&s->alloc, c);
+	s->engine = NULL;
 }
 
-void shadow_cache_reset(struct shadow *s)
+static void reset(struct shadow *s)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	uint32_t pages = s->tab.pool.pages;
 
 	shadow_pool_reset(&s->tab.pool, 0);
@@ -535,34 +428,34 @@ void shadow_cache_reset(struct shadow *s)
 
 /* ---- guest events ---------------------------------------------------------------- */
 
-void shadow_cache_set_cr3(struct shadow *s)
+static void set_cr3(struct shadow *s)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	uint32_t old = c->cur;
-	bool old_volatile = c->sp[old].flags & SP_VOLATILE;
+	bool old_volatile = c->sp[old].flags & CACHE_SP_VOLATILE;
 
 	drop_volatile(s);
 	switch_root(s);
-	if (old_volatile && c->cur != old && (c->sp[old].flags & SP_VOLATILE))
+	if (old_volatile && c->cur != old && (c->sp[old].flags & CACHE_SP_VOLATILE))
 		zap(s, old);
 }
 
 /* Drop the shadow leaf (or the huge page's subtree) of gva in the current root. */
 static void drop_gva(struct shadow *s, gva_t gva)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	uint32_t page = c->cur;
 
 	if (X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->tab.hv_index)
 		return;
 	for (int level = SHADOW_LEVELS; level >= 1; level--) {
 		unsigned i = X86_LEVEL_INDEX(gva, level);
-		uint64_t *e = table_of(s, page) + i;
+		uint64_t *e = cache_table(s, page) + i;
 
 		if (!(*e & X86_PTE_P))
 			return;
 		if (level == 1 || (*e & X86_PTE_PS)) {
-			shadow_cache_set_leaf(s, e, entry_mpa(s, page, i), level,
+			set_leaf(s, e, cache_entry_mpa(s, page, i), level,
 					      0);
 			s->tlb_flush = true;
 			return;
@@ -571,7 +464,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
 			unlink_entry(s, page, i);
 			return;
 		}
-		page = page_of_entry(s, *e);
+		page = cache_page_of(s, *e);
 	}
 }
 
@@ -579,47 +472,47 @@ static void drop_gva(struct shadow *s, gva_t gva)
  * entry whose guest PML4E no longer leads to the same SP goes. */
 static void revalidate_root(struct shadow *s)
 {
-	struct shadow_cache *c = s->cache;
-	uint64_t *tab = table_of(s, c->cur);
+	struct shadow_cache *c = s->engine;
+	uint64_t *tab = cache_table(s, c->cur);
 
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
-		const struct sp *child;
+		const struct cache_sp *child;
 		uint64_t g;
 
 		if (!(tab[i] & X86_PTE_P) || i == s->tab.hv_index)
 			continue;
-		child = &c->sp[page_of_entry(s, tab[i])];
+		child = &c->sp[cache_page_of(s, tab[i])];
 		if (s->mem.read64(s->mem.opaque, s->vcr3 + 8 * i, &g) != SHADOW_MEM_OK ||
-		    !(g & X86_PTE_P) || shadow_walk_reserved(&s->cpu, SHADOW_LEVELS, g) ||
+		    !(g & X86_PTE_P) || shadow_walk_reserved(s->mode, &s->cpu, SHADOW_LEVELS, g) ||
 		    (g & X86_PTE_ADDR_MASK) != child->gfn ||
-		    child->role != ((SHADOW_LEVELS - 1) | cpu_role(&s->cpu) |
-				    role_rights(shadow_entry_rights(&s->cpu, g))))
+		    child->role != ((SHADOW_LEVELS - 1) | cache_cpu_role(&s->cpu) |
+				    cache_role_rights(shadow_entry_rights(&s->cpu, g))))
 			unlink_entry(s, c->cur, i);
 	}
 }
 
-void shadow_cache_invlpg(struct shadow *s, gva_t gva)
+static void invlpg(struct shadow *s, gva_t gva)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 
 	/* invlpg also empties every paging-structure cache (SDM 3A §4.10.4.1):
 	 * only volatile SPs can be stale */
 	drop_volatile(s);
-	if (c->sp[c->cur].flags & SP_VOLATILE)
+	if (c->sp[c->cur].flags & CACHE_SP_VOLATILE)
 		revalidate_root(s);
 	if (x86_is_canonical48(gva))
 		drop_gva(s, gva);
 }
 
-void shadow_cache_drop_gva(struct shadow *s, gva_t gva)
+static void drop_gva_canonical(struct shadow *s, gva_t gva)
 {
 	if (x86_is_canonical48(gva))
 		drop_gva(s, gva);
 }
 
-void shadow_cache_unprotect(struct shadow *s, gpa_t gpa, bool self)
+static void unprotect(struct shadow *s, gpa_t gpa, bool self)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	gpa_t gfn = gpa & X86_PAGE_MASK;
 	uint64_t f = gfn >> X86_PAGE_SHIFT;
 	struct shadow_event ev = { .kind = SHADOW_EV_UNPROTECT, .gpa = gfn };
@@ -628,9 +521,9 @@ void shadow_cache_unprotect(struct shadow *s, gpa_t gpa, bool self)
 	s->stats.unprotects++;
 again:
 	for (i = c->hash[bucket(c, gfn)]; i; i = c->sp[i - 1].hnext) {
-		const struct sp *sp = &c->sp[i - 1];
+		const struct cache_sp *sp = &c->sp[i - 1];
 
-		if (sp->gfn != gfn || (sp->role & ROLE_DIRECT))
+		if (sp->gfn != gfn || (sp->role & CACHE_ROLE_DIRECT))
 			continue;
 		s->stats.zaps++;
 		ev.zapped++;
@@ -641,13 +534,13 @@ again:
 		goto again; /* the chain changed under us */
 	}
 	assert(!c->tracked[f]);
-	if ((c->flood[f] & FLOOD_COUNT) < FLOOD_COUNT)
+	if ((c->flood[f] & CACHE_FLOOD_COUNT) < CACHE_FLOOD_COUNT)
 		c->flood[f]++;
-	if (!(c->flood[f] & FLOOD_VOLATILE) && (self || (c->flood[f] & FLOOD_COUNT) >= CACHE_FLOOD)) {
-		c->flood[f] |= FLOOD_VOLATILE;
+	if (!(c->flood[f] & CACHE_FLOOD_VOLATILE) && (self || (c->flood[f] & CACHE_FLOOD_COUNT) >= CACHE_FLOOD)) {
+		c->flood[f] |= CACHE_FLOOD_VOLATILE;
 		s->stats.floods++;
 	}
-	ev.volatile_table = c->flood[f] & FLOOD_VOLATILE;
+	ev.volatile_table = c->flood[f] & CACHE_FLOOD_VOLATILE;
 	shadow_emit(s, &ev);
 }
 
@@ -655,7 +548,9 @@ again:
 
 static bool huge_ok(const struct shadow *s, const struct shadow_walk *w)
 {
-	return shadow_huge_fits(s, w) && !s->cache->tracked2m[w->gpa >> 21];
+	const struct shadow_cache *c = s->engine;
+
+	return shadow_huge_fits(s, w) && !c->tracked2m[w->gpa >> 21];
 }
 
 /* The key of the SP below entry `level` of the walk. */
@@ -665,16 +560,16 @@ static void child_key(const struct shadow *s, const struct shadow_walk *w, int l
 	if (level > w->level) {
 		*acc = shadow_rights_and(*acc, shadow_entry_rights(&s->cpu, w->pte[level]));
 		*gfn = w->pte[level] & X86_PTE_ADDR_MASK;
-		*role = (uint32_t)(level - 1) | role_rights(*acc) | cpu_role(&s->cpu);
+		*role = (uint32_t)(level - 1) | cache_role_rights(*acc) | cache_cpu_role(&s->cpu);
 	} else {
 		uint64_t g = w->pte[w->level];
 
-		*acc = (struct shadow_rights){ w->write, w->user, w->nx };
+		*acc = w->rights;
 		*gfn = w->gpa & ~(X86_LEVEL_SIZE(level) - 1);
-		*role = (uint32_t)(level - 1) | ROLE_DIRECT | role_rights(*acc) |
-			(g & X86_PTE_D ? ROLE_DIRTY : 0) | (g & X86_PTE_PWT ? ROLE_PWT : 0) |
-			(g & X86_PTE_PCD ? ROLE_PCD : 0) | (g & X86_PTE_PAT_LARGE ? ROLE_PAT : 0) |
-			cpu_role(&s->cpu);
+		*role = (uint32_t)(level - 1) | CACHE_ROLE_DIRECT | cache_role_rights(*acc) |
+			(g & X86_PTE_D ? CACHE_ROLE_DIRTY : 0) | (g & X86_PTE_PWT ? CACHE_ROLE_PWT : 0) |
+			(g & X86_PTE_PCD ? CACHE_ROLE_PCD : 0) | (g & X86_PTE_PAT_LARGE ? CACHE_ROLE_PAT : 0) |
+			cache_cpu_role(&s->cpu);
 	}
 }
 
@@ -683,24 +578,24 @@ enum { INSTALL_OK, INSTALL_NOMEM };
 static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
 		       mpa_t *spte_mpa, int *out_level)
 {
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	struct shadow_rights acc = SHADOW_RIGHTS_ALL;
 	uint32_t page = c->cur;
 	int level;
 
 	for (level = SHADOW_LEVELS; level >= 2; level--) {
 		unsigned i = X86_LEVEL_INDEX(gva, level);
-		uint64_t *e = table_of(s, page) + i;
-		mpa_t at = entry_mpa(s, page, i);
+		uint64_t *e = cache_table(s, page) + i;
+		mpa_t at = cache_entry_mpa(s, page, i);
 		uint32_t role, child;
 		gpa_t gfn;
 
 		if (level == 2 && level <= w->level && huge_ok(s, w)) {
-			uint64_t big = shadow_fill_spte_2m(*spte);
+			uint64_t big = shadow_spte_2m(*spte);
 
 			if ((*e & X86_PTE_P) && !(*e & X86_PTE_PS))
 				unlink_entry(s, page, i);
-			shadow_cache_set_leaf(s, e, at, 2, big);
+			set_leaf(s, e, at, 2, big);
 			*spte = *e;
 			*spte_mpa = at;
 			*out_level = 2;
@@ -710,10 +605,10 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 		child_key(s, w, level, &acc, &gfn, &role);
 		if (*e & X86_PTE_P) {
 			if (level == 2 && (*e & X86_PTE_PS)) {
-				shadow_cache_set_leaf(s, e, at, 2, 0);
+				set_leaf(s, e, at, 2, 0);
 				s->tlb_flush = true;
 			} else {
-				child = page_of_entry(s, *e);
+				child = cache_page_of(s, *e);
 				if (c->sp[child].gfn == gfn && c->sp[child].role == role) {
 					page = child;
 					continue;
@@ -733,9 +628,9 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 	}
 	{
 		unsigned i = X86_LEVEL_INDEX(gva, 1);
-		mpa_t at = entry_mpa(s, page, i);
-		uint64_t *e = table_of(s, page) + i;
-		shadow_cache_set_leaf(s, e, at, 1, *spte);
+		mpa_t at = cache_entry_mpa(s, page, i);
+		uint64_t *e = cache_table(s, page) + i;
+		set_leaf(s, e, at, 1, *spte);
 		*spte = *e;
 		*spte_mpa = at;
 		*out_level = 1;
@@ -743,92 +638,84 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 	return INSTALL_OK;
 }
 
-bool shadow_cache_fast_fault(struct shadow *s, gva_t gva, unsigned access,
-			     struct shadow_fault_result *res)
+static void prefetch_at(struct shadow *s, gva_t gva, uint64_t huge_pte, mpa_t spte_mpa)
 {
-	struct shadow_cache *c = s->cache;
+	uint32_t page = shadow_pool_index(&s->tab.pool, spte_mpa & X86_PAGE_MASK);
+	const struct shadow_cache *c = s->engine;
+	const struct cache_sp *sp = &c->sp[page];
+	struct shadow_prefetch pf = {
+		.tab = cache_table(s, page), .tab_mpa = spte_mpa & X86_PAGE_MASK,
+		.idx = X86_LEVEL_INDEX(gva, 1), .gva = gva, .direct = sp->role & CACHE_ROLE_DIRECT,
+		.guest_pt = sp->gfn, .huge_pte = huge_pte, .above = cache_role_to_rights(sp->role),
+	};
+
+	assert(cache_role_level(sp->role) == 1);
+	shadow_prefetch(s, &pf);
+}
+
+static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
+		       struct shadow_fault_result *res)
+{
+	struct shadow_cache *c = s->engine;
 	uint32_t page = c->cur;
-	struct shadow_walk w;
 	struct shadow_rights r;
-	const struct sp *sp;
-	uint64_t pte, want;
+	const struct cache_sp *sp;
+	uint64_t pte, now, set;
 	unsigned i;
 	gpa_t at, gpa;
 
-	if (c->sp[page].flags & SP_VOLATILE)
+	if (c->sp[page].flags & CACHE_SP_VOLATILE)
 		return false;
 	for (int level = SHADOW_LEVELS; level > 1; level--) {
-		uint64_t e = table_of(s, page)[X86_LEVEL_INDEX(gva, level)];
+		uint64_t e = cache_table(s, page)[X86_LEVEL_INDEX(gva, level)];
 
 		if (!(e & X86_PTE_P) || (level == 2 && (e & X86_PTE_PS)))
 			return false;
 		/* the hot path: shadow_check vouches for the pointer, the bound
 		 * keeps even a broken one from reading past c->sp */
 		page = (uint32_t)(((e & X86_PTE_ADDR_MASK) - s->tab.pool.base) >> X86_PAGE_SHIFT);
-		if (page >= s->tab.pool.pages || (c->sp[page].flags & SP_VOLATILE) ||
-		    (c->sp[page].role & ROLE_DIRECT))
+		if (page >= s->tab.pool.pages || (c->sp[page].flags & CACHE_SP_VOLATILE) ||
+		    (c->sp[page].role & CACHE_ROLE_DIRECT))
 			return false;
 	}
 	sp = &c->sp[page];
 	i = X86_LEVEL_INDEX(gva, 1);
 	at = sp->gfn + 8 * i;
 	if (s->mem.read64(s->mem.opaque, at, &pte) != SHADOW_MEM_OK || !(pte & X86_PTE_P) ||
-	    shadow_walk_reserved(&s->cpu, 1, pte))
+	    shadow_walk_reserved(s->mode, &s->cpu, 1, pte))
 		return false;
-	r = shadow_rights_and(rights_of_role(sp->role), shadow_entry_rights(&s->cpu, pte));
+	r = shadow_rights_and(cache_role_to_rights(sp->role), shadow_entry_rights(&s->cpu, pte));
 	gpa = pte & X86_PTE_ADDR_MASK;
-	if (!shadow_walk_allows(&s->cpu, r.user, r.write, r.nx, access) ||
+	if (!shadow_walk_allows(&s->cpu, r, access) ||
 	    gpa >= s->mem.ram_size || ((access & SHADOW_ACC_WRITE) && c->tracked[gpa >> X86_PAGE_SHIFT]))
 		return false;
 	/* A (and D on a write) in the PTE only: the upper entries' A bits are
 	 * set, or their tables' shadows would be gone (§4.8) */
-	want = X86_PTE_A | (access & SHADOW_ACC_WRITE ? X86_PTE_D : 0);
-	if ((pte & want) != want) {
-		uint64_t expected = pte;
-
-		if (s->mem.cmpxchg64(s->mem.opaque, at, &expected, pte | want) != SHADOW_MEM_OK)
-			return false;
-		s->stats.a_sets += !(pte & X86_PTE_A);
-		s->stats.d_sets += (want & X86_PTE_D) && !(pte & X86_PTE_D);
-	}
-	w.level = 1;
-	w.pte[1] = pte | want;
-	w.user = r.user;
-	w.write = r.write;
-	w.nx = r.nx;
-	shadow_cache_set_leaf(s, table_of(s, page) + i,
-			      entry_mpa(s, page, i), 1,
-			      shadow_fill_spte(&w, &s->cpu, access, (mpa_t)gpa));
+	now = pte;
+	if (shadow_walk_set_entry_ad(&s->mem, at, &now,
+				     X86_PTE_A | (access & SHADOW_ACC_WRITE ? X86_PTE_D : 0),
+				     &set) != SHADOW_AD_OK)
+		return false;
+	s->stats.a_sets += !!(set & X86_PTE_A);
+	s->stats.d_sets += !!(set & X86_PTE_D);
+	set_leaf(s, cache_table(s, page) + i, cache_entry_mpa(s, page, i), 1,
+		 shadow_spte_leaf(&s->cpu, now, 1, r, access, (mpa_t)gpa));
 	s->stats.fills[1]++;
 	s->stats.fast_fills++;
-	*res = (struct shadow_fault_result){ .status = SHADOW_FILLED, .gpa = gpa | (gva & 0xfff),
+	*res = (struct shadow_fault_result){ .status = SHADOW_FILLED, .gpa = gpa | (gva & ~X86_PAGE_MASK),
 					     .level = 1 };
 	/* as after a full walk: prefetch around a page accessed before */
 	if ((s->opts & SHADOW_OPT_PREFETCH) && (pte & X86_PTE_A))
-		shadow_cache_prefetch(s, gva, 0, entry_mpa(s, page, i));
+		prefetch_at(s, gva, 0, cache_entry_mpa(s, page, i));
 	return true;
 }
 
-void shadow_cache_prefetch(struct shadow *s, gva_t gva, uint64_t huge_pte, mpa_t spte_mpa)
+static bool install(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
+		    mpa_t *spte_mpa, int *level)
 {
-	uint32_t page = shadow_pool_index(&s->tab.pool, spte_mpa & X86_PAGE_MASK);
-	const struct sp *sp = &s->cache->sp[page];
-	struct shadow_prefetch pf = {
-		.tab = table_of(s, page), .tab_mpa = spte_mpa & X86_PAGE_MASK,
-		.idx = X86_LEVEL_INDEX(gva, 1), .gva = gva, .direct = sp->role & ROLE_DIRECT,
-		.guest_pt = sp->gfn, .huge_pte = huge_pte, .above = rights_of_role(sp->role),
-	};
-
-	assert(role_level(sp->role) == 1);
-	shadow_prefetch(s, &pf);
-}
-
-bool shadow_cache_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
-			  uint64_t *spte, mpa_t *spte_mpa, int *level)
-{
-	struct shadow_cache *c = s->cache;
+	struct shadow_cache *c = s->engine;
 	uint64_t want = *spte;
-	bool reset = false;
+	bool emptied = false;
 
 	for (;;) {
 		*spte = want;
@@ -836,187 +723,39 @@ bool shadow_cache_install(struct shadow *s, gva_t gva, const struct shadow_walk 
 			return true;
 		if (evict_one(s, c->cur))
 			continue;
-		if (reset)
+		if (emptied)
 			return false;
-		shadow_cache_reset(s);
+		reset(s);
 		shadow_note_evict(s, gva);
-		reset = true;
+		emptied = true;
 	}
 }
 
-/* ---- invariants ------------------------------------------------------------------ */
-
-__attribute__((format(printf, 3, 4)))
-static bool bad(char *why, size_t len, const char *fmt, ...);
-
-static bool bad(char *why, size_t len, const char *fmt, ...)
+static void prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w, mpa_t spte_mpa)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return false;
+	prefetch_at(s, gva, w->pte[w->level], spte_mpa);
 }
 
-static bool check_leaf(const struct shadow *s, uint32_t page, unsigned i, int level, uint64_t e,
-		       char *why, size_t len)
+/* The keyed control bits changed: their own root, as at a CR3 write. */
+static void set_cpu(struct shadow *s)
 {
-	const struct shadow_cache *c = s->cache;
-	uint64_t size = level == 1 ? X86_PAGE_SIZE : 1ull << 21;
-	mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
-	uint64_t f = mpa >> X86_PAGE_SHIFT;
-
-	if (e & X86_PTE_G)
-		return bad(why, len, "shadow: global leaf: sp=%u index=%u spte=0x%016llx", page, i,
-			   (unsigned long long)e);
-	if (mpa >= s->mem.ram_size || s->mem.ram_size - mpa < size)
-		return bad(why, len, "shadow: leaf maps outside guest RAM: sp=%u index=%u spte=0x%016llx",
-			   page, i, (unsigned long long)e);
-	if (level == 2 && (e & X86_PTE_ADDR_MASK & ((1ull << 21) - 1) & ~X86_PTE_PAT_LARGE))
-		return bad(why, len, "shadow: misaligned 2M leaf: sp=%u index=%u spte=0x%016llx", page,
-			   i, (unsigned long long)e);
-	if ((e & X86_PTE_W) && (level == 1 ? c->tracked[f] != 0 : c->tracked2m[f >> 9] != 0))
-		return bad(why, len,
-			   "shadow: writable leaf on a write-protected guest table: sp=%u index=%u spte=0x%016llx",
-			   page, i, (unsigned long long)e);
-	return true;
+	set_cr3(s);
+	s->tlb_flush = true;
 }
 
-/* Coherence of a non-volatile SP with the guest tables it shadows, entry by
- * entry: what write protection promises.  A link names the SP the guest
- * entry leads to with the rights combined so far; a leaf maps the guest's
- * page with no more than the guest's combined rights (writable only if
- * dirty, or as a CR0.WP = 0 supervisor leaf).  Volatile SPs may be stale
- * until the next invlpg or CR3 write, as a TLB may. */
-static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t len)
-{
-	const struct shadow_cache *c = s->cache;
-	const struct sp *sp = &c->sp[page];
-	unsigned level = role_level(sp->role);
-	const uint64_t *tab = table_of(s, page);
-	struct shadow_rights above = rights_of_role(sp->role);
-	struct shadow_cpu built = s->cpu; /* the control bits this SP was built under */
-
-	if (sp->flags & SP_VOLATILE)
-		return true;
-	built.cr0_wp = sp->role & (1u << ROLE_CPU_SHIFT);
-	built.efer_nxe = sp->role & (8u << ROLE_CPU_SHIFT);
-	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
-		uint64_t e = tab[i], g = 0;
-		struct shadow_rights r = above;
-		bool guest_leaf, dirty, shadow_leaf;
-		gpa_t expect;
-
-		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
-			continue;
-		if (sp->role & ROLE_DIRECT) {
-			expect = sp->gfn + (gpa_t)i * X86_LEVEL_SIZE(level);
-			dirty = sp->role & ROLE_DIRTY;
-			guest_leaf = true;
-		} else {
-			if (s->mem.read64(s->mem.opaque, sp->gfn + 8 * i, &g) != SHADOW_MEM_OK ||
-			    !(g & X86_PTE_P) || !(g & X86_PTE_A))
-				return bad(why, len, "shadow: sp=%u index=%u: shadow entry 0x%016llx for a guest entry 0x%016llx not present or not accessed",
-					   page, i, (unsigned long long)e, (unsigned long long)g);
-			r = shadow_rights_and(above, shadow_entry_rights(&built, g));
-			guest_leaf = level == 1 || (g & X86_PTE_PS);
-			expect = g & (level == 1 ? X86_PTE_ADDR_MASK :
-				      level == 2 && guest_leaf ? X86_PTE_ADDR_2M_MASK :
-				      level == 3 && guest_leaf ? X86_PTE_ADDR_1G_MASK : X86_PTE_ADDR_MASK);
-			dirty = g & X86_PTE_D;
-		}
-		shadow_leaf = level == 1 || (e & X86_PTE_PS);
-		if (shadow_leaf) {
-			mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
-			bool wp0 = e & SHADOW_SPTE_WP0;
-
-			if (!guest_leaf || mpa != expect ||
-			    ((e & X86_PTE_W) && !wp0 && !(r.write && dirty)) ||
-			    (wp0 && (built.cr0_wp || (e & X86_PTE_U))) ||
-			    ((e & X86_PTE_U) && !r.user) || (!(e & X86_PTE_NX) && r.nx))
-				return bad(why, len, "shadow: sp=%u index=%u: leaf 0x%016llx exceeds or misplaces the guest's 0x%016llx",
-					   page, i, (unsigned long long)e, (unsigned long long)g);
-		} else {
-			const struct sp *ch = &c->sp[page_of_entry(s, e)];
-			uint32_t rights = ch->role & (ROLE_W | ROLE_U | ROLE_NX);
-
-			if (guest_leaf != !!(ch->role & ROLE_DIRECT) ||
-			    ch->gfn != expect ||
-			    rights != role_rights(r))
-				return bad(why, len, "shadow: sp=%u index=%u: link to sp %u (gfn 0x%llx role 0x%x) does not follow the guest's 0x%016llx",
-					   page, i, page_of_entry(s, e), (unsigned long long)ch->gfn, ch->role,
-					   (unsigned long long)g);
-		}
-	}
-	return true;
-}
-
-bool shadow_cache_check(const struct shadow *s, char *why, size_t len)
-{
-	const struct shadow_cache *c = s->cache;
-	const struct shadow_pool *pool = &s->tab.pool;
-	uint32_t used = 0;
-
-	if (shadow_pool_in_use(pool) > pool->pages)
-		return bad(why, len, "shadow: pool use %u exceeds its %u pages", shadow_pool_in_use(pool),
-			   pool->pages);
-	if (!(c->sp[c->cur].flags & SP_ROOT) || s->tab.root != shadow_pool_mpa(pool, c->cur))
-		return bad(why, len, "shadow: current root 0x%llx is not a root page",
-			   (unsigned long long)s->tab.root);
-	for (uint32_t p = 0; p < pool->pages; p++) {
-		const struct sp *sp = &c->sp[p];
-		const uint64_t *tab;
-		unsigned level;
-
-		if (!(sp->flags & SP_USED))
-			continue;
-		used++;
-		level = role_level(sp->role);
-		tab = table_of(s, p);
-		if (!(sp->flags & SP_ROOT) && !sp->parents)
-			return bad(why, len, "shadow: sp %u (level %u) has no parent", p, level);
-		for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
-			uint64_t e = tab[i];
-
-			if (level == SHADOW_LEVELS && i == s->tab.hv_index) {
-				if (e != s->tab.hv_entry)
-					return bad(why, len, "shadow: hypervisor entry changed in root %u: 0x%016llx",
-						   p, (unsigned long long)e);
-				continue;
-			}
-			if (!(e & X86_PTE_P))
-				continue;
-			if (level == 1 || (e & X86_PTE_PS)) {
-				if (shadow_pool_contains(pool, e & X86_PTE_ADDR_MASK))
-					return bad(why, len, "shadow: leaf maps a shadow page: sp=%u index=%u spte=0x%016llx",
-						   p, i, (unsigned long long)e);
-				if (level > 2)
-					return bad(why, len, "shadow: huge leaf at level %u: sp=%u index=%u", level, p, i);
-				if (!check_leaf(s, p, i, (int)level, e, why, len))
-					return false;
-				continue;
-			}
-			if (!shadow_pool_contains(pool, e & X86_PTE_ADDR_MASK))
-				return bad(why, len, "shadow: table pointer outside the pool: sp=%u index=%u spte=0x%016llx",
-					   p, i, (unsigned long long)e);
-			{
-				const struct sp *ch = &c->sp[page_of_entry(s, e)];
-
-				if ((e & ~(X86_PTE_ADDR_MASK | SHADOW_SPTE_HUGE)) != SHADOW_SPTE_TABLE)
-					return bad(why, len, "shadow: table entry with unexpected bits: sp=%u index=%u spte=0x%016llx",
-						   p, i, (unsigned long long)e);
-				if (!(ch->flags & SP_USED) || role_level(ch->role) != level - 1)
-					return bad(why, len, "shadow: entry sp=%u index=%u links a free or wrong-level page",
-						   p, i);
-			}
-		}
-	}
-	for (uint32_t p = 0; p < pool->pages; p++)
-		if ((c->sp[p].flags & SP_USED) && !coherent(s, p, why, len))
-			return false;
-	if (used != shadow_pool_in_use(pool))
-		return bad(why, len, "shadow: %u pages marked used, the pool counts %u", used,
-			   shadow_pool_in_use(pool));
-	return true;
-}
+const struct shadow_engine_ops shadow_cache_ops = {
+	.create = create,
+	.destroy = destroy,
+	.reset = reset,
+	.set_cr3 = set_cr3,
+	.set_cpu = set_cpu,
+	.invlpg = invlpg,
+	.drop_gva = drop_gva_canonical,
+	.fast_fault = fast_fault,
+	.tracked = tracked,
+	.unprotect = unprotect,
+	.install = install,
+	.prefetch = prefetch,
+	.set_leaf = set_leaf,
+	.check = shadow_check_cache,
+};

@@ -4,7 +4,7 @@
  * A shadow page (SP) shadows one guest table, keyed by (its GPA, level, the
  * rights combined over the entries above it): the rights are in the key
  * because shadow leaves carry the guest's combined rights (non-leaf shadow
- * entries grant everything; see fill.h), which is also what lets CR0.WP = 0
+ * entries grant everything; see spte.h), which is also what lets CR0.WP = 0
  * be emulated.  A "direct" SP maps part of a guest huge page with smaller
  * leaves, keyed by the frame it maps.  SPs are shared by every parent that
  * reaches the same key; roots are kept per guest CR3 (up to CACHE_ROOTS).
@@ -26,76 +26,120 @@
 #ifndef SHADOWVM_CACHE_H
 #define SHADOWVM_CACHE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
-#include "internal.h"
-#include "walk.h"
+#include "engine.h"
 
 /* Guest CR3 roots kept at once. */
 #define CACHE_ROOTS 32
 /* Unprotects of one guest table before it is left volatile. */
 #define CACHE_FLOOD 3
 
-/* Allocate the cache and the root for s->vcr3 (s->tab.root).  False when out
- * of host memory. */
-bool shadow_cache_create(struct shadow *s);
-void shadow_cache_destroy(struct shadow *s);
+extern const struct shadow_engine_ops shadow_cache_ops;
 
-/* Drop every SP and reverse map; a fresh root for s->vcr3. */
-void shadow_cache_reset(struct shadow *s);
+/* The cache's state (s->engine), seen by its invariant checks (invariant.c). */
+/* An SP's role: its level, and what beyond the guest table's address makes
+ * two shadows of it differ. */
+#define CACHE_ROLE_LEVEL 0x7u
+#define CACHE_ROLE_DIRECT 0x8u   /* maps part of a guest huge page */
+#define CACHE_ROLE_W 0x10u       /* rights combined above (direct: over the walk) */
+#define CACHE_ROLE_U 0x20u
+#define CACHE_ROLE_NX 0x40u
+#define CACHE_ROLE_DIRTY 0x80u   /* direct: the guest huge leaf's D */
+#define CACHE_ROLE_PWT 0x100u    /* direct: the guest huge leaf's memory type bits */
+#define CACHE_ROLE_PCD 0x200u
+#define CACHE_ROLE_PAT 0x400u
+/* The control bits the shadow was built under: CR0.WP, CR4.SMEP/SMAP and
+ * EFER.NXE change what a shadow leaf grants (spte.h), so every SP is keyed
+ * by them; a guest toggling one switches roots instead of dropping every
+ * shadow, and shadows built under one setting are never used under another. */
+#define CACHE_ROLE_CPU_WP 0x800u
+#define CACHE_ROLE_CPU_SMEP 0x1000u
+#define CACHE_ROLE_CPU_SMAP 0x2000u
+#define CACHE_ROLE_CPU_NXE 0x4000u
 
-/* s->vcr3 changed (or was reloaded), or the control bits that key every
- * SP (CR0.WP, CR4.SMEP/SMAP, EFER.NXE) did: switch to the cached root for
- * both, or a new one, dropping volatile SPs. */
-void shadow_cache_set_cr3(struct shadow *s);
+#define CACHE_SP_USED 0x1u
+#define CACHE_SP_KEYED 0x2u      /* in the hash; a non-direct one tracks its table */
+#define CACHE_SP_VOLATILE 0x4u   /* dropped at every guest CR3 write and invlpg */
+#define CACHE_SP_ROOT 0x8u
 
-/* Guest invlpg: drop gva's leaf, volatile SPs, stale volatile root entries. */
-void shadow_cache_invlpg(struct shadow *s, gva_t gva);
+#define CACHE_FLOOD_VOLATILE 0x80u
+#define CACHE_FLOOD_COUNT 0x7fu
 
-/* A guest #PF at gva: drop its shadow leaf (SDM 3A §4.10.4.1). */
-void shadow_cache_drop_gva(struct shadow *s, gva_t gva);
+#define CACHE_NIL 0u /* list and chain indices are stored plus one */
 
-/* Whether the guest page at `gpa` is a tracked (write-protected) table. */
-bool shadow_cache_tracked(const struct shadow *s, gpa_t gpa);
+struct cache_sp {
+	gpa_t gfn;        /* guest table (direct: first GPA mapped) */
+	uint32_t role;
+	uint32_t hnext;   /* hash chain: page + 1 */
+	uint32_t parents; /* list of entries linking here: link + 1 */
+	uint32_t stamp;   /* roots: last use */
+	uint32_t flags;
+};
 
-/* A guest write to tracked `gpa`: drop the SPs of that table, count it
- * towards flooding; `self` (the table translates the write itself) makes it
- * volatile at once. */
-void shadow_cache_unprotect(struct shadow *s, gpa_t gpa, bool self);
+/* One present shadow entry, named by its slot (pool page * 512 + index):
+ * each link is either an entry pointing to an SP (on that SP's parent list)
+ * or a writable leaf (on a reverse map), so pages * 512 links suffice. */
+struct cache_link {
+	uint32_t slot;
+	uint32_t next;
+};
 
-/* Install the shadow of walk `w` for `gva`: `spte` is the 4 KiB leaf
- * (shadow_fill_spte); a 2 MiB leaf replaces it where SHADOW_OPT_HUGE allows.
- * *spte and *level report what was written where.
- * False only if the pool cannot hold one path even when emptied. */
-bool shadow_cache_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
-			  uint64_t *spte, mpa_t *spte_mpa, int *level);
+struct shadow_cache {
+	struct cache_sp *sp;         /* per pool page */
+	uint32_t *hash;
+	uint32_t hmask;
+	struct cache_link *link;
+	uint32_t nlinks, link_next, link_free;
+	uint64_t frames, frames2m;
+	uint32_t *rmap;        /* per guest 4 KiB frame: writable 4 KiB leaves */
+	uint32_t *rmap2m;      /* per guest 2 MiB frame: writable 2 MiB leaves */
+	uint16_t *tracked;     /* per 4 KiB frame: keyed SPs of that table */
+	uint32_t *tracked2m;   /* per 2 MiB frame: the sum over its 4 KiB frames */
+	uint8_t *flood;        /* per 4 KiB frame: unprotects | CACHE_FLOOD_VOLATILE */
+	uint32_t roots[CACHE_ROOTS];
+	unsigned nroots;
+	uint32_t cur;          /* the current root's page */
+	uint32_t stamp;
+	uint32_t nvolatile;
+};
 
-/* Prefetch around the 4 KiB leaf written at spte_mpa for gva; huge_pte is
- * the guest huge leaf when that leaf table is a direct one. */
-void shadow_cache_prefetch(struct shadow *s, gva_t gva, uint64_t huge_pte, mpa_t spte_mpa);
+/* Host view of SP `page`'s table. */
+static inline uint64_t *cache_table(const struct shadow *s, uint32_t page)
+{
+	return s->tab.pool.host + (size_t)page * X86_PT_ENTRIES;
+}
 
-/* The fast path of a hidden fault at canonical `gva`: when the shadow
- * already links gva's path down to a 4 KiB leaf table through non-volatile
- * shadows of guest tables, write protection guarantees that the guest's
- * upper entries are still what they were when linked (present, accessed,
- * leading there with the rights in the keys), so only the guest PTE is read.
- * True with `res` filled when it installed the leaf; false, having changed
- * nothing, for anything else (no such path, a PTE that is not present,
- * reserved or refuses the access, a write to a protected page, a compare-
- * exchange that lost a race): the full walk then decides. */
-bool shadow_cache_fast_fault(struct shadow *s, gva_t gva, unsigned access,
-			     struct shadow_fault_result *res);
+/* Machine address of entry i of SP `page` (what reverse maps and events name). */
+static inline mpa_t cache_entry_mpa(const struct shadow *s, uint32_t page, unsigned i)
+{
+	return s->tab.pool.base + 8 * ((mpa_t)page * X86_PT_ENTRIES + i);
+}
 
-/* Write leaf `spte` (level 1, or 2 for a 2 MiB leaf) at entry `e` (machine
- * address `at`), keeping the reverse maps and write protection: a tracked
- * page never gets a writable leaf.  A no-op bookkeeping-wise without the
- * cache. */
-void shadow_cache_set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t spte);
+/* The SP a present shadow non-leaf entry links to. */
+static inline uint32_t cache_page_of(const struct shadow *s, uint64_t e)
+{
+	assert(shadow_pool_contains(&s->tab.pool, e & X86_PTE_ADDR_MASK));
+	return shadow_pool_index(&s->tab.pool, e & X86_PTE_ADDR_MASK);
+}
 
-/* The cache's own invariants on top of shadow_invariants_hold: every table
- * reachable from every root; no writable leaf on a tracked table; links and
- * keys consistent. */
-bool shadow_cache_check(const struct shadow *s, char *why, size_t len);
+static inline uint32_t cache_role_rights(struct shadow_rights r)
+{
+	return (r.write ? CACHE_ROLE_W : 0) | (r.user ? CACHE_ROLE_U : 0) | (r.nx ? CACHE_ROLE_NX : 0);
+}
+
+static inline struct shadow_rights cache_role_to_rights(uint32_t role)
+{
+	return (struct shadow_rights){ role & CACHE_ROLE_W, role & CACHE_ROLE_U, role & CACHE_ROLE_NX };
+}
+
+static inline uint32_t cache_cpu_role(const struct shadow_cpu *cpu)
+{
+	return (cpu->cr0_wp ? CACHE_ROLE_CPU_WP : 0) | (cpu->cr4_smep ? CACHE_ROLE_CPU_SMEP : 0) |
+	       (cpu->cr4_smap ? CACHE_ROLE_CPU_SMAP : 0) | (cpu->efer_nxe ? CACHE_ROLE_CPU_NXE : 0);
+}
+
+static inline unsigned cache_role_level(uint32_t role)
+{
+	return role & CACHE_ROLE_LEVEL;
+}
 
 #endif

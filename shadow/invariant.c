@@ -1,84 +1,249 @@
-#include <stdio.h>
-
+/* The shadow's invariants, both engines (invariant.h). */
 #include "invariant.h"
 
-struct checker {
-	const struct shadow_tables *t;
-	uint64_t ram_size;
-	char *why;
-	size_t len;
-};
+#include "cache.h"
 
-static bool violated(struct checker *c, const char *what, int level, unsigned idx, uint64_t e)
+__attribute__((format(printf, 3, 4)))
+static bool bad(char *why, size_t len, const char *fmt, ...);
+
+static bool bad(char *why, size_t len, const char *fmt, ...)
 {
-	snprintf(c->why, c->len, "shadow: %s: level=%d index=%u spte=0x%016llx", what, level, idx,
-		 (unsigned long long)e);
+	va_list ap;
+
+	va_start(ap, fmt);
+	shadow_vformat(why, len, fmt, ap);
+	va_end(ap);
 	return false;
 }
 
-/* A 4 KiB leaf, or a 2 MiB one at level 2. */
-static bool check_leaf(struct checker *c, int level, unsigned idx, uint64_t e)
+/* What is wrong with present entry `e` at index i of a level-`level` shadow
+ * table, either engine, or NULL: the hypervisor entry, a table pointer, or
+ * a leaf (SDM 3A §4.9.2: bit 7 of a 4 KiB leaf is PAT, copied from the
+ * guest). */
+static const char *entry_problem(const struct shadow *s, int level, unsigned i, uint64_t e)
 {
-	uint64_t size = X86_LEVEL_SIZE(level);
+	const struct shadow_pool *pool = &s->tab.pool;
 	mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
 
-	/* bit 7 of a 4 KiB entry is PAT, copied from the guest (SDM 3A §4.9.2) */
+	if (level == SHADOW_LEVELS && i == s->tab.hv_index)
+		return e == s->tab.hv_entry ? NULL : "hypervisor entry changed";
+	if (!shadow_spte_is_leaf(level, e)) {
+		if (!shadow_pool_contains(pool, e & X86_PTE_ADDR_MASK))
+			return "table pointer outside the pool";
+		if ((e & ~(X86_PTE_ADDR_MASK | SHADOW_SPTE_HUGE)) != SHADOW_SPTE_TABLE)
+			return "table entry with unexpected bits";
+		return NULL;
+	}
+	if (level > 2)
+		return "huge shadow entry above 2 MiB";
 	if (e & X86_PTE_G)
-		return violated(c, "global leaf", level, idx, e);
-	if (level == 2 && (e & (X86_PTE_ADDR_MASK & ~X86_PTE_ADDR_2M_MASK & ~X86_PTE_PAT_LARGE)))
-		return violated(c, "misaligned 2 MiB leaf", level, idx, e);
-	if (mpa >= c->ram_size || c->ram_size - mpa < size)
-		return violated(c, "leaf maps outside guest RAM", level, idx, e);
+		return "global leaf";
+	if (level == 2 && (e & X86_PTE_ADDR_MASK & ~X86_PTE_ADDR_2M_MASK & ~X86_PTE_PAT_LARGE))
+		return "misaligned 2 MiB leaf";
+	if (mpa >= s->mem.ram_size || s->mem.ram_size - mpa < X86_LEVEL_SIZE(level))
+		return "leaf maps outside guest RAM";
 	/* the pool lies outside RAM (shadow_create), so this holds for 2 MiB too */
-	if (shadow_pool_contains(&c->t->pool, mpa))
-		return violated(c, "leaf maps a shadow page", level, idx, e);
-	return true;
+	if (shadow_pool_contains(pool, mpa))
+		return "leaf maps a shadow page";
+	return NULL;
 }
 
-/* Shadow tables form a tree at most four deep, so recursion is bounded. */
-static bool check_table(struct checker *c, mpa_t table, int level)
+static bool bad_entry(char *why, size_t len, const char *what, int level, mpa_t table, unsigned i,
+		      uint64_t e)
 {
-	const uint64_t *pt = shadow_pool_table(&c->t->pool, table);
+	return bad(why, len, "shadow: %s: level=%d table=0x%llx index=%u spte=0x%016llx", what, level,
+		   (unsigned long long)table, i, (unsigned long long)e);
+}
+
+static bool pool_within_bound(const struct shadow_pool *pool, char *why, size_t len)
+{
+	if (shadow_pool_in_use(pool) <= pool->pages)
+		return true;
+	return bad(why, len, "shadow: pool use %u exceeds its %u pages", shadow_pool_in_use(pool),
+		   pool->pages);
+}
+
+/* ---- the virtual TLB: a tree ---- */
+
+/* Shadow tables form a tree at most four deep, so recursion is bounded. */
+static bool check_tree(const struct shadow *s, mpa_t table, int level, char *why, size_t len)
+{
+	const uint64_t *pt = shadow_pool_table(&s->tab.pool, table);
 
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
 		uint64_t e = pt[i];
-		mpa_t next = e & X86_PTE_ADDR_MASK;
+		const char *what;
 
-		if (level == X86_PT_LEVELS && i == c->t->hv_index) {
-			if (e != c->t->hv_entry)
-				return violated(c, "hypervisor entry changed", level, i, e);
+		if (!(e & X86_PTE_P) && !(level == SHADOW_LEVELS && i == s->tab.hv_index))
 			continue;
-		}
-		if (!(e & X86_PTE_P))
+		what = entry_problem(s, level, i, e);
+		if (what)
+			return bad_entry(why, len, what, level, table, i, e);
+		if (shadow_spte_is_leaf(level, e) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
 			continue;
-		if (level == 1 || (level == 2 && (e & X86_PTE_PS))) {
-			if (!check_leaf(c, level, i, e))
-				return false;
-			continue;
-		}
-		if (e & X86_PTE_PS)
-			return violated(c, "huge shadow entry above 2 MiB", level, i, e);
-		if (!shadow_pool_contains(&c->t->pool, next))
-			return violated(c, "table pointer outside the pool", level, i, e);
-		if (!check_table(c, next, level - 1))
+		if (!check_tree(s, e & X86_PTE_ADDR_MASK, level - 1, why, len))
 			return false;
 	}
 	return true;
 }
 
-bool shadow_invariants_hold(const struct shadow_tables *t, uint64_t ram_size, char *why,
-			    size_t len)
+bool shadow_check_vtlb(const struct shadow *s, char *why, size_t len)
 {
-	struct checker c = { t, ram_size, why, len };
+	if (!pool_within_bound(&s->tab.pool, why, len))
+		return false;
+	if (!shadow_pool_contains(&s->tab.pool, s->tab.root))
+		return bad(why, len, "shadow: root 0x%llx outside the pool",
+			   (unsigned long long)s->tab.root);
+	return check_tree(s, s->tab.root, SHADOW_LEVELS, why, len);
+}
 
-	if (shadow_pool_in_use(&t->pool) > t->pool.pages) {
-		snprintf(why, len, "shadow: pool use %u exceeds its %u pages",
-			 shadow_pool_in_use(&t->pool), t->pool.pages);
+/* ---- the cache: shadow pages ---- */
+
+/* Whether leaf `e` at `level` is writable on a tracked guest table. */
+static bool writable_on_tracked(const struct shadow_cache *c, int level, uint64_t e)
+{
+	uint64_t f = (e & X86_PTE_ADDR_MASK) >> X86_PAGE_SHIFT;
+
+	if (!(e & X86_PTE_W))
 		return false;
+	return level == 1 ? c->tracked[f] != 0 : c->tracked2m[f >> 9] != 0;
+}
+
+/* Entry i of SP `page`, on top of entry_problem: its leaf's write
+ * protection, its link's target. */
+static const char *cache_entry_problem(const struct shadow *s, uint32_t page, unsigned i,
+				       uint64_t e)
+{
+	const struct shadow_cache *c = s->engine;
+	int level = (int)cache_role_level(c->sp[page].role);
+	const struct cache_sp *ch;
+	const char *what = entry_problem(s, level, i, e);
+
+	if (what || (level == SHADOW_LEVELS && i == s->tab.hv_index))
+		return what;
+	if (shadow_spte_is_leaf(level, e))
+		return writable_on_tracked(c, level, e) ? "writable leaf on a write-protected guest table" : NULL;
+	ch = &c->sp[cache_page_of(s, e)];
+	if (!(ch->flags & CACHE_SP_USED) || (int)cache_role_level(ch->role) != level - 1)
+		return "entry links a free or wrong-level page";
+	return NULL;
+}
+
+/* SP `page`'s own books and every entry of its table. */
+static bool check_sp(const struct shadow *s, uint32_t page, char *why, size_t len)
+{
+	const struct shadow_cache *c = s->engine;
+	const struct cache_sp *sp = &c->sp[page];
+	unsigned level = cache_role_level(sp->role);
+	const uint64_t *tab = cache_table(s, page);
+
+	if (!(sp->flags & CACHE_SP_ROOT) && !sp->parents)
+		return bad(why, len, "shadow: sp %u (level %u) has no parent", page, level);
+	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
+		const char *what;
+
+		if (!(tab[i] & X86_PTE_P) && !(level == SHADOW_LEVELS && i == s->tab.hv_index))
+			continue;
+		what = cache_entry_problem(s, page, i, tab[i]);
+		if (what)
+			return bad_entry(why, len, what, (int)level, shadow_pool_mpa(&s->tab.pool, page),
+					 i, tab[i]);
 	}
-	if (!shadow_pool_contains(&t->pool, t->root)) {
-		snprintf(why, len, "shadow: root 0x%llx outside the pool", (unsigned long long)t->root);
+	return true;
+}
+
+/* Coherence of a non-volatile SP with the guest tables it shadows, entry by
+ * entry: what write protection promises.  A link names the SP the guest
+ * entry leads to with the rights combined so far; a leaf maps the guest's
+ * page with no more than the guest's combined rights (writable only if
+ * dirty, or as a CR0.WP = 0 supervisor leaf).  Volatile SPs may be stale
+ * until the next invlpg or CR3 write, as a TLB may. */
+static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t len)
+{
+	const struct shadow_cache *c = s->engine;
+	const struct cache_sp *sp = &c->sp[page];
+	unsigned level = cache_role_level(sp->role);
+	const uint64_t *tab = cache_table(s, page);
+	struct shadow_rights above = cache_role_to_rights(sp->role);
+	struct shadow_cpu built = s->cpu; /* the control bits this SP was built under */
+
+	if (sp->flags & CACHE_SP_VOLATILE)
+		return true;
+	built.cr0_wp = sp->role & CACHE_ROLE_CPU_WP;
+	built.efer_nxe = sp->role & CACHE_ROLE_CPU_NXE;
+	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
+		uint64_t e = tab[i], g = 0;
+		struct shadow_rights r = above;
+		bool guest_leaf, dirty, shadow_leaf;
+		gpa_t expect;
+
+		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
+			continue;
+		if (sp->role & CACHE_ROLE_DIRECT) {
+			expect = sp->gfn + (gpa_t)i * X86_LEVEL_SIZE(level);
+			dirty = sp->role & CACHE_ROLE_DIRTY;
+			guest_leaf = true;
+		} else {
+			if (s->mem.read64(s->mem.opaque, sp->gfn + 8 * i, &g) != SHADOW_MEM_OK ||
+			    !(g & X86_PTE_P) || !(g & X86_PTE_A))
+				return bad(why, len, "shadow: sp=%u index=%u: shadow entry 0x%016llx for a guest entry 0x%016llx not present or not accessed",
+					   page, i, (unsigned long long)e, (unsigned long long)g);
+			r = shadow_rights_and(above, shadow_entry_rights(&built, g));
+			guest_leaf = level == 1 || (g & X86_PTE_PS);
+			expect = g & (level == 1 ? X86_PTE_ADDR_MASK :
+				      level == 2 && guest_leaf ? X86_PTE_ADDR_2M_MASK :
+				      level == 3 && guest_leaf ? X86_PTE_ADDR_1G_MASK : X86_PTE_ADDR_MASK);
+			dirty = g & X86_PTE_D;
+		}
+		shadow_leaf = shadow_spte_is_leaf((int)level, e);
+		if (shadow_leaf) {
+			mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
+			bool wp0 = e & SHADOW_SPTE_WP0;
+
+			if (!guest_leaf || mpa != expect ||
+			    ((e & X86_PTE_W) && !wp0 && !(r.write && dirty)) ||
+			    (wp0 && (built.cr0_wp || (e & X86_PTE_U))) ||
+			    ((e & X86_PTE_U) && !r.user) || (!(e & X86_PTE_NX) && r.nx))
+				return bad(why, len, "shadow: sp=%u index=%u: leaf 0x%016llx exceeds or misplaces the guest's 0x%016llx",
+					   page, i, (unsigned long long)e, (unsigned long long)g);
+		} else {
+			const struct cache_sp *ch = &c->sp[cache_page_of(s, e)];
+			uint32_t rights = ch->role & (CACHE_ROLE_W | CACHE_ROLE_U | CACHE_ROLE_NX);
+
+			if (guest_leaf != !!(ch->role & CACHE_ROLE_DIRECT) ||
+			    ch->gfn != expect ||
+			    rights != cache_role_rights(r))
+				return bad(why, len, "shadow: sp=%u index=%u: link to sp %u (gfn 0x%llx role 0x%x) does not follow the guest's 0x%016llx",
+					   page, i, cache_page_of(s, e), (unsigned long long)ch->gfn, ch->role,
+					   (unsigned long long)g);
+		}
+	}
+	return true;
+}
+
+bool shadow_check_cache(const struct shadow *s, char *why, size_t len)
+{
+	const struct shadow_cache *c = s->engine;
+	const struct shadow_pool *pool = &s->tab.pool;
+	uint32_t used = 0;
+
+	if (!pool_within_bound(pool, why, len))
 		return false;
+	if (!(c->sp[c->cur].flags & CACHE_SP_ROOT) || s->tab.root != shadow_pool_mpa(pool, c->cur))
+		return bad(why, len, "shadow: current root 0x%llx is not a root page",
+			   (unsigned long long)s->tab.root);
+	for (uint32_t p = 0; p < pool->pages; p++) {
+		if (!(c->sp[p].flags & CACHE_SP_USED))
+			continue;
+		used++;
+		if (!check_sp(s, p, why, len))
+			return false;
 	}
-	return check_table(&c, t->root, X86_PT_LEVELS);
+	for (uint32_t p = 0; p < pool->pages; p++)
+		if ((c->sp[p].flags & CACHE_SP_USED) && !coherent(s, p, why, len))
+			return false;
+	if (used != shadow_pool_in_use(pool))
+		return bad(why, len, "shadow: %u pages marked used, the pool counts %u", used,
+			   shadow_pool_in_use(pool));
+	return true;
 }

@@ -1,21 +1,23 @@
-/* The shadow's safety invariants (DESIGN.md §3), checked by walking every
- * shadow table from the root: what --check-invariants, the tests and the
- * walker fuzzer assert after every operation. */
+/* The shadow's safety invariants (DESIGN.md §3), for both engines, in one
+ * place: what shadow_check (--check-invariants, the unit suites and the
+ * walk fuzzer) asserts after every operation.  Each engine's ops->check is
+ * one of these. */
 #ifndef SHADOWVM_INVARIANT_H
 #define SHADOWVM_INVARIANT_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "engine.h"
 
-#include "fill.h"
+/* Virtual TLB, walking the tree from the root: the root holds the
+ * hypervisor entry unchanged; every other present non-leaf entry names a
+ * pool page and grants everything; every leaf maps a page wholly inside
+ * guest RAM, never a pool page, never global; the pool's use is within its
+ * bound.  True, or false with one line in why naming the entry. */
+bool shadow_check_vtlb(const struct shadow *s, char *why, size_t len);
 
-/* True if: the root holds the hypervisor entry unchanged; every other
- * present non-leaf entry names a pool page; every leaf maps a page wholly
- * inside guest RAM [0, ram_size), never a pool page, never global; and
- * the pool's use is within its bound.  Otherwise false, with one line in
- * why naming the entry. */
-bool shadow_invariants_hold(const struct shadow_tables *t, uint64_t ram_size, char *why,
-			    size_t len);
+/* Cache, page by page (shared tables make a walk from the root cost up to
+ * the product of the fan-outs): the same per entry, plus no writable leaf
+ * on a tracked table, links and keys consistent, and every non-volatile
+ * shadow coherent with the guest table it shadows. */
+bool shadow_check_cache(const struct shadow *s, char *why, size_t len);
 
 #endif

@@ -1,22 +1,17 @@
 /* Shadow page pool: bump allocation plus a free stack. */
 #include "pool.h"
 
-#include <assert.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "x86.h"
-
-int shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages)
+int shadow_pool_init(struct shadow_pool *p, const struct shadow_alloc *alloc, mpa_t base,
+		     void *host, uint32_t pages)
 {
 	*p = (struct shadow_pool){ .base = base, .host = host, .pages = pages };
-	p->free = calloc(pages, sizeof(*p->free));
+	p->free = shadow_zalloc(alloc, (size_t)pages * sizeof(*p->free));
 	return p->free ? 0 : -1;
 }
 
-void shadow_pool_fini(struct shadow_pool *p)
+void shadow_pool_fini(struct shadow_pool *p, const struct shadow_alloc *alloc)
 {
-	free(p->free);
+	shadow_free(alloc, p->free);
 	p->free = NULL;
 }
 
@@ -63,7 +58,6 @@ bool shadow_pool_contains(const struct shadow_pool *p, mpa_t mpa)
 {
 	return mpa >= p->base && mpa - p->base < ((mpa_t)p->pages << X86_PAGE_SHIFT);
 }
-
 
 uint32_t shadow_pool_in_use(const struct shadow_pool *p)
 {

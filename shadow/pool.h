@@ -4,11 +4,8 @@
 #ifndef SHADOWVM_POOL_H
 #define SHADOWVM_POOL_H
 
-#include <assert.h>
-#include <stdbool.h>
-#include <stdint.h>
-
-#include "types.h"
+#include "lib.h"
+#include "x86.h"
 
 struct shadow_pool {
 	mpa_t base;
@@ -20,9 +17,10 @@ struct shadow_pool {
 	uint32_t peak;
 };
 
-/* Returns 0, or -1 if the host is out of memory for the free stack. */
-int shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages);
-void shadow_pool_fini(struct shadow_pool *p);
+/* Returns 0, or -1 if `alloc` is out of memory for the free stack. */
+int shadow_pool_init(struct shadow_pool *p, const struct shadow_alloc *alloc, mpa_t base,
+		     void *host, uint32_t pages);
+void shadow_pool_fini(struct shadow_pool *p, const struct shadow_alloc *alloc);
 
 /* A zeroed page, or false when every page is in use. */
 bool shadow_pool_alloc(struct shadow_pool *p, mpa_t *mpa);
@@ -37,8 +35,8 @@ bool shadow_pool_contains(const struct shadow_pool *p, mpa_t mpa);
  * hot path of every fill: inline, checked only by the assert). */
 static inline uint64_t *shadow_pool_table(const struct shadow_pool *p, mpa_t mpa)
 {
-	assert(mpa - p->base < ((mpa_t)p->pages << 12) && !(mpa & 0xfff));
-	return p->host + ((mpa - p->base) >> 12) * 512;
+	assert(mpa - p->base < ((mpa_t)p->pages << X86_PAGE_SHIFT) && !(mpa & ~X86_PAGE_MASK));
+	return p->host + ((mpa - p->base) >> X86_PAGE_SHIFT) * X86_PT_ENTRIES;
 }
 
 uint32_t shadow_pool_in_use(const struct shadow_pool *p);
@@ -46,12 +44,12 @@ uint32_t shadow_pool_in_use(const struct shadow_pool *p);
 /* Page number of the pool page at `mpa`, and back. */
 static inline uint32_t shadow_pool_index(const struct shadow_pool *p, mpa_t mpa)
 {
-	return (uint32_t)((mpa - p->base) >> 12);
+	return (uint32_t)((mpa - p->base) >> X86_PAGE_SHIFT);
 }
 
 static inline mpa_t shadow_pool_mpa(const struct shadow_pool *p, uint32_t page)
 {
-	return p->base + ((mpa_t)page << 12);
+	return p->base + ((mpa_t)page << X86_PAGE_SHIFT);
 }
 
 #endif

@@ -1,15 +1,10 @@
-/* The shadow MMU context: hidden faults, the virtual TLB, control state. */
+/* The shadow MMU's API: the context, the hidden-fault flow, guest control
+ * events.  What differs between the engines is behind s->ops (engine.h). */
 #include "shadow.h"
 
-#include <assert.h>
-#include <stdlib.h>
-
 #include "cache.h"
-#include "fill.h"
-#include "internal.h"
-#include "invariant.h"
-#include "pool.h"
-#include "walk.h"
+#include "engine.h"
+#include "vtlb.h"
 
 /* Walks repeated when guest entries keep changing under the A/D update
  * before the fault is handed back as SHADOW_RETRY. */
@@ -45,9 +40,12 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 
 	if (!config_valid(cfg))
 		return NULL;
-	s = calloc(1, sizeof(*s));
+	s = shadow_zalloc(&cfg->alloc, sizeof(*s));
 	if (!s)
 		return NULL;
+	s->ops = cfg->opts & SHADOW_OPT_CACHE ? &shadow_cache_ops : &shadow_vtlb_ops;
+	s->mode = &shadow_mode_long4;
+	s->alloc = cfg->alloc;
 	s->mem = cfg->mem;
 	s->cpu = cfg->cpu;
 	s->vcr3 = cfg->vcr3 & X86_CR3_ADDR_MASK;
@@ -56,31 +54,27 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 	s->tab.hv_index = cfg->hv_index;
 	s->tab.hv_entry = cfg->hv_entry;
 	s->opts = cfg->opts;
-	if (shadow_pool_init(&s->tab.pool, cfg->pool.base, cfg->pool.host, cfg->pool.pages))
+	if (shadow_pool_init(&s->tab.pool, &s->alloc, cfg->pool.base, cfg->pool.host,
+			     cfg->pool.pages))
 		goto err;
-	if (s->opts & SHADOW_OPT_CACHE) {
-		if (!shadow_cache_create(s))
-			goto err;
-		return s;
-	}
-	if (!shadow_pool_alloc(&s->tab.pool, &s->tab.root))
+	if (!s->ops->create(s))
 		goto err;
-	shadow_fill_drop_all(&s->tab);
 	return s;
 err:
-	shadow_cache_destroy(s);
-	shadow_pool_fini(&s->tab.pool);
-	free(s);
+	shadow_destroy(s);
 	return NULL;
 }
 
 void shadow_destroy(struct shadow *s)
 {
+	struct shadow_alloc alloc;
+
 	if (!s)
 		return;
-	shadow_cache_destroy(s);
-	shadow_pool_fini(&s->tab.pool);
-	free(s);
+	alloc = s->alloc;
+	s->ops->destroy(s);
+	shadow_pool_fini(&s->tab.pool, &alloc);
+	shadow_free(&alloc, s);
 }
 
 bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)
@@ -89,15 +83,6 @@ bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)
 		return false;
 	*mpa = (mpa_t)gpa;
 	return true;
-}
-
-void shadow_emit(const struct shadow *s, struct shadow_event *ev)
-{
-	if (!s->hook)
-		return;
-	ev->vcr3 = s->vcr3;
-	ev->pages_in_use = shadow_pool_in_use(&s->tab.pool);
-	s->hook(s->hook_opaque, ev);
 }
 
 /* A fault-path event: the access, the guest entries walked and the A/D
@@ -114,31 +99,6 @@ static void walk_event(struct shadow_event *ev, enum shadow_event_kind kind, gva
 		ev->gpte_gpa[level] = w->pte_gpa[level];
 		ev->ad_set[level] = ad_set ? ad_set[level] : 0;
 	}
-}
-
-void shadow_note_evict(struct shadow *s, gva_t gva)
-{
-	struct shadow_event ev = { .kind = SHADOW_EV_EVICT, .gva = gva, .reason = SHADOW_FLUSH_EVICT };
-
-	s->stats.evictions++;
-	shadow_emit(s, &ev);
-}
-
-static void drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gva)
-{
-	struct shadow_event ev = { .kind = SHADOW_EV_FLUSH, .gva = gva, .reason = reason };
-
-	if (s->cache)
-		shadow_cache_reset(s);
-	else
-		shadow_fill_drop_all(&s->tab);
-	s->tlb_flush = true;
-	if (reason == SHADOW_FLUSH_EVICT) {
-		shadow_note_evict(s, gva);
-		return;
-	}
-	s->stats.flushes++;
-	shadow_emit(s, &ev);
 }
 
 static enum shadow_status fail(struct shadow_fault_result *res, enum shadow_error err, gpa_t gpa)
@@ -159,10 +119,7 @@ static enum shadow_status guest_fault(struct shadow *s, gva_t gva, unsigned acce
 	/* a #PF invalidates the TLB entries for its address (SDM 3A
 	 * §4.10.4.1): a stale shadow leaf must not outlive the fault */
 	if (!gp) {
-		if (s->cache)
-			shadow_cache_drop_gva(s, gva);
-		else
-			shadow_fill_drop_gva(&s->tab, gva);
+		s->ops->drop_gva(s, gva);
 		s->tlb_flush = true;
 	}
 	res->status = gp ? SHADOW_GUEST_GP : SHADOW_GUEST_PF;
@@ -191,75 +148,21 @@ static bool count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
 	return any;
 }
 
-/* Virtual-TLB install: a 2 MiB leaf where SHADOW_OPT_HUGE allows, else a
- * 4 KiB leaf and its prefetched neighbours. */
-static bool vtlb_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
-			 uint64_t *spte, mpa_t *spte_mpa, int *leaf_level)
-{
-	if (shadow_huge_fits(s, w)) {
-		*spte = shadow_fill_spte_2m(*spte);
-		if (!shadow_fill_install(&s->tab, gva, w->level, 2, *spte, spte_mpa))
-			return false;
-		s->stats.huge_leaves++;
-		*leaf_level = 2;
-		return true;
-	}
-	*leaf_level = 1;
-	return shadow_fill_install(&s->tab, gva, w->level, 1, *spte, spte_mpa);
-}
-
-/* Virtual-TLB prefetch around the 4 KiB leaf just written at spte_mpa. */
-static void vtlb_prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w,
-			  mpa_t spte_mpa)
-{
-	struct shadow_prefetch pf;
-	int level;
-
-	pf = (struct shadow_prefetch){
-		.tab_mpa = spte_mpa & X86_PAGE_MASK, .idx = X86_LEVEL_INDEX(gva, 1), .gva = gva,
-		.direct = w->level > 1, .huge_pte = w->pte[w->level],
-		.above = { w->write, w->user, w->nx },
-	};
-	pf.tab = shadow_pool_table(&s->tab.pool, pf.tab_mpa);
-	if (pf.direct) {
-		pf.guest_pt = w->gpa & X86_PTE_ADDR_2M_MASK;
-	} else {
-		pf.guest_pt = w->pte_gpa[1] & X86_PAGE_MASK;
-		pf.above = SHADOW_RIGHTS_ALL;
-		for (level = SHADOW_LEVELS; level > 1; level--)
-			pf.above = shadow_rights_and(pf.above, shadow_entry_rights(&s->cpu, w->pte[level]));
-	}
-	shadow_prefetch(s, &pf);
-}
-
-static bool install(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
-		    mpa_t *spte_mpa, int *leaf_level)
-{
-	if (s->cache)
-		return shadow_cache_install(s, gva, w, spte, spte_mpa, leaf_level);
-	return vtlb_install(s, gva, w, spte, spte_mpa, leaf_level);
-}
-
-/* Install the shadow leaf of a synced walk, evicting once if the pool is full. */
+/* Install the shadow leaf of a synced walk (the engine evicts as needed). */
 static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 			       const struct shadow_walk *w, mpa_t mpa, const uint64_t *ad_set,
 			       struct shadow_fault_result *res)
 {
-	uint64_t want = shadow_fill_spte(w, &s->cpu, access, mpa), spte = want;
+	uint64_t want = shadow_spte_leaf(&s->cpu, w->pte[w->level], w->level, w->rights, access, mpa);
+	uint64_t spte = want;
 	struct shadow_event ev;
 	mpa_t spte_mpa;
 	int leaf_level;
 
 	for (int round = 0;; round++) {
 		spte = want;
-		if (!install(s, gva, w, &spte, &spte_mpa, &leaf_level)) {
-			if (s->cache)
-				return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
-			drop_all(s, SHADOW_FLUSH_EVICT, gva);
-			spte = want;
-			if (!install(s, gva, w, &spte, &spte_mpa, &leaf_level))
-				return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
-		}
+		if (!s->ops->install(s, gva, w, &spte, &spte_mpa, &leaf_level))
+			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
 		/* A write must leave a writable leaf.  With the cache the install
 		 * itself can write-protect the page written: it became a shadowed
 		 * table on this very path, or an eviction emptied the cache and
@@ -267,11 +170,11 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 		 * install again; if even that fails, nothing is promised. */
 		if (!(access & SHADOW_ACC_WRITE) || (spte & X86_PTE_W))
 			break;
-		if (!s->cache || round == 2) {
+		if (round == 2) {
 			res->status = SHADOW_RETRY;
 			return SHADOW_RETRY;
 		}
-		shadow_cache_unprotect(s, w->gpa, true);
+		s->ops->unprotect(s, w->gpa, true);
 	}
 	s->stats.fills[w->level]++;
 	res->status = SHADOW_FILLED;
@@ -288,12 +191,8 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 	 * accessed before: a leaf whose A bit this very fault set is a first
 	 * touch, and its neighbours most likely are too (A clear: nothing to
 	 * prefetch). */
-	if ((s->opts & SHADOW_OPT_PREFETCH) && leaf_level == 1 && !(ad_set[w->level] & X86_PTE_A)) {
-		if (s->cache)
-			shadow_cache_prefetch(s, gva, w->pte[w->level], spte_mpa);
-		else
-			vtlb_prefetch(s, gva, w, spte_mpa);
-	}
+	if ((s->opts & SHADOW_OPT_PREFETCH) && leaf_level == 1 && !(ad_set[w->level] & X86_PTE_A))
+		s->ops->prefetch(s, gva, w, spte_mpa);
 	return SHADOW_FILLED;
 }
 
@@ -314,7 +213,8 @@ static bool translates_itself(const struct shadow_walk *w)
 static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned access,
 				     struct shadow_fault_result *res)
 {
-	struct shadow_walk_env env = { .mem = &s->mem, .cpu = &s->cpu, .cr3 = s->vcr3 };
+	struct shadow_walk_env env = { .mode = s->mode, .mem = &s->mem, .cpu = &s->cpu,
+				       .cr3 = s->vcr3 };
 	uint64_t ad_set[SHADOW_LEVELS + 1];
 	struct shadow_event ev;
 	struct shadow_walk w;
@@ -349,8 +249,8 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned acces
 		walk_event(&ev, SHADOW_EV_AD_SET, gva, access, &w, ad_set);
 		shadow_emit(s, &ev);
 	}
-	if ((access & SHADOW_ACC_WRITE) && shadow_cache_tracked(s, w.gpa))
-		shadow_cache_unprotect(s, w.gpa, translates_itself(&w));
+	if ((access & SHADOW_ACC_WRITE) && s->ops->tracked(s, w.gpa))
+		s->ops->unprotect(s, w.gpa, translates_itself(&w));
 	return fill(s, gva, access, &w, mpa, ad_set, res);
 }
 
@@ -366,8 +266,8 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,
 		return fail(res, SHADOW_ERR_BAD_ARG, 0);
 	if (x86_is_canonical48(gva) && X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->tab.hv_index)
 		return fail(res, SHADOW_ERR_RESERVED_SLOT, 0);
-	if (s->cache && !s->hook && x86_is_canonical48(gva) &&
-	    shadow_cache_fast_fault(s, gva, access, res))
+	if (s->ops->fast_fault && !s->hook && x86_is_canonical48(gva) &&
+	    s->ops->fast_fault(s, gva, access, res))
 		return SHADOW_FILLED;
 	for (try = 0; try < AD_TRIES; try++) {
 		enum shadow_status st = fault_once(s, gva, access, res);
@@ -390,10 +290,7 @@ bool shadow_set_cr3(struct shadow *s, uint64_t vcr3)
 	s->vcr3 = vcr3 & X86_CR3_ADDR_MASK;
 	s->stats.cr3_loads++;
 	shadow_emit(s, &ev);
-	if (s->cache)
-		shadow_cache_set_cr3(s);
-	else
-		drop_all(s, SHADOW_FLUSH_CR3, 0);
+	s->ops->set_cr3(s);
 	return true;
 }
 
@@ -403,17 +300,14 @@ void shadow_invlpg(struct shadow *s, gva_t gva)
 
 	s->stats.invlpgs++;
 	/* invlpg of a non-canonical address is a no-op (SDM 2, INVLPG) */
-	if (s->cache)
-		shadow_cache_invlpg(s, gva);
-	else if (x86_is_canonical48(gva))
-		shadow_fill_drop_gva(&s->tab, gva);
+	s->ops->invlpg(s, gva);
 	s->tlb_flush = true;
 	shadow_emit(s, &ev);
 }
 
 void shadow_flush(struct shadow *s)
 {
-	drop_all(s, SHADOW_FLUSH_EXPLICIT, 0);
+	shadow_drop_all(s, SHADOW_FLUSH_EXPLICIT, 0);
 }
 
 bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu)
@@ -427,13 +321,10 @@ bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu)
 		o->cr4_smap != cpu->cr4_smap || o->efer_nxe != cpu->efer_nxe;
 	walk = o->gbpages != cpu->gbpages || o->maxphyaddr != cpu->maxphyaddr;
 	s->cpu = *cpu;
-	if (walk || (keyed && !s->cache)) {
-		drop_all(s, SHADOW_FLUSH_CPU_STATE, 0);
-	} else if (keyed) {
-		/* the cache keys its shadows by these bits: switch roots */
-		shadow_cache_set_cr3(s);
-		s->tlb_flush = true;
-	}
+	if (walk)
+		shadow_drop_all(s, SHADOW_FLUSH_CPU_STATE, 0);
+	else if (keyed)
+		s->ops->set_cpu(s);
 	return true;
 }
 
@@ -469,9 +360,5 @@ void shadow_get_stats(const struct shadow *s, struct shadow_stats *out)
 
 bool shadow_check(const struct shadow *s, char *why, size_t len)
 {
-	/* the cache's check goes page by page: shared tables make a walk from
-	 * the root cost up to the product of the fan-outs */
-	if (s->cache)
-		return shadow_cache_check(s, why, len);
-	return shadow_invariants_hold(&s->tab, s->mem.ram_size, why, len);
+	return s->ops->check(s, why, len);
 }

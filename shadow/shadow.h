@@ -1,6 +1,6 @@
 /* The shadow MMU (DESIGN.md §3): shadow page tables for a guest running with
- * 4-level paging, kept as a virtual TLB, or with SHADOW_OPT_CACHE as a cache
- * of write-protected guest tables (cache.h).  Pure logic with no KVM in it: guest
+ * 4-level paging, kept as a virtual TLB (vtlb.h), or with SHADOW_OPT_CACHE as
+ * a cache of write-protected guest tables (cache.h).  Pure logic with no KVM in it: guest
  * memory is reached only through struct shadow_mem, shadow tables live in a
  * caller-provided pool, and every operation returns a status (it never prints
  * and never exits).
@@ -66,6 +66,16 @@ struct shadow_pool_cfg {
 	mpa_t base;
 	void *host;
 	uint32_t pages; /* at least SHADOW_POOL_MIN_PAGES */
+};
+
+/* Memory for the context's own state, asked for by shadow_create only
+ * (never on the fault path) and given back by shadow_destroy.  zalloc
+ * returns `bytes` zeroed bytes or NULL.  Leave zalloc NULL for calloc/free
+ * in a hosted build; a freestanding build (the monitor) must provide one. */
+struct shadow_alloc {
+	void *(*zalloc)(void *opaque, size_t bytes);
+	void (*free)(void *opaque, void *p); /* may be NULL: nothing given back */
+	void *opaque;
 };
 
 /* A root plus one table per lower level: the least that can map one page. */
@@ -161,6 +171,7 @@ struct shadow_config {
 	shadow_event_fn hook; /* may be NULL */
 	void *hook_opaque;
 	unsigned opts;       /* SHADOW_OPT_* */
+	struct shadow_alloc alloc;
 };
 
 /* ---- results ---- */

@@ -1,15 +1,91 @@
-/* The guest page-table walker: 4-level paging as the hardware walks it
- * (Intel SDM Vol. 3A §4.5 translation, §4.6 access rights, §4.7 page-fault
- * error code, §4.8 accessed and dirty flags). */
+/* The guest page-table walker, as the hardware walks it (Intel SDM Vol. 3A
+ * §4.5 translation, §4.6 access rights, §4.7 page-fault error code, §4.8
+ * accessed and dirty flags), parameterised by a paging-mode descriptor in
+ * the manner of Linux paging_tmpl.h.  The bottom of shadow/: it includes
+ * nothing of the library but the public header. */
 #ifndef SHADOWVM_WALK_H
 #define SHADOWVM_WALK_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
+#include "lib.h"
 #include "shadow.h"
 
+/* Access rights of a translation (SDM 3A §4.6): R/W and U/S AND-ed, XD
+ * OR-ed over the entries used.  The one representation of rights in
+ * shadow/: walks, shadow leaves and the cache's keys all use it. */
+struct shadow_rights {
+	bool write, user, nx;
+};
+
+#define SHADOW_RIGHTS_ALL ((struct shadow_rights){ .write = true, .user = true, .nx = false })
+
+/* Rights of one guest entry (XD counts only with EFER.NXE). */
+static inline struct shadow_rights shadow_entry_rights(const struct shadow_cpu *cpu, uint64_t pte)
+{
+	return (struct shadow_rights){ .write = pte & X86_PTE_W, .user = pte & X86_PTE_U,
+				       .nx = cpu->efer_nxe && (pte & X86_PTE_NX) };
+}
+
+static inline struct shadow_rights shadow_rights_and(struct shadow_rights a, struct shadow_rights b)
+{
+	return (struct shadow_rights){ a.write && b.write, a.user && b.user, a.nx || b.nx };
+}
+
+/* ---- paging modes ---- */
+
+/* Levels a mode descriptor can describe (5-level paging needs 5; struct
+ * shadow_walk holds SHADOW_LEVELS, which it would have to follow). */
+#define SHADOW_MODE_MAX_LEVELS 5
+
+/* What bit 7 (PS) of an entry at one level means. */
+enum shadow_mode_ps {
+	SHADOW_PS_RESERVED, /* must be 0 (PML4E, PML5E) */
+	SHADOW_PS_LEAF,     /* the entry maps a page whatever bit 7 says (PTE: PAT) */
+	SHADOW_PS_PAGE,     /* PS = 1 maps a page (PDE) */
+	SHADOW_PS_PAGE_1G,  /* PS = 1 maps a page if CPUID says so, else reserved (PDPTE) */
+};
+
+struct shadow_mode_level {
+	unsigned shift;       /* address bits translated below this level */
+	enum shadow_mode_ps ps;
+	uint64_t rsvd;        /* reserved in every present entry here, beyond MAXPHYADDR/XD */
+	uint64_t rsvd_page;   /* reserved as well when the entry maps a page */
+	uint64_t frame;       /* when it maps a page: the page frame's address bits */
+};
+
+/* One guest paging mode: 4-level long mode today; 32-bit (4-byte entries,
+ * 10 index bits, no XD), PAE (3 levels, a 4-entry PDPT) and 5-level go in
+ * a descriptor of their own, not another walker. */
+struct shadow_mode {
+	const char *name;
+	int levels;            /* the root table's level */
+	unsigned entry_size;   /* bytes per entry: 8, or 4 */
+	unsigned index_bits;   /* per level */
+	unsigned va_bits;      /* linear addresses must be canonical in this many bits */
+	uint64_t cr3_mask;     /* CR3 bits that address the root table */
+	uint64_t table_mask;   /* entry bits that address the next table */
+	bool xd;               /* entries have XD (bit 63), reserved without EFER.NXE */
+	struct shadow_mode_level level[SHADOW_MODE_MAX_LEVELS + 1]; /* [1 .. levels] */
+};
+
+/* IA-32e 4-level paging (SDM 3A §4.5, tables 4-14 to 4-20). */
+extern const struct shadow_mode shadow_mode_long4;
+
+static inline bool shadow_mode_canonical(const struct shadow_mode *m, gva_t gva)
+{
+	unsigned drop = 64 - m->va_bits;
+
+	return (gva_t)((int64_t)(gva << drop) >> drop) == gva;
+}
+
+static inline unsigned shadow_mode_index(const struct shadow_mode *m, gva_t gva, int level)
+{
+	return (unsigned)(gva >> m->level[level].shift) & ((1u << m->index_bits) - 1);
+}
+
+/* ---- the walk ---- */
+
 struct shadow_walk_env {
+	const struct shadow_mode *mode;
 	const struct shadow_mem *mem;
 	const struct shadow_cpu *cpu;
 	gpa_t cr3;
@@ -31,9 +107,7 @@ struct shadow_walk {
 	int depth;
 	int level;      /* OK: leaf level (1..3); otherwise where it stopped */
 	gpa_t gpa;      /* OK: the translated address */
-	bool user;      /* U/S AND-ed over the levels */
-	bool write;     /* R/W AND-ed over the levels */
-	bool nx;        /* XD OR-ed over the levels (only possible with NXE) */
+	struct shadow_rights rights; /* combined over the levels */
 	uint32_t pferr; /* PF */
 	gpa_t bad_gpa;  /* BAD_TABLE */
 };
@@ -43,20 +117,68 @@ struct shadow_walk {
 enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva,
 				    unsigned access, struct shadow_walk *w);
 
-/* Whether the rights (user, write, nx) combined over a translation allow
- * `access` under `cpu` (SDM 3A §4.6; implicit supervisor accesses are not
- * modelled: every supervisor access counts as explicit). */
-bool shadow_walk_allows(const struct shadow_cpu *cpu, bool user, bool write, bool nx,
-			unsigned access);
+/* Whether rights `r` combined over a translation allow `access` under `cpu`
+ * (SDM 3A §4.6; implicit supervisor accesses are not modelled: every
+ * supervisor access counts as explicit).  Inline: the walker's and the
+ * cache's fast path's last test. */
+static inline bool shadow_walk_allows(const struct shadow_cpu *cpu, struct shadow_rights r, unsigned access)
+{
+	bool user = r.user, write = r.write, no_exec = r.nx && cpu->efer_nxe;
 
-/* Whether a present guest entry at `level` sets a reserved bit (§4.5). */
-bool shadow_walk_reserved(const struct shadow_cpu *cpu, int level, uint64_t pte);
+	if (access & SHADOW_ACC_USER) {
+		if (!user)
+			return false;
+		if (access & SHADOW_ACC_WRITE)
+			return write;
+		return !(access & SHADOW_ACC_FETCH) || !no_exec;
+	}
+	if (access & SHADOW_ACC_FETCH)
+		return !(user && cpu->cr4_smep) && !no_exec;
+	/* SMAP: explicit supervisor data access to a user page needs AC=1 */
+	if (user && cpu->cr4_smap && !cpu->rflags_ac)
+		return false;
+	if (access & SHADOW_ACC_WRITE)
+		return write || !cpu->cr0_wp;
+	return true;
+}
+
+/* The bits reserved in a present guest entry at `level` of mode `m` whose
+ * bit 7 is that of `pte` (§4.5; at level 1 they do not depend on `pte`). */
+uint64_t shadow_walk_reserved_mask(const struct shadow_mode *m, const struct shadow_cpu *cpu,
+				   int level, uint64_t pte);
+
+/* Whether a present guest entry at `level` of mode `m` sets a reserved bit. */
+bool shadow_walk_reserved(const struct shadow_mode *m, const struct shadow_cpu *cpu, int level,
+			  uint64_t pte);
 
 enum shadow_ad_status {
 	SHADOW_AD_OK,
 	SHADOW_AD_CHANGED,  /* a guest entry changed since the walk: walk again */
 	SHADOW_AD_OUTSIDE,  /* an entry's GPA left RAM (accessor refused) */
 };
+
+/* Set the bits of `want` (A, D) that the guest entry *pte, read at `gpa`,
+ * lacks, by one compare-exchange (§4.8).  On OK *pte is the new value and
+ * *set the bits set now; nothing is written otherwise. */
+static inline enum shadow_ad_status shadow_walk_set_entry_ad(const struct shadow_mem *mem,
+							      gpa_t gpa, uint64_t *pte,
+							      uint64_t want, uint64_t *set)
+{
+	uint64_t old = *pte, bits = want & ~old, expected = old;
+	int rc;
+
+	*set = 0;
+	if (!bits)
+		return SHADOW_AD_OK;
+	rc = mem->cmpxchg64(mem->opaque, gpa, &expected, old | bits);
+	if (rc == SHADOW_MEM_CHANGED)
+		return SHADOW_AD_CHANGED;
+	if (rc != SHADOW_MEM_OK)
+		return SHADOW_AD_OUTSIDE;
+	*pte = old | bits;
+	*set = bits;
+	return SHADOW_AD_OK;
+}
 
 /* After a successful walk: set A in every entry used and D in the leaf on a
  * write, each by compare-exchange and only where not already set (§4.8).

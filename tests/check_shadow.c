@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "fill.h"
+#include "spte.h"
 #include "shadow.h"
 #include "shadowvm_abi.h"
 #include "suites.h"

@@ -1,0 +1,123 @@
+/* The interface between the API (shadow.c) and the two shadow engines, the
+ * virtual TLB (vtlb.h) and the cache (cache.h): the shadow context and one
+ * table of operations, picked once in shadow_create; shadow.c never asks
+ * which engine it has.  Not part of the library's API. */
+#ifndef SHADOWVM_ENGINE_H
+#define SHADOWVM_ENGINE_H
+
+#include "lib.h"
+#include "pool.h"
+#include "shadow.h"
+#include "spte.h"
+#include "walk.h"
+
+struct shadow_tables {
+	struct shadow_pool pool;
+	mpa_t root;          /* the current root's machine address */
+	unsigned hv_index;
+	uint64_t hv_entry;
+};
+
+struct shadow_engine_ops;
+
+struct shadow {
+	const struct shadow_engine_ops *ops;
+	void *engine;                   /* the engine's own state, if any */
+	const struct shadow_mode *mode; /* the guest's paging mode */
+	struct shadow_mem mem;
+	struct shadow_alloc alloc;
+	struct shadow_tables tab;
+	struct shadow_cpu cpu;
+	gpa_t vcr3;
+	struct shadow_stats stats;
+	shadow_event_fn hook;
+	void *hook_opaque;
+	bool tlb_flush;
+	unsigned opts;                  /* SHADOW_OPT_* */
+};
+
+/* One shadow engine (Linux struct kvm_mmu's per-role hooks).  Every hook
+ * is set except where it says "may be NULL". */
+struct shadow_engine_ops {
+	/* Allocate the engine's state and make the root for s->vcr3
+	 * (s->tab.root) hold the hypervisor entry alone.  False when out of
+	 * memory; destroy then frees what was made. */
+	bool (*create)(struct shadow *s);
+	void (*destroy)(struct shadow *s);
+	/* Drop every shadow but the hypervisor entry (shadow_drop_all). */
+	void (*reset)(struct shadow *s);
+	/* s->vcr3 was written (the guest's mov cr3). */
+	void (*set_cr3)(struct shadow *s);
+	/* CR0.WP, CR4.SMEP/SMAP or EFER.NXE changed: what a leaf grants. */
+	void (*set_cpu)(struct shadow *s);
+	/* The guest's invlpg of gva, canonical or not (then a no-op for the
+	 * translation, SDM 2 INVLPG). */
+	void (*invlpg)(struct shadow *s, gva_t gva);
+	/* A guest #PF at canonical gva: drop its shadow leaf (§4.10.4.1). */
+	void (*drop_gva)(struct shadow *s, gva_t gva);
+	/* May be NULL.  Resolve a hidden fault at canonical gva without the
+	 * full walk: true with `res` filled, or false having changed nothing. */
+	bool (*fast_fault)(struct shadow *s, gva_t gva, unsigned access,
+			   struct shadow_fault_result *res);
+	/* Whether the guest page at gpa is write-protected as a shadowed table. */
+	bool (*tracked)(const struct shadow *s, gpa_t gpa);
+	/* A guest write to the page at gpa: stop write-protecting it; `self`
+	 * (the page translates the write itself) for good. */
+	void (*unprotect)(struct shadow *s, gpa_t gpa, bool self);
+	/* Install the shadow of walk `w` for gva: `*spte` is the 4 KiB leaf, a
+	 * 2 MiB leaf replaces it where SHADOW_OPT_HUGE allows; *spte, *spte_mpa
+	 * and *level report what was written where.  Evicts as needed; false
+	 * only if the pool cannot hold one path even when emptied. */
+	bool (*install)(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
+			mpa_t *spte_mpa, int *level);
+	/* Prefetch around the 4 KiB leaf of walk `w` just written at spte_mpa. */
+	void (*prefetch)(struct shadow *s, gva_t gva, const struct shadow_walk *w, mpa_t spte_mpa);
+	/* Write leaf `spte` (level 1, or 2 for a 2 MiB leaf) at entry `e`,
+	 * machine address `at`, keeping the engine's books on its leaves. */
+	void (*set_leaf)(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t spte);
+	/* The invariants (invariant.h). */
+	bool (*check)(const struct shadow *s, char *why, size_t len);
+};
+
+/* Hand an event to the hook, if any (fills in vcr3 and pages_in_use). */
+void shadow_emit(const struct shadow *s, struct shadow_event *ev);
+
+/* Pool pressure dropped shadows: count it and tell the trace. */
+void shadow_note_evict(struct shadow *s, gva_t gva);
+
+/* Drop every shadow but the hypervisor entry (ops->reset), ask for a real
+ * TLB flush, count and report it: as an eviction at gva for
+ * SHADOW_FLUSH_EVICT, as a flush otherwise. */
+void shadow_drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gva);
+
+/* Whether walk `w` ends in a guest 2M/1G page whose 2 MiB frame around
+ * the address lies wholly in RAM: what a 2 MiB shadow leaf needs
+ * (SHADOW_OPT_HUGE; the cache also wants the frame free of its tables). */
+static inline bool shadow_huge_fits(const struct shadow *s, const struct shadow_walk *w)
+{
+	gpa_t frame = w->gpa & X86_PTE_ADDR_2M_MASK;
+
+	return (s->opts & SHADOW_OPT_HUGE) && w->level >= 2 &&
+	       frame + X86_LEVEL_SIZE(2) <= s->mem.ram_size;
+}
+
+/* Prefetch (SHADOW_OPT_PREFETCH): after a 4 KiB fill at index `idx` of the
+ * leaf table `tab`, also map the neighbours in an aligned window whose guest
+ * entry is present, valid and already accessed, through ops->set_leaf.
+ * `guest_pt` is the guest table's GPA, or, with `direct`, the GPA of the
+ * frame the table maps (a guest huge page `huge_pte`).  `above` are the
+ * rights combined over the levels above the table (for `direct`: over the
+ * whole guest walk).  Returns the leaves installed. */
+struct shadow_prefetch {
+	uint64_t *tab;
+	mpa_t tab_mpa;
+	unsigned idx;
+	gva_t gva;           /* the fault's address: the window's GVAs follow */
+	bool direct;
+	gpa_t guest_pt;
+	uint64_t huge_pte;
+	struct shadow_rights above;
+};
+unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf);
+
+#endif
