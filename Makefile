@@ -28,6 +28,19 @@ ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # ---- shadow/: the shadow MMU library (no KVM) ---------------------------
 SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/spte.c shadow/engine.c shadow/vtlb.c shadow/cache.c \
                shadow/invariant.c shadow/pool.c shadow/lib.c
+# Per-layer include paths: shadow/ sees include/ and itself only, so the
+# compiler refuses an #include of a vmm/ header (or a test's) from shadow/.
+$(BUILD)/host/shadow/%.o $(BUILD)/asan/shadow/%.o: CFLAGS := $(filter-out -Ishadow -Ivmm,$(CFLAGS))
+$(BUILD)/host/shadow/%.o $(BUILD)/asan/shadow/%.o: PKG_CFLAGS :=
+
+# shadow/ freestanding, as the monitor is to run it (DESIGN.md §3): no libc
+# headers, no red zone, no SSE.  `make freestanding-shadow` links it into one
+# relocatable object and fails if that needs anything from its environment
+# but memset, memcpy and memmove.
+FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdinc \
+                       -isystem $(shell $(CC) -print-file-name=include) -mno-red-zone \
+                       -mno-sse -mno-mmx -mno-80387 -fno-pic -fno-pie -fno-stack-protector \
+                       -fno-asynchronous-unwind-tables -Iinclude
 
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \
@@ -174,6 +187,21 @@ bench-shadow: $(BUILD)/bench_shadow
 	    printf "%-8s %-5s %10.4f %8d %12s %10s\n", w, o, f / p, l, \
 	      f ? sprintf("%d", ir / f) : "-", l ? sprintf("%d", ir / l) : "-" }'; \
 	done; done
+
+.PHONY: freestanding-shadow
+$(BUILD)/freestanding/%.o: %.c
+	@echo "  CC-FS   $<"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(FREESTANDING_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/freestanding/libshadow.o: $(call obj,freestanding,$(SHADOW_SRCS))
+	@echo "  LD -r   $@"
+	$(Q)$(LD) -r -o $@ $^
+
+freestanding-shadow: $(BUILD)/freestanding/libshadow.o
+	$(Q)undef=$$(nm -u $< | awk '{print $$2}' | grep -vxE 'memset|memcpy|memmove'); \
+	  if [ -n "$$undef" ]; then echo "freestanding-shadow: $< needs:" $$undef; exit 1; fi; \
+	  echo "freestanding-shadow: $< needs only:" $$(nm -u $< | awk '{print $$2}')
 
 # valgrind memcheck over the integration guests, both paging modes.
 .PHONY: memcheck
