@@ -211,9 +211,111 @@
 #define X86_SEL_TI 4
 #define X86_SEL_INDEX_SHIFT 3
 
-/* IDT gate (SDM 3A §6.14.1): 16 bytes in long mode */
+/* Code/data and system descriptor fields (SDM 3A §3.4.5, figure 3-8): base
+ * 31:0 split over bits 16..39 and 56..63, limit 19:0 over bits 0..15 and
+ * 48..51 (in pages when G is set). */
+static inline uint32_t x86_desc_base(uint64_t d)
+{
+	return (uint32_t)(((d >> 16) & 0xffffff) | ((d >> 56 & 0xff) << 24));
+}
+
+static inline uint32_t x86_desc_limit(uint64_t d)
+{
+	uint32_t raw = (uint32_t)((d & 0xffff) | ((d >> 48 & 0xf) << 16));
+
+	return d & X86_DESC_G ? (raw << 12) | 0xfff : raw;
+}
+
+static inline unsigned x86_desc_type(uint64_t d) { return (unsigned)(d >> X86_DESC_TYPE_SHIFT) & 0xf; }
+static inline unsigned x86_desc_dpl(uint64_t d) { return (unsigned)(d >> X86_DESC_DPL_SHIFT) & 3; }
+static inline int x86_desc_bit(uint64_t d, unsigned bit) { return (int)(d >> bit & 1); }
+
+/* A flat (base 0, limit 4 GiB) code or data descriptor. */
+static inline uint64_t x86_desc_flat(unsigned type, unsigned dpl, uint64_t flags)
+{
+	return 0xffffull | (0xfull << 48) | X86_DESC_TYPE(type) | X86_DESC_S | X86_DESC_P |
+	       X86_DESC_G | X86_DESC_DPL(dpl) | flags;
+}
+
+/* The 16-byte descriptor of a 64-bit TSS at `base`, `limit` bytes - 1
+ * (SDM 3A §8.2.3, figure 8-4). */
+static inline void x86_desc_tss64(uint64_t out[2], uint64_t base, uint32_t limit, unsigned type)
+{
+	out[0] = (limit & 0xffff) | ((uint64_t)(limit >> 16 & 0xf) << 48) | ((base & 0xffffff) << 16) |
+		 X86_DESC_TYPE(type) | X86_DESC_P | ((base >> 24 & 0xff) << 56);
+	out[1] = base >> 32;
+}
+
+/* IDT gate (SDM 3A §6.14.1, figure 6-8): 16 bytes in long mode.  The low
+ * quadword holds offset 15:0, the selector, IST, type, DPL, P and offset
+ * 31:16; the high one offset 63:32. */
 #define X86_GATE_TYPE_INTR 0xe
 #define X86_GATE_TYPE_TRAP 0xf
+#define X86_GATE_SEL_SHIFT 16
+#define X86_GATE_IST_SHIFT 32
+
+struct x86_gate64 {
+	uint64_t lo, hi;
+};
+_Static_assert(sizeof(struct x86_gate64) == 16, "long-mode gate");
+
+static inline struct x86_gate64 x86_gate(uint64_t off, uint16_t sel, unsigned ist, unsigned type,
+					 unsigned dpl)
+{
+	return (struct x86_gate64){
+		.lo = (off & 0xffff) | ((uint64_t)sel << X86_GATE_SEL_SHIFT) |
+		      ((uint64_t)(ist & 7) << X86_GATE_IST_SHIFT) | X86_DESC_TYPE(type) |
+		      X86_DESC_DPL(dpl) | X86_DESC_P | ((off >> 16 & 0xffff) << 48),
+		.hi = off >> 32,
+	};
+}
+
+static inline unsigned x86_gate_ist(uint64_t lo) { return (unsigned)(lo >> X86_GATE_IST_SHIFT) & 7; }
+static inline uint16_t x86_gate_sel(uint64_t lo) { return (uint16_t)(lo >> X86_GATE_SEL_SHIFT); }
+static inline uint64_t x86_gate_offset(uint64_t lo, uint64_t hi)
+{
+	return (lo & 0xffff) | ((lo >> 48 & 0xffff) << 16) | (hi << 32);
+}
+
+/* The 64-bit TSS (SDM 3A §8.7, figure 8-11). */
+struct x86_tss64 {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3;
+	uint16_t iomap_base;
+} __attribute__((packed));
+#define X86_TSS64_LIMIT 0x67u
+
+_Static_assert(__builtin_offsetof(struct x86_tss64, rsp[0]) == 0x04, "TSS RSP0");
+_Static_assert(__builtin_offsetof(struct x86_tss64, ist[0]) == 0x24, "TSS IST1");
+_Static_assert(__builtin_offsetof(struct x86_tss64, iomap_base) == 0x66, "TSS I/O map base");
+_Static_assert(sizeof(struct x86_tss64) == X86_TSS64_LIMIT + 1, "TSS size");
+
+/* CPUID feature bits the VMM reads (SDM 2A CPUID, AMD APM 3 appendix E):
+ * leaf, register, bit. */
+#define X86_CPUID_FEATURES 0x1u
+#define X86_CPUID_1_ECX_PCID_BIT 17
+#define X86_CPUID_1_ECX_XSAVE_BIT 26
+#define X86_CPUID_EXT_FEATURES 0x7u
+#define X86_CPUID_7_EBX_FSGSBASE_BIT 0
+#define X86_CPUID_7_EBX_SMEP_BIT 7
+#define X86_CPUID_7_EBX_SMAP_BIT 20
+#define X86_CPUID_7_ECX_UMIP_BIT 2
+#define X86_CPUID_7_ECX_PKU_BIT 3
+#define X86_CPUID_7_ECX_LA57_BIT 16
+#define X86_CPUID_EXT_INFO 0x80000001u
+#define X86_CPUID_E1_EDX_NX_BIT 20
+#define X86_CPUID_E1_EDX_PAGE1GB_BIT 26
+#define X86_CPUID_ADDR_SIZES 0x80000008u /* EAX 7:0: MAXPHYADDR */
+#define X86_CPUID_HV_BASE 0x40000000u    /* hypervisor leaves (not architectural) */
+
+/* RFLAGS bits that are reserved (bits 63:22, 15, 5, 3; bit 1 reads 1), and
+ * the ones 64-bit SYSRET loads from R11 (SDM 2B SYSRET: R11 & 3C7FD7H | 2). */
+#define X86_RFLAGS_RESERVED 0xffffffffffc08028ull
+#define X86_RFLAGS_SYSRET_MASK 0x3c7fd7ull
 
 /* Canonical 48-bit linear address (SDM 3A §3.3.7.1) */
 static inline int x86_is_canonical48(uint64_t va)

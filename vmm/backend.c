@@ -8,10 +8,10 @@
 #include "backend.h"
 #include "kvm.h"
 #include "status.h"
+#include "x86.h"
 
 /* PVM's hypervisor leaves (its published ABI): 0x40000000 EAX reaches
  * 0x40000002, whose EBX holds "PVM" in little-endian bytes. */
-#define CPUID_HV_BASE 0x40000000u
 #define CPUID_PVM_LEAF 0x40000002u
 #define CPUID_PVM_SIGNATURE 0x4d5650u
 
@@ -56,23 +56,20 @@ static void classify_cpuid(const struct kvm_cpuid_entry2 *t, unsigned n, struct 
 
 	if ((r = cpuid_find(t, n, 0, 0)))
 		signature(f->vendor, r[EBX], r[EDX], r[ECX]);
-	if ((r = cpuid_find(t, n, CPUID_HV_BASE, 0))) {
+	if ((r = cpuid_find(t, n, X86_CPUID_HV_BASE, 0))) {
 		f->hv_max_leaf = r[EAX];
 		signature(f->hv_signature, r[EBX], r[ECX], r[EDX]);
 	}
 	if (f->hv_max_leaf >= CPUID_PVM_LEAF && (r = cpuid_find(t, n, CPUID_PVM_LEAF, 0)))
 		f->pvm_cpuid = r[EBX] == CPUID_PVM_SIGNATURE;
-	/* SDM 2A CPUID: 01H ECX.PCID[17]; 07H EBX.SMEP[7] EBX.SMAP[20]
-	 * ECX.UMIP[2] ECX.PKU[3] ECX.LA57[16]; 80000001H EDX.NX[20]
-	 * EDX.Page1GB[26]. */
-	f->cpu.pcid = cpuid_bit(t, n, 1, ECX, 17);
-	f->cpu.smep = cpuid_bit(t, n, 7, EBX, 7);
-	f->cpu.smap = cpuid_bit(t, n, 7, EBX, 20);
-	f->cpu.umip = cpuid_bit(t, n, 7, ECX, 2);
-	f->cpu.pku = cpuid_bit(t, n, 7, ECX, 3);
-	f->cpu.la57 = cpuid_bit(t, n, 7, ECX, 16);
-	f->cpu.nx = cpuid_bit(t, n, 0x80000001, EDX, 20);
-	f->cpu.gbpages = cpuid_bit(t, n, 0x80000001, EDX, 26);
+	f->cpu.pcid = cpuid_bit(t, n, X86_CPUID_FEATURES, ECX, X86_CPUID_1_ECX_PCID_BIT);
+	f->cpu.smep = cpuid_bit(t, n, X86_CPUID_EXT_FEATURES, EBX, X86_CPUID_7_EBX_SMEP_BIT);
+	f->cpu.smap = cpuid_bit(t, n, X86_CPUID_EXT_FEATURES, EBX, X86_CPUID_7_EBX_SMAP_BIT);
+	f->cpu.umip = cpuid_bit(t, n, X86_CPUID_EXT_FEATURES, ECX, X86_CPUID_7_ECX_UMIP_BIT);
+	f->cpu.pku = cpuid_bit(t, n, X86_CPUID_EXT_FEATURES, ECX, X86_CPUID_7_ECX_PKU_BIT);
+	f->cpu.la57 = cpuid_bit(t, n, X86_CPUID_EXT_FEATURES, ECX, X86_CPUID_7_ECX_LA57_BIT);
+	f->cpu.nx = cpuid_bit(t, n, X86_CPUID_EXT_INFO, EDX, X86_CPUID_E1_EDX_NX_BIT);
+	f->cpu.gbpages = cpuid_bit(t, n, X86_CPUID_EXT_INFO, EDX, X86_CPUID_E1_EDX_PAGE1GB_BIT);
 }
 
 static bool sysfs_has(const char *sysfs, const char *rel)

@@ -65,47 +65,34 @@ static void build_stubs(struct monitor *m)
 
 static void build_idt(struct monitor *m)
 {
-	uint64_t *idt = monitor_page(m, HV_PG_IDT);
+	struct x86_gate64 *idt = monitor_page(m, HV_PG_IDT);
 
-	for (unsigned v = 0; v < 256; v++) {
-		uint64_t off = HV_VA(HV_PG_STUBS) + v * HV_STUB_SIZE;
-		/* SDM 3A §6.14.1: interrupt gate, DPL 0 (so `int n` from the
-		 * guest raises #GP and is emulated), IST 1. */
-		idt[2 * v] = (off & 0xffff) | ((uint64_t)HV_SEL_CS << 16) | (1ull << 32) |
-			     ((uint64_t)X86_GATE_TYPE_INTR << 40) | (1ull << 47) |
-			     ((off >> 16 & 0xffff) << 48);
-		idt[2 * v + 1] = off >> 32;
-	}
+	/* SDM 3A §6.14.1: interrupt gate, DPL 0 (so `int n` from the guest
+	 * raises #GP and is emulated), IST 1. */
+	for (unsigned v = 0; v < 256; v++)
+		idt[v] = x86_gate(HV_VA(HV_PG_STUBS) + v * HV_STUB_SIZE, HV_SEL_CS, 1,
+				  X86_GATE_TYPE_INTR, 0);
 }
 
 static void build_tss(struct monitor *m)
 {
-	uint8_t *tss = monitor_page(m, HV_PG_TSS);
-	uint64_t top = HV_STACK_TOP;
-	uint16_t iomap = 0x68; /* past the limit: no I/O bitmap, CPL > IOPL faults */
+	struct x86_tss64 *tss = monitor_page(m, HV_PG_TSS);
 
-	memcpy(tss + 4, &top, 8);    /* RSP0 */
-	memcpy(tss + 0x24, &top, 8); /* IST1 */
-	memcpy(tss + 0x66, &iomap, 2);
-}
-
-static uint64_t code_data_desc(unsigned type, unsigned dpl, uint64_t flags)
-{
-	return 0xffffull | (0xfull << 48) | X86_DESC_TYPE(type) | X86_DESC_S | X86_DESC_P |
-	       X86_DESC_G | X86_DESC_DPL(dpl) | flags;
+	tss->rsp[0] = HV_STACK_TOP;
+	tss->ist[0] = HV_STACK_TOP;
+	/* past the limit: no I/O bitmap, so port I/O above IOPL faults */
+	tss->iomap_base = X86_TSS64_LIMIT + 1;
 }
 
 static void build_gdt_monitor(struct monitor *m)
 {
 	uint64_t *gdt = monitor_page(m, HV_PG_GDT);
-	uint64_t base = HV_VA(HV_PG_TSS), limit = 0x67;
 
-	gdt[HV_GDT_CS_INDEX] = code_data_desc(X86_SEG_TYPE_CODE_XR | 1, 0, X86_DESC_L);
-	gdt[HV_GDT_SS_INDEX] = code_data_desc(X86_SEG_TYPE_DATA_RW | 1, 0, X86_DESC_DB);
-	gdt[HV_GDT_TSS_INDEX] = limit | ((base & 0xffffff) << 16) |
-				X86_DESC_TYPE(X86_SEG_TYPE_TSS64_BUSY) | X86_DESC_P |
-				((base >> 24 & 0xff) << 56);
-	gdt[HV_GDT_TSS_INDEX + 1] = base >> 32;
+	/* accessed preset (type | 1): the GDT pages are read-only */
+	gdt[HV_GDT_CS_INDEX] = x86_desc_flat(X86_SEG_TYPE_CODE_XR | 1, 0, X86_DESC_L);
+	gdt[HV_GDT_SS_INDEX] = x86_desc_flat(X86_SEG_TYPE_DATA_RW | 1, 0, X86_DESC_DB);
+	x86_desc_tss64(&gdt[HV_GDT_TSS_INDEX], HV_VA(HV_PG_TSS), X86_TSS64_LIMIT,
+		       X86_SEG_TYPE_TSS64_BUSY);
 }
 
 int monitor_create(struct monitor *m, uint32_t pool_pages)
@@ -143,7 +130,7 @@ void monitor_load_gdt(struct monitor *m, const uint64_t *guest, unsigned count)
 	memset(gdt, 0, HV_GDT_CS_INDEX * sizeof(uint64_t));
 	for (unsigned i = 1; i < count; i++) {
 		uint64_t d = guest[i];
-		unsigned dpl = (unsigned)(d >> X86_DESC_DPL_SHIFT) & 3;
+		unsigned dpl = x86_desc_dpl(d);
 
 		if (!(d & X86_DESC_S))
 			continue; /* TSS, LDT, gates: emulated or refused */

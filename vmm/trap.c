@@ -61,29 +61,36 @@ static int acc_cmpxchg(void *opaque, gpa_t gpa, uint64_t *expected, uint64_t des
 
 /* ---- set-up ------------------------------------------------------------------------ */
 
+static bool cpuid_has(const uint32_t regs[4], unsigned reg, unsigned bit)
+{
+	return regs[reg] >> bit & 1;
+}
+
+enum { EAX, EBX, ECX, EDX };
+
 static void probe_cpu(struct vm *vm)
 {
 	uint32_t l1[4], l7[4], e1[4], e8[4];
 
-	vcpu_cpuid(&vm->vcpu, 1, 0, l1);
-	vcpu_cpuid(&vm->vcpu, 7, 0, l7);
-	vcpu_cpuid(&vm->vcpu, 0x80000001, 0, e1);
-	vcpu_cpuid(&vm->vcpu, 0x80000008, 0, e8);
-	vm->maxphyaddr = (e8[0] & 0xff) ? e8[0] & 0xff : 36;
-	vm->gbpages = e1[3] >> 26 & 1;
-	vm->umip = l7[2] >> 2 & 1;
+	vcpu_cpuid(&vm->vcpu, X86_CPUID_FEATURES, 0, l1);
+	vcpu_cpuid(&vm->vcpu, X86_CPUID_EXT_FEATURES, 0, l7);
+	vcpu_cpuid(&vm->vcpu, X86_CPUID_EXT_INFO, 0, e1);
+	vcpu_cpuid(&vm->vcpu, X86_CPUID_ADDR_SIZES, 0, e8);
+	vm->maxphyaddr = (e8[EAX] & 0xff) ? e8[EAX] & 0xff : 36;
+	vm->gbpages = cpuid_has(e1, EDX, X86_CPUID_E1_EDX_PAGE1GB_BIT);
+	vm->umip = cpuid_has(l7, ECX, X86_CPUID_7_ECX_UMIP_BIT);
 	vm->cr4_allowed = X86_CR4_PSE | X86_CR4_PAE | X86_CR4_PGE | X86_CR4_OSFXSR |
 			  X86_CR4_OSXMMEXCPT | X86_BIT(1) /* PVI */ | X86_BIT(2) /* TSD */ |
 			  X86_BIT(3) /* DE */ | X86_BIT(6) /* MCE */ | X86_BIT(8) /* PCE */;
-	if (l7[1] >> 7 & 1)
+	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_SMEP_BIT))
 		vm->cr4_allowed |= X86_CR4_SMEP;
-	if (l7[1] >> 20 & 1)
+	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_SMAP_BIT))
 		vm->cr4_allowed |= X86_CR4_SMAP;
-	if (l7[1] & 1)
+	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_FSGSBASE_BIT))
 		vm->cr4_allowed |= X86_CR4_FSGSBASE;
 	if (vm->umip)
 		vm->cr4_allowed |= X86_CR4_UMIP;
-	if (l1[2] >> 26 & 1)
+	if (cpuid_has(l1, ECX, X86_CPUID_1_ECX_XSAVE_BIT))
 		vm->cr4_allowed |= X86_CR4_OSXSAVE;
 }
 

@@ -7,20 +7,6 @@
 #define GDT_SLOTS 7
 
 /* 64-bit TSS (SDM 3A §8.7, figure 8-11). */
-struct tss64 {
-	uint32_t reserved0;
-	uint64_t rsp[3];
-	uint64_t reserved1;
-	uint64_t ist[7];
-	uint64_t reserved2;
-	uint16_t reserved3;
-	uint16_t iomap_base;
-} __attribute__((packed));
-
-struct gate {
-	uint64_t lo, hi;
-};
-
 struct dtr {
 	uint16_t limit;
 	uint64_t base;
@@ -29,8 +15,8 @@ struct dtr {
 extern const char trap_stubs[];
 
 static uint64_t gdt[GDT_SLOTS] __attribute__((aligned(16)));
-static struct gate idt[TRAP_VECTORS] __attribute__((aligned(16)));
-static struct tss64 tss __attribute__((aligned(16)));
+static struct x86_gate64 idt[TRAP_VECTORS] __attribute__((aligned(16)));
+static struct x86_tss64 tss __attribute__((aligned(16)));
 static uint8_t kstack[KSTACK_SIZE] __attribute__((aligned(16)));
 static trap_handler_t handlers[TRAP_VECTORS];
 
@@ -38,34 +24,24 @@ static trap_handler_t handlers[TRAP_VECTORS];
  * writes the GDT when a selector is loaded. */
 static uint64_t seg_desc(unsigned type, unsigned dpl, uint64_t flags)
 {
-	return 0xffffULL | (0xfULL << 48) | X86_DESC_G | X86_DESC_P | X86_DESC_S |
-	       X86_DESC_TYPE(type | 1) | X86_DESC_DPL(dpl) | flags;
+	return x86_desc_flat(type | 1, dpl, flags);
 }
 
 static void gdt_build(void)
 {
-	uint64_t base = (uint64_t)(uintptr_t)&tss;
-	uint64_t limit = sizeof(tss) - 1;
-
 	gdt[0] = 0;
 	gdt[GDT_KCODE >> 3] = seg_desc(X86_SEG_TYPE_CODE_XR, 0, X86_DESC_L);
 	gdt[GDT_KDATA >> 3] = seg_desc(X86_SEG_TYPE_DATA_RW, 0, X86_DESC_DB);
 	gdt[GDT_UDATA >> 3] = seg_desc(X86_SEG_TYPE_DATA_RW, 3, X86_DESC_DB);
 	gdt[GDT_UCODE >> 3] = seg_desc(X86_SEG_TYPE_CODE_XR, 3, X86_DESC_L);
-	gdt[GDT_TSS >> 3] = (limit & 0xffff) | ((base & 0xffffff) << 16) |
-			    X86_DESC_TYPE(X86_SEG_TYPE_TSS64_AVAIL) | X86_DESC_P |
-			    ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
-	gdt[(GDT_TSS >> 3) + 1] = base >> 32;
+	x86_desc_tss64(&gdt[GDT_TSS >> 3], (uint64_t)(uintptr_t)&tss, sizeof(tss) - 1,
+		       X86_SEG_TYPE_TSS64_AVAIL);
 }
 
 static void set_gate(unsigned vector, unsigned dpl)
 {
-	uint64_t off = (uint64_t)(uintptr_t)(trap_stubs + 16 * vector);
-
-	idt[vector].lo = (off & 0xffff) | ((uint64_t)GDT_KCODE << 16) |
-			 X86_DESC_TYPE(X86_GATE_TYPE_INTR) | X86_DESC_DPL(dpl) | X86_DESC_P |
-			 ((off >> 16) & 0xffff) << 48;
-	idt[vector].hi = off >> 32;
+	idt[vector] = x86_gate((uint64_t)(uintptr_t)(trap_stubs + 16 * vector), GDT_KCODE, 0,
+			       X86_GATE_TYPE_INTR, dpl);
 }
 
 /* The standard reload after lgdt: a far return to the new CS, then the data
