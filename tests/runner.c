@@ -26,6 +26,7 @@ int main(int argc, char **argv)
 		srunner_add_suite(sr, trace_suite());
 		srunner_add_suite(sr, segment_suite());
 		srunner_add_suite(sr, reflect_suite());
+		srunner_add_suite(sr, emulate_suite());
 	} else {
 		sr = srunner_create(integration_suite());
 	}

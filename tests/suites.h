@@ -14,6 +14,7 @@ Suite *shadow_cache_suite(void);
 Suite *trace_suite(void);
 Suite *segment_suite(void);
 Suite *reflect_suite(void);
+Suite *emulate_suite(void);
 
 /* integration: real guests on a real /dev/kvm */
 Suite *integration_suite(void);

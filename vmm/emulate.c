@@ -450,6 +450,7 @@ static enum emu lret(struct vm *vm, struct insn *x)
 			return e;
 		memcpy(&f[2], raw, w);
 		memcpy(&f[3], raw + w, w);
+		f[2] += imm; /* SDM 2A RET: the outer stack's parameters too */
 	}
 	if ((e = far_return(vm, x, f[0], (uint16_t)f[1], outer, f[2], (uint16_t)f[3])) != EMU_JUMPED)
 		return e;
@@ -526,18 +527,20 @@ static enum emu umip_store(struct vm *vm, struct insn *x)
 	}
 }
 
-static bool is_mov_cr(const struct insn *x)
+static bool is_mov_of(const struct insn *x, ZydisRegisterClass class)
 {
 	return x->in.mnemonic == ZYDIS_MNEMONIC_MOV &&
-	       (ZydisRegisterGetClass(x->op[0].reg.value) == ZYDIS_REGCLASS_CONTROL ||
-		ZydisRegisterGetClass(x->op[1].reg.value) == ZYDIS_REGCLASS_CONTROL);
+	       (ZydisRegisterGetClass(x->op[0].reg.value) == class ||
+		ZydisRegisterGetClass(x->op[1].reg.value) == class);
 }
 
 /* The kernel-mode privileged set (DESIGN.md §2). */
 static enum emu kernel_insn(struct vm *vm, struct insn *x)
 {
-	if (is_mov_cr(x))
+	if (is_mov_of(x, ZYDIS_REGCLASS_CONTROL))
 		return mov_cr(vm, x);
+	if (is_mov_of(x, ZYDIS_REGCLASS_DEBUG))
+		return EMU_UNSUPPORTED; /* #GP above CPL0 (SDM 2B MOV DR) */
 	switch (x->in.mnemonic) {
 	case ZYDIS_MNEMONIC_MOV:
 		return x->op[0].reg.value == ZYDIS_REGISTER_SS ? mov_ss(vm, x) : EMU_REFLECT;
@@ -569,9 +572,6 @@ static enum emu kernel_insn(struct vm *vm, struct insn *x)
 	case ZYDIS_MNEMONIC_SYSEXIT:
 		return EMU_UNSUPPORTED;
 	default:
-		if (x->in.mnemonic == ZYDIS_MNEMONIC_MOV &&
-		    ZydisRegisterGetClass(x->op[0].reg.value) == ZYDIS_REGCLASS_DEBUG)
-			return EMU_UNSUPPORTED;
 		return umip_store(vm, x);
 	}
 }
