@@ -2,7 +2,6 @@
 
 #include "devices.h"
 #include "log.h"
-#include "monitor.h"
 #include "shadowvm_abi.h"
 #include "status.h"
 
@@ -121,8 +120,6 @@ void devices_init(struct devices *dev, FILE *console)
 
 int devices_pio(struct devices *dev, uint16_t port, bool in, uint8_t *data, unsigned size)
 {
-	if (dev->trap && !in && (port == HV_PORT_TRAP || port == HV_PORT_SYSCALL))
-		return dev->trap(dev->trap_opaque, port);
 	for (size_t i = 0; i < sizeof(port_map) / sizeof(port_map[0]); i++) {
 		if (port >= port_map[i].base && port - port_map[i].base < port_map[i].count)
 			return port_map[i].fn(dev, (uint16_t)(port - port_map[i].base), in, data, size);

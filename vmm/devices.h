@@ -13,13 +13,8 @@ struct uart {
 	FILE *out;
 };
 
-/* Handler of the monitor's trap ports under --paging=shadow. */
-typedef int (*devices_trap_fn)(void *opaque, uint16_t port);
-
 struct devices {
 	struct uart com1;
-	devices_trap_fn trap; /* NULL under --paging=hw */
-	void *trap_opaque;
 	bool exited;      /* the guest wrote the exit port */
 	uint64_t exit_value;
 	uint64_t unclaimed; /* accesses to ports no device claims */

@@ -23,43 +23,55 @@ int gva_contract(struct vm *vm, const struct shadow_fault_result *res, gva_t gva
 /* SHADOW_RETRY answers before the VMM gives up on its own guest access. */
 #define GVA_RETRIES 16
 
+enum gva_status gva_outcome(struct vm *vm, enum shadow_status st,
+			    const struct shadow_fault_result *res, gva_t gva, struct x86_event *ev,
+			    int *status)
+{
+	switch (st) {
+	case SHADOW_FILLED:
+	case SHADOW_RETRY:
+		return GVA_OK;
+	case SHADOW_GUEST_PF:
+		*ev = (struct x86_event){ .vector = X86_EXC_PF, .has_err = true, .err = res->pferr,
+					  .cr2 = gva };
+		return GVA_FAULT;
+	case SHADOW_GUEST_GP:
+		*ev = (struct x86_event){ .vector = X86_EXC_GP, .has_err = true, .err = 0 };
+		return GVA_FAULT;
+	case SHADOW_ERROR:
+	default:
+		*status = gva_contract(vm, res, gva);
+		return GVA_FATAL;
+	}
+}
+
 /* Translate one page's worth of an access into a host pointer. */
 static enum gva_status translate(struct vm *vm, gva_t gva, unsigned access, uint8_t **host,
 				 struct x86_event *ev, int *status)
 {
 	struct shadow_fault_result res;
 	enum shadow_status st;
+	enum gva_status gs;
 	int tries = 0;
 
 	while ((st = shadow_fault(vm->shadow, gva, access, &res)) == SHADOW_RETRY &&
 	       ++tries < GVA_RETRIES)
 		;
-	switch (st) {
-	case SHADOW_FILLED:
-		*host = mem_gpa(&vm->mem, res.gpa, 1);
-		if (!*host) {
-			res.err = SHADOW_ERR_PAGE_OUTSIDE_RAM;
-			*status = gva_contract(vm, &res, gva);
-			return GVA_FATAL;
-		}
-		return GVA_OK;
-	case SHADOW_GUEST_PF:
-		*ev = (struct x86_event){ .vector = X86_EXC_PF, .has_err = true, .err = res.pferr,
-					  .cr2 = gva };
-		return GVA_FAULT;
-	case SHADOW_GUEST_GP:
-		*ev = (struct x86_event){ .vector = X86_EXC_GP, .has_err = true, .err = 0 };
-		return GVA_FAULT;
-	case SHADOW_RETRY:
+	if (st == SHADOW_RETRY) {
 		pr_err("shadow: no stable translation of gva=0x%llx for the VMM's own access after %d tries (rip=0x%llx)",
 		       (unsigned long long)gva, GVA_RETRIES, (unsigned long long)vm->regs.rip);
 		*status = VMM_E_INTERNAL;
 		return GVA_FATAL;
-	case SHADOW_ERROR:
-	default:
+	}
+	if ((gs = gva_outcome(vm, st, &res, gva, ev, status)) != GVA_OK)
+		return gs;
+	*host = mem_gpa(&vm->mem, res.gpa, 1);
+	if (!*host) {
+		res.err = SHADOW_ERR_PAGE_OUTSIDE_RAM;
 		*status = gva_contract(vm, &res, gva);
 		return GVA_FATAL;
 	}
+	return GVA_OK;
 }
 
 static enum gva_status copy(struct vm *vm, gva_t gva, uint8_t *buf, size_t len,

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shadow.h"
 #include "types.h"
 
 struct vm;
@@ -37,6 +38,14 @@ enum gva_status gva_read(struct vm *vm, gva_t gva, void *buf, size_t len, unsign
 			 struct x86_event *ev, int *status);
 enum gva_status gva_write(struct vm *vm, gva_t gva, const void *buf, size_t len,
 			  unsigned access, struct x86_event *ev, int *status);
+
+/* The one mapping of a shadow_fault() outcome to what the access sees:
+ * GVA_OK when filled (or to be retried), GVA_FAULT with the guest's
+ * exception in *ev (#PF with its error code and CR2, #GP), GVA_FATAL with
+ * the contract violation reported and *status set. */
+enum gva_status gva_outcome(struct vm *vm, enum shadow_status st,
+			    const struct shadow_fault_result *res, gva_t gva, struct x86_event *ev,
+			    int *status);
 
 /* Report a shadow_fault() error (reserved slot, GPA outside RAM) as the
  * guest's contract violation; returns VMM_E_CONTRACT. */

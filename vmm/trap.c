@@ -21,190 +21,6 @@
  * evicts the translation another of its accesses needs. */
 #define EVICT_LOOP_LIMIT 64
 
-/* ---- guest memory accessor for the shadow MMU ----------------------------------- */
-
-static uint64_t *pte_ptr(void *opaque, gpa_t gpa)
-{
-	struct vm *vm = opaque;
-	return (gpa & 7) ? NULL : mem_gpa(&vm->mem, gpa, 8);
-}
-
-static int acc_read(void *opaque, gpa_t gpa, uint64_t *val)
-{
-	uint64_t *p = pte_ptr(opaque, gpa);
-
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	*val = __atomic_load_n(p, __ATOMIC_SEQ_CST);
-	return SHADOW_MEM_OK;
-}
-
-static int acc_write(void *opaque, gpa_t gpa, uint64_t val)
-{
-	uint64_t *p = pte_ptr(opaque, gpa);
-
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	__atomic_store_n(p, val, __ATOMIC_SEQ_CST);
-	return SHADOW_MEM_OK;
-}
-
-static int acc_cmpxchg(void *opaque, gpa_t gpa, uint64_t *expected, uint64_t desired)
-{
-	uint64_t *p = pte_ptr(opaque, gpa);
-
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
-					   __ATOMIC_SEQ_CST) ? SHADOW_MEM_OK : SHADOW_MEM_CHANGED;
-}
-
-/* ---- set-up ------------------------------------------------------------------------ */
-
-static bool cpuid_has(const uint32_t regs[4], unsigned reg, unsigned bit)
-{
-	return regs[reg] >> bit & 1;
-}
-
-enum { EAX, EBX, ECX, EDX };
-
-static void probe_cpu(struct vm *vm)
-{
-	uint32_t l1[4], l7[4], e1[4], e8[4];
-
-	vcpu_cpuid(&vm->vcpu, X86_CPUID_FEATURES, 0, l1);
-	vcpu_cpuid(&vm->vcpu, X86_CPUID_EXT_FEATURES, 0, l7);
-	vcpu_cpuid(&vm->vcpu, X86_CPUID_EXT_INFO, 0, e1);
-	vcpu_cpuid(&vm->vcpu, X86_CPUID_ADDR_SIZES, 0, e8);
-	vm->maxphyaddr = (e8[EAX] & 0xff) ? e8[EAX] & 0xff : 36;
-	vm->gbpages = cpuid_has(e1, EDX, X86_CPUID_E1_EDX_PAGE1GB_BIT);
-	vm->umip = cpuid_has(l7, ECX, X86_CPUID_7_ECX_UMIP_BIT);
-	vm->cr4_allowed = X86_CR4_PSE | X86_CR4_PAE | X86_CR4_PGE | X86_CR4_OSFXSR |
-			  X86_CR4_OSXMMEXCPT | X86_BIT(1) /* PVI */ | X86_BIT(2) /* TSD */ |
-			  X86_BIT(3) /* DE */ | X86_BIT(6) /* MCE */ | X86_BIT(8) /* PCE */;
-	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_SMEP_BIT))
-		vm->cr4_allowed |= X86_CR4_SMEP;
-	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_SMAP_BIT))
-		vm->cr4_allowed |= X86_CR4_SMAP;
-	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_FSGSBASE_BIT))
-		vm->cr4_allowed |= X86_CR4_FSGSBASE;
-	if (vm->umip)
-		vm->cr4_allowed |= X86_CR4_UMIP;
-	if (cpuid_has(l1, ECX, X86_CPUID_1_ECX_XSAVE_BIT))
-		vm->cr4_allowed |= X86_CR4_OSXSAVE;
-}
-
-static int create_shadow(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
-{
-	struct shadow_config cfg = {
-		.mem = { acc_read, acc_write, acc_cmpxchg, vm, vm->mem.size },
-		.pool = { HV_MPA(HV_PG_POOL), monitor_page(&vm->mon, HV_PG_POOL), pool_pages },
-		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
-		.hv_entry = vm->mon.pml4e,
-		.cpu = { .cr0_wp = true, .efer_nxe = true, .gbpages = vm->gbpages,
-			 .maxphyaddr = vm->maxphyaddr },
-		.vcr3 = SVM_ABI_PML4_GPA,
-		.hook = vm->trace ? trace_shadow_event : NULL,
-		.hook_opaque = vm->trace,
-		.opts = vm->opts->shadow_opts,
-	};
-
-	vm->shadow = shadow_create(&cfg);
-	if (!vm->shadow) {
-		snprintf(err, errlen, "cannot create the shadow MMU (pool of %u pages, maxphyaddr %u)",
-			 pool_pages, vm->maxphyaddr);
-		return VMM_E_INTERNAL;
-	}
-	return VMM_OK;
-}
-
-static int set_msrs(struct vm *vm, char *err, size_t errlen)
-{
-	struct { struct kvm_msrs h; struct kvm_msr_entry e[3]; } m = {
-		.h = { .nmsrs = 3 },
-		.e = {
-			{ .index = X86_MSR_STAR, .data = (uint64_t)HV_SEL_CS << 32 },
-			{ .index = X86_MSR_LSTAR, .data = HV_SYSCALL_STUB },
-			{ .index = X86_MSR_SFMASK, .data = X86_RFLAGS_IF | X86_RFLAGS_TF | X86_RFLAGS_DF |
-							   X86_RFLAGS_AC | X86_RFLAGS_NT },
-		},
-	};
-
-	if (ioctl(vm->vcpu.fd, KVM_SET_MSRS, &m) != 3) {
-		snprintf(err, errlen, "KVM_SET_MSRS for the syscall stub: %s", strerror(errno));
-		return VMM_E_INTERNAL;
-	}
-	return VMM_OK;
-}
-
-/* The ABI boot state (include/shadowvm_abi.h), deprivileged. */
-static int boot_state(struct vm *vm, char *err, size_t errlen)
-{
-	struct vcpu_virt *v = &vm->virt;
-	struct kvm_segment data;
-
-	*v = (struct vcpu_virt){
-		.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG,
-		.cr3 = SVM_ABI_PML4_GPA,
-		.cr4 = X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT,
-		.efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE,
-		.gdt_base = SVM_ABI_GDT_GPA, .gdt_limit = 3 * 8 - 1,
-	};
-	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &vm->regs) < 0 ||
-	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &vm->sregs) < 0)
-		goto fail;
-	monitor_load_gdt(&vm->mon, mem_gpa(&vm->mem, SVM_ABI_GDT_GPA, 24), 3);
-	if (!seg_load_cs(vm, SVM_ABI_SEL_CODE64, 1) || !seg_load_ss(vm, SVM_ABI_SEL_DATA, 1)) {
-		snprintf(err, errlen, "boot GDT descriptors rejected");
-		return VMM_E_INTERNAL;
-	}
-	seg_from_desc(&data, SVM_ABI_SEL_DATA, monitor_descriptor(&vm->mon, SVM_ABI_SEL_DATA));
-	vm->sregs.ds = vm->sregs.es = vm->sregs.fs = vm->sregs.gs = data;
-	vm->sregs.gdt = (struct kvm_dtable){ .base = HV_VA(HV_PG_GDT), .limit = HV_GDT_ENTRIES * 8 - 1 };
-	vm->sregs.idt = (struct kvm_dtable){ .base = HV_VA(HV_PG_IDT), .limit = 256 * 16 - 1 };
-	seg_from_desc(&vm->sregs.tr, HV_SEL_TSS, monitor_descriptor(&vm->mon, HV_SEL_TSS));
-	vm->sregs.tr.base = HV_VA(HV_PG_TSS);
-	vm->regs.rflags = X86_RFLAGS_FIXED | (1ull << X86_RFLAGS_IOPL_SHIFT);
-	emulate_sync_control(vm);
-	if (ioctl(vm->vcpu.fd, KVM_SET_SREGS, &vm->sregs) < 0 ||
-	    ioctl(vm->vcpu.fd, KVM_SET_REGS, &vm->regs) < 0)
-		goto fail;
-	return set_msrs(vm, err, errlen);
-fail:
-	snprintf(err, errlen, "setting the deprivileged boot state: %s", strerror(errno));
-	return VMM_E_INTERNAL;
-}
-
-int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
-{
-	int rc;
-
-	probe_cpu(vm);
-	if (HV_BASE + ((uint64_t)HV_PG_POOL + pool_pages) * 4096 > (1ull << vm->maxphyaddr)) {
-		snprintf(err, errlen, "hypervisor slot end exceeds MAXPHYADDR %u", vm->maxphyaddr);
-		return VMM_E_NOKVM;
-	}
-	if (monitor_create(&vm->mon, pool_pages) != 0) {
-		snprintf(err, errlen, "cannot map the monitor: %s", strerror(errno));
-		return VMM_E_INTERNAL;
-	}
-	if ((rc = kvm_set_memslot(&vm->kvm, 1, HV_BASE, vm->mon.size, vm->mon.host, err, errlen)))
-		return rc;
-	if ((rc = create_shadow(vm, pool_pages, err, errlen)))
-		return rc;
-	vm->dev.trap = trap_handle;
-	vm->dev.trap_opaque = vm;
-	return boot_state(vm, err, errlen);
-}
-
-void trap_fini(struct vm *vm)
-{
-	if (vm->shadow)
-		shadow_destroy(vm->shadow);
-	vm->shadow = NULL;
-	monitor_destroy(&vm->mon);
-}
-
 /* ---- the trap path ------------------------------------------------------------------ */
 
 static bool has_error_code(unsigned v)
@@ -231,74 +47,80 @@ static bool restore_frame(struct vm *vm, const struct hv_trap_frame *f)
  * one instruction evicts at every fault too, but on pages never seen.) */
 static bool evict_loop(struct vm *vm, gva_t gva)
 {
-	static struct { uint64_t rip, evictions; gva_t page[4]; unsigned n, next; } ev;
+	struct trap_evict_history *ev = &vm->history.evict;
 	struct shadow_stats st;
 	bool seen = false;
 
 	gva &= X86_PAGE_MASK;
 	for (unsigned i = 0; i < 4; i++)
-		seen |= ev.page[i] == gva;
+		seen |= ev->page[i] == gva;
 	shadow_get_stats(vm->shadow, &st);
-	if (st.evictions != ev.evictions && vm->regs.rip == ev.rip && seen)
-		ev.n++;
+	if (st.evictions != ev->evictions && vm->regs.rip == ev->rip && seen)
+		ev->n++;
 	else
-		ev.n = 0;
-	ev.rip = vm->regs.rip;
-	ev.evictions = st.evictions;
-	ev.page[ev.next++ % 4] = gva;
-	if (ev.n < EVICT_LOOP_LIMIT)
+		ev->n = 0;
+	ev->rip = vm->regs.rip;
+	ev->evictions = st.evictions;
+	ev->page[ev->next++ % 4] = gva;
+	if (ev->n < EVICT_LOOP_LIMIT)
 		return false;
 	pr_err("shadow: the instruction at rip=0x%llx needs more shadow pages than the pool's %u: each of its faults evicts what another needs (raise --shadow-pool)",
 	       (unsigned long long)vm->regs.rip, vm->opts->pool_pages);
 	return true;
 }
 
+/* True (with the diagnosis printed) when the same hidden fault comes back
+ * REPEAT_LIMIT times in a row: the fill did not take.  Only back-to-back
+ * traps count: a guest that rewrites its entry and flushes (trapping) in
+ * between may fault at the same place again. */
+static bool fill_stuck(struct vm *vm, gva_t gva, uint64_t err)
+{
+	struct trap_fault_history *last = &vm->history.repeat;
+
+	if (last->trap + 1 == vm->tstats.traps && last->gva == gva && last->rip == vm->regs.rip &&
+	    last->err == err) {
+		last->trap = vm->tstats.traps;
+		if (++last->n < REPEAT_LIMIT)
+			return false;
+		pr_err("shadow: fill did not resolve the fault gva=0x%llx err=0x%llx rip=0x%llx",
+		       (unsigned long long)gva, (unsigned long long)err, (unsigned long long)vm->regs.rip);
+		return true;
+	}
+	*last = (struct trap_fault_history){ .gva = gva, .rip = vm->regs.rip, .err = err,
+					     .trap = vm->tstats.traps };
+	return false;
+}
+
 static int hidden_pf(struct vm *vm, uint64_t err)
 {
-	static struct { gva_t gva; uint64_t rip, err, trap; unsigned n; } last;
 	struct shadow_fault_result res;
 	enum shadow_status st;
 	gva_t gva = vm->sregs.cr2;
+	struct x86_event ev;
+	int rc = VMM_E_INTERNAL;
 
 	if (err & X86_PF_RSVD) {
 		pr_err("shadow: reserved-bit fault on a shadow entry gva=0x%llx err=0x%llx",
 		       (unsigned long long)gva, (unsigned long long)err);
 		return VMM_E_INTERNAL;
 	}
-	/* Only back-to-back traps count: a guest that rewrites its entry and
-	 * flushes (trapping) in between may fault at the same place again. */
-	if (last.trap + 1 == vm->tstats.traps && last.gva == gva && last.rip == vm->regs.rip &&
-	    last.err == err) {
-		last.trap = vm->tstats.traps;
-		if (++last.n >= REPEAT_LIMIT) {
-			pr_err("shadow: fill did not resolve the fault gva=0x%llx err=0x%llx rip=0x%llx",
-			       (unsigned long long)gva, (unsigned long long)err,
-			       (unsigned long long)vm->regs.rip);
-			return VMM_E_INTERNAL;
-		}
-	} else {
-		last.gva = gva, last.rip = vm->regs.rip, last.err = err, last.n = 0;
-		last.trap = vm->tstats.traps;
-	}
+	if (fill_stuck(vm, gva, err))
+		return VMM_E_INTERNAL;
 	emulate_sync_control(vm); /* the walker needs the current RFLAGS.AC */
 	trace_hidden_fault(vm->trace, err);
 	st = shadow_fault(vm->shadow, gva, shadow_access_from_pferr(err), &res);
 	if (evict_loop(vm, gva))
 		return VMM_E_INTERNAL;
-	switch (st) {
-	case SHADOW_FILLED:
-		vm->tstats.hidden_pf++;
-		/* fall through */
-	case SHADOW_RETRY:
+	switch (gva_outcome(vm, st, &res, gva, &ev, &rc)) {
+	case GVA_OK:
+		vm->tstats.hidden_pf += st == SHADOW_FILLED;
 		return VM_CONTINUE;
-	case SHADOW_GUEST_PF:
-		return reflect_event(vm, (struct x86_event){ .vector = X86_EXC_PF, .has_err = true,
-							     .err = res.pferr, .cr2 = gva });
-	case SHADOW_GUEST_GP:
-		return reflect_event(vm, (struct x86_event){ .vector = X86_EXC_GP, .has_err = true });
-	default:
-		return gva_contract(vm, &res, gva);
+	case GVA_FAULT:
+		return reflect_event(vm, ev);
+	case GVA_FATAL:
+		break;
 	}
+	return rc;
 }
 
 static int dispatch_vector(struct vm *vm, unsigned vector, uint64_t err)

@@ -158,8 +158,13 @@ static int exit_io(struct vcpu *vcpu, struct devices *dev)
 		dump(vcpu, "KVM reported port I/O data outside kvm_run");
 		return VMM_E_INTERNAL;
 	}
-	for (uint32_t i = 0; i < run->io.count && rc == CONTINUE; i++, data += run->io.size)
-		rc = devices_pio(dev, run->io.port, in, data, run->io.size);
+	for (uint32_t i = 0; i < run->io.count && rc == CONTINUE; i++, data += run->io.size) {
+		uint16_t port = run->io.port;
+		if (!in && vcpu->trap.fn && port >= vcpu->trap.lo && port <= vcpu->trap.hi)
+			rc = vcpu->trap.fn(vcpu->trap.opaque, port);
+		else
+			rc = devices_pio(dev, port, in, data, run->io.size);
+	}
 	return rc;
 }
 

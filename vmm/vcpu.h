@@ -13,6 +13,14 @@
 
 #define VCPU_EXIT_REASONS 64 /* KVM_EXIT_* values counted individually */
 
+/* Ports [lo, hi] whose writes are trap entries, not device accesses: the
+ * run loop hands them to fn before any device sees them. */
+struct vcpu_trap {
+	uint16_t lo, hi;
+	int (*fn)(void *opaque, uint16_t port);
+	void *opaque;
+};
+
 struct vcpu {
 	int fd;
 	struct kvm_run *run;
@@ -20,6 +28,7 @@ struct vcpu {
 	uint64_t exits;                     /* all KVM_RUN returns with an exit */
 	uint64_t exits_by_reason[VCPU_EXIT_REASONS];
 	struct kvm_cpuid2 *cpuid;           /* what the vCPU was given */
+	struct vcpu_trap trap;              /* fn NULL: no trap ports (hw mode) */
 };
 
 /* CPUID leaf/subleaf as the vCPU sees it; all zero if absent. */

@@ -10,7 +10,7 @@
 #include "log.h"
 #include "mem.h"
 #include "shadow.h"
-#include "trap.h"
+#include "trap_setup.h"
 #include "stats.h"
 #include "status.h"
 #include "trace.h"

@@ -40,6 +40,24 @@ struct trap_stats {
 	uint64_t syscalls;
 };
 
+/* The trap path's memory of the last hidden faults (trap.c). */
+struct trap_fault_history {
+	gva_t gva;
+	uint64_t rip, err, trap;
+	unsigned n; /* repeats in a row */
+};
+
+struct trap_evict_history {
+	uint64_t rip, evictions;
+	gva_t page[4];
+	unsigned n, next;
+};
+
+struct trap_history {
+	struct trap_fault_history repeat;
+	struct trap_evict_history evict;
+};
+
 struct vm {
 	const struct options *opts;
 	struct kvm kvm;
@@ -53,6 +71,7 @@ struct vm {
 	struct shadow *shadow;
 	struct vcpu_virt virt;
 	struct trap_stats tstats;
+	struct trap_history history;
 	struct trace *trace;    /* --trace, or NULL */
 	uint64_t cr4_allowed;   /* guest CR4 bits the CPU supports */
 	bool umip;              /* real CR4.UMIP available */
