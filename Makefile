@@ -51,7 +51,7 @@ VMM_SRCS     := vmm/main.c vmm/vm.c vmm/vcpu.c vmm/boot.c vmm/trap.c vmm/trap_se
 
 # ---- tests/ ----------------------------------------------------------------
 UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
-                tests/check_shadow.c tests/check_trace.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c
+                tests/check_shadow.c tests/check_trace.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c
 INTEG_SUITES := tests/check_integration.c
 TEST_SRCS    := tests/runner.c tests/util.c tests/fake_vm.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)

@@ -27,6 +27,7 @@ int main(int argc, char **argv)
 		srunner_add_suite(sr, segment_suite());
 		srunner_add_suite(sr, reflect_suite());
 		srunner_add_suite(sr, emulate_suite());
+		srunner_add_suite(sr, gva_suite());
 	} else {
 		sr = srunner_create(integration_suite());
 	}

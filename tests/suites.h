@@ -15,6 +15,7 @@ Suite *trace_suite(void);
 Suite *segment_suite(void);
 Suite *reflect_suite(void);
 Suite *emulate_suite(void);
+Suite *gva_suite(void);
 
 /* integration: real guests on a real /dev/kvm */
 Suite *integration_suite(void);
