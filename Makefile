@@ -45,8 +45,8 @@ FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdin
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \
                 vmm/trace.c vmm/trace_summary.c vmm/backend.c vmm/kvm.c \
-                vmm/monitor.c vmm/segment.c vmm/gva.c vmm/reflect.c vmm/emulate.c
-VMM_SRCS     := vmm/main.c vmm/vm.c vmm/vcpu.c vmm/boot.c vmm/trap.c vmm/trap_setup.c \
+                vmm/monitor.c vmm/segment.c vmm/gva.c vmm/reflect.c vmm/emulate.c vmm/control.c
+VMM_SRCS     := vmm/main.c vmm/run.c vmm/vcpu.c vmm/boot.c vmm/trap.c vmm/trap_setup.c \
                 vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "control.h"
 #include "emulate.h"
 #include "fake_vm.h"
 #include "monitor.h"
@@ -40,11 +41,19 @@ struct insn_bytes {
 #define CR4_BOOT (X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT)
 #define EFER_BOOT (X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE)
 
+/* One trap as trap.c runs it: the emulation, then the control-register sync
+ * that every resume makes (control.c), so the real CR0/CR3/CR4/EFER and the
+ * shadow's CPU state can be checked after it. */
 static int emulate(unsigned vector, uint32_t err, struct insn_bytes in)
 {
+	int st;
+
 	rip0 = vm->regs.rip;
 	fake_vm_code(vm, in.b, in.n);
-	return emulate_fault(vm, vector, err);
+	st = emulate_fault(vm, vector, err);
+	if (st == VM_CONTINUE)
+		control_sync(vm);
+	return st;
 }
 
 static int gp(struct insn_bytes in)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "control.h"
 #include "emulate.h"
 #include "log.h"
 #include "reflect.h"
@@ -132,57 +133,6 @@ static enum emu rm_write(struct vm *vm, struct insn *x, const ZydisDecodedOperan
 
 /* ---- control registers ------------------------------------------------------------ */
 
-static void update_shadow_cpu(struct vm *vm)
-{
-	struct shadow_cpu c = *shadow_cpu_state(vm->shadow);
-
-	c.cr0_wp = vm->virt.cr0 & X86_CR0_WP;
-	c.cr4_smep = vm->virt.cr4 & X86_CR4_SMEP;
-	c.cr4_smap = vm->virt.cr4 & X86_CR4_SMAP;
-	c.efer_nxe = vm->virt.efer & X86_EFER_NXE;
-	c.rflags_ac = vm->regs.rflags & X86_RFLAGS_AC;
-	shadow_set_cpu(vm->shadow, &c);
-}
-
-void emulate_sync_control(struct vm *vm)
-{
-	const uint64_t cr0_pass = X86_CR0_MP | X86_CR0_EM | X86_CR0_TS | X86_CR0_AM;
-	const uint64_t cr4_pass = X86_CR4_SMEP | X86_CR4_SMAP | X86_CR4_FSGSBASE | X86_CR4_OSXSAVE;
-
-	update_shadow_cpu(vm);
-	vm->sregs.cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_WP | X86_CR0_NE | X86_CR0_ET |
-			(vm->virt.cr0 & cr0_pass);
-	vm->sregs.cr4 = X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT |
-			(vm->umip ? X86_CR4_UMIP : 0) | (vm->virt.cr4 & cr4_pass);
-	vm->sregs.efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | (vm->virt.efer & X86_EFER_SCE);
-	vm->sregs.cr3 = shadow_root(vm->shadow);
-	vm->sregs.cr2 = vm->virt.cr2;
-}
-
-static enum emu write_cr0(struct vm *vm, uint64_t v)
-{
-	/* SDM 2A MOV CR0: reserved bits 63:32, PG without PE, NW without CD;
-	 * clearing PG or PE in 64-bit mode would leave IA-32e mode. */
-	if ((v >> 32) || !(v & X86_CR0_PG) || !(v & X86_CR0_PE) ||
-	    ((v & X86_CR0_NW) && !(v & X86_CR0_CD)))
-		return EMU_GP;
-	vm->virt.cr0 = v | X86_CR0_ET;
-	return EMU_DONE;
-}
-
-static enum emu write_cr4(struct vm *vm, uint64_t v)
-{
-	uint64_t old = vm->virt.cr4;
-
-	if ((v & ~vm->cr4_allowed) || !(v & X86_CR4_PAE) || ((v ^ old) & X86_CR4_LA57))
-		return EMU_GP;
-	vm->virt.cr4 = v;
-	/* SDM 3A §4.10.4.1: toggling PGE (or PSE, SMEP...) invalidates all. */
-	if ((v ^ old) & (X86_CR4_PGE | X86_CR4_PSE))
-		shadow_flush(vm->shadow);
-	return EMU_DONE;
-}
-
 static enum emu mov_cr(struct vm *vm, struct insn *x)
 {
 	bool to_cr = x->op[0].reg.value >= ZYDIS_REGISTER_CR0 && x->op[0].reg.value <= ZYDIS_REGISTER_CR15;
@@ -202,14 +152,10 @@ static enum emu mov_cr(struct vm *vm, struct insn *x)
 		return EMU_DONE;
 	}
 	switch (cr) {
-	case 0: return write_cr0(vm, v);
+	case 0: return control_write_cr0(vm, v) ? EMU_DONE : EMU_GP;
 	case 2: vm->virt.cr2 = v; return EMU_DONE;
-	case 3:
-		if (!shadow_set_cr3(vm->shadow, v))
-			return EMU_GP;
-		vm->virt.cr3 = v;
-		return EMU_DONE;
-	default: return write_cr4(vm, v);
+	case 3: return control_write_cr3(vm, v) ? EMU_DONE : EMU_GP;
+	default: return control_write_cr4(vm, v) ? EMU_DONE : EMU_GP;
 	}
 }
 
@@ -218,10 +164,10 @@ static enum emu mov_cr(struct vm *vm, struct insn *x)
 /* Copy the guest's GDT into the real one (monitor_load_gdt translates). */
 static enum emu gdt_sync(struct vm *vm, struct insn *x)
 {
-	static uint64_t buf[HV_GDT_ENTRIES];
+	uint64_t *buf = vm->gdt_copy;
 	unsigned count = ((unsigned)vm->virt.gdt_limit + 1) / 8;
 
-	memset(buf, 0, sizeof(buf));
+	memset(buf, 0, sizeof(vm->gdt_copy));
 	if (gva_read(vm, vm->virt.gdt_base, buf, count * 8, 0, &x->ev, &x->status) != GVA_OK) {
 		pr_err("guest broke the ABI: GDT at 0x%llx (limit 0x%x) is not mapped at lgdt, rip=0x%llx",
 		       (unsigned long long)vm->virt.gdt_base, vm->virt.gdt_limit,
@@ -668,11 +614,9 @@ int emulate_fault(struct vm *vm, unsigned vector, uint32_t err)
 		vm->regs.rip += x.in.length;
 		vm->regs.rflags &= ~X86_RFLAGS_RF;
 		vm->tstats.emulated++;
-		emulate_sync_control(vm);
 		return VM_CONTINUE;
 	case EMU_JUMPED:
 		vm->tstats.emulated++;
-		emulate_sync_control(vm);
 		return VM_CONTINUE;
 	case EMU_GP: return reflect_event(vm, (struct x86_event){ .vector = X86_EXC_GP, .has_err = true });
 	case EMU_FAULT: return reflect_event(vm, x.ev);

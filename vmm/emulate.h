@@ -14,8 +14,4 @@ struct vm;
  * "unsupported instruction <bytes> at RIP". */
 int emulate_fault(struct vm *vm, unsigned vector, uint32_t err);
 
-/* Recompute the real CR0/CR4/EFER/CR3 from the virtual ones (after any
- * change), flushing the real TLB when the shadow asks for it. */
-void emulate_sync_control(struct vm *vm);
-
 #endif

@@ -6,7 +6,7 @@
 #include "log.h"
 #include "status.h"
 #include "trace_summary.h"
-#include "vm.h"
+#include "run.h"
 
 int main(int argc, char **argv)
 {
@@ -28,9 +28,9 @@ int main(int argc, char **argv)
 		printf("shadowvm %s\n", SHADOWVM_VERSION);
 		return VMM_OK;
 	case CLI_CHECK:
-		return vm_check(&opts);
+		return run_check(&opts);
 	case CLI_RUN:
-		return vm_run(&opts);
+		return run_guest(&opts);
 	case CLI_KVM:
 		return backend_main(opts.kvm_format);
 	case CLI_TRACE_SUMMARY:

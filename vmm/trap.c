@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "control.h"
 #include "emulate.h"
 #include "gva.h"
 #include "log.h"
@@ -106,7 +107,6 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 	}
 	if (fill_stuck(vm, gva, err))
 		return VMM_E_INTERNAL;
-	emulate_sync_control(vm); /* the walker needs the current RFLAGS.AC */
 	trace_hidden_fault(vm->trace, err);
 	st = shadow_fault(vm->shadow, gva, shadow_access_from_pferr(err), &res);
 	if (evict_loop(vm, gva))
@@ -184,7 +184,7 @@ static int commit(struct vm *vm)
 			return VMM_E_INTERNAL;
 		}
 	}
-	emulate_sync_control(vm);
+	control_sync(vm);
 	if (shadow_take_tlb_flush(vm->shadow)) {
 		struct kvm_sregs tmp = vm->sregs;
 		tmp.cr3 = HV_MPA(HV_PG_PDPT);
@@ -239,6 +239,7 @@ int trap_handle(void *opaque, uint16_t port)
 	if (vm->sregs.cs.selector != HV_SEL_CS)
 		return VM_CONTINUE;
 	vm->tstats.traps++;
+	control_refresh_ac(vm);
 	rc = monitor_entry(vm, port);
 	if (rc != VM_CONTINUE)
 		return rc;

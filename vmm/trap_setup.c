@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "emulate.h"
+#include "control.h"
 #include "segment.h"
 #include "shadow.h"
 #include "status.h"
@@ -160,7 +160,7 @@ static int boot_state(struct vm *vm, char *err, size_t errlen)
 	seg_from_desc(&vm->sregs.tr, HV_SEL_TSS, monitor_descriptor(&vm->mon, HV_SEL_TSS));
 	vm->sregs.tr.base = HV_VA(HV_PG_TSS);
 	vm->regs.rflags = X86_RFLAGS_FIXED | (1ull << X86_RFLAGS_IOPL_SHIFT);
-	emulate_sync_control(vm);
+	control_sync(vm);
 	if (ioctl(vm->vcpu.fd, KVM_SET_SREGS, &vm->sregs) < 0 ||
 	    ioctl(vm->vcpu.fd, KVM_SET_REGS, &vm->regs) < 0)
 		goto fail;

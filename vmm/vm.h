@@ -1,5 +1,5 @@
-/* One guest run, from image to exit status: the top of the VMM, and the
- * state every part of a run shares. */
+/* The state every part of one guest run shares (struct vm).  The run itself,
+ * from image to exit status, is run.c, the top of the VMM. */
 #ifndef SHADOWVM_VM_H
 #define SHADOWVM_VM_H
 
@@ -77,16 +77,10 @@ struct vm {
 	bool umip;              /* real CR4.UMIP available */
 	unsigned maxphyaddr;
 	bool gbpages;
+	uint64_t gdt_copy[HV_GDT_ENTRIES]; /* lgdt's read of the guest GDT */
 	/* register cache of the current trap */
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 };
-
-/* Load opts->image, run it on KVM and return the exit status (the guest's
- * exit value or a VMM_E_* status).  Every failure is reported once, here. */
-int vm_run(const struct options *opts);
-
-/* Validate opts->image without KVM.  VMM_OK, VMM_E_IMAGE or VMM_E_NOINPUT. */
-int vm_check(const struct options *opts);
 
 #endif

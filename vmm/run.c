@@ -14,6 +14,7 @@
 #include "stats.h"
 #include "status.h"
 #include "trace.h"
+#include "run.h"
 #include "vcpu.h"
 #include "vm.h"
 #include "watchdog.h"
@@ -165,7 +166,7 @@ static int finish(struct vm *vm, int rc, double secs)
 	return rc;
 }
 
-int vm_run(const struct options *opts)
+int run_guest(const struct options *opts)
 {
 	static struct vm vm;
 	char err[512] = "";
@@ -209,7 +210,7 @@ out:
 	return rc;
 }
 
-int vm_check(const struct options *opts)
+int run_check(const struct options *opts)
 {
 	struct elf_image img;
 	char err[512];
