@@ -61,6 +61,14 @@ static int gp(struct insn_bytes in)
 	return emulate(X86_EXC_GP, 0, in);
 }
 
+/* What the trap path does before resuming the guest: the real control
+ * registers and the shadow MMU's CPU state from the virtual ones.  The
+ * assertions on those go through here, wherever the trap path does it. */
+static void sync(void)
+{
+	emulate_sync_control(vm);
+}
+
 /* Emulated: RIP past the instruction, RF clear (SDM 3A §17.3.1.1). */
 static void assert_done(int st, size_t len)
 {
@@ -134,6 +142,7 @@ START_TEST(test_emulate_mov_to_cr0_cr4_checks_reserved_and_invalid_bits)
 	}
 	assert_done(st, 3);
 	ck_assert_uint_eq(*virt, v);
+	sync();
 	/* The real CR0 keeps paging, protection and WP, the real CR4 PAE and
 	 * UMIP, whatever the guest wants (DESIGN.md §2); TS and AM are the
 	 * guest's, and the shadow walks with the guest's WP, SMEP, SMAP. */
@@ -163,6 +172,7 @@ START_TEST(test_emulate_mov_to_cr3_switches_the_shadow)
 	assert_done(gp(I(0x0f, 0x22, 0xdb)), 3);      /* mov %rbx,%cr3 */
 	ck_assert_uint_eq(vm->virt.cr3, FAKE_PML4_GPA | X86_PTE_PWT);
 	ck_assert_uint_eq(shadow_vcr3(vm->shadow), FAKE_PML4_GPA);
+	sync();
 	/* The real CR3 is always a shadow root (DESIGN.md §1). */
 	ck_assert_uint_eq(vm->sregs.cr3, shadow_root(vm->shadow));
 }
@@ -201,6 +211,7 @@ START_TEST(test_emulate_mov_from_cr_reads_the_virtual_value)
 	vm->regs.rdx = 0xbeef000;
 	assert_done(gp(I(0x0f, 0x22, 0xd2)), 3); /* mov %rdx,%cr2 */
 	ck_assert_uint_eq(vm->virt.cr2, 0xbeef000);
+	sync();
 	ck_assert_uint_eq(vm->sregs.cr2, 0xbeef000);
 }
 END_TEST
@@ -222,6 +233,7 @@ START_TEST(test_emulate_clts_clears_ts)
 	vm->regs.rflags |= X86_RFLAGS_RF;
 	assert_done(gp(I(0x0f, 0x06)), 2);
 	ck_assert_uint_eq(vm->virt.cr0, CR0_BOOT);
+	sync();
 	ck_assert_uint_eq(vm->sregs.cr0 & X86_CR0_TS, 0);
 }
 END_TEST
@@ -497,6 +509,7 @@ START_TEST(test_emulate_efer_reaches_the_real_efer_and_the_shadow)
 {
 	assert_done(wrmsr(X86_MSR_EFER, X86_EFER_LME | X86_EFER_SCE), 2);
 	ck_assert_uint_eq(vm->virt.efer, X86_EFER_LME | X86_EFER_LMA | X86_EFER_SCE);
+	sync();
 	/* The real EFER keeps NXE for the shadow's own NX (shadow.h). */
 	ck_assert_uint_eq(vm->sregs.efer, EFER_BOOT | X86_EFER_SCE);
 	ck_assert(!shadow_cpu_state(vm->shadow)->efer_nxe);
@@ -532,10 +545,12 @@ START_TEST(test_emulate_stac_clac_at_cpl0_with_smap)
 	vm->virt.cr4 |= X86_CR4_SMAP;
 	assert_done(emulate(X86_EXC_UD, 0, I(0x0f, 0x01, 0xcb)), 3); /* stac */
 	ck_assert(vm->regs.rflags & X86_RFLAGS_AC);
+	sync();
 	ck_assert(shadow_cpu_state(vm->shadow)->rflags_ac);
 	vm->tstats.emulated = 0;
 	assert_done(emulate(X86_EXC_UD, 0, I(0x0f, 0x01, 0xca)), 3); /* clac */
 	ck_assert(!(vm->regs.rflags & X86_RFLAGS_AC));
+	sync();
 	ck_assert(!shadow_cpu_state(vm->shadow)->rflags_ac);
 }
 END_TEST
