@@ -50,8 +50,13 @@ VMM_SRCS     := vmm/main.c vmm/run.c vmm/vcpu.c vmm/boot.c vmm/trap.c vmm/trap_s
                 vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
+# the shadow MMU's suites, their fixture, and the fake guest memory they
+# share with the walk fuzzer and the shadow bench
+SHADOW_TEST_SRCS := tests/check_shadow_walk.c tests/check_shadow_spte.c tests/check_shadow_vtlb.c \
+                    tests/check_shadow_cache.c tests/check_shadow_check.c tests/shadow_fixture.c \
+                    tests/fake_mem.c
 UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
-                tests/check_shadow.c tests/check_trace.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c
+                $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c
 INTEG_SUITES := tests/check_integration.c
 TEST_SRCS    := tests/runner.c tests/util.c tests/fake_vm.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)
@@ -169,7 +174,7 @@ bench-exit: $(BUILD)/shadowvm $(BUILD)/guest/portloop.elf
 # shadow calls of the measured phase only, for the virtual TLB (none) and
 # every optimization (all).
 .PHONY: bench-shadow
-BENCH_SHADOW_OBJS := $(call obj,host,tests/bench_shadow.c $(SHADOW_SRCS))
+BENCH_SHADOW_OBJS := $(call obj,host,tests/bench_shadow.c tests/fake_mem.c $(SHADOW_SRCS))
 
 $(BUILD)/bench_shadow: $(BENCH_SHADOW_OBJS)
 	@echo "  LD      $@"
@@ -225,7 +230,7 @@ $(BUILD)/fuzz/fuzz_elf: tests/fuzz_elf.c vmm/elf_load.c vmm/mem.c
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $^ $(shell pkg-config --libs libelf)
 
-$(BUILD)/fuzz/fuzz_walk: tests/fuzz_walk.c $(SHADOW_SRCS)
+$(BUILD)/fuzz/fuzz_walk: tests/fuzz_walk.c tests/fake_mem.c $(SHADOW_SRCS)
 	@echo "  FUZZ-LD $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $^

@@ -21,6 +21,7 @@
 #define CALLGRIND_TOGGLE_COLLECT
 #endif
 
+#include "fake_mem.h"
 #include "shadow.h"
 #include "shadowvm_abi.h"
 
@@ -39,40 +40,11 @@
 
 static uint8_t *ram;
 
-static int rd(void *o, gpa_t gpa, uint64_t *v)
-{
-	(void)o;
-	if (gpa > RAM - 8)
-		return SHADOW_MEM_OUTSIDE;
-	memcpy(v, ram + gpa, 8);
-	return SHADOW_MEM_OK;
-}
-
-static int wr(void *o, gpa_t gpa, uint64_t v)
-{
-	(void)o;
-	if (gpa > RAM - 8)
-		return SHADOW_MEM_OUTSIDE;
-	memcpy(ram + gpa, &v, 8);
-	return SHADOW_MEM_OK;
-}
-
-static int cx(void *o, gpa_t gpa, uint64_t *expected, uint64_t desired)
-{
-	uint64_t *p = (uint64_t *)(ram + gpa);
-
-	(void)o;
-	if (gpa > RAM - 8)
-		return SHADOW_MEM_OUTSIDE;
-	if (__atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
-					__ATOMIC_SEQ_CST))
-		return SHADOW_MEM_OK;
-	return SHADOW_MEM_CHANGED;
-}
+static struct fake_mem mem;
 
 static void put(gpa_t gpa, uint64_t v)
 {
-	memcpy(ram + gpa, &v, 8);
+	fake_mem_set(&mem, gpa, v);
 }
 
 static void build_tables(uint64_t ad)
@@ -146,7 +118,6 @@ int main(int argc, char **argv)
 {
 	void *pool = aligned_alloc(X86_PAGE_SIZE, POOL_PAGES * X86_PAGE_SIZE);
 	struct shadow_config cfg = {
-		.mem = { .read64 = rd, .write64 = wr, .cmpxchg64 = cx, .ram_size = RAM },
 		.pool = { .base = POOL_BASE, .host = pool, .pages = POOL_PAGES },
 		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = 0x200000000ull | X86_PTE_P | X86_PTE_W,
@@ -168,6 +139,8 @@ int main(int argc, char **argv)
 	pool_host = pool;
 	if (!ram || !pool)
 		return 1;
+	fake_mem_init(&mem, ram, RAM);
+	cfg.mem = fake_mem_accessor(&mem);
 	build_tables(strcmp(work, "first") ? X86_PTE_A | X86_PTE_D : 0);
 	s = shadow_create(&cfg);
 	if (!s)

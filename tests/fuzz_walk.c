@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_mem.h"
 #include "shadow.h"
 #include "shadowvm_abi.h"
 
@@ -27,36 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uint8_t ram[RAM_SIZE] __attribute__((aligned(4096)));
 static uint8_t pool[POOL_PAGES * 4096] __attribute__((aligned(4096)));
 
-static int rd(void *o, gpa_t gpa, uint64_t *v)
-{
-	(void)o;
-	if (gpa > RAM_SIZE - 8 || (gpa & 7))
-		return SHADOW_MEM_OUTSIDE;
-	memcpy(v, ram + gpa, 8);
-	return SHADOW_MEM_OK;
-}
-
-static int wr(void *o, gpa_t gpa, uint64_t v)
-{
-	(void)o;
-	if (gpa > RAM_SIZE - 8 || (gpa & 7))
-		return SHADOW_MEM_OUTSIDE;
-	memcpy(ram + gpa, &v, 8);
-	return SHADOW_MEM_OK;
-}
-
-static int cx(void *o, gpa_t gpa, uint64_t *expected, uint64_t desired)
-{
-	uint64_t cur;
-
-	if (rd(o, gpa, &cur) != SHADOW_MEM_OK)
-		return SHADOW_MEM_OUTSIDE;
-	if (cur != *expected) {
-		*expected = cur;
-		return SHADOW_MEM_CHANGED;
-	}
-	return wr(o, gpa, desired);
-}
+static struct fake_mem mem;
 
 static struct shadow_cpu cpu_of(uint8_t bits, uint8_t mpa)
 {
@@ -112,7 +84,6 @@ static void step(struct shadow *s, uint8_t op, uint64_t gva, uint8_t ctl)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct shadow_config cfg = {
-		.mem = { rd, wr, cx, NULL, RAM_SIZE },
 		.pool = { 1ull << 32, pool, POOL_PAGES },
 		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = 0x200000000ull | 3,
@@ -123,6 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 10)
 		return 0;
 	memset(ram, 0, sizeof(ram));
+	fake_mem_init(&mem, ram, RAM_SIZE);
+	cfg.mem = fake_mem_accessor(&mem);
 	if (size > HDR)
 		memcpy(ram, data + HDR, size - HDR < RAM_SIZE ? size - HDR : RAM_SIZE);
 	memcpy(&cr3, data, 8);

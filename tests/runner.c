@@ -21,8 +21,11 @@ int main(int argc, char **argv)
 		srunner_add_suite(sr, cli_suite());
 		srunner_add_suite(sr, backend_suite());
 		srunner_add_suite(sr, elf_load_suite());
-		srunner_add_suite(sr, shadow_suite());
+		srunner_add_suite(sr, shadow_walk_suite());
+		srunner_add_suite(sr, shadow_spte_suite());
+		srunner_add_suite(sr, shadow_vtlb_suite());
 		srunner_add_suite(sr, shadow_cache_suite());
+		srunner_add_suite(sr, shadow_check_suite());
 		srunner_add_suite(sr, trace_suite());
 		srunner_add_suite(sr, segment_suite());
 		srunner_add_suite(sr, reflect_suite());

@@ -1,0 +1,398 @@
+/* The shadow cache (shadow/cache.c, SHADOW_OPT_CACHE: keyed shadow tables
+ * shared between paths, guest tables write-protected), its fast path against
+ * the virtual TLB's full walk, then prefetch and huge shadows; and the
+ * engine contract (check_shadow_vtlb.c) on the cache. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shadow_fixture.h"
+#include "suites.h"
+
+START_TEST(test_cache_root_survives_cr3_switch)
+{
+	struct shadow_fault_result r;
+	gpa_t other = new_table();
+
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gmap_in(other, 0x5000, 1, 0x301000 | PWU | ADW, PWU);
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_set_cr3(fx.s, other));
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x301000);
+	ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+	/* back: the first address space's shadow is still there */
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x300000);
+	ck_assert_uint_eq(fx_stats().roots_reused, 1);
+	ck_assert_uint_eq(fx_stats().fills[1], 2);
+	fx_check_invariants();
+}
+END_TEST
+
+START_TEST(test_cache_guest_table_is_write_protected)
+{
+	struct shadow_fault_result r;
+	gpa_t pte = gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gva_t alias = 0x40007000; /* a writable, dirty mapping of the PT, from another PT */
+
+	gmap(alias, 1, (pte & X86_PAGE_MASK) | PWU | ADW, PWU);
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fx_fault(alias, 0, &r), SHADOW_FILLED);
+	ck_assert(!(shadow_leaf(alias) & X86_PTE_W)); /* the guest allows it; the shadow not */
+	/* the guest writes its table: the shadows derived from it go, the
+	 * write is let through (retried, not emulated) */
+	ck_assert_int_eq(fx_fault(alias, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(alias) & X86_PTE_W);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	ck_assert(shadow_take_tlb_flush(fx.s));
+	ck_assert_uint_eq(fx_stats().unprotects, 1);
+	ck_assert_uint_ge(fx_stats().zaps, 1);
+	ck_assert_uint_eq(fx.nevents[SHADOW_EV_UNPROTECT], 1);
+	ck_assert_uint_eq(fx.last[SHADOW_EV_UNPROTECT].gpa, pte & X86_PAGE_MASK);
+	ck_assert_uint_eq(fx.last[SHADOW_EV_UNPROTECT].zapped, fx_stats().zaps);
+	ck_assert(!fx.last[SHADOW_EV_UNPROTECT].volatile_table);
+	/* used as a table again: protected again */
+	gset(pte, 0x302000 | PWU | ADW);
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x302000);
+	ck_assert(!(shadow_leaf(alias) & X86_PTE_W));
+	fx_check_invariants();
+}
+END_TEST
+
+/* A change of CR0.WP switches to the root built under that setting, and
+ * back: shadows of one setting are kept, never mixed with the other's. */
+START_TEST(test_cache_cpu_bits_key_the_roots)
+{
+	struct shadow_fault_result r;
+	struct shadow_cpu c = fx.cpu;
+
+	gmap(0x5000, 1, 0x300000 | X86_PTE_P | X86_PTE_U | ADW, PWU); /* read-only */
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	c.cr0_wp = false;
+	ck_assert(shadow_set_cpu(fx.s, &c));
+	ck_assert(shadow_take_tlb_flush(fx.s));
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	/* WP=0: a supervisor write to the read-only page goes through */
+	ck_assert_int_eq(fx_fault(0x5000, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(0x5000) & X86_PTE_W);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_U));
+	c.cr0_wp = true;
+	ck_assert(shadow_set_cpu(fx.s, &c));
+	/* back under WP=1: the old read-only user leaf, not the WP=0 one */
+	ck_assert_uint_eq(shadow_leaf(0x5000) & (X86_PTE_P | X86_PTE_W | X86_PTE_U),
+			  X86_PTE_P | X86_PTE_U);
+	ck_assert_uint_eq(fx_stats().roots_reused, 1);
+	ck_assert_uint_eq(fx_stats().flushes, 0);
+	c.maxphyaddr = 39; /* the walk itself changes: everything goes */
+	ck_assert(shadow_set_cpu(fx.s, &c));
+	ck_assert_uint_eq(fx_stats().flushes, 1);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	fx_check_invariants();
+}
+END_TEST
+
+/* The cache's fast path (taken without a hook: only the PTE is read) against
+ * the virtual TLB's full walk: two engines over two copies of one guest
+ * memory, a leaf table of 512 random PTEs (reserved bits included) under
+ * random upper rights, every access kind under every control setting.
+ * Status, error code, translation and the A/D bits left in guest memory must
+ * agree, and the cache's shadow must stay coherent. */
+START_TEST(test_cache_fast_path_agrees_with_full_walk)
+{
+	static struct fx g;
+	struct shadow_config ca = fx_config(POOL_PAGES), vt;
+	struct shadow *a, *b;
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	const gva_t base = 0x40000000;
+	const uint64_t bits[] = { X86_PTE_W, X86_PTE_U, X86_PTE_A, X86_PTE_D, X86_PTE_NX,
+				  X86_PTE_PAT, X86_PTE_PCD, X86_BIT(45) /* reserved: MAXPHYADDR 40 */ };
+	unsigned fast = 0, compared = 0;
+	char why[192];
+
+	for (unsigned j = 0; j < 512; j++) {
+		uint64_t pte = (0x300000 + j * 0x1000ull) | ((j % 7) ? X86_PTE_P : 0);
+
+		for (unsigned k = 0; k < sizeof(bits) / sizeof(bits[0]); k++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			if ((seed >> 33) % (k == 7 ? 16 : 2) == 0)
+				pte |= bits[k];
+		}
+		gmap(base + j * 0x1000ull, 1, pte, PWU | X86_PTE_A);
+	}
+	/* one upper level read-only, one upper level NX */
+	gset(TABLES_GPA + 8 * X86_LEVEL_INDEX(base, 4),
+	     gget(TABLES_GPA + 8 * X86_LEVEL_INDEX(base, 4)) & ~X86_PTE_W);
+	g.ram = malloc(RAM_SIZE);
+	g.pool = aligned_alloc(X86_PAGE_SIZE, (size_t)POOL_PAGES * X86_PAGE_SIZE);
+	ck_assert(g.ram && g.pool);
+	memcpy(g.ram, fx.ram, RAM_SIZE);
+	fake_mem_init(&g.mem, g.ram, RAM_SIZE);
+	ca.hook = NULL;
+	ca.opts = SHADOW_OPT_CACHE | SHADOW_OPT_PREFETCH;
+	vt = ca;
+	vt.opts = 0;
+	vt.mem.opaque = &g.mem;
+	vt.pool.host = g.pool;
+	ca.pool.base = POOL_BASE + ((uint64_t)POOL_PAGES << 12); /* the fixture's pool is in use */
+	ca.pool.host = aligned_alloc(X86_PAGE_SIZE, (size_t)POOL_PAGES * X86_PAGE_SIZE);
+	a = shadow_create(&ca);
+	b = shadow_create(&vt);
+	ck_assert(a && b);
+	for (unsigned ctl = 0; ctl < 32; ctl++) {
+		struct shadow_cpu c = fx.cpu;
+
+		c.cr0_wp = ctl & 1, c.cr4_smep = ctl & 2, c.cr4_smap = ctl & 4;
+		c.rflags_ac = ctl & 8, c.efer_nxe = ctl & 16;
+		ck_assert(shadow_set_cpu(a, &c) && shadow_set_cpu(b, &c));
+		for (unsigned j = 0; j < 512; j++) {
+			for (unsigned acc = 0; acc < 6; acc++) {
+				unsigned access = (acc & 1 ? SHADOW_ACC_USER : 0) |
+						  (acc >> 1 == 1 ? SHADOW_ACC_WRITE : 0) |
+						  (acc >> 1 == 2 ? SHADOW_ACC_FETCH : 0);
+				gva_t gva = base + j * 0x1000ull + 0x123;
+				struct shadow_fault_result ra, rb;
+				uint64_t pa, pb;
+
+				shadow_fault(a, gva, access, &ra);
+				shadow_fault(b, gva, access, &rb);
+				CHECK(ra.status == rb.status && ra.pferr == rb.pferr &&
+					      (ra.status != SHADOW_FILLED || ra.gpa == rb.gpa),
+				      "ctl %u page %u access %u: cache %d/0x%x/0x%llx, vtlb %d/0x%x/0x%llx",
+				      ctl, j, access, ra.status, ra.pferr, (unsigned long long)ra.gpa,
+				      rb.status, rb.pferr, (unsigned long long)rb.gpa);
+				memcpy(&pa, fx.ram + gmap_pte_gpa(base + j * 0x1000ull), 8);
+				memcpy(&pb, g.ram + gmap_pte_gpa(base + j * 0x1000ull), 8);
+				CHECK(pa == pb, "ctl %u page %u access %u: PTE 0x%llx vs 0x%llx", ctl, j,
+				      access, (unsigned long long)pa, (unsigned long long)pb);
+				compared++;
+			}
+			if (j % 64 == 0)
+				CHECK(shadow_check(a, why, sizeof(why)), "%s", why);
+		}
+	}
+	ck_assert_uint_eq(compared, 32 * 512 * 6);
+	{
+		struct shadow_stats sa;
+
+		shadow_get_stats(a, &sa);
+		/* most fills took the fast path: the test exercised it */
+		ck_assert_uint_gt(sa.fast_fills, sa.fills[1] / 2);
+		fast = (unsigned)sa.fast_fills;
+	}
+	(void)fast;
+	shadow_destroy(a);
+	shadow_destroy(b);
+	free((void *)ca.pool.host);
+	free(g.ram);
+	free(g.pool);
+}
+END_TEST
+
+START_TEST(test_cache_flooded_table_left_unprotected)
+{
+	struct shadow_fault_result r;
+	gpa_t pte = gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gva_t alias = 0x40007000;
+
+	gmap(alias, 1, (pte & X86_PAGE_MASK) | PWU | ADW, PWU);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+		ck_assert_int_eq(fx_fault(alias, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	}
+	ck_assert_uint_eq(fx_stats().unprotects, 3);
+	ck_assert_uint_eq(fx_stats().floods, 1);
+	/* volatile now: used as a table it stays writable, and its shadows
+	 * behave as a virtual TLB (dropped at CR3 writes and invlpg) */
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(alias) & X86_PTE_W);
+	gset(pte, 0x302000 | PWU | ADW);
+	shadow_invlpg(fx.s, 0x5000);
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x302000);
+	ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	fx_check_invariants();
+}
+END_TEST
+
+START_TEST(test_cache_self_mapped_write_terminates)
+{
+	/* PML4[1] points at the PML4 itself: through it the PDPT, PD and PT
+	 * levels are the PML4 again, so writing the PML4 that way walks the
+	 * table being written */
+	struct shadow_fault_result r;
+	gva_t self = (1ull << 39) | (1ull << 30) | (1ull << 21) | (1ull << 12);
+
+	gset(TABLES_GPA + 8, TABLES_GPA | PWU | X86_PTE_A);
+	ck_assert_int_eq(fx_fault(self, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(r.gpa, TABLES_GPA);
+	ck_assert(shadow_leaf(self) & X86_PTE_W);
+	ck_assert_uint_eq(fx_stats().floods, 1);
+	fx_check_invariants();
+}
+END_TEST
+
+/* A write whose install had to empty the pool: the eviction forgets that the
+ * self-mapped PML4 was left volatile, protects it again, and the leaf for the
+ * write comes out read-only.  The write must still get a writable leaf (the
+ * VMM copies into the page right after, for its own emulated stores).  Found
+ * by the walk fuzzer (tests/corpus/walk/cache_write_after_evict.bin). */
+START_TEST(test_cache_write_survives_eviction_of_its_flood_state)
+{
+	struct shadow_fault_result r;
+	gva_t self = (1ull << 39) | (1ull << 30) | (1ull << 21) | (1ull << 12);
+
+	gset(TABLES_GPA + 8, TABLES_GPA | PWU | X86_PTE_A);
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	ck_assert_int_eq(fx_fault(self, SHADOW_ACC_WRITE, &r), SHADOW_FILLED); /* volatile now */
+	ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED); /* the pool is full */
+	ck_assert_int_eq(fx_fault(self, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert_uint_ge(fx_stats().evictions, 1);
+	ck_assert_uint_eq(r.gpa, TABLES_GPA);
+	ck_assert(shadow_leaf(self) & X86_PTE_W);
+	fx_check_invariants();
+}
+END_TEST
+
+START_TEST(test_cache_own_pml4_write_keeps_running)
+{
+	/* the current PML4 written through an ordinary mapping: the root
+	 * stops being cached until the next CR3 write, then comes back */
+	struct shadow_fault_result r;
+	gva_t alias = 0x7000;
+
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gmap(alias, 1, TABLES_GPA | PWU | ADW, PWU);
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fx_fault(alias, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(alias) & X86_PTE_W);
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(alias) & X86_PTE_W); /* the root is volatile now */
+	ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fx_fault(alias, 0, &r), SHADOW_FILLED);
+	ck_assert(!(shadow_leaf(alias) & X86_PTE_W)); /* protected again */
+	ck_assert_uint_eq(fx_stats().floods, 0);
+	fx_check_invariants();
+}
+END_TEST
+
+START_TEST(test_prefetch_maps_accessed_neighbours)
+{
+	struct shadow_fault_result r;
+
+	for (unsigned i = 0; i < 16; i++) {
+		uint64_t ad = i == 3 ? 0 : i & 1 ? X86_PTE_A : ADW;
+
+		gmap(0x10000 + i * 0x1000, 1, (0x300000 + i * 0x1000) | PWU | ad, PWU);
+	}
+	gmap(0x20000, 1, 0x400000 | PWU | ADW, PWU); /* outside the window */
+	ck_assert_int_eq(fx_fault(0x10000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(fx_stats().prefetched, 14);
+	ck_assert_uint_eq(fx.nevents[SHADOW_EV_PREFETCH], 14);
+	ck_assert_uint_eq(fx.last[SHADOW_EV_PREFETCH].gva, 0x10000 + 15 * 0x1000);
+	ck_assert_uint_eq(fx.last[SHADOW_EV_PREFETCH].gpa, 0x300000 + 15 * 0x1000);
+	for (unsigned i = 1; i < 16; i++) {
+		uint64_t l = shadow_leaf(0x10000 + i * 0x1000);
+
+		if (i == 3) {
+			ck_assert(!(l & X86_PTE_P)); /* A clear: the hardware would set it */
+			continue;
+		}
+		ck_assert_uint_eq(l & X86_PTE_ADDR_MASK, 0x300000 + i * 0x1000);
+		/* writable only where the guest leaf is dirty */
+		ck_assert_uint_eq(!!(l & X86_PTE_W), !(i & 1));
+	}
+	ck_assert(!(shadow_leaf(0x20000) & X86_PTE_P));
+	fx_check_invariants();
+}
+END_TEST
+
+START_TEST(test_huge_guest_2m_gets_2m_shadow)
+{
+	struct shadow_fault_result r;
+	int level;
+	uint64_t e;
+
+	gmap(0x40000000, 2, 0x600000 | PWU | X86_PTE_PS | X86_PTE_A, PWU);
+	ck_assert_int_eq(fx_fault(0x40012345, 0, &r), SHADOW_FILLED);
+	e = shadow_map(0x40012345, &level);
+	ck_assert_int_eq(level, 2);
+	ck_assert_uint_eq(e & (X86_PTE_PS | X86_PTE_W | X86_PTE_ADDR_MASK), X86_PTE_PS | 0x600000);
+	ck_assert_uint_eq(fx_stats().huge_leaves, 1);
+	/* a write dirties the guest PDE and makes the 2 MiB leaf writable */
+	ck_assert_int_eq(fx_fault(0x401fffff, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	e = shadow_map(0x401ff000, &level);
+	ck_assert_int_eq(level, 2);
+	ck_assert(e & X86_PTE_W);
+	fx_check_invariants();
+}
+END_TEST
+
+START_TEST(test_huge_frame_holding_a_table_is_split)
+{
+	/* a guest 2 MiB page that contains a guest page table cannot get a
+	 * writable 2 MiB shadow leaf: the table inside must stay protected */
+	struct shadow_fault_result r;
+	int level;
+	uint64_t e;
+
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU); /* its tables lie in [0x10000, 0x100000) */
+	gmap(0x40000000, 2, 0x0 | PWU | X86_PTE_PS | ADW, PWU); /* maps them */
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fx_fault(0x40000000 + TABLES_GPA, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(fx_stats().unprotects, 1);
+	ck_assert_int_eq(fx_fault(0x40100000, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	e = shadow_map(0x40100000, &level);
+	ck_assert_int_eq(level, 1);      /* split: the frame holds tracked tables */
+	ck_assert(e & X86_PTE_W);
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fx_fault(0x40000000 + (gget(TABLES_GPA) & X86_PTE_ADDR_MASK), 0, &r),
+			 SHADOW_FILLED);
+	ck_assert(!(shadow_map(0x40000000 + (gget(TABLES_GPA) & X86_PTE_ADDR_MASK), &level) &
+		    X86_PTE_W));
+	fx_check_invariants();
+}
+END_TEST
+
+static void setup_cache_prefetch(void)
+{
+	fx_setup_opts(SHADOW_OPT_CACHE | SHADOW_OPT_PREFETCH);
+}
+
+static void setup_all(void)
+{
+	fx_setup_opts(SHADOW_OPT_ALL);
+}
+
+Suite *shadow_cache_suite(void)
+{
+	Suite *s = suite_create("shadow_cache");
+	TCase *tc;
+
+	shadow_engine_tcases(s, &fx_cache);
+	tc = fx_tcase(s, "cache", &fx_cache, NULL);
+	tcase_add_test(tc, test_cache_root_survives_cr3_switch);
+	tcase_add_test(tc, test_cache_guest_table_is_write_protected);
+	tcase_add_test(tc, test_cache_cpu_bits_key_the_roots);
+	tcase_add_test(tc, test_cache_fast_path_agrees_with_full_walk);
+	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
+	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
+	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);
+
+	tc = fx_tcase(s, "cache_min_pool", &fx_cache, fx_setup_cache_min_pool);
+	tcase_add_test(tc, test_cache_write_survives_eviction_of_its_flood_state);
+
+	tc = fx_tcase(s, "prefetch", &fx_cache, setup_cache_prefetch);
+	tcase_add_test(tc, test_prefetch_maps_accessed_neighbours);
+
+	tc = fx_tcase(s, "huge", &fx_cache, setup_all);
+	tcase_add_test(tc, test_huge_guest_2m_gets_2m_shadow);
+	tcase_add_test(tc, test_huge_frame_holding_a_table_is_split);
+	return s;
+}

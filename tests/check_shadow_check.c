@@ -1,0 +1,171 @@
+/* The shadow's invariant checks (shadow/invariant.c, what --check-invariants
+ * runs) must notice each broken invariant on either engine, not only agree
+ * with a healthy shadow; and what the freestanding library brings along in
+ * their place of libc (shadow/lib.c): the message formatter and the
+ * caller's allocator. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib.h"
+#include "shadow_fixture.h"
+#include "suites.h"
+
+/* shadow_check (what --check-invariants runs) must notice each broken
+ * invariant, not only agree with a healthy shadow. */
+START_TEST(test_invariant_checker_catches_corruption)
+{
+	struct shadow_fault_result r;
+	char why[160];
+	uint64_t *root, *leafp = NULL, saved;
+	gva_t gva = 0x0000123456789000ull;
+	mpa_t t;
+
+	gmap(gva, 1, 0x5000 | PWU | X86_PTE_A | X86_PTE_D, PWU);
+	ck_assert_int_eq(fx_fault(gva, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_check(fx.s, why, sizeof(why)));
+	root = pool_page(shadow_root(fx.s));
+	saved = root[HV_INDEX];
+	root[HV_INDEX] ^= X86_PTE_W;
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "hypervisor entry changed"), "%s", why);
+	root[HV_INDEX] = saved;
+	t = shadow_root(fx.s);
+	for (int level = 4; level > 1; level--)
+		t = pool_page(t)[X86_LEVEL_INDEX(gva, level)] & X86_PTE_ADDR_MASK;
+	leafp = &pool_page(t)[X86_LEVEL_INDEX(gva, 1)];
+	saved = *leafp;
+	*leafp = (saved & ~X86_PTE_ADDR_MASK) | shadow_root(fx.s); /* a shadow page */
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "outside guest RAM"), "%s", why);
+	*leafp = (saved & ~X86_PTE_ADDR_MASK) | (RAM_SIZE - 0x1000);
+	ck_assert(shadow_check(fx.s, why, sizeof(why)));
+	*leafp = saved | X86_PTE_G;
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "global leaf"), "%s", why);
+	*leafp = saved;
+	ck_assert(shadow_check(fx.s, why, sizeof(why)));
+}
+END_TEST
+
+/* shadow_check in cache mode notices a writable leaf on a protected table,
+ * a leaf into the pool and a broken hypervisor entry. */
+START_TEST(test_cache_checker_catches_corruption)
+{
+	struct shadow_fault_result r;
+	gpa_t pte = gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gva_t alias = 0x40007000;
+	uint64_t *leaf, saved;
+	mpa_t t = shadow_root(fx.s);
+	char why[192];
+
+	gmap(alias, 1, (pte & X86_PAGE_MASK) | PWU | ADW, PWU);
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fx_fault(alias, 0, &r), SHADOW_FILLED);
+	for (int level = 4; level > 1; level--)
+		t = pool_page(t)[X86_LEVEL_INDEX(alias, level)] & X86_PTE_ADDR_MASK;
+	leaf = &pool_page(t)[X86_LEVEL_INDEX(alias, 1)];
+	saved = *leaf;
+	*leaf |= X86_PTE_W;
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "write-protected guest table"), "%s", why);
+	*leaf = (saved & ~X86_PTE_ADDR_MASK) | POOL_BASE;
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	*leaf = saved;
+	ck_assert(shadow_check(fx.s, why, sizeof(why)));
+	pool_page(shadow_root(fx.s))[HV_INDEX] ^= X86_PTE_U;
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "hypervisor entry changed"), "%s", why);
+	pool_page(shadow_root(fx.s))[HV_INDEX] ^= X86_PTE_U;
+	ck_assert(shadow_check(fx.s, why, sizeof(why)));
+	/* a guest table changed behind the write protection's back (as a
+	 * missed trap would leave it): the shadow no longer follows it */
+	gset(pte, 0x305000 | PWU | ADW);
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "exceeds or misplaces"), "%s", why);
+	gset(pte, 0x300000 | X86_PTE_P | X86_PTE_U | ADW); /* now read-only */
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	gset(pte, 0x300000 | PWU | ADW);
+	ck_assert(shadow_check(fx.s, why, sizeof(why)));
+	gset(gget(TABLES_GPA) & X86_PTE_ADDR_MASK, 0); /* the PML4E's PDPT entry gone */
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_msg(strstr(why, "not present"), "%s", why);
+}
+END_TEST
+
+/* shadow_format against snprintf on every conversion the checks use. */
+START_TEST(test_check_format_matches_snprintf)
+{
+	char got[64], want[64];
+
+#define SAME(...)                                                                         \
+	do {                                                                              \
+		shadow_format(got, sizeof(got), __VA_ARGS__);                             \
+		snprintf(want, sizeof(want), __VA_ARGS__);                                \
+		ck_assert_str_eq(got, want);                                              \
+	} while (0)
+	SAME("shadow: %s: level=%d index=%u", "global leaf", 2, 511u);
+	SAME("spte=0x%016llx root 0x%llx", 0x8000000000345067ull, 0x100000000ull);
+	SAME("%d %d %u %x %lu %ld", -7, 0, 4294967295u, 0xabcu, 12ul, -3l);
+	SAME("[%5d] [%05u] [%c] 100%%", -42, 7u, 'q');
+	SAME("%s", "");
+#undef SAME
+	shadow_format(got, 8, "%s", "truncated here");
+	ck_assert_str_eq(got, "truncat");
+}
+END_TEST
+
+static unsigned live_allocs;
+
+static void *counting_zalloc(void *opaque, size_t bytes)
+{
+	(void)opaque;
+	live_allocs++;
+	return calloc(1, bytes);
+}
+
+static void counting_free(void *opaque, void *p)
+{
+	(void)opaque;
+	live_allocs--;
+	free(p);
+}
+
+/* A context's state comes from the caller's allocator and all goes back. */
+START_TEST(test_check_caller_allocator)
+{
+	struct shadow_config cfg = fx_config(POOL_PAGES);
+	struct shadow_fault_result r;
+	struct shadow *s;
+
+	cfg.alloc = (struct shadow_alloc){ counting_zalloc, counting_free, NULL };
+	cfg.opts = _i ? SHADOW_OPT_ALL : 0;
+	cfg.pool.base += (uint64_t)POOL_PAGES << 12; /* the fixture's pool is in use */
+	cfg.pool.host = aligned_alloc(X86_PAGE_SIZE, (size_t)POOL_PAGES * X86_PAGE_SIZE);
+	ck_assert_ptr_nonnull(cfg.pool.host);
+	gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	s = shadow_create(&cfg);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_ge(live_allocs, 2);
+	ck_assert_int_eq(shadow_fault(s, 0x5000, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	shadow_destroy(s);
+	ck_assert_uint_eq(live_allocs, 0);
+	free(cfg.pool.host);
+}
+END_TEST
+
+Suite *shadow_check_suite(void)
+{
+	Suite *s = suite_create("shadow_check");
+	TCase *tc;
+
+	tc = fx_tcase(s, "invariants", &fx_vtlb, NULL);
+	tcase_add_test(tc, test_invariant_checker_catches_corruption);
+	tc = fx_tcase(s, "invariants", &fx_cache, NULL);
+	tcase_add_test(tc, test_cache_checker_catches_corruption);
+	tc = fx_tcase(s, "lib", &fx_vtlb, NULL);
+	tcase_add_test(tc, test_check_format_matches_snprintf);
+	tcase_add_loop_test(tc, test_check_caller_allocator, 0, 2);
+	return s;
+}
