@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "control.h"
 #include "emulate.h"
 #include "fake_vm.h"
 #include "monitor.h"
@@ -66,7 +67,7 @@ static int gp(struct insn_bytes in)
  * assertions on those go through here, wherever the trap path does it. */
 static void sync(void)
 {
-	emulate_sync_control(vm);
+	control_sync(vm);
 }
 
 /* Emulated: RIP past the instruction, RF clear (SDM 3A §17.3.1.1). */
