@@ -236,7 +236,7 @@ static enum emu ltr(struct vm *vm, struct insn *x)
 	at = vm->virt.gdt_base + (sel & ~7u);
 	if ((e = from_gva(gva_read(vm, at, d, 16, 0, &x->ev, &x->status))) != EMU_DONE)
 		return e;
-	if ((d[0] & X86_DESC_S) || ((d[0] >> X86_DESC_TYPE_SHIFT) & 0xf) != X86_SEG_TYPE_TSS64_AVAIL)
+	if ((d[0] & X86_DESC_S) || x86_desc_type(d[0]) != X86_SEG_TYPE_TSS64_AVAIL)
 		return sel_fault(x, X86_EXC_GP, (uint16_t)sel);
 	if (!(d[0] & X86_DESC_P))
 		return sel_fault(x, X86_EXC_NP, (uint16_t)sel);
@@ -244,7 +244,7 @@ static enum emu ltr(struct vm *vm, struct insn *x)
 	if ((e = from_gva(gva_write(vm, at, d, 8, 0, &x->ev, &x->status))) != EMU_DONE)
 		return e;
 	vm->virt.tr = (uint16_t)sel;
-	vm->virt.tr_base = ((d[0] >> 16) & 0xffffff) | ((d[0] >> 56 & 0xff) << 24) | (d[1] << 32);
+	vm->virt.tr_base = x86_desc_base(d[0]) | (d[1] << 32); /* SDM 3A §8.2.3 */
 	return EMU_DONE;
 }
 
@@ -334,7 +334,7 @@ static uint64_t rflags_from_guest(struct vm *vm, uint64_t v, bool kernel)
 	uint64_t keep = kernel ? ~0ull : ~(X86_RFLAGS_IF | X86_RFLAGS_IOPL_MASK);
 	uint64_t r = (v & keep) | (vm->regs.rflags & ~keep);
 
-	r &= ~(X86_RFLAGS_VM | X86_RFLAGS_RF | X86_RFLAGS_IOPL_MASK | 0xffffffffffc08028ull);
+	r &= ~(X86_RFLAGS_VM | X86_RFLAGS_RF | X86_RFLAGS_IOPL_MASK | X86_RFLAGS_RESERVED);
 	return r | X86_RFLAGS_FIXED | (1ull << X86_RFLAGS_IOPL_SHIFT);
 }
 
@@ -429,7 +429,7 @@ static enum emu sysret(struct vm *vm, struct insn *x)
 	if (!x86_is_canonical48(vm->regs.rcx))
 		return EMU_GP;
 	vm->regs.rip = vm->regs.rcx;
-	vm->regs.rflags = rflags_from_guest(vm, (vm->regs.r11 & 0x3c7fd7) | 2, true);
+	vm->regs.rflags = rflags_from_guest(vm, (vm->regs.r11 & X86_RFLAGS_SYSRET_MASK) | X86_RFLAGS_FIXED, true);
 	seg_flat(&vm->sregs.cs, (uint16_t)((base + 16) | 3), true, 3);
 	seg_flat(&vm->sregs.ss, (uint16_t)((base + 8) | 3), false, 3);
 	return EMU_JUMPED;

@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include <stdio.h>
 
 #include "log.h"
@@ -8,12 +9,6 @@
 #include "trace.h"
 #include "vm.h"
 #include "x86.h"
-
-#define GATE_TYPE(g) ((unsigned)((g) >> 40) & 0xf)
-#define GATE_DPL(g) ((unsigned)((g) >> 45) & 3)
-#define GATE_P(g) ((unsigned)((g) >> 47) & 1)
-#define GATE_IST(g) ((unsigned)((g) >> 32) & 7)
-#define GATE_SEL(g) ((uint16_t)((g) >> 16))
 
 static struct x86_event fault_ev(unsigned vector, uint32_t err)
 {
@@ -38,13 +33,13 @@ static bool double_fault(unsigned first, unsigned second)
 static enum gva_status handler_stack(struct vm *vm, uint64_t gate, unsigned new_vcpl,
 				     uint64_t *rsp, struct x86_event *f, int *status)
 {
-	unsigned ist = GATE_IST(gate);
+	unsigned ist = x86_gate_ist(gate);
 	gva_t slot;
 
 	if (ist)
-		slot = vm->virt.tr_base + 0x24 + (ist - 1) * 8;
+		slot = vm->virt.tr_base + offsetof(struct x86_tss64, ist[ist - 1]);
 	else if (new_vcpl < seg_vcpl(vm))
-		slot = vm->virt.tr_base + 4;
+		slot = vm->virt.tr_base + offsetof(struct x86_tss64, rsp[0]);
 	else {
 		*rsp = vm->regs.rsp;
 		return GVA_OK;
@@ -67,23 +62,23 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 		return *f = fault_ev(X86_EXC_GP, idt_err), GVA_FAULT;
 	if ((st = gva_read(vm, vm->virt.idt_base + ev->vector * 16, gate, 16, 0, f, status)))
 		return st;
-	type = GATE_TYPE(gate[0]);
+	type = x86_desc_type(gate[0]);
 	if (type != X86_GATE_TYPE_INTR && type != X86_GATE_TYPE_TRAP)
 		return *f = fault_ev(X86_EXC_GP, idt_err), GVA_FAULT;
-	if (ev->soft && GATE_DPL(gate[0]) < vcpl)
+	if (ev->soft && x86_desc_dpl(gate[0]) < vcpl)
 		return *f = fault_ev(X86_EXC_GP, idt_err), GVA_FAULT;
-	if (!GATE_P(gate[0]))
+	if (!(gate[0] & X86_DESC_P))
 		return *f = fault_ev(X86_EXC_NP, idt_err), GVA_FAULT;
-	sel = GATE_SEL(gate[0]);
+	sel = x86_gate_sel(gate[0]);
 	desc = monitor_descriptor(&vm->mon, sel);
 	/* Real DPL 1 is the guest kernel's 0. */
-	new_vcpl = ((desc >> 45) & 3) == 3 ? 3 : 0;
+	new_vcpl = x86_desc_dpl(desc) == 3 ? 3 : 0;
 	if (new_vcpl > vcpl)
 		return *f = fault_ev(X86_EXC_GP, (sel & ~3u) + !ev->soft), GVA_FAULT;
 	if ((st = handler_stack(vm, gate[0], new_vcpl, &rsp, f, status)))
 		return st;
 	/* SDM 2A INT n (IA-32e mode): a non-canonical target is #GP(EXT). */
-	target = (gate[0] & 0xffff) | ((gate[0] >> 48) << 16) | (gate[1] << 32);
+	target = x86_gate_offset(gate[0], gate[1]);
 	if (!x86_is_canonical48(target))
 		return *f = fault_ev(X86_EXC_GP, !ev->soft), GVA_FAULT;
 	rsp &= ~0xfull;

@@ -10,19 +10,17 @@ unsigned seg_vcpl(const struct vm *vm)
 
 void seg_from_desc(struct kvm_segment *s, uint16_t sel, uint64_t d)
 {
-	uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 48 & 0xf) << 16));
-
-	s->base = ((d >> 16) & 0xffffff) | ((d >> 56 & 0xff) << 24);
-	s->g = d >> 55 & 1;
-	s->limit = s->g ? (limit << 12) | 0xfff : limit;
+	s->base = x86_desc_base(d);
+	s->limit = x86_desc_limit(d);
+	s->g = x86_desc_bit(d, X86_DESC_G_BIT);
 	s->selector = sel;
-	s->type = d >> 40 & 0xf;
-	s->s = d >> 44 & 1;
-	s->dpl = d >> 45 & 3;
-	s->present = d >> 47 & 1;
-	s->avl = d >> 52 & 1;
-	s->l = d >> 53 & 1;
-	s->db = d >> 54 & 1;
+	s->type = x86_desc_type(d);
+	s->s = x86_desc_bit(d, X86_DESC_S_BIT);
+	s->dpl = x86_desc_dpl(d);
+	s->present = x86_desc_bit(d, X86_DESC_P_BIT);
+	s->avl = x86_desc_bit(d, X86_DESC_AVL_BIT);
+	s->l = x86_desc_bit(d, X86_DESC_L_BIT);
+	s->db = x86_desc_bit(d, X86_DESC_DB_BIT);
 	s->unusable = !s->present;
 	s->padding = 0;
 }
