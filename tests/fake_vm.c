@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_mem.h"
 #include "fake_vm.h"
 #include "monitor.h"
 #include "segment.h"
@@ -12,38 +13,11 @@
 #define POOL_PAGES 64u
 #define PWUAD (X86_PTE_P | X86_PTE_W | X86_PTE_U | X86_PTE_A | X86_PTE_D)
 
-static uint64_t *pte_at(void *opaque, gpa_t gpa)
-{
-	struct vm *vm = opaque;
-
-	return (gpa & 7) ? NULL : mem_gpa(&vm->mem, gpa, 8);
-}
-
-static int ram_read(void *opaque, gpa_t gpa, uint64_t *val)
-{
-	uint64_t *p = pte_at(opaque, gpa);
-
-	return p ? (*val = *p, SHADOW_MEM_OK) : SHADOW_MEM_OUTSIDE;
-}
-
-static int ram_write(void *opaque, gpa_t gpa, uint64_t val)
-{
-	uint64_t *p = pte_at(opaque, gpa);
-
-	return p ? (*p = val, SHADOW_MEM_OK) : SHADOW_MEM_OUTSIDE;
-}
-
-static int ram_cmpxchg(void *opaque, gpa_t gpa, uint64_t *expected, uint64_t desired)
-{
-	uint64_t *p = pte_at(opaque, gpa);
-
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	if (*p != *expected)
-		return *expected = *p, SHADOW_MEM_CHANGED;
-	*p = desired;
-	return SHADOW_MEM_OK;
-}
+/* The VM and the shadow MMU's accessor over its RAM, freed together. */
+struct fake_vm {
+	struct vm vm;
+	struct fake_mem mem;
+};
 
 static uint64_t vcpu_msrs[2];
 
@@ -108,10 +82,11 @@ static void build_tables(struct vm *vm)
 	}
 }
 
-static void create_shadow(struct vm *vm)
+static void create_shadow(struct fake_vm *f)
 {
+	struct vm *vm = &f->vm;
 	struct shadow_config cfg = {
-		.mem = { ram_read, ram_write, ram_cmpxchg, vm, vm->mem.size },
+		.mem = fake_mem_accessor(&f->mem),
 		.pool = { HV_MPA(HV_PG_POOL), monitor_page(&vm->mon, HV_PG_POOL), POOL_PAGES },
 		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = vm->mon.pml4e,
@@ -170,16 +145,18 @@ static void boot_state(struct vm *vm)
 
 struct vm *fake_vm_open(void)
 {
-	struct vm *vm = calloc(1, sizeof(*vm));
+	struct fake_vm *f = calloc(1, sizeof(*f));
+	struct vm *vm = &f->vm;
 
-	ck_assert_ptr_nonnull(vm);
+	ck_assert_ptr_nonnull(f);
 	vm->vcpu.fd = -1;
 	memset(vcpu_msrs, 0, sizeof(vcpu_msrs));
 	vm->shadow_mode = true;
 	ck_assert_int_eq(mem_alloc(&vm->mem, FAKE_RAM_SIZE), 0);
 	ck_assert_int_eq(monitor_create(&vm->mon, POOL_PAGES), 0);
+	fake_mem_init(&f->mem, vm->mem.host, vm->mem.size);
 	build_tables(vm);
-	create_shadow(vm);
+	create_shadow(f);
 	build_gdt_tss(vm);
 	boot_state(vm);
 	return vm;
@@ -190,7 +167,7 @@ void fake_vm_close(struct vm *vm)
 	shadow_destroy(vm->shadow);
 	monitor_destroy(&vm->mon);
 	mem_free(&vm->mem);
-	free(vm);
+	free((struct fake_vm *)vm);
 }
 
 void fake_vm_enter_user(struct vm *vm)

@@ -1,8 +1,9 @@
 /* A struct vm with no KVM behind it, for the unit suites of the trap path
- * (segment, reflect, emulate): guest RAM whose page tables identity-map it,
- * the monitor's pages, a real shadow MMU over both, a guest GDT, IDT and TSS,
- * and the register cache (vm->regs, vm->sregs) standing in for the vCPU.
- * vm->vcpu.fd is -1, so anything that would reach KVM fails. */
+ * (segment, reflect, emulate, gva): guest RAM whose page tables identity-map
+ * it, the monitor's pages, a real shadow MMU over both (its accessor is
+ * tests/fake_mem.c), a guest GDT, IDT and TSS, and the register cache
+ * (vm->regs, vm->sregs) standing in for the vCPU.  vm->vcpu.fd is -1, so
+ * anything that would reach KVM fails; vcpu_msr() is faked here. */
 #ifndef SHADOWVM_TESTS_FAKE_VM_H
 #define SHADOWVM_TESTS_FAKE_VM_H
 
