@@ -12,6 +12,7 @@
 
 #include "shadow_fixture.h"
 #include "suites.h"
+#include "walk.h"
 
 /* ---- 1. the exhaustive table ---- */
 
@@ -626,6 +627,93 @@ START_TEST(test_ad_race_forever_returns_retry)
 }
 END_TEST
 
+/* ---- 5. the paging-mode descriptor ---- */
+
+static bool same_walk(enum shadow_walk_status sa, const struct shadow_walk *a,
+		      enum shadow_walk_status sb, const struct shadow_walk *b)
+{
+	if (sa != sb || a->depth != b->depth || a->level != b->level || a->pferr != b->pferr ||
+	    a->bad_gpa != b->bad_gpa || (sa == SHADOW_WALK_OK && a->gpa != b->gpa) ||
+	    memcmp(&a->rights, &b->rights, sizeof(a->rights)))
+		return false;
+	for (int level = SHADOW_LEVELS; level > SHADOW_LEVELS - a->depth; level--)
+		if (a->pte[level] != b->pte[level] || a->pte_gpa[level] != b->pte_gpa[level])
+			return false;
+	return true;
+}
+
+/* The walker folds the 4-level descriptor into constants; any other
+ * descriptor takes the generic path, the one a new paging mode will use.  A
+ * copy of the same descriptor must walk exactly as the folded one: over
+ * pseudo-random tables (huge pages, reserved bits, NX, clean and dirty
+ * leaves), every access kind, under every control setting. */
+START_TEST(test_walk_mode_descriptor_generic_path_agrees)
+{
+	static const unsigned accs[] = { 0, SHADOW_ACC_WRITE, SHADOW_ACC_FETCH, SHADOW_ACC_USER,
+					 SHADOW_ACC_USER | SHADOW_ACC_WRITE,
+					 SHADOW_ACC_USER | SHADOW_ACC_FETCH };
+	const uint64_t bits[] = { X86_PTE_W, X86_PTE_U, X86_PTE_A, X86_PTE_D, X86_PTE_NX,
+				  X86_PTE_PAT, X86_BIT(13), X86_BIT(45) };
+	gpa_t leaves[256];
+	struct shadow_mode copy = shadow_mode_long4;
+	struct shadow_mem mem = fake_mem_accessor(&fx.mem);
+	uint64_t seed = 0x2545f4914f6cdd1dull;
+	unsigned walks = 0;
+
+	for (unsigned j = 0; j < 256; j++) {
+		gva_t gva = (gva_t)(j & 1) << 39 | (gva_t)(j & 3) << 30 | (gva_t)(j & 15) << 21 |
+			    (gva_t)j << 12;
+		int level = 1 + (int)(j % 2);
+		uint64_t leaf = (level == 1 ? 0x200000 + j * 0x1000ull : 0x400000) | X86_PTE_P;
+
+		for (unsigned k = 0; k < 6; k++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			if ((seed >> 33) % 2 == 0)
+				leaf |= bits[k];
+		}
+		if (level > 1 && (seed >> 40) % 8)
+			leaf |= X86_PTE_PS;
+		leaves[j] = gmap(gva, level, leaf, (seed >> 50) % 4 ? PWU : PWU | X86_PTE_NX);
+	}
+	/* 1 GiB pages and reserved bits last: later maps must not follow them */
+	for (unsigned j = 6; j < 16; j += 9) {
+		gva_t gva = (gva_t)(j & 1) << 39 | (gva_t)(j & 3) << 30;
+		gpa_t pdpt = gget(entry_gpa(TABLES_GPA, gva, 4)) & X86_PTE_ADDR_MASK;
+
+		gset(entry_gpa(pdpt, gva, 3), 0x40000000 | PWU | X86_PTE_PS | (j & 1 ? ADW : 0));
+	}
+	for (unsigned j = 0; j < 256; j++)
+		if ((j * 7) % 8 < 2)
+			gset(leaves[j], gget(leaves[j]) | bits[6 + j % 2]);
+	for (unsigned c = 0; c < 32; c++) {
+		struct shadow_cpu cpu = { .cr0_wp = c & 1, .cr4_smep = c & 2, .cr4_smap = c & 4,
+					  .rflags_ac = c & 8, .efer_nxe = c & 16, .gbpages = c & 1,
+					  .maxphyaddr = 40 };
+		struct shadow_walk_env folded = { &shadow_mode_long4, &mem, &cpu, TABLES_GPA };
+		struct shadow_walk_env generic = { &copy, &mem, &cpu, TABLES_GPA };
+
+		for (unsigned j = 0; j < 260; j++) {
+			gva_t gva = j >= 256 ? 0x0000800000000000ull + j : /* non-canonical */
+				    (gva_t)(j & 1) << 39 | (gva_t)(j & 3) << 30 |
+					    (gva_t)(j & 15) << 21 | (gva_t)j << 12 | 0x123;
+
+			for (unsigned a = 0; a < sizeof(accs) / sizeof(accs[0]); a++) {
+				struct shadow_walk wa, wb;
+				enum shadow_walk_status sa = shadow_walk(&folded, gva, accs[a], &wa);
+				enum shadow_walk_status sb = shadow_walk(&generic, gva, accs[a], &wb);
+
+				CHECK(same_walk(sa, &wa, sb, &wb),
+				      "gva 0x%llx access 0x%x cpu %u: folded %d level %d pferr 0x%x, "
+				      "generic %d level %d pferr 0x%x", (unsigned long long)gva,
+				      accs[a], c, sa, wa.level, wa.pferr, sb, wb.level, wb.pferr);
+				walks++;
+			}
+		}
+	}
+	ck_assert_uint_eq(walks, 32 * 260 * 6);
+}
+END_TEST
+
 static void add_walk_tcases(Suite *s, const struct fx_engine *en)
 {
 	TCase *tc;
@@ -662,8 +750,11 @@ static void add_walk_tcases(Suite *s, const struct fx_engine *en)
 Suite *shadow_walk_suite(void)
 {
 	Suite *s = suite_create("shadow_walk");
+	TCase *tc;
 
 	add_walk_tcases(s, &fx_vtlb);
 	add_walk_tcases(s, &fx_cache);
+	tc = fx_tcase(s, "mode", &fx_vtlb, NULL);
+	tcase_add_test(tc, test_walk_mode_descriptor_generic_path_agrees);
 	return s;
 }
