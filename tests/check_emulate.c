@@ -666,33 +666,52 @@ START_TEST(test_emulate_iretq_to_user)
 }
 END_TEST
 
-/* SDM 2A IRET, IA-32e mode: the checks on the frame. */
-static const struct { uint64_t f[5]; bool nt; uint32_t err; } iret_faults[] = {
+/* SDM 2A IRET, IA-32e mode: the checks on the frame.  0x48 and 0x50 are
+ * not present (data, code). */
+static const struct {
+	uint64_t f[5];
+	bool nt;
+	unsigned vector;
+	uint32_t err;
+} iret_faults[] = {
 	/* Non-canonical RIP: #GP(0). */
-	{ { 0x0000800000000000ull, FAKE_SEL_KCODE, 2, 0x1c000, FAKE_SEL_KDATA }, false, 0 },
+	{ { 0x0000800000000000ull, FAKE_SEL_KCODE, 2, 0x1c000, FAKE_SEL_KDATA },
+	  false, X86_EXC_GP, 0 },
 	/* CS not a code segment: #GP(CS). */
-	{ { FAKE_KCODE, FAKE_SEL_KDATA, 2, 0x1c000, FAKE_SEL_KDATA }, false, FAKE_SEL_KDATA },
+	{ { FAKE_KCODE, FAKE_SEL_KDATA, 2, 0x1c000, FAKE_SEL_KDATA },
+	  false, X86_EXC_GP, FAKE_SEL_KDATA },
 	/* CS DPL 3 with RPL 0: #GP(CS). */
-	{ { FAKE_KCODE, FAKE_SEL_UCODE, 2, 0x1c000, FAKE_SEL_KDATA }, false, FAKE_SEL_UCODE },
+	{ { FAKE_KCODE, FAKE_SEL_UCODE, 2, 0x1c000, FAKE_SEL_KDATA },
+	  false, X86_EXC_GP, FAKE_SEL_UCODE },
 	/* SS not writable data: #GP(SS). */
-	{ { FAKE_KCODE, FAKE_SEL_KCODE, 2, 0x1c000, FAKE_SEL_KCODE }, false, FAKE_SEL_KCODE },
+	{ { FAKE_KCODE, FAKE_SEL_KCODE, 2, 0x1c000, FAKE_SEL_KCODE },
+	  false, X86_EXC_GP, FAKE_SEL_KCODE },
 	/* SS RPL != CS RPL: #GP(SS). */
-	{ { FAKE_UCODE, FAKE_SEL_UCODE | 3, 2, FAKE_URSP, FAKE_SEL_KDATA }, false, FAKE_SEL_KDATA },
+	{ { FAKE_UCODE, FAKE_SEL_UCODE | 3, 2, FAKE_URSP, FAKE_SEL_KDATA },
+	  false, X86_EXC_GP, FAKE_SEL_KDATA },
 	/* A null SS returning to CPL3: #GP(SS). */
-	{ { FAKE_UCODE, FAKE_SEL_UCODE | 3, 2, FAKE_URSP, 3 }, false, 0 },
+	{ { FAKE_UCODE, FAKE_SEL_UCODE | 3, 2, FAKE_URSP, 3 }, false, X86_EXC_GP, 0 },
 	/* NT = 1: a task return, which IA-32e mode does not have: #GP(0). */
-	{ { FAKE_KCODE, FAKE_SEL_KCODE, 2, 0x1c000, FAKE_SEL_KDATA }, true, 0 },
+	{ { FAKE_KCODE, FAKE_SEL_KCODE, 2, 0x1c000, FAKE_SEL_KDATA }, true, X86_EXC_GP, 0 },
+	/* CS not present: #NP(CS); SS not present: #SS(SS). */
+	{ { FAKE_KCODE, 0x50, 2, 0x1c000, FAKE_SEL_KDATA }, false, X86_EXC_NP, 0x50 },
+	{ { FAKE_KCODE, FAKE_SEL_KCODE, 2, 0x1c000, 0x48 }, false, X86_EXC_SS, 0x48 },
 };
 
 START_TEST(test_emulate_iretq_faults)
 {
 	struct kvm_segment cs = vm->sregs.cs;
 
+	fake_vm_set_desc(vm, 9, FAKE_DESC_KDATA & ~X86_DESC_P);
+	fake_vm_set_desc(vm, 10, FAKE_DESC_KCODE & ~X86_DESC_P);
 	push_frame(iret_faults[_i].f, 5);
 	if (iret_faults[_i].nt)
 		vm->regs.rflags |= X86_RFLAGS_NT;
-	assert_raised(gp(I(0x48, 0xcf)), X86_EXC_GP, iret_faults[_i].err);
-	ck_assert_uint_eq(vm->sregs.cs.selector, cs.selector);
+	assert_raised(gp(I(0x48, 0xcf)), iret_faults[_i].vector, iret_faults[_i].err);
+	/* A fault changes nothing: the frame holds the iretq's CS, RSP, SS. */
+	ck_assert_uint_eq(fake_vm_read64(vm, vm->regs.rsp + 16), cs.selector);
+	ck_assert_uint_eq(fake_vm_read64(vm, vm->regs.rsp + 32), 0x1e000);
+	ck_assert_uint_eq(fake_vm_read64(vm, vm->regs.rsp + 40), FAKE_SEL_KDATA | 1);
 }
 END_TEST
 
@@ -755,17 +774,30 @@ START_TEST(test_emulate_lretq_to_data_segment_is_gp)
 }
 END_TEST
 
+START_TEST(test_emulate_lretq_to_not_present_code_is_np)
+{
+	/* SDM 2B RET: #NP(selector) if the return code segment is not present. */
+	const uint64_t f[2] = { FAKE_KCODE + 0x300, 0x50 };
+
+	fake_vm_set_desc(vm, 10, FAKE_DESC_KCODE & ~X86_DESC_P);
+	push_frame(f, 2);
+	assert_raised(gp(I(0x48, 0xcb)), X86_EXC_NP, 0x50);
+}
+END_TEST
+
 /* MOV SS (SDM 2A MOV): RPL == CPL, a writable data segment with DPL ==
- * CPL; in 64-bit mode a null selector is fine below CPL3. */
-static const struct { uint16_t sel; bool ok; } mov_ss_cases[] = {
-	{ FAKE_SEL_KDATA, true },
-	{ 0, true },
-	{ FAKE_SEL_KDATA | 2, false },
-	{ FAKE_SEL_KDATA | 3, false },
-	{ FAKE_SEL_UDATA | 3, false },
-	{ FAKE_SEL_UDATA, false },
-	{ FAKE_SEL_KCODE, false },
-	{ 0x78, false },
+ * CPL, else #GP(selector); present, else #SS(selector); in 64-bit mode a
+ * null selector is fine below CPL3.  0x48 is data, not present. */
+static const struct { uint16_t sel; bool ok; unsigned vector; } mov_ss_cases[] = {
+	{ FAKE_SEL_KDATA, true, 0 },
+	{ 0, true, 0 },
+	{ FAKE_SEL_KDATA | 2, false, X86_EXC_GP },
+	{ FAKE_SEL_KDATA | 3, false, X86_EXC_GP },
+	{ FAKE_SEL_UDATA | 3, false, X86_EXC_GP },
+	{ FAKE_SEL_UDATA, false, X86_EXC_GP },
+	{ FAKE_SEL_KCODE, false, X86_EXC_GP },
+	{ 0x78, false, X86_EXC_GP },
+	{ 0x48, false, X86_EXC_SS },
 };
 
 START_TEST(test_emulate_mov_ss)
@@ -773,10 +805,11 @@ START_TEST(test_emulate_mov_ss)
 	uint16_t sel = mov_ss_cases[_i].sel;
 	int st;
 
+	fake_vm_set_desc(vm, 9, FAKE_DESC_KDATA & ~X86_DESC_P);
 	vm->regs.rax = sel;
 	st = gp(I(0x8e, 0xd0)); /* mov %eax,%ss */
 	if (!mov_ss_cases[_i].ok) {
-		assert_raised(st, X86_EXC_GP, sel & ~3u);
+		assert_raised(st, mov_ss_cases[_i].vector, sel & ~3u);
 		ck_assert_uint_eq(vm->sregs.ss.selector, FAKE_SEL_KDATA | 1);
 		return;
 	}
@@ -975,6 +1008,7 @@ Suite *emulate_suite(void)
 	tcase_add_test(tc, test_emulate_lret_32bit_operands);
 	tcase_add_test(tc, test_emulate_lretq_to_user_pops_the_stack);
 	tcase_add_test(tc, test_emulate_lretq_to_data_segment_is_gp);
+	tcase_add_test(tc, test_emulate_lretq_to_not_present_code_is_np);
 	tcase_add_loop_test(tc, test_emulate_mov_ss, 0, N(mov_ss_cases));
 	tcase_add_test(tc, test_emulate_mov_ss_from_memory);
 	suite_add_tcase(s, tc);

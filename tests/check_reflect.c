@@ -190,6 +190,7 @@ static const struct bad_gate {
 	{ FAKE_HANDLER(6), 0, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 1 },         /* null selector */
 	{ FAKE_HANDLER(6), 0x78, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 0x79 },   /* empty slot */
 	{ FAKE_HANDLER(6), 0x48, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 0x49 },   /* 32-bit code */
+	{ FAKE_HANDLER(6), 0x50, X86_GATE_TYPE_INTR, true, X86_EXC_NP, 0x51 },   /* not present */
 	/* IA-32e mode: a non-canonical gate target is #GP(EXT). */
 	{ 0x0000800000000000ull, FAKE_SEL_KCODE, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 1 },
 };
@@ -200,6 +201,7 @@ START_TEST(test_reflect_bad_gate_faults)
 	uint64_t rip = vm->regs.rip;
 
 	fake_vm_set_desc(vm, 9, 0x00cf9a000000ffffull);
+	fake_vm_set_desc(vm, 10, FAKE_DESC_KCODE & ~X86_DESC_P);
 	fake_vm_set_gate(vm, X86_EXC_UD, g->target, g->sel, g->type, 0, 0, g->present);
 	ck_assert_int_eq(reflect_event(vm, hw(X86_EXC_UD, false, 0)), VM_CONTINUE);
 	ck_assert_uint_eq(delivered(g->vector), g->err);

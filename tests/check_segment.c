@@ -163,33 +163,36 @@ struct load_case {
 	uint64_t desc;
 	unsigned cpl;   /* real CPL the load is for */
 	bool ok;
+	unsigned fault; /* when not ok: the exception the load raises */
 };
 
 /* CS, SDM 2B RET/IRET: a non-conforming code segment needs DPL == RPL, a
- * conforming one DPL <= RPL; it must be present and 64-bit (L = 1, D = 0).
- * SS, SDM 2A MOV/POP SS: a present writable data segment with DPL == CPL. */
+ * conforming one DPL <= RPL, 64-bit (L = 1, D = 0), else #GP(selector);
+ * then present, else #NP(selector).  SS, SDM 2A MOV/POP SS: a writable data
+ * segment with DPL == CPL, else #GP(selector); then present, else
+ * #SS(selector). */
 static const struct load_case load_cases[] = {
-	{ false, FAKE_DESC_KCODE, 1, true },
-	{ false, FAKE_DESC_KCODE, 3, false },
-	{ false, FAKE_DESC_UCODE, 3, true },
-	{ false, FAKE_DESC_UCODE, 1, false },
-	{ false, FAKE_DESC_KDATA, 1, false },               /* data */
-	{ false, 0x00cf9a000000ffffull, 1, false },         /* 32-bit code */
-	{ false, 0x00ef9a000000ffffull, 1, false },         /* L = 1 with D = 1 */
-	{ false, FAKE_DESC_KCODE & ~X86_DESC_P, 1, false }, /* not present */
-	{ false, 0x00af9e000000ffffull, 1, true },          /* conforming, DPL 0 */
-	{ false, 0x00af9e000000ffffull, 3, true },
-	{ false, 0x00affe000000ffffull, 3, true },          /* conforming, DPL 3 */
-	{ false, 0x00affe000000ffffull, 1, false },         /* ... above the RPL */
-	{ false, 0, 1, false },
-	{ true, FAKE_DESC_KDATA, 1, true },
-	{ true, FAKE_DESC_UDATA, 3, true },
-	{ true, FAKE_DESC_KDATA, 3, false },
-	{ true, FAKE_DESC_UDATA, 1, false },
-	{ true, 0x00cf90000000ffffull, 1, false },          /* read-only data */
-	{ true, FAKE_DESC_KCODE, 1, false },                /* code */
-	{ true, FAKE_DESC_KDATA & ~X86_DESC_P, 1, false },  /* not present */
-	{ true, 0, 1, false },
+	{ false, FAKE_DESC_KCODE, 1, true, 0 },
+	{ false, FAKE_DESC_KCODE, 3, false, X86_EXC_GP },
+	{ false, FAKE_DESC_UCODE, 3, true, 0 },
+	{ false, FAKE_DESC_UCODE, 1, false, X86_EXC_GP },
+	{ false, FAKE_DESC_KDATA, 1, false, X86_EXC_GP },       /* data */
+	{ false, 0x00cf9a000000ffffull, 1, false, X86_EXC_GP }, /* 32-bit code */
+	{ false, 0x00ef9a000000ffffull, 1, false, X86_EXC_GP }, /* L = 1 with D = 1 */
+	{ false, FAKE_DESC_KCODE & ~X86_DESC_P, 1, false, X86_EXC_NP }, /* not present */
+	{ false, 0x00af9e000000ffffull, 1, true, 0 },           /* conforming, DPL 0 */
+	{ false, 0x00af9e000000ffffull, 3, true, 0 },
+	{ false, 0x00affe000000ffffull, 3, true, 0 },           /* conforming, DPL 3 */
+	{ false, 0x00affe000000ffffull, 1, false, X86_EXC_GP }, /* ... above the RPL */
+	{ false, 0, 1, false, X86_EXC_GP },
+	{ true, FAKE_DESC_KDATA, 1, true, 0 },
+	{ true, FAKE_DESC_UDATA, 3, true, 0 },
+	{ true, FAKE_DESC_KDATA, 3, false, X86_EXC_GP },
+	{ true, FAKE_DESC_UDATA, 1, false, X86_EXC_GP },
+	{ true, 0x00cf90000000ffffull, 1, false, X86_EXC_GP },  /* read-only data */
+	{ true, FAKE_DESC_KCODE, 1, false, X86_EXC_GP },        /* code */
+	{ true, FAKE_DESC_KDATA & ~X86_DESC_P, 1, false, X86_EXC_SS }, /* not present */
+	{ true, 0, 1, false, X86_EXC_GP },
 };
 
 START_TEST(test_segment_load_checks_type_and_privilege)
@@ -203,6 +206,7 @@ START_TEST(test_segment_load_checks_type_and_privilege)
 	ck_assert_int_eq(ok, c->ok);
 	if (!c->ok) {
 		ck_assert_mem_eq(seg, &before, sizeof(before));
+		ck_assert_uint_eq(seg_load_fault(vm, 9 << 3, c->cpl, c->ss), c->fault);
 		return;
 	}
 	/* The loaded selector carries the CPL as its RPL. */

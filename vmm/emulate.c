@@ -342,16 +342,19 @@ static uint64_t rflags_from_guest(struct vm *vm, uint64_t v, bool kernel)
 static enum emu far_return(struct vm *vm, struct insn *x, uint64_t rip, uint16_t cs, bool stack,
 			   uint64_t rsp, uint16_t ss)
 {
-	unsigned vcpl = (cs & 3) == 3 ? 3 : 0;
+	unsigned vcpl = (cs & 3) == 3 ? 3 : 0, cpl = seg_real_cpl(vcpl);
+	struct kvm_segment old_cs = vm->sregs.cs;
 
 	if (vcpl < x->vcpl)
 		return sel_fault(x, X86_EXC_GP, cs);
 	if (!x86_is_canonical48(rip))
 		return EMU_GP;
-	if (!seg_load_cs(vm, cs, seg_real_cpl(vcpl)))
-		return sel_fault(x, X86_EXC_GP, cs);
-	if (stack && !seg_load_ss(vm, ss, seg_real_cpl(vcpl)))
-		return sel_fault(x, X86_EXC_GP, ss);
+	if (!seg_load_cs(vm, cs, cpl))
+		return sel_fault(x, seg_load_fault(vm, cs, cpl, false), cs);
+	if (stack && !seg_load_ss(vm, ss, cpl)) {
+		vm->sregs.cs = old_cs; /* a fault changes nothing */
+		return sel_fault(x, seg_load_fault(vm, ss, cpl, true), ss);
+	}
 	vm->regs.rip = rip;
 	if (stack)
 		vm->regs.rsp = rsp;
@@ -415,7 +418,8 @@ static enum emu mov_ss(struct vm *vm, struct insn *x)
 	if ((sel & 3) != (x->vcpl == 3 ? 3u : 0u) && (sel & 3) != 1)
 		return sel_fault(x, X86_EXC_GP, (uint16_t)sel);
 	if (!seg_load_ss(vm, (uint16_t)sel, seg_real_cpl(x->vcpl)))
-		return sel_fault(x, X86_EXC_GP, (uint16_t)sel);
+		return sel_fault(x, seg_load_fault(vm, (uint16_t)sel, seg_real_cpl(x->vcpl), true),
+				 (uint16_t)sel);
 	return EMU_DONE;
 }
 

@@ -100,7 +100,9 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 			    status)))
 		return st;
 	if (!seg_load_cs(vm, sel, seg_real_cpl(new_vcpl)))
-		return *f = fault_ev(X86_EXC_GP, (sel & ~3u) + !ev->soft), GVA_FAULT;
+		return *f = fault_ev(seg_load_fault(vm, sel, seg_real_cpl(new_vcpl), false),
+				     (sel & ~3u) + !ev->soft),
+		       GVA_FAULT;
 	if (new_vcpl != vcpl)
 		seg_load_ss(vm, 0, seg_real_cpl(new_vcpl));
 	vm->regs.rsp = rsp;

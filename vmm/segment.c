@@ -25,16 +25,28 @@ void seg_from_desc(struct kvm_segment *s, uint16_t sel, uint64_t d)
 	s->padding = 0;
 }
 
+/* A 64-bit code segment `cpl` may run, present or not (SDM 2B RET):
+ * non-conforming with DPL == CPL, or conforming with DPL <= CPL. */
+static bool cs_fits(const struct kvm_segment *s, unsigned cpl)
+{
+	if (!s->s || !(s->type & 8) || !s->l || s->db)
+		return false;
+	return (s->type & 4) ? s->dpl <= cpl : s->dpl == cpl;
+}
+
+/* A stack for `cpl`, present or not (SDM 2A MOV): writable data, DPL == CPL. */
+static bool ss_fits(const struct kvm_segment *s, unsigned cpl)
+{
+	return s->s && !(s->type & 8) && (s->type & 2) && s->dpl == cpl;
+}
+
 bool seg_load_cs(struct vm *vm, uint16_t sel, unsigned cpl)
 {
 	uint64_t d = monitor_descriptor(&vm->mon, sel);
 	struct kvm_segment s;
 
 	seg_from_desc(&s, (uint16_t)((sel & ~3u) | cpl), d);
-	if (!s.present || !s.s || !(s.type & 8) || !s.l || s.db)
-		return false;
-	/* Non-conforming: DPL == CPL; conforming: DPL <= CPL (SDM 2B RET). */
-	if ((s.type & 4) ? s.dpl > cpl : s.dpl != cpl)
+	if (!s.present || !cs_fits(&s, cpl))
 		return false;
 	vm->sregs.cs = s;
 	return true;
@@ -53,10 +65,20 @@ bool seg_load_ss(struct vm *vm, uint16_t sel, unsigned cpl)
 		return true;
 	}
 	seg_from_desc(&s, (uint16_t)((sel & ~3u) | cpl), monitor_descriptor(&vm->mon, sel));
-	if (!s.present || !s.s || (s.type & 8) || !(s.type & 2) || s.dpl != cpl)
+	if (!s.present || !ss_fits(&s, cpl))
 		return false;
 	vm->sregs.ss = s;
 	return true;
+}
+
+unsigned seg_load_fault(const struct vm *vm, uint16_t sel, unsigned cpl, bool ss)
+{
+	struct kvm_segment s;
+
+	seg_from_desc(&s, sel, monitor_descriptor(&vm->mon, sel));
+	if ((sel & ~3u) == 0 || !(ss ? ss_fits(&s, cpl) : cs_fits(&s, cpl)))
+		return X86_EXC_GP;
+	return ss ? X86_EXC_SS : X86_EXC_NP;
 }
 
 void seg_flat(struct kvm_segment *s, uint16_t sel, bool code, unsigned dpl)

@@ -28,6 +28,12 @@ bool seg_load_cs(struct vm *vm, uint16_t sel, unsigned cpl);
  * selector (allowed below CPL3 in 64-bit mode, SDM 3A §6.14.4). */
 bool seg_load_ss(struct vm *vm, uint16_t sel, unsigned cpl);
 
+/* The exception a refused seg_load_cs (ss false) or seg_load_ss of `sel` at
+ * `cpl` raises, with the selector as error code: #NP for a code segment or
+ * #SS for a stack that is right but not present, else #GP (SDM 2A MOV, 2B
+ * RET/IRET). */
+unsigned seg_load_fault(const struct vm *vm, uint16_t sel, unsigned cpl, bool ss);
+
 /* Flat 64-bit code and data segments, as SYSCALL and SYSRET load them
  * (SDM 2B SYSCALL/SYSRET operation). */
 void seg_flat(struct kvm_segment *s, uint16_t sel, bool code, unsigned dpl);
