@@ -26,8 +26,8 @@ CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Ishadow -Ivmm \
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # ---- shadow/: the shadow MMU library (no KVM) ---------------------------
-SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/spte.c shadow/engine.c shadow/vtlb.c shadow/cache.c \
-               shadow/invariant.c shadow/pool.c shadow/lib.c
+SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/spte.c shadow/engine.c shadow/vtlb.c \
+               shadow/cache.c shadow/cache_map.c shadow/invariant.c shadow/pool.c shadow/lib.c
 # Per-layer include paths: shadow/ sees include/ and itself only, so the
 # compiler refuses an #include of a vmm/ header (or a test's) from shadow/.
 $(BUILD)/host/shadow/%.o $(BUILD)/asan/shadow/%.o: CFLAGS := $(filter-out -Ishadow -Ivmm,$(CFLAGS))

@@ -6,167 +6,6 @@
 
 static void destroy(struct shadow *s);
 static void reset(struct shadow *s);
-
-static uint64_t *slot_ptr(const struct shadow *s, uint32_t slot)
-{
-	return s->tab.pool.host + slot;
-}
-
-
-/* ---- links ----------------------------------------------------------------------- */
-
-static void link_push(struct shadow_cache *c, uint32_t *head, uint32_t slot)
-{
-	uint32_t l;
-
-	if (c->link_free) {
-		l = c->link_free - 1;
-		c->link_free = c->link[l].next;
-	} else {
-		/* one link per present entry: the pool bounds them */
-		assert(c->link_next < c->nlinks);
-		l = c->link_next++;
-	}
-	c->link[l] = (struct cache_link){ slot, *head };
-	*head = l + 1;
-}
-
-static void link_release(struct shadow_cache *c, uint32_t l)
-{
-	c->link[l].next = c->link_free;
-	c->link_free = l + 1;
-}
-
-static bool link_remove(struct shadow_cache *c, uint32_t *head, uint32_t slot)
-{
-	uint32_t *pp = head;
-
-	while (*pp) {
-		uint32_t l = *pp - 1;
-
-		if (c->link[l].slot == slot) {
-			*pp = c->link[l].next;
-			link_release(c, l);
-			return true;
-		}
-		pp = &c->link[l].next;
-	}
-	return false;
-}
-
-/* ---- tracking and reverse maps ------------------------------------------------ */
-
-static uint32_t *rmap_head(struct shadow_cache *c, int level, uint64_t e)
-{
-	gpa_t gpa = e & X86_PTE_ADDR_MASK;
-
-	return level == 1 ? &c->rmap[gpa >> X86_PAGE_SHIFT] : &c->rmap2m[gpa >> 21];
-}
-
-/* Take write access away from every leaf on the list. */
-static void write_protect(struct shadow *s, uint32_t *head)
-{
-	struct shadow_cache *c = s->engine;
-
-	while (*head) {
-		uint32_t l = *head - 1;
-
-		*slot_ptr(s, c->link[l].slot) &= ~X86_PTE_W;
-		*head = c->link[l].next;
-		link_release(c, l);
-		s->tlb_flush = true;
-	}
-}
-
-static void track(struct shadow *s, gpa_t gfn)
-{
-	struct shadow_cache *c = s->engine;
-	uint64_t f = gfn >> X86_PAGE_SHIFT;
-
-	assert(f < c->frames);
-	if (c->tracked[f]++ == 0)
-		write_protect(s, &c->rmap[f]);
-	if (c->tracked2m[f >> 9]++ == 0)
-		write_protect(s, &c->rmap2m[f >> 9]);
-}
-
-static void untrack(struct shadow_cache *c, gpa_t gfn)
-{
-	uint64_t f = gfn >> X86_PAGE_SHIFT;
-
-	assert(c->tracked[f] && c->tracked2m[f >> 9]);
-	c->tracked[f]--;
-	c->tracked2m[f >> 9]--;
-}
-
-static bool tracked(const struct shadow *s, gpa_t gpa)
-{
-	const struct shadow_cache *c = s->engine;
-	uint64_t f = gpa >> X86_PAGE_SHIFT;
-
-	return f < c->frames && c->tracked[f];
-}
-
-/* Write leaf `spte`, keeping the reverse maps and write protection: a
- * tracked page never gets a writable leaf. */
-static void set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t spte)
-{
-	struct shadow_cache *c = s->engine;
-	uint32_t slot = (uint32_t)((at - s->tab.pool.base) >> 3);
-	uint64_t old = *e;
-
-	if ((old & X86_PTE_P) && (old & X86_PTE_W))
-		link_remove(c, rmap_head(c, level, old), slot);
-	if ((spte & X86_PTE_P) && (spte & X86_PTE_W)) {
-		uint64_t f = (spte & X86_PTE_ADDR_MASK) >> X86_PAGE_SHIFT;
-		bool prot = level == 1 ? c->tracked[f] != 0 : c->tracked2m[f >> 9] != 0;
-
-		if (prot)
-			spte &= ~X86_PTE_W;
-		else
-			link_push(c, rmap_head(c, level, spte), slot);
-	}
-	*e = spte;
-}
-
-/* ---- the hash of keyed SPs ---------------------------------------------------- */
-
-static uint32_t bucket(const struct shadow_cache *c, gpa_t gfn)
-{
-	return (uint32_t)(((gfn >> X86_PAGE_SHIFT) * 0x9e3779b97f4a7c15ull) >> 32) & c->hmask;
-}
-
-static uint32_t lookup(const struct shadow_cache *c, gpa_t gfn, uint32_t role)
-{
-	uint32_t i;
-
-	for (i = c->hash[bucket(c, gfn)]; i; i = c->sp[i - 1].hnext)
-		if (c->sp[i - 1].gfn == gfn && c->sp[i - 1].role == role)
-			return i;
-	return CACHE_NIL;
-}
-
-static void hash_insert(struct shadow_cache *c, uint32_t page)
-{
-	uint32_t *b = &c->hash[bucket(c, c->sp[page].gfn)];
-
-	c->sp[page].hnext = *b;
-	*b = page + 1;
-	c->sp[page].flags |= CACHE_SP_KEYED;
-}
-
-static void hash_remove(struct shadow_cache *c, uint32_t page)
-{
-	uint32_t *pp = &c->hash[bucket(c, c->sp[page].gfn)];
-
-	while (*pp != page + 1) {
-		assert(*pp);
-		pp = &c->sp[*pp - 1].hnext;
-	}
-	*pp = c->sp[page].hnext;
-	c->sp[page].flags &= ~CACHE_SP_KEYED;
-}
-
 /* ---- dropping SPs --------------------------------------------------------------- */
 
 static void zap(struct shadow *s, uint32_t page);
@@ -190,7 +29,7 @@ static void unlink_entry(struct shadow *s, uint32_t page, unsigned i)
 
 	*e = 0;
 	s->tlb_flush = true;
-	found = link_remove(c, &c->sp[child].parents, page * X86_PT_ENTRIES + i);
+	found = cache_link_remove(c, &c->sp[child].parents, page * X86_PT_ENTRIES + i);
 	assert(found);
 	(void)found;
 	if (!c->sp[child].parents && !(c->sp[child].flags & CACHE_SP_ROOT))
@@ -210,7 +49,7 @@ static void clear_table(struct shadow *s, uint32_t page)
 		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
 			continue;
 		if (level == 1 || (e & X86_PTE_PS)) {
-			set_leaf(s, &tab[i], cache_entry_mpa(s, page, i),
+			cache_set_leaf(s, &tab[i], cache_entry_mpa(s, page, i),
 					      (int)level, 0);
 			s->tlb_flush = true;
 		} else {
@@ -231,14 +70,14 @@ static void zap(struct shadow *s, uint32_t page)
 	while (sp->parents) {
 		uint32_t l = sp->parents - 1;
 
-		*slot_ptr(s, c->link[l].slot) = 0;
+		*cache_slot(s, c->link[l].slot) = 0;
 		sp->parents = c->link[l].next;
-		link_release(c, l);
+		cache_link_release(c, l);
 	}
 	if (sp->flags & CACHE_SP_KEYED) {
-		hash_remove(c, page);
+		cache_hash_remove(c, page);
 		if (!(sp->role & CACHE_ROLE_DIRECT))
-			untrack(c, sp->gfn);
+			cache_untrack(c, sp->gfn);
 	}
 	if (sp->flags & CACHE_SP_VOLATILE)
 		c->nvolatile--;
@@ -258,8 +97,8 @@ static void root_to_volatile(struct shadow *s, uint32_t page)
 	struct cache_sp *sp = &c->sp[page];
 
 	if (sp->flags & CACHE_SP_KEYED) {
-		hash_remove(c, page);
-		untrack(c, sp->gfn);
+		cache_hash_remove(c, page);
+		cache_untrack(c, sp->gfn);
 		forget_root(c, page);
 		sp->flags |= CACHE_SP_VOLATILE;
 		c->nvolatile++;
@@ -290,10 +129,10 @@ static bool new_sp(struct shadow *s, gpa_t gfn, uint32_t role, uint32_t *page)
 	*page = shadow_pool_index(&s->tab.pool, mpa);
 	c->sp[*page] = (struct cache_sp){ .gfn = gfn, .role = role, .flags = CACHE_SP_USED };
 	if (role & CACHE_ROLE_DIRECT) {
-		hash_insert(c, *page);
+		cache_hash_insert(c, *page);
 	} else if (f < c->frames && !(c->flood[f] & CACHE_FLOOD_VOLATILE)) {
-		hash_insert(c, *page);
-		track(s, gfn);
+		cache_hash_insert(c, *page);
+		cache_track(s, gfn);
 	} else {
 		c->sp[*page].flags |= CACHE_SP_VOLATILE;
 		c->nvolatile++;
@@ -328,7 +167,7 @@ static uint32_t root_role(const struct shadow *s)
 static void switch_root(struct shadow *s)
 {
 	struct shadow_cache *c = s->engine;
-	uint32_t found = lookup(c, s->vcr3, root_role(s));
+	uint32_t found = cache_lookup(c, s->vcr3, root_role(s));
 	uint32_t page;
 
 	if (found) {
@@ -455,7 +294,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
 		if (!(*e & X86_PTE_P))
 			return;
 		if (level == 1 || (*e & X86_PTE_PS)) {
-			set_leaf(s, e, cache_entry_mpa(s, page, i), level,
+			cache_set_leaf(s, e, cache_entry_mpa(s, page, i), level,
 					      0);
 			s->tlb_flush = true;
 			return;
@@ -520,7 +359,7 @@ static void unprotect(struct shadow *s, gpa_t gpa, bool self)
 
 	s->stats.unprotects++;
 again:
-	for (i = c->hash[bucket(c, gfn)]; i; i = c->sp[i - 1].hnext) {
+	for (i = c->hash[cache_bucket(c, gfn)]; i; i = c->sp[i - 1].hnext) {
 		const struct cache_sp *sp = &c->sp[i - 1];
 
 		if (sp->gfn != gfn || (sp->role & CACHE_ROLE_DIRECT))
@@ -595,7 +434,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 
 			if ((*e & X86_PTE_P) && !(*e & X86_PTE_PS))
 				unlink_entry(s, page, i);
-			set_leaf(s, e, at, 2, big);
+			cache_set_leaf(s, e, at, 2, big);
 			*spte = *e;
 			*spte_mpa = at;
 			*out_level = 2;
@@ -605,7 +444,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 		child_key(s, w, level, &acc, &gfn, &role);
 		if (*e & X86_PTE_P) {
 			if (level == 2 && (*e & X86_PTE_PS)) {
-				set_leaf(s, e, at, 2, 0);
+				cache_set_leaf(s, e, at, 2, 0);
 				s->tlb_flush = true;
 			} else {
 				child = cache_page_of(s, *e);
@@ -616,21 +455,21 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 				unlink_entry(s, page, i);
 			}
 		}
-		child = lookup(c, gfn, role);
+		child = cache_lookup(c, gfn, role);
 		if (child)
 			child--;
 		else if (!new_sp(s, gfn, role, &child))
 			return INSTALL_NOMEM;
 		*e = shadow_pool_mpa(&s->tab.pool, child) | SHADOW_SPTE_TABLE |
 		     (level <= w->level ? SHADOW_SPTE_HUGE : 0);
-		link_push(c, &c->sp[child].parents, page * X86_PT_ENTRIES + i);
+		cache_link_push(c, &c->sp[child].parents, page * X86_PT_ENTRIES + i);
 		page = child;
 	}
 	{
 		unsigned i = X86_LEVEL_INDEX(gva, 1);
 		mpa_t at = cache_entry_mpa(s, page, i);
 		uint64_t *e = cache_table(s, page) + i;
-		set_leaf(s, e, at, 1, *spte);
+		cache_set_leaf(s, e, at, 1, *spte);
 		*spte = *e;
 		*spte_mpa = at;
 		*out_level = 1;
@@ -698,7 +537,7 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 		return false;
 	s->stats.a_sets += !!(set & X86_PTE_A);
 	s->stats.d_sets += !!(set & X86_PTE_D);
-	set_leaf(s, cache_table(s, page) + i, cache_entry_mpa(s, page, i), 1,
+	cache_set_leaf(s, cache_table(s, page) + i, cache_entry_mpa(s, page, i), 1,
 		 shadow_spte_leaf(&s->cpu, now, 1, r, access, (mpa_t)gpa));
 	s->stats.fills[1]++;
 	s->stats.fast_fills++;
@@ -752,10 +591,10 @@ const struct shadow_engine_ops shadow_cache_ops = {
 	.invlpg = invlpg,
 	.drop_gva = drop_gva_canonical,
 	.fast_fault = fast_fault,
-	.tracked = tracked,
+	.tracked = cache_tracked,
 	.unprotect = unprotect,
 	.install = install,
 	.prefetch = prefetch,
-	.set_leaf = set_leaf,
+	.set_leaf = cache_set_leaf,
 	.check = shadow_check_cache,
 };

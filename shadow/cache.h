@@ -35,7 +35,8 @@
 
 extern const struct shadow_engine_ops shadow_cache_ops;
 
-/* The cache's state (s->engine), seen by its invariant checks (invariant.c). */
+/* The cache's state (s->engine): cache.c runs the engine, cache_map.c
+ * keeps its books, invariant.c checks them. */
 /* An SP's role: its level, and what beyond the guest table's address makes
  * two shadows of it differ. */
 #define CACHE_ROLE_LEVEL 0x7u
@@ -102,6 +103,12 @@ struct shadow_cache {
 	uint32_t nvolatile;
 };
 
+/* The shadow entry in `slot` (pool page * 512 + index). */
+static inline uint64_t *cache_slot(const struct shadow *s, uint32_t slot)
+{
+	return s->tab.pool.host + slot;
+}
+
 /* Host view of SP `page`'s table. */
 static inline uint64_t *cache_table(const struct shadow *s, uint32_t page)
 {
@@ -141,5 +148,32 @@ static inline unsigned cache_role_level(uint32_t role)
 {
 	return role & CACHE_ROLE_LEVEL;
 }
+
+/* ---- the books (cache_map.c) ---- */
+
+/* Push `slot` on the list at *head, remove it (false if absent), or give
+ * back link l already unlinked. */
+void cache_link_push(struct shadow_cache *c, uint32_t *head, uint32_t slot);
+bool cache_link_remove(struct shadow_cache *c, uint32_t *head, uint32_t slot);
+void cache_link_release(struct shadow_cache *c, uint32_t l);
+
+/* A keyed SP of guest table gfn now exists (write-protect every leaf that
+ * maps it), or is gone. */
+void cache_track(struct shadow *s, gpa_t gfn);
+void cache_untrack(struct shadow_cache *c, gpa_t gfn);
+/* Whether the guest page at gpa is a tracked table (ops->tracked). */
+bool cache_tracked(const struct shadow *s, gpa_t gpa);
+
+/* Write leaf `spte` (level 1, or 2 for a 2 MiB leaf) at entry `e`, machine
+ * address `at`, keeping the reverse maps and write protection: a tracked
+ * page never gets a writable leaf (ops->set_leaf). */
+void cache_set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t spte);
+
+/* The hash chain of guest table gfn; the keyed SP (gfn, role), as page + 1
+ * or CACHE_NIL; adding and removing an SP's key. */
+uint32_t cache_bucket(const struct shadow_cache *c, gpa_t gfn);
+uint32_t cache_lookup(const struct shadow_cache *c, gpa_t gfn, uint32_t role);
+void cache_hash_insert(struct shadow_cache *c, uint32_t page);
+void cache_hash_remove(struct shadow_cache *c, uint32_t page);
 
 #endif
