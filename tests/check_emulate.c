@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "control.h"
-#include "control.h"
 #include "emulate.h"
 #include "fake_vm.h"
 #include "monitor.h"
