@@ -88,11 +88,12 @@ bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)
 /* A fault-path event: the access, the guest entries walked and the A/D
  * bits this fault set (ad_set may be NULL). */
 static void walk_event(struct shadow_event *ev, enum shadow_event_kind kind, gva_t gva,
-		       unsigned access, const struct shadow_walk *w, const uint64_t *ad_set)
+		       uint32_t pferr, const struct shadow_walk *w, const uint64_t *ad_set)
 {
 	int level;
 
-	*ev = (struct shadow_event){ .kind = kind, .gva = gva, .access = access,
+	*ev = (struct shadow_event){ .kind = kind, .gva = gva,
+				     .access = shadow_access_from_pferr(pferr), .error_code = pferr,
 				     .level = w->level, .depth = w->depth };
 	for (level = SHADOW_LEVELS; level > SHADOW_LEVELS - w->depth; level--) {
 		ev->gpte[level] = w->pte[level];
@@ -109,7 +110,7 @@ static enum shadow_status fail(struct shadow_fault_result *res, enum shadow_erro
 	return SHADOW_ERROR;
 }
 
-static enum shadow_status guest_fault(struct shadow *s, gva_t gva, unsigned access,
+static enum shadow_status guest_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 				      const struct shadow_walk *w, bool gp,
 				      struct shadow_fault_result *res)
 {
@@ -126,7 +127,7 @@ static enum shadow_status guest_fault(struct shadow *s, gva_t gva, unsigned acce
 	res->pferr = gp ? 0 : w->pferr;
 	res->level = w->level;
 	if (s->hook) {
-		walk_event(&ev, SHADOW_EV_GUEST_FAULT, gva, access, w, NULL);
+		walk_event(&ev, SHADOW_EV_GUEST_FAULT, gva, pferr, w, NULL);
 		ev.vector = gp ? X86_EXC_GP : X86_EXC_PF;
 		ev.pferr = res->pferr;
 		shadow_emit(s, &ev);
@@ -149,10 +150,11 @@ static bool count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
 }
 
 /* Install the shadow leaf of a synced walk (the engine evicts as needed). */
-static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
+static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 			       const struct shadow_walk *w, mpa_t mpa, const uint64_t *ad_set,
 			       struct shadow_fault_result *res)
 {
+	unsigned access = shadow_access_from_pferr(pferr);
 	uint64_t want = shadow_spte_leaf(&s->cpu, w->pte[w->level], w->level, w->rights, access, mpa);
 	uint64_t spte = want;
 	struct shadow_event ev;
@@ -181,7 +183,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, unsigned access,
 	res->gpa = w->gpa;
 	res->level = w->level;
 	if (s->hook) {
-		walk_event(&ev, SHADOW_EV_FILL, gva, access, w, ad_set);
+		walk_event(&ev, SHADOW_EV_FILL, gva, pferr, w, ad_set);
 		ev.gpa = w->gpa;
 		ev.spte = spte;
 		ev.spte_mpa = spte_mpa;
@@ -210,9 +212,10 @@ static bool translates_itself(const struct shadow_walk *w)
 }
 
 /* One walk + A/D sync + fill; SHADOW_RETRY if a guest entry changed. */
-static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned access,
+static enum shadow_status fault_once(struct shadow *s, gva_t gva, uint32_t pferr,
 				     struct shadow_fault_result *res)
 {
+	unsigned access = shadow_access_from_pferr(pferr);
 	struct shadow_walk_env env = { .mode = s->mode, .mem = &s->mem, .cpu = &s->cpu,
 				       .cr3 = s->vcr3 };
 	uint64_t ad_set[SHADOW_LEVELS + 1];
@@ -224,9 +227,9 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned acces
 	case SHADOW_WALK_OK:
 		break;
 	case SHADOW_WALK_PF:
-		return guest_fault(s, gva, access, &w, false, res);
+		return guest_fault(s, gva, pferr, &w, false, res);
 	case SHADOW_WALK_GP:
-		return guest_fault(s, gva, access, &w, true, res);
+		return guest_fault(s, gva, pferr, &w, true, res);
 	case SHADOW_WALK_BAD_TABLE:
 		res->level = w.level;
 		return fail(res, SHADOW_ERR_TABLE_OUTSIDE_RAM, w.bad_gpa);
@@ -246,22 +249,23 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, unsigned acces
 		return fail(res, SHADOW_ERR_TABLE_OUTSIDE_RAM, w.pte_gpa[w.level]);
 	}
 	if (count_ad(s, ad_set) && s->hook) {
-		walk_event(&ev, SHADOW_EV_AD_SET, gva, access, &w, ad_set);
+		walk_event(&ev, SHADOW_EV_AD_SET, gva, pferr, &w, ad_set);
 		shadow_emit(s, &ev);
 	}
 	if ((access & SHADOW_ACC_WRITE) && s->ops->tracked(s, w.gpa))
 		s->ops->unprotect(s, w.gpa, translates_itself(&w));
-	return fill(s, gva, access, &w, mpa, ad_set, res);
+	return fill(s, gva, pferr, &w, mpa, ad_set, res);
 }
 
-enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,
+enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 				struct shadow_fault_result *res)
 {
+	unsigned access = shadow_access_from_pferr(pferr);
 	int try;
 
 	*res = (struct shadow_fault_result){ .status = SHADOW_ERROR };
 	s->stats.hidden_faults++;
-	if ((access & ~(SHADOW_ACC_WRITE | SHADOW_ACC_USER | SHADOW_ACC_FETCH)) ||
+	if ((pferr & ~(X86_PF_P | SHADOW_ACC_WRITE | SHADOW_ACC_USER | SHADOW_ACC_FETCH)) ||
 	    ((access & SHADOW_ACC_WRITE) && (access & SHADOW_ACC_FETCH)))
 		return fail(res, SHADOW_ERR_BAD_ARG, 0);
 	if (x86_is_canonical48(gva) && X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->tab.hv_index)
@@ -270,7 +274,7 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,
 	    s->ops->fast_fault(s, gva, access, res))
 		return SHADOW_FILLED;
 	for (try = 0; try < AD_TRIES; try++) {
-		enum shadow_status st = fault_once(s, gva, access, res);
+		enum shadow_status st = fault_once(s, gva, pferr, res);
 
 		if (st != SHADOW_RETRY)
 			return st;

@@ -134,6 +134,7 @@ struct shadow_event {
 	gva_t gva;         /* FILL, AD_SET, GUEST_FAULT, INVLPG, EVICT, PREFETCH */
 	gpa_t vcr3;        /* the guest CR3 in force (CR3: the new one) */
 	unsigned access;   /* SHADOW_ACC_* */
+	uint32_t error_code; /* FILL, AD_SET, GUEST_FAULT: shadow_fault's pferr */
 	unsigned vector;   /* GUEST_FAULT: X86_EXC_PF or X86_EXC_GP */
 	uint32_t pferr;    /* GUEST_FAULT #PF: the exact error code */
 	int level;         /* guest leaf level (1..3), or where the walk stopped */
@@ -232,10 +233,13 @@ struct shadow;
 struct shadow *shadow_create(const struct shadow_config *cfg);
 void shadow_destroy(struct shadow *s);
 
-/* Resolve a hidden page fault at `gva` for `access` (SHADOW_ACC_*): walk the
- * guest tables from vCR3, set A/D, install a shadow leaf.  Fills `res` and
- * returns res->status; never fails the guest for lack of pool pages. */
-enum shadow_status shadow_fault(struct shadow *s, gva_t gva, unsigned access,
+/* Resolve a hidden page fault at `gva` whose #PF error code is `pferr` (the
+ * hardware's, P, W, U and I only; for an access the VMM makes itself,
+ * SHADOW_ACC_* bits with P clear): walk the guest tables from vCR3, set A/D,
+ * install a shadow leaf.  The error code travels with the fault's events.
+ * Fills `res` and returns res->status; never fails the guest for lack of
+ * pool pages. */
+enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 				struct shadow_fault_result *res);
 
 /* Guest `mov cr3`: remember vcr3 (bits 11:0 ignored) and drop every shadow

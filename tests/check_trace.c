@@ -19,7 +19,8 @@
 static struct shadow_event fill_event(void)
 {
 	struct shadow_event ev = { .kind = SHADOW_EV_FILL, .gva = 0x401234, .vcr3 = 0x9000,
-				   .access = SHADOW_ACC_WRITE | SHADOW_ACC_USER, .level = 1,
+				   .access = SHADOW_ACC_WRITE | SHADOW_ACC_USER,
+				   .error_code = X86_PF_P | X86_PF_W | X86_PF_U, .level = 1,
 				   .depth = 4, .gpa = 0x7401234, .spte = 0x8000000007401007ull,
 				   .spte_mpa = 0x800021008ull, .pages_in_use = 4 };
 
@@ -73,7 +74,6 @@ static char *three_events(uint32_t events, enum trace_format fmt)
 	struct trace *t = open_temp(&path, events, fmt);
 
 	trace_shadow_init(t, 0x800020000ull, 0x9000, root, 510);
-	trace_hidden_fault(t, X86_PF_P | X86_PF_W | X86_PF_U);
 	trace_shadow_event(t, &ev);
 	trace_exit(t, 0, 42, "IO");
 	ck_assert(trace_close(t));
@@ -306,6 +306,7 @@ Suite *trace_suite(void)
 	Suite *s = suite_create("trace");
 	TCase *tc = tcase_create("writer");
 
+	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_trace_json_records_match_schema);
 	tcase_add_test(tc, test_trace_filter_keeps_matching_events_and_seq);
 	tcase_add_test(tc, test_trace_events_parse_rejects_unknown);
@@ -313,6 +314,7 @@ Suite *trace_suite(void)
 	tcase_add_test(tc, test_trace_write_error_stops_the_run);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("summary");
+	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_summary_counts_events_and_pages);
 	tcase_add_test(tc, test_summary_skips_truncated_last_line);
 	tcase_add_test(tc, test_summary_rejects_bad_line_in_the_middle);

@@ -27,8 +27,6 @@ struct trace {
 	void (*stop)(int status);
 	uint64_t seq;
 	struct timespec t0;
-	uint64_t hidden_err; /* hardware error code of the hidden #PF being resolved */
-	bool hidden_valid;
 };
 
 struct rec {
@@ -267,7 +265,7 @@ static void walk(struct rec *r, const struct shadow_event *ev)
 	str(r, "ad", ad_str(all));
 }
 
-static void fault_head(struct trace *t, struct rec *r, const struct shadow_event *ev, bool hidden)
+static void fault_head(struct rec *r, const struct shadow_event *ev, bool hidden)
 {
 	char acc[4];
 
@@ -275,7 +273,7 @@ static void fault_head(struct trace *t, struct rec *r, const struct shadow_event
 	hex(r, "cr3", ev->vcr3);
 	str(r, "access", access_str(ev->access, acc));
 	if (hidden)
-		error_code(r, t->hidden_valid ? t->hidden_err : ev->access);
+		error_code(r, ev->error_code);
 	num(r, "level", ev->level);
 }
 
@@ -307,28 +305,26 @@ static enum trace_event event_of(enum shadow_event_kind kind)
 	return TRACE_EV_COUNT;
 }
 
-static void shadow_fields(struct trace *t, struct rec *r, const struct shadow_event *ev)
+static void shadow_fields(struct rec *r, const struct shadow_event *ev)
 {
 	switch (ev->kind) {
 	case SHADOW_EV_FILL:
-		fault_head(t, r, ev, true);
+		fault_head(r, ev, true);
 		hex(r, "gpa", ev->gpa);
 		hex(r, "gfn", ev->gpa >> X86_PAGE_SHIFT);
 		hex(r, "spte", ev->spte);
 		hex(r, "sptep", ev->spte_mpa);
 		walk(r, ev);
-		t->hidden_valid = false;
 		break;
 	case SHADOW_EV_AD_SET:
-		fault_head(t, r, ev, true);
+		fault_head(r, ev, true);
 		walk(r, ev);
 		break;
 	case SHADOW_EV_GUEST_FAULT:
-		fault_head(t, r, ev, false);
+		fault_head(r, ev, false);
 		num(r, "vector", ev->vector);
 		error_code(r, ev->pferr);
 		walk(r, ev);
-		t->hidden_valid = false;
 		break;
 	case SHADOW_EV_CR3:
 		hex(r, "cr3", ev->vcr3);
@@ -372,21 +368,10 @@ void trace_shadow_event(void *opaque, const struct shadow_event *ev)
 
 	if (!t)
 		return;
-	if (!begin(t, &r, event_of(ev->kind))) {
-		if (ev->kind == SHADOW_EV_FILL || ev->kind == SHADOW_EV_GUEST_FAULT)
-			t->hidden_valid = false;
+	if (!begin(t, &r, event_of(ev->kind)))
 		return;
-	}
-	shadow_fields(t, &r, ev);
+	shadow_fields(&r, ev);
 	end(t, &r);
-}
-
-void trace_hidden_fault(struct trace *t, uint64_t err)
-{
-	if (!t)
-		return;
-	t->hidden_err = err;
-	t->hidden_valid = true;
 }
 
 void trace_shadow_init(struct trace *t, mpa_t root, gpa_t vcr3, const uint64_t *table,

@@ -65,10 +65,6 @@ bool trace_failed(const struct trace *t);
  * prefetch, unprotect. */
 void trace_shadow_event(void *t, const struct shadow_event *ev);
 
-/* The hardware error code of the hidden #PF about to be resolved; the
- * next fill, ad_set or guest_fault record carries it. */
-void trace_hidden_fault(struct trace *t, uint64_t error_code);
-
 /* A new shadow root and its present entries (table = its 512 entries). */
 void trace_shadow_init(struct trace *t, mpa_t root, gpa_t vcr3, const uint64_t *table,
 		       unsigned hv_index);

@@ -107,8 +107,7 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 	}
 	if (fill_stuck(vm, gva, err))
 		return VMM_E_INTERNAL;
-	trace_hidden_fault(vm->trace, err);
-	st = shadow_fault(vm->shadow, gva, shadow_access_from_pferr(err), &res);
+	st = shadow_fault(vm->shadow, gva, (uint32_t)err, &res);
 	if (evict_loop(vm, gva))
 		return VMM_E_INTERNAL;
 	switch (gva_outcome(vm, st, &res, gva, &ev, &rc)) {
