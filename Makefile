@@ -45,7 +45,8 @@ FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdin
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \
                 vmm/trace.c vmm/trace_summary.c vmm/backend.c vmm/kvm.c \
-                vmm/monitor.c vmm/segment.c vmm/gva.c vmm/reflect.c vmm/emulate.c vmm/control.c
+                vmm/monitor.c vmm/segment.c vmm/gva.c vmm/reflect.c vmm/emulate.c vmm/control.c \
+                vmm/counters.c
 VMM_SRCS     := vmm/main.c vmm/run.c vmm/vcpu.c vmm/boot.c vmm/trap.c vmm/trap_setup.c \
                 vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
 
@@ -56,7 +57,8 @@ SHADOW_TEST_SRCS := tests/check_shadow_walk.c tests/check_shadow_spte.c tests/ch
                     tests/check_shadow_cache.c tests/check_shadow_check.c tests/shadow_fixture.c \
                     tests/fake_mem.c
 UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
-                $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c tests/check_control.c
+                $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c tests/check_control.c \
+                tests/check_counters.c
 INTEG_SUITES := tests/check_integration.c
 TEST_SRCS    := tests/runner.c tests/util.c tests/fake_vm.c $(UNIT_SUITES) $(INTEG_SUITES) \
                 $(VMM_LIB_SRCS) $(SHADOW_SRCS)
@@ -151,7 +153,7 @@ bench: all bench-workloads bench-shadow bench-exit bench-trace
 # The bench guest's workloads under --paging=hw and every --shadow-opts, in one
 # scripts/with-kvm session; the table on stdout, the figures in build/bench.json.
 .PHONY: bench-workloads
-$(BUILD)/bench_report: $(call obj,host,tests/bench_report.c)
+$(BUILD)/bench_report: $(call obj,host,tests/bench_report.c tests/util.c)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(PKG_LIBS)
 

@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
+#include "util.h"
+
 struct workload {
 	const char *name;
 	const char *args;    /* the measured and dry runs */
@@ -57,29 +60,27 @@ static const struct config configs[] = {
 #define BASE 1 /* the baseline column: none */
 #define OPT 5  /* the optimized column: all */
 
-/* The --stats counters the report subtracts, by JSON path. */
-static const struct {
-	const char *path, *name;
-} counters[] = {
-	{ "exits.total", "exits" }, { "traps", "traps" }, { "hidden_faults", "hidden_faults" },
-	{ "fills.1", "fills_1" }, { "fills.2", "fills_2" }, { "fills.3", "fills_3" },
-	{ "a_sets", "a_sets" }, { "d_sets", "d_sets" }, { "guest_faults", "guest_faults" },
-	{ "reflected", "reflected" }, { "emulated", "emulated" }, { "cr3_writes", "cr3_writes" },
-	{ "invlpgs", "invlpgs" }, { "flushes", "flushes" }, { "evictions", "evictions" },
-	{ "roots_reused", "roots_reused" }, { "unprotects", "unprotects" }, { "zaps", "zaps" },
-	{ "floods", "floods" }, { "prefetched", "prefetched" }, { "huge_leaves", "huge_leaves" },
-	{ "syscalls", "syscalls" },
-};
-#define NCOUNT (sizeof(counters) / sizeof(counters[0]))
-enum { C_EXITS, C_TRAPS, C_HIDDEN, C_FILL1, C_FILL2, C_FILL3, C_ASET, C_DSET, C_GFAULT,
-       C_REFL, C_EMUL, C_CR3, C_INVLPG, C_FLUSH, C_EVICT, C_REUSE, C_UNPROT, C_ZAP, C_FLOOD,
-       C_PREFETCH, C_HUGE, C_SYSCALL, NCOUNT_ALL };
-_Static_assert(NCOUNT == NCOUNT_ALL, "counters[] and the C_ names agree");
+/* The --stats counters the report subtracts: the KVM exits, then every one
+ * of vmm/counters.h's table (pages_peak, a high-water mark, is reported
+ * apart, not subtracted). */
+#define C_EXITS 0
+#define C(name) (1 + COUNTER_##name)
+#define NCOUNT (1 + COUNTER_N)
+
+static const char *count_name(size_t i)
+{
+	return i == C_EXITS ? "exits" : counter_name((enum counter)(i - 1));
+}
+
+static const char *count_path(size_t i)
+{
+	return i == C_EXITS ? "exits.total" : counter_path((enum counter)(i - 1));
+}
 
 struct run {
 	bool ok;
 	int64_t c[NCOUNT];
-	uint64_t pages_peak, units, cycles;
+	uint64_t units, cycles;
 	char *transcript; /* the console without the cycles line */
 };
 
@@ -160,23 +161,6 @@ static char *slurp(const char *path)
 	return buf;
 }
 
-/* The integer at a dotted path ("exits.total"); 0 where the VMM has no such
- * counter (an older --stats). */
-static int64_t json_path(struct json_object *o, const char *path)
-{
-	char key[64];
-
-	while (o && *path) {
-		size_t n = strcspn(path, ".");
-
-		snprintf(key, sizeof(key), "%.*s", (int)n, path);
-		if (!json_object_object_get_ex(o, key, &o))
-			return 0;
-		path += n + (path[n] == '.');
-	}
-	return o ? json_object_get_int64(o) : 0;
-}
-
 static bool read_stats(const char *dir, const char *id, struct run *r)
 {
 	char path[512];
@@ -195,8 +179,8 @@ static bool read_stats(const char *dir, const char *id, struct run *r)
 		return false;
 	}
 	for (size_t i = 0; i < NCOUNT; i++)
-		r->c[i] = json_path(o, counters[i].path);
-	r->pages_peak = (uint64_t)json_path(o, "pages_peak");
+		if (!json_path_int(o, count_path(i), &r->c[i]))
+			r->c[i] = 0; /* an older --stats */
 	json_object_put(o);
 	return true;
 }
@@ -328,10 +312,10 @@ static void read_cg(const char *dir, size_t w, size_t c)
 		return;
 	snprintf(id, sizeof(id), "%s.%s.cgdry", workloads[w].name, configs[c].name);
 	if (read_run(dir, id, &dry)) {
-		g->fills = run.c[C_FILL1] + run.c[C_FILL2] + run.c[C_FILL3] -
-			   (dry.c[C_FILL1] + dry.c[C_FILL2] + dry.c[C_FILL3]);
-		g->hidden = run.c[C_HIDDEN] - dry.c[C_HIDDEN];
-		g->leaves = g->fills + run.c[C_PREFETCH] - dry.c[C_PREFETCH];
+		g->fills = run.c[C(fills_1)] + run.c[C(fills_2)] + run.c[C(fills_3)] -
+			   (dry.c[C(fills_1)] + dry.c[C(fills_2)] + dry.c[C(fills_3)]);
+		g->hidden = run.c[C(hidden_faults)] - dry.c[C(hidden_faults)];
+		g->leaves = g->fills + run.c[C(prefetched)] - dry.c[C(prefetched)];
 		g->ok = true;
 	}
 	free(run.transcript);
@@ -347,7 +331,7 @@ static double per(int64_t n, uint64_t units)
 
 static int64_t fills(const struct cell *x)
 {
-	return x->d[C_FILL1] + x->d[C_FILL2] + x->d[C_FILL3];
+	return x->d[C(fills_1)] + x->d[C(fills_2)] + x->d[C(fills_3)];
 }
 
 /* Exits for page faults, hidden or genuine: the monitor's traps that were
@@ -355,7 +339,7 @@ static int64_t fills(const struct cell *x)
  * other exception). */
 static int64_t pf_traps(const struct cell *x)
 {
-	return x->d[C_TRAPS] - x->d[C_EMUL] - x->d[C_SYSCALL];
+	return x->d[C(traps)] - x->d[C(emulated)] - x->d[C(syscalls)];
 }
 
 static double ratio(size_t w, size_t c)
@@ -376,8 +360,8 @@ static void print_half(size_t w, size_t c)
 		return;
 	}
 	printf(" | %7.4f %6.4f %6.4f %6.4f %6.4f %6.4f %6.1f", per(x->d[C_EXITS], u),
-	       per(pf_traps(x), u), per(x->d[C_EMUL], u), per(x->d[C_REFL], u),
-	       per(x->d[C_UNPROT], u), per(fills(x), u), ratio(w, c));
+	       per(pf_traps(x), u), per(x->d[C(emulated)], u), per(x->d[C(reflected)], u),
+	       per(x->d[C(unprotects)], u), per(fills(x), u), ratio(w, c));
 }
 
 static void print_main(void)
@@ -512,14 +496,16 @@ static void json_cell(FILE *f, size_t w, size_t c)
 		fprintf(f, ",\"cycles\":%" PRIu64 ",\"dry_cycles\":%" PRIu64 ",\"ratio_hw\":",
 			x->run.cycles, x->dry.cycles);
 		json_num(f, ratio(w, c), cells[w][0].ok && cells[w][0].run.cycles);
-		fprintf(f, ",\"pages_peak\":%" PRIu64 ",\"delta\":{", x->run.pages_peak);
+		fprintf(f, ",\"pages_peak\":%" PRId64 ",\"delta\":{", x->run.c[C(pages_peak)]);
 		for (size_t i = 0; i < NCOUNT; i++)
-			fprintf(f, "%s\"%s\":%" PRId64, i ? "," : "", counters[i].name, x->d[i]);
+			if (i != C(pages_peak))
+				fprintf(f, "%s\"%s\":%" PRId64, i ? "," : "", count_name(i), x->d[i]);
 		fprintf(f, ",\"fills\":%" PRId64 ",\"pf_traps\":%" PRId64 "},\"per_page\":{",
 			fills(x), pf_traps(x));
 		for (size_t i = 0; i < NCOUNT; i++)
-			fprintf(f, "%s\"%s\":%.6g", i ? "," : "", counters[i].name,
-				per(x->d[i], x->run.units));
+			if (i != C(pages_peak))
+				fprintf(f, "%s\"%s\":%.6g", i ? "," : "", count_name(i),
+					per(x->d[i], x->run.units));
 		fprintf(f, ",\"fills\":%.6g,\"pf_traps\":%.6g}", per(fills(x), x->run.units),
 			per(pf_traps(x), x->run.units));
 	}

@@ -273,6 +273,7 @@ Suite *elf_load_suite(void)
 	Suite *s = suite_create("elf_load");
 	TCase *tc = tcase_create("reject");
 
+	tcase_add_temp_dir(tc);
 	tcase_add_loop_test(tc, test_elf_load_rejects_malformed, 0,
 			    (int)(sizeof(rejects) / sizeof(rejects[0])));
 	tcase_add_test(tc, test_elf_load_rejects_before_writing);
@@ -281,6 +282,7 @@ Suite *elf_load_suite(void)
 	tcase_add_test(tc, test_elf_load_smaller_ram_rejects_fitting_image);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("load");
+	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_elf_load_places_segments_and_zeroes_bss);
 	suite_add_tcase(s, tc);
 	return s;

@@ -5,12 +5,14 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "shadowvm_abi.h"
 #include "status.h"
 #include "suites.h"
@@ -306,11 +308,11 @@ START_TEST(test_hidden_faults_cover_pages_touched)
 	RUN(&r, "run", "-v", GUEST("paging"));
 	ck_assert_int_eq(r.status, 0);
 	touched = stat_field(r.out, "pages touched=");
-	hidden = stat_field(r.err, " hidden_pf=");
+	hidden = stat_field(r.err, " hidden_faults=");
 	ck_assert_uint_gt(touched, 0);
 	ck_assert_msg(hidden >= touched, "hidden faults %lu < pages touched %lu", hidden, touched);
 	ck_assert_uint_gt(stat_field(r.err, " emulated="), 0);
-	ck_assert_uint_gt(stat_field(r.err, " cr3_loads="), 0);
+	ck_assert_uint_gt(stat_field(r.err, " cr3_writes="), 0);
 	run_result_free(&r);
 }
 END_TEST
@@ -321,7 +323,7 @@ START_TEST(test_hw_mode_has_no_shadow)
 
 	RUN(&r, "run", "-v", "--paging=hw", GUEST("hello"));
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_msg(strstr(r.err, "paging=hw") && !strstr(r.err, "hidden_pf="), "stderr: %s", r.err);
+	ck_assert_msg(strstr(r.err, "paging=hw") && !strstr(r.err, "hidden_faults="), "stderr: %s", r.err);
 	run_result_free(&r);
 }
 END_TEST
@@ -378,10 +380,40 @@ static int64_t rec_int(struct json_object *o, const char *key)
 	return json_object_get_int64(json_object_object_get(o, key));
 }
 
+/* The trace's records counted as the --stats counters they add up to, and
+ * the exit record's KVM exits. */
 struct trace_counts {
-	int64_t fills[4], a_sets, d_sets, guest_faults, emulated, cr3, invlpg, flush, evict, exits;
-	int64_t prefetch, unprotect, reflect;
+	int64_t c[COUNTER_N], exits;
 };
+
+/* The records that count one each. */
+static const struct {
+	const char *event;
+	enum counter counter;
+} one_each[] = {
+	{ "guest_fault", COUNTER_guest_faults }, { "cr3", COUNTER_cr3_writes },
+	{ "invlpg", COUNTER_invlpgs },           { "flush", COUNTER_flushes },
+	{ "evict", COUNTER_evictions },          { "prefetch", COUNTER_prefetched },
+	{ "unprotect", COUNTER_unprotects },     { "reflect", COUNTER_reflected },
+};
+
+/* The counters the trace accounts for: those, fills by level, A/D bits set
+ * by walks, and emulations. */
+static const enum counter traced_counters[] = {
+	COUNTER_fills_1,    COUNTER_fills_2,   COUNTER_fills_3,    COUNTER_a_sets,
+	COUNTER_d_sets,     COUNTER_emulated,  COUNTER_guest_faults, COUNTER_cr3_writes,
+	COUNTER_invlpgs,    COUNTER_flushes,   COUNTER_evictions,  COUNTER_prefetched,
+	COUNTER_unprotects, COUNTER_reflected,
+};
+_Static_assert(COUNTER_fills_2 == COUNTER_fills_1 + 1 && COUNTER_fills_3 == COUNTER_fills_1 + 2,
+	       "fills by level in a row");
+
+static void count_one(struct trace_counts *c, const char *ev)
+{
+	for (size_t k = 0; k < sizeof(one_each) / sizeof(one_each[0]); k++)
+		if (!strcmp(ev, one_each[k].event))
+			c->c[one_each[k].counter]++;
+}
 
 static void count_trace(const struct trace_file *tf, struct trace_counts *c)
 {
@@ -389,72 +421,55 @@ static void count_trace(const struct trace_file *tf, struct trace_counts *c)
 	for (size_t i = 0; i < tf->n; i++) {
 		struct json_object *o = tf->rec[i];
 		const char *ev = rec_str(o, "event");
-		if (!strcmp(ev, "fill"))
-			c->fills[rec_int(o, "level") & 3]++;
-		else if (!strcmp(ev, "guest_fault"))
-			c->guest_faults++;
-		else if (!strcmp(ev, "cr3"))
-			c->cr3++;
-		else if (!strcmp(ev, "invlpg"))
-			c->invlpg++;
-		else if (!strcmp(ev, "flush"))
-			c->flush++;
-		else if (!strcmp(ev, "evict"))
-			c->evict++;
-		else if (!strcmp(ev, "prefetch"))
-			c->prefetch++;
-		else if (!strcmp(ev, "unprotect"))
-			c->unprotect++;
-		else if (!strcmp(ev, "reflect"))
-			c->reflect++;
+		int64_t level = rec_int(o, "level");
+
+		count_one(c, ev);
+		if (!strcmp(ev, "fill") && level >= 1 && level <= 3)
+			c->c[COUNTER_fills_1 + level - 1]++;
 		else if (!strcmp(ev, "exit"))
 			c->exits = rec_int(o, "exits");
 		else if (!strcmp(ev, "emulate"))
-			c->emulated += !strcmp(rec_str(o, "result"), "done") ||
-				       !strcmp(rec_str(o, "result"), "jumped");
+			c->c[COUNTER_emulated] += !strcmp(rec_str(o, "result"), "done") ||
+						  !strcmp(rec_str(o, "result"), "jumped");
 		else if (!strcmp(ev, "ad_set")) {
 			struct json_object *walk = json_object_object_get(o, "walk");
 			for (size_t k = 0; k < json_object_array_length(walk); k++) {
 				const char *ad = rec_str(json_object_array_get_idx(walk, k), "ad");
-				c->a_sets += strchr(ad, 'A') != NULL;
-				c->d_sets += strchr(ad, 'D') != NULL;
+				c->c[COUNTER_a_sets] += strchr(ad, 'A') != NULL;
+				c->c[COUNTER_d_sets] += strchr(ad, 'D') != NULL;
 			}
 		}
 	}
 }
 
-static int64_t stat_int(struct json_object *st, const char *key, const char *sub)
+static int64_t stat_int(struct json_object *st, const char *path)
 {
-	struct json_object *v = json_object_object_get(st, key);
+	int64_t v = 0;
 
-	ck_assert_msg(v, "--stats has no \"%s\"", key);
-	return sub ? json_object_get_int64(json_object_object_get(v, sub)) : json_object_get_int64(v);
+	ck_assert_msg(json_path_int(st, path, &v), "--stats has no \"%s\"", path);
+	return v;
 }
 
-/* The trace's counts equal --stats, counter by counter. */
+/* --stats has every counter of the table, and the trace's counts equal it,
+ * counter by counter. */
 static void compare_with_stats(const struct trace_file *tf, const char *stats_path, const char *what)
 {
 	struct json_object *st = json_object_from_file(stats_path);
 	struct trace_counts c;
 
 	ck_assert_msg(st, "%s: --stats file %s is not JSON", what, stats_path);
+	for (unsigned k = 0; k < COUNTER_N; k++)
+		stat_int(st, counter_path(k));
 	count_trace(tf, &c);
-	ck_assert_int_eq(stat_int(st, "ad_retries", NULL), 0);
-	ck_assert_int_eq(c.fills[1], stat_int(st, "fills", "1"));
-	ck_assert_int_eq(c.fills[2], stat_int(st, "fills", "2"));
-	ck_assert_int_eq(c.fills[3], stat_int(st, "fills", "3"));
-	ck_assert_int_eq(c.a_sets, stat_int(st, "a_sets", NULL));
-	ck_assert_int_eq(c.d_sets, stat_int(st, "d_sets", NULL));
-	ck_assert_int_eq(c.guest_faults, stat_int(st, "guest_faults", NULL));
-	ck_assert_int_eq(c.emulated, stat_int(st, "emulated", NULL));
-	ck_assert_int_eq(c.cr3, stat_int(st, "cr3_writes", NULL));
-	ck_assert_int_eq(c.invlpg, stat_int(st, "invlpgs", NULL));
-	ck_assert_int_eq(c.flush, stat_int(st, "flushes", NULL));
-	ck_assert_int_eq(c.evict, stat_int(st, "evictions", NULL));
-	ck_assert_int_eq(c.prefetch, stat_int(st, "prefetched", NULL));
-	ck_assert_int_eq(c.unprotect, stat_int(st, "unprotects", NULL));
-	ck_assert_int_eq(c.reflect, stat_int(st, "reflected", NULL));
-	ck_assert_int_eq(c.exits, stat_int(st, "exits", "total"));
+	ck_assert_int_eq(stat_int(st, "ad_retries"), 0);
+	for (size_t k = 0; k < sizeof(traced_counters) / sizeof(traced_counters[0]); k++) {
+		enum counter n = traced_counters[k];
+
+		ck_assert_msg(c.c[n] == stat_int(st, counter_path(n)), "%s: %s: trace %lld, --stats %lld",
+			      what, counter_path(n), (long long)c.c[n],
+			      (long long)stat_int(st, counter_path(n)));
+	}
+	ck_assert_int_eq(c.exits, stat_int(st, "exits.total"));
 	json_object_put(st);
 }
 
@@ -474,18 +489,19 @@ START_TEST(test_trace_parses_matches_schema_and_stats)
 	const struct diff_case *c = &traced[_i % NTRACED];
 	const char *mode = _i < NTRACED ? "--paging=shadow" : "--paging=hw";
 	const char *arg = c->arg ? c->arg : "";
-	char image[128], what[160];
+	const char *trace = test_file("t.jsonl"), *stats = test_file("t.stats");
+	char image[128], what[160], stats_arg[PATH_MAX + 8];
 	struct run_result r;
 
 	snprintf(image, sizeof(image), "build/guest/%s.elf", c->guest);
 	snprintf(what, sizeof(what), "%s %s", c->guest, mode);
-	RUN(&r, "run", "--timeout", "60", mode, "--trace", "/tmp/t.jsonl", "--stats=/tmp/t.stats",
-	    image, "--", arg);
+	snprintf(stats_arg, sizeof(stats_arg), "--stats=%s", stats);
+	RUN(&r, "run", "--timeout", "60", mode, "--trace", trace, stats_arg, image, "--", arg);
 	ck_assert_msg(r.status == c->status, "%s: status %d, stderr: %s", what, r.status, r.err);
-	trace_load("/tmp/t.jsonl", &the_trace, what);
+	trace_load(trace, &the_trace, what);
 	ck_assert_str_eq(rec_str(the_trace.rec[the_trace.n - 1], "event"), "exit");
 	ck_assert_int_eq(rec_int(the_trace.rec[the_trace.n - 1], "status"), c->status);
-	compare_with_stats(&the_trace, "/tmp/t.stats", what);
+	compare_with_stats(&the_trace, stats, what);
 	if (mode[9] == 'h') /* --paging=hw: the VMM sees no paging, only the exit */
 		ck_assert_uint_eq(the_trace.n, 1);
 	trace_free(&the_trace);
@@ -497,16 +513,18 @@ END_TEST
  * livelocks: one instruction needs more pages than the pool holds.) */
 START_TEST(test_trace_counts_evictions)
 {
+	const char *trace = test_file("e.jsonl"), *stats = test_file("e.stats");
+	char stats_arg[PATH_MAX + 8];
 	struct run_result r;
 	struct trace_counts c;
 
-	RUN(&r, "run", "--shadow-pool", "8", "--trace", "/tmp/e.jsonl", "--stats=/tmp/e.stats",
-	    GUEST("paging"));
+	snprintf(stats_arg, sizeof(stats_arg), "--stats=%s", stats);
+	RUN(&r, "run", "--shadow-pool", "8", "--trace", trace, stats_arg, GUEST("paging"));
 	ck_assert_msg(r.status == 0, "status %d, stderr: %s", r.status, r.err);
-	trace_load("/tmp/e.jsonl", &the_trace, "paging --shadow-pool 8");
-	compare_with_stats(&the_trace, "/tmp/e.stats", "paging --shadow-pool 8");
+	trace_load(trace, &the_trace, "paging --shadow-pool 8");
+	compare_with_stats(&the_trace, stats, "paging --shadow-pool 8");
 	count_trace(&the_trace, &c);
-	ck_assert_int_gt(c.evict, 0);
+	ck_assert_int_gt(c.c[COUNTER_evictions], 0);
 	trace_free(&the_trace);
 	run_result_free(&r);
 }
@@ -520,9 +538,9 @@ START_TEST(test_trace_survives_sigterm)
 
 	require_kvm();
 	run_cmd((char *const[]){ "/usr/bin/timeout", "--preserve-status", "-s", "TERM", "1", VMM, "run",
-				 "--trace", "/tmp/sig.jsonl", GUEST("spin"), NULL }, &r);
+				 "--trace", (char *)test_file("sig.jsonl"), GUEST("spin"), NULL }, &r);
 	ck_assert_msg(r.status == VMM_E_SIGNAL + 15, "status %d, stderr: %s", r.status, r.err);
-	trace_load("/tmp/sig.jsonl", &the_trace, "spin SIGTERM");
+	trace_load(test_file("sig.jsonl"), &the_trace, "spin SIGTERM");
 	last = the_trace.rec[the_trace.n - 1];
 	ck_assert_str_eq(rec_str(last, "event"), "exit");
 	ck_assert_str_eq(rec_str(last, "reason"), "signal");
@@ -536,9 +554,9 @@ START_TEST(test_trace_of_hello_starts_with_only_the_hypervisor_entry)
 	struct json_object *first, *entries, *e;
 	struct run_result r;
 
-	RUN(&r, "run", "--trace", "/tmp/h.jsonl", GUEST("hello"));
+	RUN(&r, "run", "--trace", test_file("h.jsonl"), GUEST("hello"));
 	ck_assert_int_eq(r.status, 0);
-	trace_load("/tmp/h.jsonl", &the_trace, "hello");
+	trace_load(test_file("h.jsonl"), &the_trace, "hello");
 	first = the_trace.rec[0];
 	ck_assert_str_eq(rec_str(first, "event"), "shadow_init");
 	entries = json_object_object_get(first, "entries");
@@ -557,9 +575,9 @@ START_TEST(test_trace_survives_timeout)
 	struct run_result r;
 	struct json_object *last;
 
-	RUN(&r, "run", "--timeout", "1", "--trace", "/tmp/s.jsonl", GUEST("spin"));
+	RUN(&r, "run", "--timeout", "1", "--trace", test_file("s.jsonl"), GUEST("spin"));
 	ck_assert_int_eq(r.status, VMM_E_TIMEOUT);
-	trace_load("/tmp/s.jsonl", &the_trace, "spin");
+	trace_load(test_file("s.jsonl"), &the_trace, "spin");
 	last = the_trace.rec[the_trace.n - 1];
 	ck_assert_str_eq(rec_str(last, "event"), "exit");
 	ck_assert_str_eq(rec_str(last, "reason"), "timeout");
@@ -585,10 +603,10 @@ START_TEST(test_trace_summary_reads_a_real_trace)
 {
 	struct run_result r;
 
-	RUN(&r, "run", "--trace", "/tmp/p.jsonl", GUEST("paging"));
+	RUN(&r, "run", "--trace", test_file("p.jsonl"), GUEST("paging"));
 	ck_assert_int_eq(r.status, 0);
 	run_result_free(&r);
-	RUN(&r, "trace", "summary", "/tmp/p.jsonl");
+	RUN(&r, "trace", "summary", test_file("p.jsonl"));
 	ck_assert_msg(r.status == 0, "status %d, stderr: %s", r.status, r.err);
 	ck_assert_msg(strstr(r.out, "  shadow_init  1\n") && strstr(r.out, "  exit         1\n") &&
 		      strstr(r.out, "most-faulting pages"), "stdout: %s", r.out);
@@ -880,6 +898,7 @@ Suite *integration_suite(void)
 	TCase *tc = tcase_create("guests");
 
 	tcase_set_timeout(tc, 120);
+	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_hello_prints_and_exits_zero);
 	tcase_add_test(tc, test_hello_sees_ram_size_and_cmdline);
 	tcase_add_loop_test(tc, test_exitcode_propagates, 0,
@@ -893,10 +912,12 @@ Suite *integration_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("backend"); /* scripts/check-integration runs it on the host itself */
 	tcase_set_timeout(tc, 60);
+	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_kvm_command_matches_this_host);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("npt0"); /* under WITH_KVM_NPT=0, after case shadow */
 	tcase_set_timeout(tc, 300);
+	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_kvm_command_matches_this_host);
 	tcase_add_loop_test(tc, test_hw_on_kvm_shadow_mmu_matches_the_shadow_transcript, 0,
 			    (int)(sizeof(diffs) / sizeof(diffs[0])));
@@ -904,6 +925,7 @@ Suite *integration_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("shadow");
 	tcase_set_timeout(tc, 300);
+	tcase_add_temp_dir(tc);
 	tcase_add_loop_test(tc, test_transcript_identical_under_shadow_and_hw, 0,
 			    (int)(sizeof(diffs) / sizeof(diffs[0])));
 	tcase_add_test(tc, test_shadow_starts_with_only_the_hypervisor_entry);
@@ -914,11 +936,13 @@ Suite *integration_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("adversary");
 	tcase_set_timeout(tc, 300);
+	tcase_add_temp_dir(tc);
 	tcase_add_loop_test(tc, test_adversary_is_contained, 0, (int)(sizeof(advs) / sizeof(advs[0])));
 	tcase_add_test(tc, test_pool_exhaustion_is_served);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("trace");
 	tcase_set_timeout(tc, 300);
+	tcase_add_temp_dir(tc);
 	tcase_add_loop_test(tc, test_trace_parses_matches_schema_and_stats, 0, 2 * NTRACED);
 	tcase_add_test(tc, test_trace_of_hello_starts_with_only_the_hypervisor_entry);
 	tcase_add_test(tc, test_trace_counts_evictions);

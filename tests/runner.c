@@ -31,6 +31,7 @@ int main(int argc, char **argv)
 		srunner_add_suite(sr, reflect_suite());
 		srunner_add_suite(sr, emulate_suite());
 		srunner_add_suite(sr, gva_suite());
+		srunner_add_suite(sr, counters_suite());
 		srunner_add_suite(sr, control_suite());
 	} else {
 		sr = srunner_create(integration_suite());

@@ -19,6 +19,7 @@ Suite *segment_suite(void);
 Suite *reflect_suite(void);
 Suite *emulate_suite(void);
 Suite *gva_suite(void);
+Suite *counters_suite(void);
 Suite *control_suite(void);
 
 /* integration: real guests on a real /dev/kvm */

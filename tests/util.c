@@ -1,6 +1,8 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -31,12 +33,95 @@ static char *slurp(int fd)
 	return buf;
 }
 
-static int temp_fd(void)
-{
-	char path[] = "/tmp/shadowvm-test.XXXXXX";
-	int fd = mkstemp(path);
+static char tcase_dir[PATH_MAX]; /* made in the runner's process */
+static char test_dir[PATH_MAX];  /* this test's, inside it */
 
-	ck_assert_msg(fd >= 0, "mkstemp: %s", strerror(errno));
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path) ? -1 : 0;
+}
+
+static void remove_tree(char *dir)
+{
+	if (dir[0] && nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS))
+		fprintf(stderr, "tests: cannot remove %s: %s\n", dir, strerror(errno));
+	dir[0] = '\0';
+}
+
+/* Unchecked fixtures run in the runner itself, where a failed assertion
+ * would end the run: a failure leaves tcase_dir empty for test_setup. */
+static void tcase_dir_make(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(tcase_dir, sizeof(tcase_dir), "%s/shadowvm-tests.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(tcase_dir)) {
+		fprintf(stderr, "tests: mkdtemp %s: %s\n", tcase_dir, strerror(errno));
+		tcase_dir[0] = '\0';
+	}
+}
+
+static void tcase_dir_remove(void)
+{
+	remove_tree(tcase_dir);
+}
+
+static void test_dir_make(void)
+{
+	ck_assert_msg(tcase_dir[0], "no directory for the test case's temporary files");
+	ck_assert(snprintf(test_dir, sizeof(test_dir), "%s/test.XXXXXX", tcase_dir) <
+		  (int)sizeof(test_dir));
+	ck_assert_msg(mkdtemp(test_dir), "mkdtemp %s: %s", test_dir, strerror(errno));
+}
+
+static void test_dir_remove(void)
+{
+	remove_tree(test_dir);
+}
+
+void tcase_add_temp_dir(TCase *tc)
+{
+	tcase_add_unchecked_fixture(tc, tcase_dir_make, tcase_dir_remove);
+	tcase_add_checked_fixture(tc, test_dir_make, test_dir_remove);
+}
+
+/* `name` in the test's directory, into buf[PATH_MAX]. */
+static void in_test_dir(char *buf, const char *name)
+{
+	ck_assert_msg(test_dir[0], "%s: the test case has no tcase_add_temp_dir", name);
+	ck_assert_msg(snprintf(buf, PATH_MAX, "%s/%s", test_dir, name) < PATH_MAX, "%s: too long",
+		      name);
+}
+
+const char *test_file(const char *name)
+{
+	static char paths[4][PATH_MAX];
+	static unsigned next;
+	char *p = paths[next++ % 4];
+
+	in_test_dir(p, name);
+	return p;
+}
+
+/* An open file in the test's directory, named from the mkstemp template
+ * `tmpl`, which it rewrites. */
+static int temp_file(char *tmpl)
+{
+	int fd = mkstemp(tmpl);
+
+	ck_assert_msg(fd >= 0, "mkstemp %s: %s", tmpl, strerror(errno));
+	return fd;
+}
+
+/* Where a child's output goes: a file of the test's, already unlinked. */
+static int capture_fd(void)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	in_test_dir(path, "capture.XXXXXX");
+	fd = temp_file(path);
 	unlink(path);
 	return fd;
 }
@@ -45,7 +130,7 @@ void run_cmd(char *const argv[], struct run_result *res)
 {
 	posix_spawn_file_actions_t fa;
 	struct timespec t0, t1;
-	int ofd = temp_fd(), efd = temp_fd(), ws;
+	int ofd = capture_fd(), efd = capture_fd(), ws;
 	pid_t pid;
 
 	posix_spawn_file_actions_init(&fa);
@@ -72,13 +157,33 @@ void run_result_free(struct run_result *res)
 
 char *write_temp(const void *data, size_t len)
 {
-	char *path = strdup("/tmp/shadowvm-img.XXXXXX");
-	int fd = mkstemp(path);
+	char *path = malloc(PATH_MAX);
+	int fd;
 
-	ck_assert_msg(fd >= 0, "mkstemp: %s", strerror(errno));
+	ck_assert_ptr_nonnull(path);
+	in_test_dir(path, "file.XXXXXX");
+	fd = temp_file(path);
 	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
 	close(fd);
 	return path;
+}
+
+bool json_path_int(struct json_object *o, const char *path, int64_t *out)
+{
+	char key[64];
+
+	while (o && *path) {
+		size_t n = strcspn(path, ".");
+
+		snprintf(key, sizeof(key), "%.*s", (int)n, path);
+		if (!json_object_object_get_ex(o, key, &o))
+			return false;
+		path += n + (path[n] == '.');
+	}
+	if (!o || !json_object_is_type(o, json_type_int))
+		return false;
+	*out = json_object_get_int64(o);
+	return true;
 }
 
 /* ---- the trace schema (README.md "Trace") ---- */

@@ -2,7 +2,21 @@
 #ifndef SHADOWVM_TESTS_UTIL_H
 #define SHADOWVM_TESTS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <check.h>
+
+/* Every temporary file of the suites lives in a directory of its test's own,
+ * from mkdtemp: tcase_add_temp_dir(tc) makes one before each test of tc and
+ * removes it, and everything in it, after; what a failed test leaves (Check
+ * ends it without its teardown) goes with the test case's directory when tc
+ * ends.  test_file(name) is the path of `name` in it, in one of a few static
+ * buffers, so that several can be live at once; it aborts the test when tc
+ * has no temporary directory. */
+void tcase_add_temp_dir(TCase *tc);
+const char *test_file(const char *name);
 
 struct run_result {
 	int status;     /* exit status, or 128 + signal */
@@ -15,7 +29,8 @@ struct run_result {
 void run_cmd(char *const argv[], struct run_result *res);
 void run_result_free(struct run_result *res);
 
-/* Write `len` bytes to a fresh temporary file; returns its malloc'd path. */
+/* Write `len` bytes to a fresh file in the test's directory; returns its
+ * malloc'd path. */
 char *write_temp(const void *data, size_t len);
 
 struct json_object;
@@ -24,5 +39,10 @@ struct json_object;
  * (README.md "Trace": common fields, required fields and their types), else
  * what is wrong, in a static buffer. */
 const char *trace_schema_error(struct json_object *rec);
+
+/* The integer at a dotted path of `o` ("fills.1" is "1" inside "fills"), as
+ * vmm/counters.h names the --stats keys, into *out; false where there is
+ * none. */
+bool json_path_int(struct json_object *o, const char *path, int64_t *out);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "boot.h"
+#include "counters.h"
 #include "devices.h"
 #include "elf_load.h"
 #include "kvm.h"
@@ -32,7 +33,7 @@ static double now(void)
 
 static void report(const struct vm *vm, int status, double secs)
 {
-	char line[512];
+	char line[1024];
 	int n = 0;
 
 	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
@@ -42,23 +43,11 @@ static void report(const struct vm *vm, int status, double secs)
 	pr_info("exit: status=%d (%s) exits=%llu%s wall=%.6fs", status, vmm_status_name(status),
 		(unsigned long long)vm->vcpu.exits, line, secs);
 	if (vm->shadow) {
-		struct shadow_stats st;
-		shadow_get_stats(vm->shadow, &st);
-		pr_info("shadow: traps=%llu hidden_pf=%llu emulated=%llu reflected=%llu syscalls=%llu "
-			"fills=%llu/%llu/%llu a_sets=%llu d_sets=%llu cr3_loads=%llu invlpgs=%llu "
-			"flushes=%llu evictions=%llu pages_peak=%u roots_reused=%llu unprotects=%llu "
-			"zaps=%llu floods=%llu prefetched=%llu huge_leaves=%llu fast_fills=%llu",
-			(unsigned long long)vm->tstats.traps, (unsigned long long)vm->tstats.hidden_pf,
-			(unsigned long long)vm->tstats.emulated, (unsigned long long)vm->tstats.reflected,
-			(unsigned long long)vm->tstats.syscalls, (unsigned long long)st.fills[1],
-			(unsigned long long)st.fills[2], (unsigned long long)st.fills[3],
-			(unsigned long long)st.a_sets, (unsigned long long)st.d_sets,
-			(unsigned long long)st.cr3_loads, (unsigned long long)st.invlpgs,
-			(unsigned long long)st.flushes, (unsigned long long)st.evictions, st.pages_peak,
-			(unsigned long long)st.roots_reused, (unsigned long long)st.unprotects,
-			(unsigned long long)st.zaps, (unsigned long long)st.floods,
-			(unsigned long long)st.prefetched, (unsigned long long)st.huge_leaves,
-			(unsigned long long)st.fast_fills);
+		uint64_t v[COUNTER_N];
+
+		counters_read(vm, v);
+		counters_line(line, sizeof(line), v);
+		pr_info("shadow:%s", line);
 	}
 }
 

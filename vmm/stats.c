@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "counters.h"
 #include "log.h"
-#include "shadow.h"
 #include "stats.h"
 #include "status.h"
 #include "vm.h"
@@ -18,33 +18,11 @@ static void exits(FILE *f, const struct vcpu *v)
 	fprintf(f, "}");
 }
 
-#define U(x) ((unsigned long long)(x))
-
-/* Shadow-mode counters; all zero under --paging=hw, so the keys never vary. */
-static void shadow_counters(FILE *f, const struct vm *vm)
-{
-	struct shadow_stats st = { 0 };
-	const struct trap_stats *t = &vm->tstats;
-
-	if (vm->shadow)
-		shadow_get_stats(vm->shadow, &st);
-	fprintf(f, ",\"traps\":%llu,\"hidden_faults\":%llu,\"fills\":{\"1\":%llu,\"2\":%llu,\"3\":%llu}"
-		   ",\"a_sets\":%llu,\"d_sets\":%llu,\"guest_faults\":%llu,\"reflected\":%llu"
-		   ",\"emulated\":%llu,\"syscalls\":%llu,\"cr3_writes\":%llu,\"invlpgs\":%llu"
-		   ",\"flushes\":%llu,\"evictions\":%llu,\"ad_retries\":%llu,\"pages_peak\":%u"
-		   ",\"roots_reused\":%llu,\"unprotects\":%llu,\"zaps\":%llu,\"floods\":%llu"
-		   ",\"prefetched\":%llu,\"huge_leaves\":%llu,\"fast_fills\":%llu",
-		U(t->traps), U(st.hidden_faults), U(st.fills[1]), U(st.fills[2]), U(st.fills[3]),
-		U(st.a_sets), U(st.d_sets), U(st.guest_faults), U(t->reflected), U(t->emulated),
-		U(t->syscalls), U(st.cr3_loads), U(st.invlpgs), U(st.flushes), U(st.evictions),
-		U(st.ad_retries), st.pages_peak, U(st.roots_reused), U(st.unprotects), U(st.zaps),
-		U(st.floods), U(st.prefetched), U(st.huge_leaves), U(st.fast_fills));
-}
-
 int stats_write(const struct vm *vm, int status, double secs)
 {
 	const char *path = vm->opts->stats_file;
 	FILE *f = path ? fopen(path, "w") : stderr;
+	uint64_t v[COUNTER_N];
 	int bad;
 
 	if (!f) {
@@ -54,7 +32,8 @@ int stats_write(const struct vm *vm, int status, double secs)
 	fprintf(f, "{\"status\":%d,\"reason\":\"%s\",\"paging\":\"%s\",\"wall_s\":%.6f,", status,
 		vmm_status_name(status), vm->opts->paging == PAGING_HW ? "hw" : "shadow", secs);
 	exits(f, &vm->vcpu);
-	shadow_counters(f, vm);
+	counters_read(vm, v);
+	counters_json(f, v);
 	fprintf(f, "}\n");
 	bad = fflush(f) != 0 || ferror(f);
 	if (path && fclose(f) != 0)
