@@ -59,6 +59,15 @@
 #define SVM_ABI_RAM_MAX (4ull << 30)
 #define SVM_ABI_RAM_DEFAULT (64ull << 20)
 
+/* The control state at entry, the same under both paging modes: CR0 = PE |
+ * MP | ET | NE | WP | PG, CR4 = PAE | OSFXSR | OSXMMEXCPT, EFER = LME | LMA |
+ * NXE; the GDT holds SVM_ABI_BOOT_GDT_ENTRIES descriptors at
+ * SVM_ABI_GDT_GPA (null, 64-bit code, data), the IDT limit is 0. */
+#define SVM_ABI_BOOT_CR0 0x80010033u
+#define SVM_ABI_BOOT_CR4 0x620u
+#define SVM_ABI_BOOT_EFER 0xd00u
+#define SVM_ABI_BOOT_GDT_ENTRIES 3u
+
 /* Boot GDT selectors (index << 3). */
 #define SVM_ABI_SEL_CODE64 0x08u
 #define SVM_ABI_SEL_DATA 0x10u

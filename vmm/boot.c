@@ -13,6 +13,14 @@
 #define PAGE_1G (1ull << 30)
 
 /* Flat 64-bit code and data descriptors (SDM 3A §3.4.5, §5.2.1). */
+/* The ABI's boot values, spelt out in the SDM's bits (shadowvm_abi.h keeps
+ * to C99 headers and cannot name them). */
+_Static_assert(SVM_ABI_BOOT_CR0 == (X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE |
+				    X86_CR0_WP | X86_CR0_PG), "boot CR0");
+_Static_assert(SVM_ABI_BOOT_CR4 == (X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT), "boot CR4");
+_Static_assert(SVM_ABI_BOOT_EFER == (X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE), "boot EFER");
+_Static_assert(SVM_ABI_SEL_DATA >> 3 < SVM_ABI_BOOT_GDT_ENTRIES, "boot selectors in the boot GDT");
+
 static uint64_t boot_desc(unsigned type, uint64_t flags)
 {
 	return 0xffffull | (0xfull << 48) | X86_DESC_TYPE(type) | X86_DESC_S | X86_DESC_P |
@@ -75,7 +83,7 @@ int boot_setup_memory(struct guest_mem *mem, const struct elf_image *img, const 
 		.free_start = (img->end + X86_PAGE_SIZE - 1) & X86_PAGE_MASK,
 		.reserved_va = SVM_ABI_RESERVED_VA_BASE,
 	};
-	write_gdt(mem_gpa(mem, SVM_ABI_GDT_GPA, 3 * sizeof(uint64_t)));
+	write_gdt(mem_gpa(mem, SVM_ABI_GDT_GPA, SVM_ABI_BOOT_GDT_ENTRIES * sizeof(uint64_t)));
 	write_page_tables(mem);
 	return VMM_OK;
 }
@@ -108,13 +116,13 @@ int boot_setup_vcpu(int vcpu_fd, const struct elf_image *img, char *err, size_t 
 	sregs.tr = (struct kvm_segment){ .limit = 0x67, .type = X86_SEG_TYPE_TSS64_BUSY, .present = 1 };
 	sregs.ldt = (struct kvm_segment){ .limit = 0xffff, .type = 2, .present = 1 };
 	sregs.gdt.base = SVM_ABI_GDT_GPA;
-	sregs.gdt.limit = 3 * 8 - 1;
+	sregs.gdt.limit = SVM_ABI_BOOT_GDT_ENTRIES * 8 - 1;
 	sregs.idt.base = 0;
 	sregs.idt.limit = 0;
-	sregs.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG;
+	sregs.cr0 = SVM_ABI_BOOT_CR0;
 	sregs.cr3 = SVM_ABI_PML4_GPA;
-	sregs.cr4 = X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT;
-	sregs.efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE;
+	sregs.cr4 = SVM_ABI_BOOT_CR4;
+	sregs.efer = SVM_ABI_BOOT_EFER;
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0)
 		goto fail;
 	return VMM_OK;

@@ -139,16 +139,18 @@ static int boot_state(struct vm *vm, char *err, size_t errlen)
 	struct kvm_segment data;
 
 	*v = (struct vcpu_virt){
-		.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG,
+		.cr0 = SVM_ABI_BOOT_CR0,
 		.cr3 = SVM_ABI_PML4_GPA,
-		.cr4 = X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT,
-		.efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE,
-		.gdt_base = SVM_ABI_GDT_GPA, .gdt_limit = 3 * 8 - 1,
+		.cr4 = SVM_ABI_BOOT_CR4,
+		.efer = SVM_ABI_BOOT_EFER,
+		.gdt_base = SVM_ABI_GDT_GPA, .gdt_limit = SVM_ABI_BOOT_GDT_ENTRIES * 8 - 1,
 	};
 	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &vm->regs) < 0 ||
 	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &vm->sregs) < 0)
 		goto fail;
-	monitor_load_gdt(&vm->mon, mem_gpa(&vm->mem, SVM_ABI_GDT_GPA, 24), 3);
+	monitor_load_gdt(&vm->mon,
+			 mem_gpa(&vm->mem, SVM_ABI_GDT_GPA, SVM_ABI_BOOT_GDT_ENTRIES * 8),
+			 SVM_ABI_BOOT_GDT_ENTRIES);
 	if (!seg_load_cs(vm, SVM_ABI_SEL_CODE64, 1) || !seg_load_ss(vm, SVM_ABI_SEL_DATA, 1)) {
 		snprintf(err, errlen, "boot GDT descriptors rejected");
 		return VMM_E_INTERNAL;
