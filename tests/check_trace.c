@@ -306,6 +306,7 @@ Suite *trace_suite(void)
 	Suite *s = suite_create("trace");
 	TCase *tc = tcase_create("writer");
 
+	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_trace_json_records_match_schema);
 	tcase_add_test(tc, test_trace_filter_keeps_matching_events_and_seq);
 	tcase_add_test(tc, test_trace_events_parse_rejects_unknown);
@@ -313,6 +314,7 @@ Suite *trace_suite(void)
 	tcase_add_test(tc, test_trace_write_error_stops_the_run);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("summary");
+	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_summary_counts_events_and_pages);
 	tcase_add_test(tc, test_summary_skips_truncated_last_line);
 	tcase_add_test(tc, test_summary_rejects_bad_line_in_the_middle);
