@@ -2,6 +2,7 @@
  * as --stats's JSON (whose layout the integration suite and the bench report
  * parse) and as the -v line. */
 #include <check.h>
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,36 @@ START_TEST(test_counters_line_truncates_to_its_buffer)
 }
 END_TEST
 
+/* README.md's --stats paragraph names every counter of the table, so the
+ * documentation cannot fall behind it (the runner runs in the repository's
+ * root, as the Makefile starts it). */
+START_TEST(test_counters_all_in_the_readme)
+{
+	FILE *f = fopen("README.md", "r");
+	char *text = calloc(1, 1 << 20), *p, *end;
+	size_t n;
+
+	ck_assert_msg(f, "README.md: %s (run from the repository's root)", strerror(errno));
+	ck_assert_ptr_nonnull(text);
+	n = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	p = strstr(text, "`--stats[=FILE]` writes");
+	ck_assert_msg(p, "README.md has no --stats paragraph");
+	end = strstr(p, "\n\n");
+	ck_assert_ptr_nonnull(end);
+	*end = '\0';
+	for (unsigned c = 0; c < COUNTER_N; c++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "`%.*s`", (int)strcspn(counter_path(c), "."),
+			 counter_path(c));
+		ck_assert_msg(strstr(p, want), "README.md's --stats paragraph lacks %s", want);
+	}
+	free(text);
+}
+END_TEST
+
 static struct vm *vm;
 
 static void setup(void)
@@ -196,6 +227,7 @@ Suite *counters_suite(void)
 	tcase_add_test(tc, test_counters_json_has_every_path_and_nothing_else);
 	tcase_add_test(tc, test_counters_line_names_every_counter_in_order);
 	tcase_add_test(tc, test_counters_line_truncates_to_its_buffer);
+	tcase_add_test(tc, test_counters_all_in_the_readme);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("read");
 	tcase_add_checked_fixture(tc, setup, teardown);
