@@ -3,7 +3,6 @@
 #include <check.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,23 +11,16 @@
 #include "kvm.h"
 #include "status.h"
 #include "suites.h"
+#include "util.h"
 
-/* ---- fixtures: a sysfs tree in a fresh directory ---------------------------- */
+/* ---- fixtures: a sysfs tree in the test's directory ----------------------- */
 
-static char sysfs[64];
+static char sysfs[128];
 
 static void tree_setup(void)
 {
-	snprintf(sysfs, sizeof(sysfs), "/tmp/shadowvm-sysfs.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(sysfs));
-}
-
-static void tree_teardown(void)
-{
-	char cmd[96];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sysfs);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert(snprintf(sysfs, sizeof(sysfs), "%s", test_file("sys")) < (int)sizeof(sysfs));
+	ck_assert_int_eq(mkdir(sysfs, 0755), 0);
 }
 
 /* mkdir -p sysfs/module/MOD[/parameters], and PARAM = VALUE if given. */
@@ -241,7 +233,8 @@ Suite *backend_suite(void)
 	Suite *s = suite_create("backend");
 	TCase *tc = tcase_create("classify");
 
-	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
+	tcase_add_temp_dir(tc);
+	tcase_add_checked_fixture(tc, tree_setup, NULL);
 	tcase_add_loop_test(tc, test_backend_classify_table, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_backend_refusals_say_why_and_what_to_do);
 	tcase_add_test(tc, test_backend_none_and_missing_caps_refuse_both);
