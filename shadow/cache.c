@@ -4,7 +4,6 @@
 
 #include "invariant.h"
 
-static void destroy(struct shadow *s);
 static void reset(struct shadow *s);
 /* ---- dropping SPs --------------------------------------------------------------- */
 
@@ -22,25 +21,25 @@ static void forget_root(struct shadow_cache *c, uint32_t page)
 /* Remove the link in entry `i` of SP `page`; an SP left without parents goes. */
 static void unlink_entry(struct shadow *s, uint32_t page, unsigned i)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint64_t *e = cache_table(s, page) + i;
 	uint32_t child = cache_page_of(s, *e);
 	bool found;
 
 	*e = 0;
 	s->tlb_flush = true;
-	found = cache_link_remove(c, &c->sp[child].parents, page * X86_PT_ENTRIES + i);
+	found = cache_link_remove(c, &cache_sp(c)[child].parents, page * X86_PT_ENTRIES + i);
 	assert(found);
 	(void)found;
-	if (!c->sp[child].parents && !(c->sp[child].flags & CACHE_SP_ROOT))
+	if (!cache_sp(c)[child].parents && !(cache_sp(c)[child].flags & CACHE_SP_ROOT))
 		zap(s, child);
 }
 
 /* Clear every entry of SP `page` (a root keeps the hypervisor entry). */
 static void clear_table(struct shadow *s, uint32_t page)
 {
-	struct shadow_cache *c = s->engine;
-	unsigned level = cache_role_level(c->sp[page].role);
+	struct shadow_cache *c = cache_of(s);
+	unsigned level = cache_role_level(cache_sp(c)[page].role);
 	uint64_t *tab = cache_table(s, page);
 
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
@@ -63,15 +62,15 @@ static void clear_table(struct shadow *s, uint32_t page)
  * four levels. */
 static void zap(struct shadow *s, uint32_t page)
 {
-	struct shadow_cache *c = s->engine;
-	struct cache_sp *sp = &c->sp[page];
+	struct shadow_cache *c = cache_of(s);
+	struct cache_sp *sp = &cache_sp(c)[page];
 
 	assert(sp->flags & CACHE_SP_USED);
 	while (sp->parents) {
 		uint32_t l = sp->parents - 1;
 
-		*cache_slot(s, c->link[l].slot) = 0;
-		sp->parents = c->link[l].next;
+		*cache_slot(s, cache_link(c)[l].slot) = 0;
+		sp->parents = cache_link(c)[l].next;
 		cache_link_release(c, l);
 	}
 	if (sp->flags & CACHE_SP_KEYED) {
@@ -85,7 +84,7 @@ static void zap(struct shadow *s, uint32_t page)
 		forget_root(c, page);
 	clear_table(s, page);
 	*sp = (struct cache_sp){ 0 };
-	shadow_pool_free(&s->tab.pool, shadow_pool_mpa(&s->tab.pool, page));
+	shadow_pool_free(&s->tab.pool, s->state, shadow_pool_mpa(&s->tab.pool, page));
 	s->tlb_flush = true;
 }
 
@@ -93,8 +92,8 @@ static void zap(struct shadow *s, uint32_t page)
  * and volatile until the next CR3 write. */
 static void root_to_volatile(struct shadow *s, uint32_t page)
 {
-	struct shadow_cache *c = s->engine;
-	struct cache_sp *sp = &c->sp[page];
+	struct shadow_cache *c = cache_of(s);
+	struct cache_sp *sp = &cache_sp(c)[page];
 
 	if (sp->flags & CACHE_SP_KEYED) {
 		cache_hash_remove(c, page);
@@ -109,10 +108,10 @@ static void root_to_volatile(struct shadow *s, uint32_t page)
 /* Drop every volatile SP but the current root. */
 static void drop_volatile(struct shadow *s)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 
 	for (uint32_t p = 0; c->nvolatile && p < s->tab.pool.pages; p++)
-		if ((c->sp[p].flags & CACHE_SP_VOLATILE) && p != c->cur)
+		if ((cache_sp(c)[p].flags & CACHE_SP_VOLATILE) && p != c->cur)
 			zap(s, p);
 }
 
@@ -120,21 +119,21 @@ static void drop_volatile(struct shadow *s)
 
 static bool new_sp(struct shadow *s, gpa_t gfn, uint32_t role, uint32_t *page)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint64_t f = gfn >> X86_PAGE_SHIFT;
 	mpa_t mpa;
 
-	if (!shadow_pool_alloc(&s->tab.pool, &mpa))
+	if (!shadow_pool_alloc(&s->tab.pool, s->state, &mpa))
 		return false;
 	*page = shadow_pool_index(&s->tab.pool, mpa);
-	c->sp[*page] = (struct cache_sp){ .gfn = gfn, .role = role, .flags = CACHE_SP_USED };
+	cache_sp(c)[*page] = (struct cache_sp){ .gfn = gfn, .role = role, .flags = CACHE_SP_USED };
 	if (role & CACHE_ROLE_DIRECT) {
 		cache_hash_insert(c, *page);
-	} else if (f < c->frames && !(c->flood[f] & CACHE_FLOOD_VOLATILE)) {
+	} else if (f < c->frames && !(cache_flood(c)[f] & CACHE_FLOOD_VOLATILE)) {
 		cache_hash_insert(c, *page);
 		cache_track(s, gfn);
 	} else {
-		c->sp[*page].flags |= CACHE_SP_VOLATILE;
+		cache_sp(c)[*page].flags |= CACHE_SP_VOLATILE;
 		c->nvolatile++;
 	}
 	return true;
@@ -143,12 +142,12 @@ static bool new_sp(struct shadow *s, gpa_t gfn, uint32_t role, uint32_t *page)
 /* Drop the least recently used cached root other than `keep`. */
 static bool evict_one(struct shadow *s, uint32_t keep)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint32_t victim = UINT32_MAX;
 
 	for (unsigned i = 0; i < c->nroots; i++)
 		if (c->roots[i] != keep &&
-		    (victim == UINT32_MAX || c->sp[c->roots[i]].stamp < c->sp[victim].stamp))
+		    (victim == UINT32_MAX || cache_sp(c)[c->roots[i]].stamp < cache_sp(c)[victim].stamp))
 			victim = c->roots[i];
 	if (victim == UINT32_MAX)
 		return false;
@@ -166,7 +165,7 @@ static uint32_t root_role(const struct shadow *s)
  * may evict other roots, or empty the pool: the reset makes the root). */
 static void switch_root(struct shadow *s)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint32_t found = cache_lookup(c, s->vcr3, root_role(s));
 	uint32_t page;
 
@@ -183,82 +182,77 @@ static void switch_root(struct shadow *s)
 				return;
 			}
 		}
-		c->sp[page].flags |= CACHE_SP_ROOT;
+		cache_sp(c)[page].flags |= CACHE_SP_ROOT;
 		cache_table(s, page)[s->tab.hv_index] = s->tab.hv_entry;
-		if (c->sp[page].flags & CACHE_SP_KEYED)
+		if (cache_sp(c)[page].flags & CACHE_SP_KEYED)
 			c->roots[c->nroots++] = page;
 	}
-	c->sp[page].stamp = ++c->stamp;
+	cache_sp(c)[page].stamp = ++c->stamp;
 	c->cur = page;
 	s->tab.root = shadow_pool_mpa(&s->tab.pool, page);
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
-static bool create(struct shadow *s)
+/* Where each array goes after the header, cache-line aligned, for the pool
+ * and RAM configured; returns the bytes (ops->state_size). */
+static uint64_t layout(const struct shadow *s, struct shadow_cache *c)
 {
-	struct shadow_cache *c = shadow_zalloc(&s->alloc, sizeof(*c));
 	uint32_t pages = s->tab.pool.pages, hsize = 1;
+	uint64_t at;
 
-	if (!c)
-		return false;
 	while (hsize < pages)
 		hsize <<= 1;
 	c->hmask = hsize - 1;
 	c->nlinks = pages * X86_PT_ENTRIES;
 	c->frames = s->mem.ram_size >> X86_PAGE_SHIFT;
 	c->frames2m = (s->mem.ram_size + (1u << 21) - 1) >> 21;
-	c->sp = shadow_zalloc(&s->alloc, (size_t)(pages) * sizeof(*c->sp));
-	c->hash = shadow_zalloc(&s->alloc, (size_t)(hsize) * sizeof(*c->hash));
-	c->link = shadow_zalloc(&s->alloc, (size_t)(c->nlinks) * sizeof(*c->link));
-	c->rmap = shadow_zalloc(&s->alloc, (size_t)(c->frames + 1) * sizeof(*c->rmap));
-	c->rmap2m = shadow_zalloc(&s->alloc, (size_t)(c->frames2m + 1) * sizeof(*c->rmap2m));
-	c->tracked = shadow_zalloc(&s->alloc, (size_t)(c->frames + 1) * sizeof(*c->tracked));
-	c->tracked2m = shadow_zalloc(&s->alloc, (size_t)(c->frames2m + 1) * sizeof(*c->tracked2m));
-	c->flood = shadow_zalloc(&s->alloc, (size_t)(c->frames + 1) * sizeof(*c->flood));
-	s->engine = c;
-	if (!c->sp || !c->hash || !c->link || !c->rmap || !c->rmap2m || !c->tracked ||
-	    !c->tracked2m || !c->flood) {
-		destroy(s);
-		return false;
-	}
+	/* each array `off` holds n of `type`, from the next cache line */
+#define LINE(x) (((x) + 63) & ~(uint64_t)63)
+#define PLACE(off, n, type) (c->off = at, at = LINE(at + (uint64_t)(n) * sizeof(type)))
+	at = LINE(sizeof(*c));
+	PLACE(sp_off, pages, struct cache_sp);
+	PLACE(hash_off, hsize, uint32_t);
+	PLACE(link_off, c->nlinks, struct cache_link);
+	PLACE(rmap_off, c->frames + 1, uint32_t);
+	PLACE(rmap2m_off, c->frames2m + 1, uint32_t);
+	PLACE(tracked_off, c->frames + 1, uint16_t);
+	PLACE(tracked2m_off, c->frames2m + 1, uint32_t);
+	PLACE(flood_off, c->frames + 1, uint8_t);
+#undef PLACE
+#undef LINE
+	return at;
+}
+
+static uint64_t state_size(const struct shadow *s)
+{
+	struct shadow_cache c;
+
+	return layout(s, &c);
+}
+
+static bool create(struct shadow *s)
+{
+	layout(s, cache_of(s));
 	reset(s);
 	s->tlb_flush = false; /* nothing was ever loaded */
 	return true;
 }
 
-static void destroy(struct shadow *s)
-{
-	struct shadow_cache *c = s->engine;
-
-	if (!c)
-		return;
-	shadow_free(&s->alloc, c->sp);
-	shadow_free(&s->alloc, c->hash);
-	shadow_free(&s->alloc, c->link);
-	shadow_free(&s->alloc, c->rmap);
-	shadow_free(&s->alloc, c->rmap2m);
-	shadow_free(&s->alloc, c->tracked);
-	shadow_free(&s->alloc, c->tracked2m);
-	shadow_free(&s->alloc, c->flood);
-	shadow_free(&s->alloc, c);
-	s->engine = NULL;
-}
-
 static void reset(struct shadow *s)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint32_t pages = s->tab.pool.pages;
 
 	shadow_pool_reset(&s->tab.pool, 0);
-	memset(c->sp, 0, pages * sizeof(*c->sp));
-	memset(c->hash, 0, (c->hmask + 1) * sizeof(*c->hash));
+	memset(cache_sp(c), 0, pages * sizeof(struct cache_sp));
+	memset(cache_hash(c), 0, (c->hmask + 1) * sizeof(uint32_t));
 	c->link_next = c->link_free = 0;
-	memset(c->rmap, 0, c->frames * sizeof(*c->rmap));
-	memset(c->rmap2m, 0, c->frames2m * sizeof(*c->rmap2m));
-	memset(c->tracked, 0, c->frames * sizeof(*c->tracked));
-	memset(c->tracked2m, 0, c->frames2m * sizeof(*c->tracked2m));
-	memset(c->flood, 0, c->frames * sizeof(*c->flood));
+	memset(cache_rmap(c), 0, c->frames * sizeof(uint32_t));
+	memset(cache_rmap2m(c), 0, c->frames2m * sizeof(uint32_t));
+	memset(cache_tracked(c), 0, c->frames * sizeof(uint16_t));
+	memset(cache_tracked2m(c), 0, c->frames2m * sizeof(uint32_t));
+	memset(cache_flood(c), 0, c->frames * sizeof(uint8_t));
 	c->nroots = 0;
 	c->nvolatile = 0;
 	s->tlb_flush = true;
@@ -269,20 +263,20 @@ static void reset(struct shadow *s)
 
 static void set_cr3(struct shadow *s)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint32_t old = c->cur;
-	bool old_volatile = c->sp[old].flags & CACHE_SP_VOLATILE;
+	bool old_volatile = cache_sp(c)[old].flags & CACHE_SP_VOLATILE;
 
 	drop_volatile(s);
 	switch_root(s);
-	if (old_volatile && c->cur != old && (c->sp[old].flags & CACHE_SP_VOLATILE))
+	if (old_volatile && c->cur != old && (cache_sp(c)[old].flags & CACHE_SP_VOLATILE))
 		zap(s, old);
 }
 
 /* Drop the shadow leaf (or the huge page's subtree) of gva in the current root. */
 static void drop_gva(struct shadow *s, gva_t gva)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint32_t page = c->cur;
 
 	if (X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->tab.hv_index)
@@ -311,7 +305,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
  * entry whose guest PML4E no longer leads to the same SP goes. */
 static void revalidate_root(struct shadow *s)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint64_t *tab = cache_table(s, c->cur);
 
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
@@ -320,7 +314,7 @@ static void revalidate_root(struct shadow *s)
 
 		if (!(tab[i] & X86_PTE_P) || i == s->tab.hv_index)
 			continue;
-		child = &c->sp[cache_page_of(s, tab[i])];
+		child = &cache_sp(c)[cache_page_of(s, tab[i])];
 		if (s->mem.read64(s->mem.opaque, s->vcr3 + 8 * i, &g) != SHADOW_MEM_OK ||
 		    !(g & X86_PTE_P) || shadow_walk_reserved(s->mode, &s->cpu, SHADOW_LEVELS, g) ||
 		    (g & X86_PTE_ADDR_MASK) != child->gfn ||
@@ -332,12 +326,12 @@ static void revalidate_root(struct shadow *s)
 
 static void invlpg(struct shadow *s, gva_t gva)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 
 	/* invlpg also empties every paging-structure cache (SDM 3A §4.10.4.1):
 	 * only volatile SPs can be stale */
 	drop_volatile(s);
-	if (c->sp[c->cur].flags & CACHE_SP_VOLATILE)
+	if (cache_sp(c)[c->cur].flags & CACHE_SP_VOLATILE)
 		revalidate_root(s);
 	if (x86_is_canonical48(gva))
 		drop_gva(s, gva);
@@ -351,7 +345,7 @@ static void drop_gva_canonical(struct shadow *s, gva_t gva)
 
 static void unprotect(struct shadow *s, gpa_t gpa, bool self)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	gpa_t gfn = gpa & X86_PAGE_MASK;
 	uint64_t f = gfn >> X86_PAGE_SHIFT;
 	struct shadow_event ev = { .kind = SHADOW_EV_UNPROTECT, .gpa = gfn };
@@ -359,8 +353,8 @@ static void unprotect(struct shadow *s, gpa_t gpa, bool self)
 
 	s->stats.unprotects++;
 again:
-	for (i = c->hash[cache_bucket(c, gfn)]; i; i = c->sp[i - 1].hnext) {
-		const struct cache_sp *sp = &c->sp[i - 1];
+	for (i = cache_hash(c)[cache_bucket(c, gfn)]; i; i = cache_sp(c)[i - 1].hnext) {
+		const struct cache_sp *sp = &cache_sp(c)[i - 1];
 
 		if (sp->gfn != gfn || (sp->role & CACHE_ROLE_DIRECT))
 			continue;
@@ -372,14 +366,14 @@ again:
 			zap(s, i - 1);
 		goto again; /* the chain changed under us */
 	}
-	assert(!c->tracked[f]);
-	if ((c->flood[f] & CACHE_FLOOD_COUNT) < CACHE_FLOOD_COUNT)
-		c->flood[f]++;
-	if (!(c->flood[f] & CACHE_FLOOD_VOLATILE) && (self || (c->flood[f] & CACHE_FLOOD_COUNT) >= CACHE_FLOOD)) {
-		c->flood[f] |= CACHE_FLOOD_VOLATILE;
+	assert(!cache_tracked(c)[f]);
+	if ((cache_flood(c)[f] & CACHE_FLOOD_COUNT) < CACHE_FLOOD_COUNT)
+		cache_flood(c)[f]++;
+	if (!(cache_flood(c)[f] & CACHE_FLOOD_VOLATILE) && (self || (cache_flood(c)[f] & CACHE_FLOOD_COUNT) >= CACHE_FLOOD)) {
+		cache_flood(c)[f] |= CACHE_FLOOD_VOLATILE;
 		s->stats.floods++;
 	}
-	ev.volatile_table = c->flood[f] & CACHE_FLOOD_VOLATILE;
+	ev.volatile_table = cache_flood(c)[f] & CACHE_FLOOD_VOLATILE;
 	shadow_emit(s, &ev);
 }
 
@@ -387,9 +381,9 @@ again:
 
 static bool huge_ok(const struct shadow *s, const struct shadow_walk *w)
 {
-	const struct shadow_cache *c = s->engine;
+	const struct shadow_cache *c = cache_of(s);
 
-	return shadow_huge_fits(s, w) && !c->tracked2m[w->gpa >> 21];
+	return shadow_huge_fits(s, w) && !cache_tracked2m(c)[w->gpa >> 21];
 }
 
 /* The key of the SP below entry `level` of the walk. */
@@ -417,7 +411,7 @@ enum { INSTALL_OK, INSTALL_NOMEM };
 static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
 		       mpa_t *spte_mpa, int *out_level)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	struct shadow_rights acc = SHADOW_RIGHTS_ALL;
 	uint32_t page = c->cur;
 	int level;
@@ -448,7 +442,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 				s->tlb_flush = true;
 			} else {
 				child = cache_page_of(s, *e);
-				if (c->sp[child].gfn == gfn && c->sp[child].role == role) {
+				if (cache_sp(c)[child].gfn == gfn && cache_sp(c)[child].role == role) {
 					page = child;
 					continue;
 				}
@@ -462,7 +456,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			return INSTALL_NOMEM;
 		*e = shadow_pool_mpa(&s->tab.pool, child) | SHADOW_SPTE_TABLE |
 		     (level <= w->level ? SHADOW_SPTE_HUGE : 0);
-		cache_link_push(c, &c->sp[child].parents, page * X86_PT_ENTRIES + i);
+		cache_link_push(c, &cache_sp(c)[child].parents, page * X86_PT_ENTRIES + i);
 		page = child;
 	}
 	{
@@ -480,8 +474,8 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 static void prefetch_at(struct shadow *s, gva_t gva, uint64_t huge_pte, mpa_t spte_mpa)
 {
 	uint32_t page = shadow_pool_index(&s->tab.pool, spte_mpa & X86_PAGE_MASK);
-	const struct shadow_cache *c = s->engine;
-	const struct cache_sp *sp = &c->sp[page];
+	const struct shadow_cache *c = cache_of(s);
+	const struct cache_sp *sp = &cache_sp(c)[page];
 	struct shadow_prefetch pf = {
 		.tab = cache_table(s, page), .tab_mpa = spte_mpa & X86_PAGE_MASK,
 		.idx = X86_LEVEL_INDEX(gva, 1), .gva = gva, .direct = sp->role & CACHE_ROLE_DIRECT,
@@ -495,7 +489,7 @@ static void prefetch_at(struct shadow *s, gva_t gva, uint64_t huge_pte, mpa_t sp
 static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 		       struct shadow_fault_result *res)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint32_t page = c->cur;
 	struct shadow_rights r;
 	const struct cache_sp *sp;
@@ -503,7 +497,7 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 	unsigned i;
 	gpa_t at, gpa;
 
-	if (c->sp[page].flags & CACHE_SP_VOLATILE)
+	if (cache_sp(c)[page].flags & CACHE_SP_VOLATILE)
 		return false;
 	for (int level = SHADOW_LEVELS; level > 1; level--) {
 		uint64_t e = cache_table(s, page)[X86_LEVEL_INDEX(gva, level)];
@@ -511,13 +505,13 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 		if (!(e & X86_PTE_P) || (level == 2 && (e & X86_PTE_PS)))
 			return false;
 		/* the hot path: shadow_check vouches for the pointer, the bound
-		 * keeps even a broken one from reading past c->sp */
+		 * keeps even a broken one from reading past the SPs */
 		page = (uint32_t)(((e & X86_PTE_ADDR_MASK) - s->tab.pool.base) >> X86_PAGE_SHIFT);
-		if (page >= s->tab.pool.pages || (c->sp[page].flags & CACHE_SP_VOLATILE) ||
-		    (c->sp[page].role & CACHE_ROLE_DIRECT))
+		if (page >= s->tab.pool.pages || (cache_sp(c)[page].flags & CACHE_SP_VOLATILE) ||
+		    (cache_sp(c)[page].role & CACHE_ROLE_DIRECT))
 			return false;
 	}
-	sp = &c->sp[page];
+	sp = &cache_sp(c)[page];
 	i = X86_LEVEL_INDEX(gva, 1);
 	at = sp->gfn + 8 * i;
 	if (s->mem.read64(s->mem.opaque, at, &pte) != SHADOW_MEM_OK || !(pte & X86_PTE_P) ||
@@ -526,7 +520,7 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 	r = shadow_rights_and(cache_role_to_rights(sp->role), shadow_entry_rights(&s->cpu, pte));
 	gpa = pte & X86_PTE_ADDR_MASK;
 	if (!shadow_walk_allows(&s->cpu, r, access) ||
-	    gpa >= s->mem.ram_size || ((access & SHADOW_ACC_WRITE) && c->tracked[gpa >> X86_PAGE_SHIFT]))
+	    gpa >= s->mem.ram_size || ((access & SHADOW_ACC_WRITE) && cache_tracked(c)[gpa >> X86_PAGE_SHIFT]))
 		return false;
 	/* A (and D on a write) in the PTE only: the upper entries' A bits are
 	 * set, or their tables' shadows would be gone (§4.8) */
@@ -552,7 +546,7 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 static bool install(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
 		    mpa_t *spte_mpa, int *level)
 {
-	struct shadow_cache *c = s->engine;
+	struct shadow_cache *c = cache_of(s);
 	uint64_t want = *spte;
 	bool emptied = false;
 
@@ -583,15 +577,15 @@ static void set_cpu(struct shadow *s)
 }
 
 const struct shadow_engine_ops shadow_cache_ops = {
+	.state_size = state_size,
 	.create = create,
-	.destroy = destroy,
 	.reset = reset,
 	.set_cr3 = set_cr3,
 	.set_cpu = set_cpu,
 	.invlpg = invlpg,
 	.drop_gva = drop_gva_canonical,
 	.fast_fault = fast_fault,
-	.tracked = cache_tracked,
+	.tracked = cache_is_tracked,
 	.unprotect = unprotect,
 	.install = install,
 	.prefetch = prefetch,

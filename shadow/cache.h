@@ -35,8 +35,8 @@
 
 extern const struct shadow_engine_ops shadow_cache_ops;
 
-/* The cache's state (s->engine): cache.c runs the engine, cache_map.c
- * keeps its books, invariant.c checks them. */
+/* The cache's state (the state block, engine.h): cache.c runs the engine,
+ * cache_map.c keeps its books, invariant.c checks them. */
 /* An SP's role: its level, and what beyond the guest table's address makes
  * two shadows of it differ. */
 #define CACHE_ROLE_LEVEL 0x7u
@@ -84,24 +84,77 @@ struct cache_link {
 	uint32_t next;
 };
 
+/* At the base of the state block (engine.h), followed by its arrays, each
+ * named by its offset from that base (a pointer would tie the block to one
+ * address: shadow_rebase, the monitor). */
 struct shadow_cache {
-	struct cache_sp *sp;         /* per pool page */
-	uint32_t *hash;
+	uint64_t sp_off;        /* struct cache_sp[pages]: per pool page */
+	uint64_t hash_off;      /* uint32_t[hmask + 1] */
 	uint32_t hmask;
-	struct cache_link *link;
+	uint64_t link_off;      /* struct cache_link[nlinks] */
 	uint32_t nlinks, link_next, link_free;
 	uint64_t frames, frames2m;
-	uint32_t *rmap;        /* per guest 4 KiB frame: writable 4 KiB leaves */
-	uint32_t *rmap2m;      /* per guest 2 MiB frame: writable 2 MiB leaves */
-	uint16_t *tracked;     /* per 4 KiB frame: keyed SPs of that table */
-	uint32_t *tracked2m;   /* per 2 MiB frame: the sum over its 4 KiB frames */
-	uint8_t *flood;        /* per 4 KiB frame: unprotects | CACHE_FLOOD_VOLATILE */
+	uint64_t rmap_off;      /* uint32_t[frames + 1]: per guest 4 KiB frame, writable 4 KiB leaves */
+	uint64_t rmap2m_off;    /* uint32_t[frames2m + 1]: per 2 MiB frame, writable 2 MiB leaves */
+	uint64_t tracked_off;   /* uint16_t[frames + 1]: per 4 KiB frame, keyed SPs of that table */
+	uint64_t tracked2m_off; /* uint32_t[frames2m + 1]: per 2 MiB frame, the sum over its 4 KiB frames */
+	uint64_t flood_off;     /* uint8_t[frames + 1]: per 4 KiB frame, unprotects | CACHE_FLOOD_VOLATILE */
 	uint32_t roots[CACHE_ROOTS];
 	unsigned nroots;
 	uint32_t cur;          /* the current root's page */
 	uint32_t stamp;
 	uint32_t nvolatile;
 };
+
+/* The cache's header, at the state block's base. */
+static inline struct shadow_cache *cache_of(const struct shadow *s)
+{
+	return (struct shadow_cache *)s->state;
+}
+
+/* The arrays after the header (offsets from it, the block's base).  Like
+ * strchr, they hand a const header's arrays back writable. */
+#define CACHE_ARRAY(c, off, type) ((type *)((char *)(uintptr_t)(c) + (c)->off))
+
+static inline struct cache_sp *cache_sp(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, sp_off, struct cache_sp);
+}
+
+static inline uint32_t *cache_hash(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, hash_off, uint32_t);
+}
+
+static inline struct cache_link *cache_link(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, link_off, struct cache_link);
+}
+
+static inline uint32_t *cache_rmap(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, rmap_off, uint32_t);
+}
+
+static inline uint32_t *cache_rmap2m(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, rmap2m_off, uint32_t);
+}
+
+static inline uint16_t *cache_tracked(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, tracked_off, uint16_t);
+}
+
+static inline uint32_t *cache_tracked2m(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, tracked2m_off, uint32_t);
+}
+
+static inline uint8_t *cache_flood(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, flood_off, uint8_t);
+}
 
 /* The shadow entry in `slot` (pool page * 512 + index). */
 static inline uint64_t *cache_slot(const struct shadow *s, uint32_t slot)
@@ -162,7 +215,7 @@ void cache_link_release(struct shadow_cache *c, uint32_t l);
 void cache_track(struct shadow *s, gpa_t gfn);
 void cache_untrack(struct shadow_cache *c, gpa_t gfn);
 /* Whether the guest page at gpa is a tracked table (ops->tracked). */
-bool cache_tracked(const struct shadow *s, gpa_t gpa);
+bool cache_is_tracked(const struct shadow *s, gpa_t gpa);
 
 /* Write leaf `spte` (level 1, or 2 for a 2 MiB leaf) at entry `e`, machine
  * address `at`, keeping the reverse maps and write protection: a tracked

@@ -20,9 +20,21 @@ struct shadow_tables {
 
 struct shadow_engine_ops;
 
+/* The state block: every mutable structure of the engine and the pool's
+ * books, allocated once by shadow_create, laid out as
+ *
+ *	[0, free_off)          the engine's state (ops->state_size bytes; the
+ *	                       cache: struct shadow_cache, then its arrays)
+ *	[free_off, state_size) the pool's free stack
+ *
+ * Inside the block and the pool every reference is an offset from the
+ * block's base, a page index or an MPA, never a pointer: `state` and
+ * tab.pool.host are the only two host addresses, so that the same bytes
+ * work wherever they are mapped (shadow_rebase; the monitor). */
 struct shadow {
 	const struct shadow_engine_ops *ops;
-	void *engine;                   /* the engine's own state, if any */
+	void *state;                    /* the state block's base */
+	uint64_t state_size;
 	const struct shadow_mode *mode; /* the guest's paging mode */
 	struct shadow_mem mem;
 	struct shadow_alloc alloc;
@@ -39,11 +51,13 @@ struct shadow {
 /* One shadow engine (Linux struct kvm_mmu's per-role hooks).  Every hook
  * is set except where it says "may be NULL". */
 struct shadow_engine_ops {
-	/* Allocate the engine's state and make the root for s->vcr3
-	 * (s->tab.root) hold the hypervisor entry alone.  False when out of
-	 * memory; destroy then frees what was made. */
+	/* Bytes of the engine's state at the start of the state block, for
+	 * s->tab.pool and s->mem as configured (0: none). */
+	uint64_t (*state_size)(const struct shadow *s);
+	/* Lay out the engine's state in the zeroed block and make the root
+	 * for s->vcr3 (s->tab.root) hold the hypervisor entry alone.  False
+	 * if the pool cannot hold the root.  Allocates nothing. */
 	bool (*create)(struct shadow *s);
-	void (*destroy)(struct shadow *s);
 	/* Drop every shadow but the hypervisor entry (shadow_drop_all). */
 	void (*reset)(struct shadow *s);
 	/* s->vcr3 was written (the guest's mov cr3). */

@@ -106,7 +106,7 @@ static bool writable_on_tracked(const struct shadow_cache *c, int level, uint64_
 
 	if (!(e & X86_PTE_W))
 		return false;
-	return level == 1 ? c->tracked[f] != 0 : c->tracked2m[f >> 9] != 0;
+	return level == 1 ? cache_tracked(c)[f] != 0 : cache_tracked2m(c)[f >> 9] != 0;
 }
 
 /* Entry i of SP `page`, on top of entry_problem: its leaf's write
@@ -114,8 +114,8 @@ static bool writable_on_tracked(const struct shadow_cache *c, int level, uint64_
 static const char *cache_entry_problem(const struct shadow *s, uint32_t page, unsigned i,
 				       uint64_t e)
 {
-	const struct shadow_cache *c = s->engine;
-	int level = (int)cache_role_level(c->sp[page].role);
+	const struct shadow_cache *c = cache_of(s);
+	int level = (int)cache_role_level(cache_sp(c)[page].role);
 	const struct cache_sp *ch;
 	const char *what = entry_problem(s, level, i, e);
 
@@ -123,7 +123,7 @@ static const char *cache_entry_problem(const struct shadow *s, uint32_t page, un
 		return what;
 	if (shadow_spte_is_leaf(level, e))
 		return writable_on_tracked(c, level, e) ? "writable leaf on a write-protected guest table" : NULL;
-	ch = &c->sp[cache_page_of(s, e)];
+	ch = &cache_sp(c)[cache_page_of(s, e)];
 	if (!(ch->flags & CACHE_SP_USED) || (int)cache_role_level(ch->role) != level - 1)
 		return "entry links a free or wrong-level page";
 	return NULL;
@@ -132,8 +132,8 @@ static const char *cache_entry_problem(const struct shadow *s, uint32_t page, un
 /* SP `page`'s own books and every entry of its table. */
 static bool check_sp(const struct shadow *s, uint32_t page, char *why, size_t len)
 {
-	const struct shadow_cache *c = s->engine;
-	const struct cache_sp *sp = &c->sp[page];
+	const struct shadow_cache *c = cache_of(s);
+	const struct cache_sp *sp = &cache_sp(c)[page];
 	unsigned level = cache_role_level(sp->role);
 	const uint64_t *tab = cache_table(s, page);
 
@@ -160,8 +160,8 @@ static bool check_sp(const struct shadow *s, uint32_t page, char *why, size_t le
  * until the next invlpg or CR3 write, as a TLB may. */
 static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t len)
 {
-	const struct shadow_cache *c = s->engine;
-	const struct cache_sp *sp = &c->sp[page];
+	const struct shadow_cache *c = cache_of(s);
+	const struct cache_sp *sp = &cache_sp(c)[page];
 	unsigned level = cache_role_level(sp->role);
 	const uint64_t *tab = cache_table(s, page);
 	struct shadow_rights above = cache_role_to_rights(sp->role);
@@ -207,7 +207,7 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 				return bad(why, len, "shadow: sp=%u index=%u: leaf 0x%016llx exceeds or misplaces the guest's 0x%016llx",
 					   page, i, (unsigned long long)e, (unsigned long long)g);
 		} else {
-			const struct cache_sp *ch = &c->sp[cache_page_of(s, e)];
+			const struct cache_sp *ch = &cache_sp(c)[cache_page_of(s, e)];
 			uint32_t rights = ch->role & (CACHE_ROLE_W | CACHE_ROLE_U | CACHE_ROLE_NX);
 
 			if (guest_leaf != !!(ch->role & CACHE_ROLE_DIRECT) ||
@@ -223,24 +223,24 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 
 bool shadow_check_cache(const struct shadow *s, char *why, size_t len)
 {
-	const struct shadow_cache *c = s->engine;
+	const struct shadow_cache *c = cache_of(s);
 	const struct shadow_pool *pool = &s->tab.pool;
 	uint32_t used = 0;
 
 	if (!pool_within_bound(pool, why, len))
 		return false;
-	if (!(c->sp[c->cur].flags & CACHE_SP_ROOT) || s->tab.root != shadow_pool_mpa(pool, c->cur))
+	if (!(cache_sp(c)[c->cur].flags & CACHE_SP_ROOT) || s->tab.root != shadow_pool_mpa(pool, c->cur))
 		return bad(why, len, "shadow: current root 0x%llx is not a root page",
 			   (unsigned long long)s->tab.root);
 	for (uint32_t p = 0; p < pool->pages; p++) {
-		if (!(c->sp[p].flags & CACHE_SP_USED))
+		if (!(cache_sp(c)[p].flags & CACHE_SP_USED))
 			continue;
 		used++;
 		if (!check_sp(s, p, why, len))
 			return false;
 	}
 	for (uint32_t p = 0; p < pool->pages; p++)
-		if ((c->sp[p].flags & CACHE_SP_USED) && !coherent(s, p, why, len))
+		if ((cache_sp(c)[p].flags & CACHE_SP_USED) && !coherent(s, p, why, len))
 			return false;
 	if (used != shadow_pool_in_use(pool))
 		return bad(why, len, "shadow: %u pages marked used, the pool counts %u", used,

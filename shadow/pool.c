@@ -1,18 +1,15 @@
 /* Shadow page pool: bump allocation plus a free stack. */
 #include "pool.h"
 
-int shadow_pool_init(struct shadow_pool *p, const struct shadow_alloc *alloc, mpa_t base,
-		     void *host, uint32_t pages)
+void shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages,
+		      uint64_t free_off)
 {
-	*p = (struct shadow_pool){ .base = base, .host = host, .pages = pages };
-	p->free = shadow_zalloc(alloc, (size_t)pages * sizeof(*p->free));
-	return p->free ? 0 : -1;
+	*p = (struct shadow_pool){ .base = base, .host = host, .pages = pages, .free_off = free_off };
 }
 
-void shadow_pool_fini(struct shadow_pool *p, const struct shadow_alloc *alloc)
+static uint32_t *stack(const struct shadow_pool *p, void *state)
 {
-	shadow_free(alloc, p->free);
-	p->free = NULL;
+	return (uint32_t *)((char *)state + p->free_off);
 }
 
 static uint32_t page_of(const struct shadow_pool *p, mpa_t mpa)
@@ -21,12 +18,12 @@ static uint32_t page_of(const struct shadow_pool *p, mpa_t mpa)
 	return (uint32_t)((mpa - p->base) >> X86_PAGE_SHIFT);
 }
 
-bool shadow_pool_alloc(struct shadow_pool *p, mpa_t *mpa)
+bool shadow_pool_alloc(struct shadow_pool *p, void *state, mpa_t *mpa)
 {
 	uint32_t page;
 
 	if (p->nfree)
-		page = p->free[--p->nfree];
+		page = stack(p, state)[--p->nfree];
 	else if (p->next < p->pages)
 		page = p->next++;
 	else
@@ -38,12 +35,12 @@ bool shadow_pool_alloc(struct shadow_pool *p, mpa_t *mpa)
 	return true;
 }
 
-void shadow_pool_free(struct shadow_pool *p, mpa_t mpa)
+void shadow_pool_free(struct shadow_pool *p, void *state, mpa_t mpa)
 {
 	uint32_t page = page_of(p, mpa);
 
 	assert(page < p->next && p->nfree < p->next);
-	p->free[p->nfree++] = page;
+	stack(p, state)[p->nfree++] = page;
 }
 
 void shadow_pool_reset(struct shadow_pool *p, uint32_t keep)

@@ -1,6 +1,10 @@
 /* The bounded pool of shadow pages: a bump allocator over a fixed array of
  * 4 KiB pages plus a free stack, so that dropping every shadow is O(1).  The
- * pool never grows; running out is reported and the caller evicts. */
+ * pool never grows; running out is reported and the caller evicts.
+ *
+ * Position-independent: a page is named by its MPA and reached as
+ * host + (mpa - base); the free stack lives in the shadow's state block
+ * (engine.h) at free_off, and each call is handed that block's base. */
 #ifndef SHADOWVM_POOL_H
 #define SHADOWVM_POOL_H
 
@@ -12,19 +16,27 @@ struct shadow_pool {
 	uint64_t *host;   /* host view of page 0, 512 entries a page */
 	uint32_t pages;
 	uint32_t next;    /* pages [next, pages) are untouched since reset */
-	uint32_t *free;   /* stack of freed page numbers below next */
 	uint32_t nfree;
 	uint32_t peak;
+	uint64_t free_off; /* in the state block: stack of freed page numbers below next */
 };
 
-/* Returns 0, or -1 if `alloc` is out of memory for the free stack. */
-int shadow_pool_init(struct shadow_pool *p, const struct shadow_alloc *alloc, mpa_t base,
-		     void *host, uint32_t pages);
-void shadow_pool_fini(struct shadow_pool *p, const struct shadow_alloc *alloc);
+/* Bytes of the free stack of a pool of `pages`, to be reserved in the
+ * state block at free_off. */
+static inline uint64_t shadow_pool_stack_bytes(uint32_t pages)
+{
+	return (uint64_t)pages * sizeof(uint32_t);
+}
 
-/* A zeroed page, or false when every page is in use. */
-bool shadow_pool_alloc(struct shadow_pool *p, mpa_t *mpa);
-void shadow_pool_free(struct shadow_pool *p, mpa_t mpa);
+/* An empty pool of `pages` at machine address `base`, seen at `host`,
+ * whose free stack will be at `free_off` in the state block. */
+void shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages,
+		      uint64_t free_off);
+
+/* A zeroed page, or false when every page is in use; giving one back.
+ * `state` is the state block's base. */
+bool shadow_pool_alloc(struct shadow_pool *p, void *state, mpa_t *mpa);
+void shadow_pool_free(struct shadow_pool *p, void *state, mpa_t mpa);
 
 /* Mark every page free except the first `keep` ones handed out. */
 void shadow_pool_reset(struct shadow_pool *p, uint32_t keep);

@@ -34,9 +34,15 @@ static bool config_valid(const struct shadow_config *cfg)
 	       !(cfg->vcr3 >> cfg->cpu.maxphyaddr);
 }
 
+/* Where the engine's state ends, the pool's free stack starts at a cache
+ * line; the block's base needs only what its widest field does. */
+#define STATE_ALIGN 64u
+#define STATE_BASE_ALIGN ((uintptr_t)_Alignof(uint64_t))
+
 struct shadow *shadow_create(const struct shadow_config *cfg)
 {
 	struct shadow *s;
+	uint64_t engine;
 
 	if (!config_valid(cfg))
 		return NULL;
@@ -54,10 +60,15 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 	s->tab.hv_index = cfg->hv_index;
 	s->tab.hv_entry = cfg->hv_entry;
 	s->opts = cfg->opts;
-	if (shadow_pool_init(&s->tab.pool, &s->alloc, cfg->pool.base, cfg->pool.host,
-			     cfg->pool.pages))
+	shadow_pool_init(&s->tab.pool, cfg->pool.base, cfg->pool.host, cfg->pool.pages, 0);
+	engine = s->ops->state_size(s);
+	s->tab.pool.free_off = (engine + STATE_ALIGN - 1) & ~(uint64_t)(STATE_ALIGN - 1);
+	s->state_size = s->tab.pool.free_off + shadow_pool_stack_bytes(cfg->pool.pages);
+	if (s->state_size != (size_t)s->state_size)
 		goto err;
-	if (!s->ops->create(s))
+	/* the one allocation of the state: nothing later allocates */
+	s->state = shadow_zalloc(&s->alloc, (size_t)s->state_size);
+	if (!s->state || ((uintptr_t)s->state & (STATE_BASE_ALIGN - 1)) || !s->ops->create(s))
 		goto err;
 	return s;
 err:
@@ -72,9 +83,24 @@ void shadow_destroy(struct shadow *s)
 	if (!s)
 		return;
 	alloc = s->alloc;
-	s->ops->destroy(s);
-	shadow_pool_fini(&s->tab.pool, &alloc);
+	shadow_free(&alloc, s->state);
 	shadow_free(&alloc, s);
+}
+
+void *shadow_state(const struct shadow *s, size_t *bytes)
+{
+	*bytes = (size_t)s->state_size;
+	return s->state;
+}
+
+bool shadow_rebase(struct shadow *s, void *state, void *pool_host)
+{
+	if (!state || ((uintptr_t)state & (STATE_BASE_ALIGN - 1)) || !pool_host ||
+	    ((uintptr_t)pool_host & ~X86_PAGE_MASK))
+		return false;
+	s->state = state;
+	s->tab.pool.host = pool_host;
+	return true;
 }
 
 bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)

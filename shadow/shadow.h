@@ -229,9 +229,25 @@ struct shadow;
 
 /* Create a context whose root holds only the hypervisor entry.  Returns NULL
  * on a bad config (pool too small or overlapping RAM, bad hv_index or
- * maxphyaddr, missing callback) or when out of host memory. */
+ * maxphyaddr, missing callback) or when out of host memory.  The only
+ * calls to cfg->alloc: one for the context, one for its state block (no
+ * other operation allocates). */
 struct shadow *shadow_create(const struct shadow_config *cfg);
+/* Give the context and its state block back through cfg->alloc. */
 void shadow_destroy(struct shadow *s);
+
+/* The state block (every mutable structure of the engine and the pool's
+ * books) and its size in *bytes.  Its contents, like the pool's, hold no
+ * host address: offsets, page indices and MPAs only. */
+void *shadow_state(const struct shadow *s, size_t *bytes);
+
+/* The state block and the pool are now seen at `state` (8-byte aligned)
+ * and `pool_host` (page-aligned): byte copies of the old ones, or the same
+ * memory mapped elsewhere (the monitor); the pool keeps its MPA.  Nothing
+ * else changes; shadow_destroy then gives `state` back through cfg->alloc
+ * as it would have the old block.  False, changing nothing, for a NULL or
+ * misaligned address. */
+bool shadow_rebase(struct shadow *s, void *state, void *pool_host);
 
 /* Resolve a hidden page fault at `gva` whose #PF error code is `pferr` (the
  * hardware's, P, W, U and I only; for an access the VMM makes itself,

@@ -14,31 +14,35 @@ static void reset(struct shadow *s)
 	root[t->hv_index] = t->hv_entry;
 }
 
+/* Nothing in the state block but the pool's free stack. */
+static uint64_t state_size(const struct shadow *s)
+{
+	(void)s;
+	return 0;
+}
+
 static bool create(struct shadow *s)
 {
-	if (!shadow_pool_alloc(&s->tab.pool, &s->tab.root))
+	if (!shadow_pool_alloc(&s->tab.pool, s->state, &s->tab.root))
 		return false;
 	reset(s);
 	return true;
 }
 
-static void destroy(struct shadow *s)
-{
-	(void)s;
-}
-
 /* Free the table at `mpa` (a level-`level` table) and everything below. */
-static void free_table(struct shadow_tables *t, mpa_t mpa, int level)
+static void free_table(struct shadow *s, mpa_t mpa, int level)
 {
+	struct shadow_tables *t = &s->tab;
+
 	if (level > 1) {
 		uint64_t *tab = shadow_pool_table(&t->pool, mpa);
 		int i;
 
 		for (i = 0; i < X86_PT_ENTRIES; i++)
 			if ((tab[i] & X86_PTE_P) && !(level == 2 && (tab[i] & X86_PTE_PS)))
-				free_table(t, tab[i] & X86_PTE_ADDR_MASK, level - 1);
+				free_table(s, tab[i] & X86_PTE_ADDR_MASK, level - 1);
 	}
-	shadow_pool_free(&t->pool, mpa);
+	shadow_pool_free(&t->pool, s->state, mpa);
 }
 
 /* Drop the shadow translation of `gva` (the whole subtree for a huge page). */
@@ -57,7 +61,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
 			return;
 		if (shadow_spte_is_leaf(level, *e) || (*e & SHADOW_SPTE_HUGE)) {
 			if (level > 1 && !(*e & X86_PTE_PS))
-				free_table(t, *e & X86_PTE_ADDR_MASK, level - 1);
+				free_table(s, *e & X86_PTE_ADDR_MASK, level - 1);
 			*e = 0;
 			return;
 		}
@@ -100,9 +104,10 @@ static void unprotect(struct shadow *s, gpa_t gpa, bool self)
  * 2 MiB leaf made by shadow_spte_2m), creating tables as needed;
  * guest_level > leaf_level marks the huge page's subtree.  Returns false,
  * with nothing installed, if the pool ran out. */
-static bool install_at(struct shadow_tables *t, gva_t gva, int guest_level, int leaf_level,
+static bool install_at(struct shadow *s, gva_t gva, int guest_level, int leaf_level,
 		       uint64_t spte, mpa_t *spte_mpa)
 {
+	struct shadow_tables *t = &s->tab;
 	mpa_t table = t->root;
 	uint64_t *e;
 	int level;
@@ -115,7 +120,7 @@ static bool install_at(struct shadow_tables *t, gva_t gva, int guest_level, int 
 		if (!(*e & X86_PTE_P)) {
 			mpa_t page;
 
-			if (!shadow_pool_alloc(&t->pool, &page))
+			if (!shadow_pool_alloc(&t->pool, s->state, &page))
 				return false;
 			*e = page | SHADOW_SPTE_TABLE;
 		}
@@ -126,7 +131,7 @@ static bool install_at(struct shadow_tables *t, gva_t gva, int guest_level, int 
 	e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, leaf_level);
 	/* a table gives way to a 2 MiB leaf */
 	if (leaf_level == 2 && (*e & X86_PTE_P) && !(*e & X86_PTE_PS))
-		free_table(t, *e & X86_PTE_ADDR_MASK, 1);
+		free_table(s, *e & X86_PTE_ADDR_MASK, 1);
 	*spte_mpa = table + 8 * X86_LEVEL_INDEX(gva, leaf_level);
 	*e = spte;
 	return true;
@@ -138,14 +143,14 @@ static inline bool try_install(struct shadow *s, gva_t gva, const struct shadow_
 {
 	if (shadow_huge_fits(s, w)) {
 		*spte = shadow_spte_2m(*spte);
-		if (!install_at(&s->tab, gva, w->level, 2, *spte, spte_mpa))
+		if (!install_at(s, gva, w->level, 2, *spte, spte_mpa))
 			return false;
 		s->stats.huge_leaves++;
 		*leaf_level = 2;
 		return true;
 	}
 	*leaf_level = 1;
-	return install_at(&s->tab, gva, w->level, 1, *spte, spte_mpa);
+	return install_at(s, gva, w->level, 1, *spte, spte_mpa);
 }
 
 /* A full pool is emptied once: the virtual TLB keeps nothing worth more. */
@@ -189,8 +194,8 @@ static void set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_
 }
 
 const struct shadow_engine_ops shadow_vtlb_ops = {
+	.state_size = state_size,
 	.create = create,
-	.destroy = destroy,
 	.reset = reset,
 	.set_cr3 = set_cr3,
 	.set_cpu = set_cpu,

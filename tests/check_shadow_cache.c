@@ -191,6 +191,263 @@ START_TEST(test_cache_fast_path_agrees_with_full_walk)
 }
 END_TEST
 
+/* ---- the state block moves (shadow_rebase) ---- */
+
+/* One of two twins: its own copy of guest memory, pool and context. */
+struct twin {
+	uint8_t *ram;
+	struct fake_mem mem;
+	void *pool;
+	struct shadow *s;
+};
+
+static bool alloc_refused_mode;
+static unsigned late_allocs;
+
+/* Counts and refuses any allocation once the twins are created. */
+static void *late_zalloc(void *opaque, size_t bytes)
+{
+	(void)opaque;
+	if (alloc_refused_mode) {
+		late_allocs++;
+		return NULL;
+	}
+	return calloc(1, bytes);
+}
+
+static void late_free(void *opaque, void *p)
+{
+	(void)opaque;
+	free(p);
+}
+
+#define TWIN_POOL_PAGES 8u /* small: evictions and full resets happen */
+
+static void twin_open(struct twin *t, unsigned opts)
+{
+	struct shadow_config cfg = fx_config(TWIN_POOL_PAGES);
+
+	t->ram = malloc(RAM_SIZE);
+	t->pool = aligned_alloc(X86_PAGE_SIZE, (size_t)TWIN_POOL_PAGES * X86_PAGE_SIZE);
+	ck_assert(t->ram && t->pool);
+	memcpy(t->ram, fx.ram, RAM_SIZE);
+	fake_mem_init(&t->mem, t->ram, RAM_SIZE);
+	cfg.mem = fake_mem_accessor(&t->mem);
+	cfg.pool.host = t->pool; /* both twins' pools at POOL_BASE: equal bytes */
+	cfg.hook = NULL;         /* the cache's fast path too */
+	cfg.opts = opts;
+	cfg.alloc = (struct shadow_alloc){ late_zalloc, late_free, NULL };
+	t->s = shadow_create(&cfg);
+	ck_assert_ptr_nonnull(t->s);
+}
+
+/* Copy the state block and the pool to fresh memory, poison and free the
+ * old ones, and point the context at the copies. */
+static void twin_move(struct twin *t)
+{
+	size_t bytes;
+	void *old = shadow_state(t->s, &bytes), *state = malloc(bytes);
+	void *pool = aligned_alloc(X86_PAGE_SIZE, (size_t)TWIN_POOL_PAGES * X86_PAGE_SIZE);
+
+	ck_assert(state && pool);
+	memcpy(state, old, bytes);
+	memcpy(pool, t->pool, (size_t)TWIN_POOL_PAGES * X86_PAGE_SIZE);
+	memset(old, 0xa5, bytes);
+	memset(t->pool, 0x5a, (size_t)TWIN_POOL_PAGES * X86_PAGE_SIZE);
+	free(old);
+	free(t->pool);
+	t->pool = pool;
+	ck_assert(shadow_rebase(t->s, state, pool));
+}
+
+static void twin_close(struct twin *t)
+{
+	shadow_destroy(t->s);
+	free(t->pool);
+	free(t->ram);
+}
+
+/* The whole observable state of both twins is the same, byte for byte:
+ * stats, root, pending flush, pool, state block, guest memory. */
+static void twins_agree(struct twin *a, struct twin *b, unsigned op)
+{
+	struct shadow_stats sa, sb;
+	size_t na, nb;
+	void *ba = shadow_state(a->s, &na), *bb = shadow_state(b->s, &nb);
+	char why[192];
+
+	shadow_get_stats(a->s, &sa);
+	shadow_get_stats(b->s, &sb);
+	CHECK(!memcmp(&sa, &sb, sizeof(sa)), "op %u: stats differ", op);
+	CHECK(shadow_root(a->s) == shadow_root(b->s), "op %u: roots differ", op);
+	CHECK(shadow_take_tlb_flush(a->s) == shadow_take_tlb_flush(b->s), "op %u: flush", op);
+	CHECK(!memcmp(a->pool, b->pool, (size_t)TWIN_POOL_PAGES * X86_PAGE_SIZE), "op %u: pools", op);
+	CHECK(na == nb && !memcmp(ba, bb, na), "op %u: state blocks differ", op);
+	CHECK(!memcmp(a->ram, b->ram, RAM_SIZE), "op %u: guest memory differs", op);
+	CHECK(shadow_check(a->s, why, sizeof(why)), "op %u: %s", op, why);
+}
+
+#define TWIN_SPACES 3
+#define TWIN_PAGES 24
+#define TWIN_ALIAS 0x80000000ull /* writable views of the leaf tables */
+
+static uint64_t lcg(uint64_t x)
+{
+	return x * 6364136223846793005ull + 1442695040888963407ull;
+}
+
+/* The twins' 4 KiB pages: two leaf tables per address space. */
+static gva_t twin_page(unsigned i)
+{
+	return (i < TWIN_PAGES / 2 ? 0x400000ull : 0x7f0000000000ull) + i * 0x1000ull;
+}
+
+static gpa_t leaf_table(gpa_t pml4, gva_t gva)
+{
+	gpa_t table = pml4;
+
+	for (int level = 4; level > 1; level--)
+		table = gget(entry_gpa(table, gva, level)) & X86_PTE_ADDR_MASK;
+	return table;
+}
+
+/* Three address spaces, each with 4 KiB pages of random rights in two leaf
+ * tables, a guest 2 MiB page, and writable aliases at TWIN_ALIAS of every
+ * space's leaf tables (writes there unprotect, in the current root or not). */
+static void twin_guest(gpa_t pml4[TWIN_SPACES], uint64_t seed)
+{
+	for (unsigned n = 0; n < TWIN_SPACES; n++) {
+		pml4[n] = n ? new_table() : TABLES_GPA;
+		for (unsigned i = 0; i < TWIN_PAGES; i++) {
+			uint64_t bits = ((seed = lcg(seed)) >> 40) & (X86_PTE_W | X86_PTE_A | X86_PTE_D);
+
+			gmap_in(pml4[n], twin_page(i), 1, (0x300000 + (n * TWIN_PAGES + i) * 0x1000ull) |
+				X86_PTE_P | X86_PTE_U | bits, PWU | X86_PTE_A);
+		}
+		gmap_in(pml4[n], 0x40000000, 2, 0x600000 | PWU | X86_PTE_PS, PWU);
+	}
+	for (unsigned n = 0; n < TWIN_SPACES; n++)
+		for (unsigned k = 0; k < 2 * TWIN_SPACES; k++)
+			gmap_in(pml4[n], TWIN_ALIAS + k * 0x1000ull, 1,
+				leaf_table(pml4[k / 2], twin_page(k % 2 ? TWIN_PAGES - 1 : 0)) | PWU | ADW,
+				PWU);
+}
+
+/* The same fault on both twins, with the same result. */
+static enum shadow_status twin_fault(struct twin *a, struct twin *b, gva_t gva, unsigned acc,
+				     unsigned op, struct shadow_fault_result *ra)
+{
+	struct shadow_fault_result rb;
+
+	shadow_fault(a->s, gva, acc, ra);
+	shadow_fault(b->s, gva, acc, &rb);
+	CHECK(ra->status == rb.status && ra->err == rb.err && ra->pferr == rb.pferr &&
+		      ra->gpa == rb.gpa && ra->level == rb.level,
+	      "op %u gva 0x%llx acc %u: moved %d/0x%x/0x%llx, unmoved %d/0x%x/0x%llx", op,
+	      (unsigned long long)gva, acc, ra->status, ra->pferr, (unsigned long long)ra->gpa,
+	      rb.status, rb.pferr, (unsigned long long)rb.gpa);
+	return ra->status;
+}
+
+/* A guest write through an alias: where the fault let it through, the
+ * same store of flipped PTE bits in both guest memories. */
+static void twin_store(struct twin *a, struct twin *b, uint64_t r, unsigned op)
+{
+	gva_t gva = TWIN_ALIAS + ((r >> 40) % (2 * TWIN_SPACES)) * 0x1000ull + ((r >> 20) & 0xff8);
+	uint64_t flip = (r >> 8) & (X86_PTE_P | X86_PTE_W | X86_PTE_U | X86_PTE_A | X86_PTE_D);
+	struct shadow_fault_result res;
+	uint64_t v;
+
+	if (twin_fault(a, b, gva, SHADOW_ACC_WRITE | (r & 1 ? SHADOW_ACC_USER : 0), op, &res) !=
+	    SHADOW_FILLED)
+		return;
+	v = fake_mem_get(&a->mem, res.gpa) ^ flip;
+	fake_mem_set(&a->mem, res.gpa, v);
+	fake_mem_set(&b->mem, res.gpa, v);
+}
+
+/* One random guest operation on both twins. */
+static void twin_step(struct twin *a, struct twin *b, const gpa_t pml4[TWIN_SPACES], uint64_t r,
+		      unsigned op)
+{
+	static const unsigned accs[] = { 0, SHADOW_ACC_USER, SHADOW_ACC_WRITE,
+					 SHADOW_ACC_WRITE | SHADOW_ACC_USER, SHADOW_ACC_FETCH,
+					 SHADOW_ACC_FETCH | SHADOW_ACC_USER };
+	unsigned acc = accs[(r >> 50) % 6];
+	gva_t gva = twin_page((unsigned)((r >> 40) % TWIN_PAGES)) + ((r >> 20) & 0xff8);
+	struct shadow_fault_result res;
+	struct shadow_cpu c;
+
+	switch ((r >> 33) % 16) {
+	case 9: case 10: case 11:
+		twin_store(a, b, r, op);
+		break;
+	case 12:
+		twin_fault(a, b, 0x40000000 + ((r >> 20) & 0x1ff000), acc, op, &res);
+		break;
+	case 13:
+		CHECK(shadow_set_cr3(a->s, pml4[(r >> 40) % TWIN_SPACES]) &&
+			      shadow_set_cr3(b->s, pml4[(r >> 40) % TWIN_SPACES]), "op %u: cr3", op);
+		break;
+	case 14:
+		shadow_invlpg(a->s, gva);
+		shadow_invlpg(b->s, gva);
+		break;
+	case 15:
+		c = *shadow_cpu_state(a->s);
+		c.cr0_wp = (r >> 45) & 1, c.cr4_smep = (r >> 46) & 1;
+		CHECK(shadow_set_cpu(a->s, &c) && shadow_set_cpu(b->s, &c), "op %u: cpu", op);
+		break;
+	default:
+		twin_fault(a, b, gva, acc, op, &res);
+		break;
+	}
+}
+
+static const unsigned twin_opts[] = { SHADOW_OPT_CACHE, SHADOW_OPT_ALL, 0 };
+
+/* The state block and the pool copied elsewhere (the old ones poisoned and
+ * freed) and rebased, again and again: the moved shadow gives exactly the
+ * results of a twin never moved, byte for byte, allocating nothing after
+ * shadow_create. */
+START_TEST(test_cache_state_moves_with_rebase)
+{
+	struct twin a, b;
+	gpa_t pml4[TWIN_SPACES];
+	uint64_t r = 0x2545f4914f6cdd1dull;
+	struct shadow_stats st;
+	unsigned op;
+
+	twin_guest(pml4, r);
+	twin_open(&a, twin_opts[_i]);
+	twin_open(&b, twin_opts[_i]);
+	late_allocs = 0;
+	alloc_refused_mode = true;
+	for (op = 0; op < 4000; op++) {
+		twin_step(&a, &b, pml4, r = lcg(r), op);
+		if (op % 97 == 0)
+			twin_move(&a);
+		if (op % 20 == 0)
+			twins_agree(&a, &b, op);
+	}
+	twins_agree(&a, &b, op);
+	alloc_refused_mode = false;
+	ck_assert_uint_eq(late_allocs, 0);
+	shadow_get_stats(a.s, &st);
+	/* the run went where the state is busiest */
+	ck_assert_uint_gt(st.fills[1], 100);
+	ck_assert_uint_gt(st.evictions, 0);
+	if (twin_opts[_i] & SHADOW_OPT_CACHE) {
+		ck_assert_uint_gt(st.unprotects, 10);
+		ck_assert_uint_gt(st.roots_reused, 10);
+		ck_assert_uint_gt(st.fast_fills, 10);
+	}
+	twin_close(&a);
+	twin_close(&b);
+}
+END_TEST
+
+
 START_TEST(test_cache_flooded_table_left_unprotected)
 {
 	struct shadow_fault_result r;
@@ -384,6 +641,8 @@ Suite *shadow_cache_suite(void)
 	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
 	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
 	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);
+	tcase_add_loop_test(tc, test_cache_state_moves_with_rebase, 0,
+			    sizeof(twin_opts) / sizeof(twin_opts[0]));
 
 	tc = fx_tcase(s, "cache_min_pool", &fx_cache, fx_setup_cache_min_pool);
 	tcase_add_test(tc, test_cache_write_survives_eviction_of_its_flood_state);
