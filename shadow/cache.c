@@ -490,6 +490,7 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 		       struct shadow_fault_result *res)
 {
 	struct shadow_cache *c = cache_of(s);
+	const struct cache_sp *sps = cache_sp(c); /* hoisted: the loop would reload the offset */
 	uint32_t page = c->cur;
 	struct shadow_rights r;
 	const struct cache_sp *sp;
@@ -497,7 +498,7 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 	unsigned i;
 	gpa_t at, gpa;
 
-	if (cache_sp(c)[page].flags & CACHE_SP_VOLATILE)
+	if (sps[page].flags & CACHE_SP_VOLATILE)
 		return false;
 	for (int level = SHADOW_LEVELS; level > 1; level--) {
 		uint64_t e = cache_table(s, page)[X86_LEVEL_INDEX(gva, level)];
@@ -507,11 +508,11 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 		/* the hot path: shadow_check vouches for the pointer, the bound
 		 * keeps even a broken one from reading past the SPs */
 		page = (uint32_t)(((e & X86_PTE_ADDR_MASK) - s->tab.pool.base) >> X86_PAGE_SHIFT);
-		if (page >= s->tab.pool.pages || (cache_sp(c)[page].flags & CACHE_SP_VOLATILE) ||
-		    (cache_sp(c)[page].role & CACHE_ROLE_DIRECT))
+		if (page >= s->tab.pool.pages || (sps[page].flags & CACHE_SP_VOLATILE) ||
+		    (sps[page].role & CACHE_ROLE_DIRECT))
 			return false;
 	}
-	sp = &cache_sp(c)[page];
+	sp = &sps[page];
 	i = X86_LEVEL_INDEX(gva, 1);
 	at = sp->gfn + 8 * i;
 	if (s->mem.read64(s->mem.opaque, at, &pte) != SHADOW_MEM_OK || !(pte & X86_PTE_P) ||

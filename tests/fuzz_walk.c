@@ -8,7 +8,9 @@
  * control bits, [9] MAXPHYADDR - 36, [10..255] operations of 9 bytes
  * (opcode, GVA), [256..] guest RAM.  A "guest store" operation writes guest
  * memory through the shadow's translation, as the guest would: the shadow
- * cache must then drop what it derived from a page table written. */
+ * cache must then drop what it derived from a page table written.  After
+ * an operation whose opcode has bit 7 set, the state block and the pool
+ * move (copied, the old ones poisoned and freed, shadow_rebase). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +28,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t ram[RAM_SIZE] __attribute__((aligned(4096)));
-static uint8_t pool[POOL_PAGES * 4096] __attribute__((aligned(4096)));
+static uint8_t pools[2][POOL_PAGES * 4096] __attribute__((aligned(4096)));
+static unsigned cur_pool;
 
 static struct fake_mem mem;
 
@@ -81,10 +84,28 @@ static void step(struct shadow *s, uint8_t op, uint64_t gva, uint8_t ctl)
 	shadow_take_tlb_flush(s);
 }
 
+/* Nothing in the state or the pool may name a host address. */
+static void move(struct shadow *s)
+{
+	size_t bytes;
+	void *old = shadow_state(s, &bytes), *state = malloc(bytes);
+
+	if (!state)
+		abort();
+	memcpy(state, old, bytes);
+	memset(old, 0xa5, bytes);
+	free(old);
+	memcpy(pools[!cur_pool], pools[cur_pool], sizeof(pools[0]));
+	memset(pools[cur_pool], 0x5a, sizeof(pools[0]));
+	cur_pool = !cur_pool;
+	if (!shadow_rebase(s, state, pools[cur_pool]))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct shadow_config cfg = {
-		.pool = { 1ull << 32, pool, POOL_PAGES },
+		.pool = { 1ull << 32, pools[0], POOL_PAGES },
 		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = 0x200000000ull | 3,
 	};
@@ -102,12 +123,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.vcr3 = cr3 % RAM_SIZE;
 	cfg.opts = (unsigned)(cr3 >> 61) & SHADOW_OPT_ALL;
 	cfg.cpu = cpu_of(data[8], data[9]);
+	cur_pool = 0;
 	if (!(s = shadow_create(&cfg)))
 		abort();
 	for (size_t off = 10; off + 9 <= size && off + 9 <= HDR; off += 9) {
 		uint64_t gva;
 		memcpy(&gva, data + off + 1, 8);
 		step(s, data[off], gva, data[9]);
+		if (data[off] & 0x80)
+			move(s);
 	}
 	shadow_destroy(s);
 	return 0;
