@@ -45,7 +45,7 @@ FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdin
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \
                 vmm/trace.c vmm/trace_summary.c vmm/backend.c vmm/kvm.c \
-                vmm/monitor.c vmm/segment.c vmm/gva.c vmm/reflect.c vmm/emulate.c vmm/control.c \
+                vmm/monitor.c vmm/monitor_apply.S vmm/segment.c vmm/gva.c vmm/reflect.c vmm/emulate.c vmm/control.c \
                 vmm/counters.c
 VMM_SRCS     := vmm/main.c vmm/run.c vmm/vcpu.c vmm/boot.c vmm/trap.c vmm/trap_setup.c \
                 vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
@@ -106,6 +106,16 @@ $(BUILD)/host/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/host/%.o: %.S
+	@echo "  AS      $<"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) -Ivmm -c -o $@ $<
+
+$(BUILD)/asan/%.o: %.S
+	@echo "  AS-ASAN $<"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) -Ivmm -c -o $@ $<
 
 $(BUILD)/asan/%.o: %.c
 	@echo "  CC-ASAN $<"

@@ -26,7 +26,7 @@ static void unlink_entry(struct shadow *s, uint32_t page, unsigned i)
 	uint32_t child = cache_page_of(s, *e);
 	bool found;
 
-	*e = 0;
+	shadow_pool_set(&s->tab.pool, e, 0);
 	s->tlb_flush = true;
 	found = cache_link_remove(c, &cache_sp(c)[child].parents, page * X86_PT_ENTRIES + i);
 	assert(found);
@@ -69,7 +69,7 @@ static void zap(struct shadow *s, uint32_t page)
 	while (sp->parents) {
 		uint32_t l = sp->parents - 1;
 
-		*cache_slot(s, cache_link(c)[l].slot) = 0;
+		shadow_pool_set(&s->tab.pool, cache_slot(s, cache_link(c)[l].slot), 0);
 		sp->parents = cache_link(c)[l].next;
 		cache_link_release(c, l);
 	}
@@ -183,7 +183,7 @@ static void switch_root(struct shadow *s)
 			}
 		}
 		cache_sp(c)[page].flags |= CACHE_SP_ROOT;
-		cache_table(s, page)[s->tab.hv_index] = s->tab.hv_entry;
+		shadow_pool_set(&s->tab.pool, cache_table(s, page) + s->tab.hv_index, s->tab.hv_entry);
 		if (cache_sp(c)[page].flags & CACHE_SP_KEYED)
 			c->roots[c->nroots++] = page;
 	}
@@ -454,8 +454,8 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			child--;
 		else if (!new_sp(s, gfn, role, &child))
 			return INSTALL_NOMEM;
-		*e = shadow_pool_mpa(&s->tab.pool, child) | SHADOW_SPTE_TABLE |
-		     (level <= w->level ? SHADOW_SPTE_HUGE : 0);
+		shadow_pool_set(&s->tab.pool, e, shadow_pool_mpa(&s->tab.pool, child) | SHADOW_SPTE_TABLE |
+					(level <= w->level ? SHADOW_SPTE_HUGE : 0));
 		cache_link_push(c, &cache_sp(c)[child].parents, page * X86_PT_ENTRIES + i);
 		page = child;
 	}

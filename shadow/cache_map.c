@@ -60,7 +60,9 @@ static void write_protect(struct shadow *s, uint32_t *head)
 	while (*head) {
 		uint32_t l = *head - 1;
 
-		*cache_slot(s, cache_link(c)[l].slot) &= ~X86_PTE_W;
+		uint64_t *e = cache_slot(s, cache_link(c)[l].slot);
+
+		shadow_pool_set(&s->tab.pool, e, *e & ~X86_PTE_W);
 		*head = cache_link(c)[l].next;
 		cache_link_release(c, l);
 		s->tlb_flush = true;
@@ -113,7 +115,7 @@ void cache_set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t
 		else
 			cache_link_push(c, rmap_head(c, level, spte), slot);
 	}
-	*e = spte;
+	shadow_pool_set(&s->tab.pool, e, spte);
 }
 
 /* ---- the hash of keyed SPs ---------------------------------------------------- */

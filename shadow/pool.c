@@ -28,8 +28,8 @@ bool shadow_pool_alloc(struct shadow_pool *p, void *state, mpa_t *mpa)
 		page = p->next++;
 	else
 		return false;
-	memset(p->host + (size_t)page * X86_PT_ENTRIES, 0, X86_PAGE_SIZE);
 	*mpa = p->base + ((mpa_t)page << X86_PAGE_SHIFT);
+	shadow_pool_zero(p, *mpa);
 	if (shadow_pool_in_use(p) > p->peak)
 		p->peak = shadow_pool_in_use(p);
 	return true;
@@ -59,4 +59,11 @@ bool shadow_pool_contains(const struct shadow_pool *p, mpa_t mpa)
 uint32_t shadow_pool_in_use(const struct shadow_pool *p)
 {
 	return p->next - p->nfree;
+}
+
+void shadow_pool_zero(const struct shadow_pool *p, mpa_t mpa)
+{
+	memset(shadow_pool_table(p, mpa), 0, X86_PAGE_SIZE);
+	if (p->zero)
+		p->zero(p->opaque, mpa);
 }

@@ -19,6 +19,9 @@ struct shadow_pool {
 	uint32_t nfree;
 	uint32_t peak;
 	uint64_t free_off; /* in the state block: stack of freed page numbers below next */
+	void (*store)(void *opaque, mpa_t entry, uint64_t value); /* shadow_pool_cfg */
+	void (*zero)(void *opaque, mpa_t page);
+	void *opaque;
 };
 
 /* Bytes of the free stack of a pool of `pages`, to be reserved in the
@@ -52,6 +55,18 @@ static inline uint64_t *shadow_pool_table(const struct shadow_pool *p, mpa_t mpa
 }
 
 uint32_t shadow_pool_in_use(const struct shadow_pool *p);
+
+/* Every store to a shadow entry goes through here: the MMU's own view,
+ * then the owner's store hook with the entry's MPA. */
+static inline void shadow_pool_set(const struct shadow_pool *p, uint64_t *e, uint64_t v)
+{
+	*e = v;
+	if (p->store)
+		p->store(p->opaque, p->base + (mpa_t)((const uint8_t *)e - (const uint8_t *)p->host), v);
+}
+
+/* Zero the pool page at `mpa` (a fresh table). */
+void shadow_pool_zero(const struct shadow_pool *p, mpa_t mpa);
 
 /* Page number of the pool page at `mpa`, and back. */
 static inline uint32_t shadow_pool_index(const struct shadow_pool *p, mpa_t mpa)

@@ -61,6 +61,9 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 	s->tab.hv_entry = cfg->hv_entry;
 	s->opts = cfg->opts;
 	shadow_pool_init(&s->tab.pool, cfg->pool.base, cfg->pool.host, cfg->pool.pages, 0);
+	s->tab.pool.store = cfg->pool.store;
+	s->tab.pool.zero = cfg->pool.zero;
+	s->tab.pool.opaque = cfg->pool.opaque;
 	engine = s->ops->state_size(s);
 	s->tab.pool.free_off = (engine + STATE_ALIGN - 1) & ~(uint64_t)(STATE_ALIGN - 1);
 	s->state_size = s->tab.pool.free_off + shadow_pool_stack_bytes(cfg->pool.pages);

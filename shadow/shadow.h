@@ -66,6 +66,13 @@ struct shadow_pool_cfg {
 	mpa_t base;
 	void *host;
 	uint32_t pages; /* at least SHADOW_POOL_MIN_PAGES */
+	/* May be NULL.  `host` is then the shadow MMU's own view of the tables,
+	 * and every store it makes to an entry, and every page it zeroes, is
+	 * reported too, in order, for the owner to make them in the real
+	 * tables the CPU walks (by the vCPU, inside the VM: DESIGN.md §3). */
+	void (*store)(void *opaque, mpa_t entry, uint64_t value);
+	void (*zero)(void *opaque, mpa_t page);
+	void *opaque;
 };
 
 /* Memory for the context's own state, asked for by shadow_create only

@@ -10,8 +10,8 @@ static void reset(struct shadow *s)
 	uint64_t *root = shadow_pool_table(&t->pool, t->root);
 
 	shadow_pool_reset(&t->pool, 1);
-	memset(root, 0, X86_PAGE_SIZE);
-	root[t->hv_index] = t->hv_entry;
+	shadow_pool_zero(&t->pool, t->root);
+	shadow_pool_set(&t->pool, root + t->hv_index, t->hv_entry);
 }
 
 /* Nothing in the state block but the pool's free stack. */
@@ -62,7 +62,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
 		if (shadow_spte_is_leaf(level, *e) || (*e & SHADOW_SPTE_HUGE)) {
 			if (level > 1 && !(*e & X86_PTE_PS))
 				free_table(s, *e & X86_PTE_ADDR_MASK, level - 1);
-			*e = 0;
+			shadow_pool_set(&t->pool, e, 0);
 			return;
 		}
 		table = *e & X86_PTE_ADDR_MASK;
@@ -116,16 +116,16 @@ static bool install_at(struct shadow *s, gva_t gva, int guest_level, int leaf_le
 	for (level = SHADOW_LEVELS; level > leaf_level; level--) {
 		e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, level);
 		if (level == 2 && (*e & X86_PTE_PS))
-			*e = 0; /* a 2 MiB leaf gives way to a table */
+			shadow_pool_set(&t->pool, e, 0); /* a 2 MiB leaf gives way to a table */
 		if (!(*e & X86_PTE_P)) {
 			mpa_t page;
 
 			if (!shadow_pool_alloc(&t->pool, s->state, &page))
 				return false;
-			*e = page | SHADOW_SPTE_TABLE;
+			shadow_pool_set(&t->pool, e, page | SHADOW_SPTE_TABLE);
 		}
-		if (level == guest_level)
-			*e |= SHADOW_SPTE_HUGE;
+		if (level == guest_level && !(*e & SHADOW_SPTE_HUGE))
+			shadow_pool_set(&t->pool, e, *e | SHADOW_SPTE_HUGE);
 		table = *e & X86_PTE_ADDR_MASK;
 	}
 	e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, leaf_level);
@@ -133,7 +133,7 @@ static bool install_at(struct shadow *s, gva_t gva, int guest_level, int leaf_le
 	if (leaf_level == 2 && (*e & X86_PTE_P) && !(*e & X86_PTE_PS))
 		free_table(s, *e & X86_PTE_ADDR_MASK, 1);
 	*spte_mpa = table + 8 * X86_LEVEL_INDEX(gva, leaf_level);
-	*e = spte;
+	shadow_pool_set(&t->pool, e, spte);
 	return true;
 }
 
@@ -187,10 +187,9 @@ static void prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w, m
 
 static void set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t spte)
 {
-	(void)s;
 	(void)at;
 	(void)level;
-	*e = spte;
+	shadow_pool_set(&s->tab.pool, e, spte);
 }
 
 const struct shadow_engine_ops shadow_vtlb_ops = {

@@ -1,8 +1,10 @@
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "monitor.h"
+#include "monitor_asm.h"
 #include "x86.h"
 
 static bool has_error_code(unsigned v)
@@ -95,11 +97,69 @@ static void build_gdt_monitor(struct monitor *m)
 		       X86_SEG_TYPE_TSS64_BUSY);
 }
 
+extern const uint8_t monitor_apply_code[];
+extern const uint64_t monitor_apply_size;
+
+_Static_assert(HV_ASM_PG_STUBS == HV_PG_STUBS && HV_ASM_PG_QUEUE == HV_PG_QUEUE &&
+		       HV_ASM_PG_STACK == HV_PG_STACK && HV_ASM_PORT_APPLIED == HV_PORT_APPLIED,
+	       "monitor_asm.h follows monitor.h");
+_Static_assert(HV_ASM_VA_BASE == SVM_ABI_RESERVED_VA_BASE, "monitor_asm.h: the reserved slot");
+_Static_assert(HV_ASM_QUEUE_OPS_OFF == sizeof(struct hv_queue), "queue header");
+_Static_assert(HV_ASM_APPLY_VA == HV_APPLY_VA, "the applier's address");
+
+/* Pages of the monitor root's page tables: one PT per 512 pages of slot. */
+static uint32_t mpt_pages(uint32_t pool_pages)
+{
+	return (HV_PG_POOL + pool_pages + X86_PT_ENTRIES - 1) / X86_PT_ENTRIES;
+}
+
+uint64_t monitor_size(uint32_t pool_pages)
+{
+	return ((uint64_t)HV_PG_POOL + pool_pages + mpt_pages(pool_pages)) * 4096;
+}
+
+/* The monitor's own root: slot 510 maps every page the guest roots map,
+ * with the same rights, plus the queue and the pool, writable and NX.  Its
+ * tables are written here, before the VM first runs, and never again. */
+static void build_monitor_root(struct monitor *m)
+{
+	const uint64_t tab = X86_PTE_P | X86_PTE_W | X86_PTE_A;
+	const uint64_t *guest_pt = monitor_page(m, HV_PG_PT);
+	uint64_t *root = monitor_page(m, HV_PG_MROOT), *pdpt = monitor_page(m, HV_PG_MPDPT);
+	uint64_t *pd = monitor_page(m, HV_PG_MPD);
+	uint32_t first = HV_PG_POOL + m->pool_pages;
+
+	root[SVM_ABI_RESERVED_PML4_INDEX] = HV_MPA(HV_PG_MPDPT) | tab;
+	pdpt[0] = HV_MPA(HV_PG_MPD) | tab;
+	for (uint32_t i = 0; i < m->mpt_pages; i++)
+		pd[i] = HV_MPA(first + i) | tab;
+	for (uint32_t pg = HV_PG_IDT; pg < first; pg++) {
+		uint64_t *pt = monitor_page(m, first + pg / X86_PT_ENTRIES);
+		uint64_t e = HV_MPA(pg) | X86_PTE_P | X86_PTE_W | X86_PTE_A | X86_PTE_D | X86_PTE_NX;
+
+		if (pg < HV_PG_MAPPED_END)
+			e = guest_pt[pg];
+		else if (pg >= HV_PG_MAPPED_END && pg < HV_PG_QUEUE)
+			continue; /* the guard, and the root's own tables */
+		else if (pg >= HV_PG_QUEUE + HV_QUEUE_PAGES && pg < HV_PG_POOL)
+			continue;
+		pt[pg % X86_PT_ENTRIES] = e;
+	}
+}
+
+static void build_applier(struct monitor *m)
+{
+	uint8_t *p = (uint8_t *)monitor_page(m, HV_PG_STUBS + 1) + (HV_APPLY_VA & 0xfff);
+
+	memcpy(p, monitor_apply_code, monitor_apply_size);
+}
+
 int monitor_create(struct monitor *m, uint32_t pool_pages)
 {
 	memset(m, 0, sizeof(*m));
 	m->pool_pages = pool_pages;
-	m->size = ((uint64_t)HV_PG_POOL + pool_pages) * 4096;
+	m->mpt_pages = mpt_pages(pool_pages);
+	m->size = monitor_size(pool_pages);
 	m->host = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->host == MAP_FAILED) {
@@ -111,6 +171,8 @@ int monitor_create(struct monitor *m, uint32_t pool_pages)
 	build_idt(m);
 	build_tss(m);
 	build_gdt_monitor(m);
+	build_monitor_root(m);
+	build_applier(m);
 	return 0;
 }
 
@@ -156,4 +218,55 @@ uint64_t monitor_descriptor(const struct monitor *m, uint16_t sel)
 	if (idx == 0 || (sel & X86_SEL_TI) || idx >= HV_GDT_ENTRIES)
 		return 0;
 	return gdt[idx];
+}
+
+static struct hv_queue *queue(const struct monitor *m)
+{
+	return monitor_page(m, HV_PG_QUEUE);
+}
+
+static bool queue_op(struct monitor *m, uint64_t where, uint64_t value)
+{
+	struct hv_queue *q = queue(m);
+
+	if (q->ops >= HV_QUEUE_OPS_MAX)
+		return false;
+	q->op[q->ops++] = (struct hv_queue_op){ where, value };
+	if (q->ops > m->queue_peak)
+		m->queue_peak = q->ops;
+	return true;
+}
+
+/* A pool MPA as the monitor root maps it. */
+static uint64_t monitor_va(mpa_t mpa)
+{
+	return SVM_ABI_RESERVED_VA_BASE + (mpa - HV_BASE);
+}
+
+bool monitor_queue_store(struct monitor *m, mpa_t mpa, uint64_t value)
+{
+	assert(mpa >= HV_MPA(HV_PG_POOL) && mpa < HV_MPA(HV_PG_POOL + m->pool_pages) && !(mpa & 7));
+	return queue_op(m, monitor_va(mpa), value);
+}
+
+bool monitor_queue_zero(struct monitor *m, mpa_t page)
+{
+	assert(page >= HV_MPA(HV_PG_POOL) && page < HV_MPA(HV_PG_POOL + m->pool_pages) &&
+	       !(page & 0xfff));
+	return queue_op(m, monitor_va(page) | 1, 0);
+}
+
+unsigned monitor_queue_len(const struct monitor *m)
+{
+	return (unsigned)queue(m)->ops;
+}
+
+void monitor_apply_setup(struct monitor *m, const uint64_t frame[5], mpa_t root, bool exit_after)
+{
+	uint8_t *stack = monitor_page(m, HV_PG_STACK);
+	struct hv_queue *q = queue(m);
+
+	memcpy(stack + (HV_APPLY_FRAME_VA & 0xfff), frame, 5 * sizeof(uint64_t));
+	q->root = root;
+	q->exit_after = exit_after;
 }

@@ -26,6 +26,14 @@ enum {
 	HV_PG_STUBS = 21, /* 2 pages: 256 trap stubs, then the syscall stub */
 	HV_PG_STACK = 23, /* the trap stack, the only writable page */
 	HV_PG_MAPPED_END = 24, /* page 24 is an unmapped guard */
+	/* The monitor's own address space (DESIGN.md §2): its root maps the
+	 * pages above plus the store queue and the pool, writable; the roots
+	 * the guest runs on never map them.  Its page tables follow the pool. */
+	HV_PG_MROOT = 25,
+	HV_PG_MPDPT = 26,
+	HV_PG_MPD = 27,
+	HV_PG_QUEUE = 28, /* 4 pages: struct hv_queue */
+	HV_QUEUE_PAGES = 4,
 	HV_PG_POOL = 32,  /* first shadow-pool page */
 };
 #define HV_GDT_PAGES 16
@@ -50,6 +58,25 @@ enum {
 /* Ports the stubs write (from CPL0 only; the VMM checks). */
 #define HV_PORT_TRAP 0xf6u
 #define HV_PORT_SYSCALL 0xf7u
+#define HV_PORT_APPLIED 0xf8u /* the applier, when told to stop (exit_after) */
+
+/* The store queue: shadow-table stores the VMM's shadow MMU made, for the
+ * monitor to apply at CPL0 on the next resume (monitor_apply.S).  `where`
+ * is the entry's VA in the monitor's root; bit 0 set: zero that page. */
+struct hv_queue_op {
+	uint64_t where, value;
+};
+struct hv_queue {
+	uint64_t ops;        /* queued; the applier sets 0 when done */
+	uint64_t root;       /* the CR3 to return to the guest on */
+	uint64_t exit_after; /* stop at HV_PORT_APPLIED instead of returning */
+	uint64_t reserved[5];
+	struct hv_queue_op op[];
+};
+#define HV_QUEUE_OPS_MAX ((HV_QUEUE_PAGES * 4096 - sizeof(struct hv_queue)) / sizeof(struct hv_queue_op))
+#define HV_APPLY_VA (HV_VA(HV_PG_STUBS + 1) + 64)
+/* The applier's iretq frame (RIP, CS, RFLAGS, RSP, SS) below the stack top. */
+#define HV_APPLY_FRAME_VA (HV_STACK_TOP - 5 * 8)
 
 /* What a trap stub leaves on the trap stack (IST1 = HV_STACK_TOP). */
 struct hv_trap_frame {
@@ -61,10 +88,15 @@ struct hv_trap_frame {
 
 struct monitor {
 	uint8_t *host;      /* host view of the slot */
-	uint64_t size;      /* bytes: monitor pages + pool */
+	uint64_t size;      /* bytes: monitor pages + pool + the monitor root's PTs */
 	uint32_t pool_pages;
+	uint32_t mpt_pages; /* page tables of the monitor root, after the pool */
 	uint64_t pml4e;     /* the hypervisor entry of every root */
+	uint64_t queue_peak; /* most ops queued before one resume */
 };
+
+/* Bytes of the slot for a pool of `pool_pages`. */
+uint64_t monitor_size(uint32_t pool_pages);
 
 /* Map the slot and build the monitor: page tables, IDT, GDT (monitor
  * descriptors only), TSS, stubs.  Returns 0, or -1 with errno set. */
@@ -84,5 +116,17 @@ const struct hv_trap_frame *monitor_frame(const struct monitor *m);
 
 /* Real descriptor for `sel` (0 if outside the GDT or null). */
 uint64_t monitor_descriptor(const struct monitor *m, uint16_t sel);
+
+/* Queue the store of `value` into the shadow entry at `mpa` (in the pool),
+ * or the zeroing of the pool page at `mpa`.  False when the queue is full:
+ * the caller has the monitor drain it first. */
+bool monitor_queue_store(struct monitor *m, mpa_t mpa, uint64_t value);
+bool monitor_queue_zero(struct monitor *m, mpa_t page);
+unsigned monitor_queue_len(const struct monitor *m);
+
+/* Make the applier's entry: the guest's return frame and the root to
+ * return on.  The caller then enters HV_APPLY_VA at CPL0 with CR3 =
+ * HV_MPA(HV_PG_MROOT), RSP = HV_APPLY_FRAME_VA. */
+void monitor_apply_setup(struct monitor *m, const uint64_t frame[5], mpa_t root, bool exit_after);
 
 #endif

@@ -51,10 +51,11 @@ static void report(const struct vm *vm, int status, double secs)
 	}
 }
 
-/* The shadow root's 512 entries, as the host sees them. */
+/* The shadow root's 512 entries, as the shadow MMU made them (the monitor
+ * copies them into the real root before the guest runs on it). */
 static const uint64_t *root_table(const struct vm *vm)
 {
-	return (const uint64_t *)(vm->mon.host + (shadow_root(vm->shadow) - HV_BASE));
+	return (const uint64_t *)(vm->pool_copy + (shadow_root(vm->shadow) - HV_MPA(HV_PG_POOL)));
 }
 
 /* --dump-shadow: every present entry of the shadow root. */

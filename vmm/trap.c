@@ -13,6 +13,7 @@
 #include "status.h"
 #include "trace.h"
 #include "trap.h"
+#include "vcpu.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -169,6 +170,63 @@ static int check_reserved_slot(struct vm *vm)
 	return VM_CONTINUE;
 }
 
+/* Enter the monitor's applier (monitor_apply.S) at CPL0 on the monitor's
+ * root, every register but RIP/RSP/RFLAGS/CS/SS the guest's own: it makes
+ * the queued shadow stores, then loads the guest's shadow root and returns
+ * to the guest through the frame left here, or (exit_after) stops. */
+static int enter_applier(struct vm *vm, bool exit_after)
+{
+	const uint64_t frame[5] = { vm->regs.rip, vm->sregs.cs.selector, vm->regs.rflags,
+				    vm->regs.rsp, vm->sregs.ss.selector };
+	struct kvm_regs r = vm->regs;
+	struct kvm_sregs sr = vm->sregs;
+
+	monitor_apply_setup(&vm->mon, frame, vm->sregs.cr3, exit_after);
+	r.rip = HV_APPLY_VA;
+	r.rsp = HV_APPLY_FRAME_VA;
+	r.rflags = X86_RFLAGS_FIXED;
+	seg_from_desc(&sr.cs, HV_SEL_CS, monitor_descriptor(&vm->mon, HV_SEL_CS));
+	seg_from_desc(&sr.ss, HV_SEL_SS, monitor_descriptor(&vm->mon, HV_SEL_SS));
+	sr.cr3 = HV_MPA(HV_PG_MROOT);
+	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &r) < 0 || ioctl(vm->vcpu.fd, KVM_SET_SREGS, &sr) < 0) {
+		pr_err("entering the monitor's applier: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	vm->tstats.applies++;
+	return VM_CONTINUE;
+}
+
+void trap_drain(struct vm *vm)
+{
+	if (vm->queue_failed || enter_applier(vm, true) != VM_CONTINUE ||
+	    vcpu_run_to_port(&vm->vcpu, HV_PORT_APPLIED) != 0 || monitor_queue_len(&vm->mon)) {
+		vm->queue_failed = true;
+		return;
+	}
+	vm->tstats.drains++;
+}
+
+/* DESIGN.md §3: every store to a shadow table is the vCPU's, made by the
+ * monitor, and every invalidation is its MOV to CR3.  A resume with nothing
+ * queued, no flush asked for and the same root sets the registers alone. */
+int trap_resume(struct vm *vm)
+{
+	bool flush = shadow_take_tlb_flush(vm->shadow);
+
+	if (vm->queue_failed) {
+		pr_err("monitor: the store queue could not be drained");
+		return VMM_E_INTERNAL;
+	}
+	if (flush || monitor_queue_len(&vm->mon) || vm->sregs.cr3 != vm->entry_cr3)
+		return enter_applier(vm, false);
+	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &vm->regs) < 0 ||
+	    ioctl(vm->vcpu.fd, KVM_SET_SREGS, &vm->sregs) < 0) {
+		pr_err("resuming the guest: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	return VM_CONTINUE;
+}
+
 static int commit(struct vm *vm)
 {
 	int rc;
@@ -184,19 +242,37 @@ static int commit(struct vm *vm)
 		}
 	}
 	control_sync(vm);
-	if (shadow_take_tlb_flush(vm->shadow)) {
-		struct kvm_sregs tmp = vm->sregs;
-		tmp.cr3 = HV_MPA(HV_PG_PDPT);
-		if (ioctl(vm->vcpu.fd, KVM_SET_SREGS, &tmp) < 0)
-			goto fail;
+	return trap_resume(vm);
+}
+
+/* --check-invariants: the monitor applied every store the shadow MMU made
+ * (the pool as the vCPU sees it equals the shadow MMU's own copy), so no
+ * store reached a shadow table any other way. */
+static int check_applied(struct vm *vm)
+{
+	const uint8_t *real = monitor_page(&vm->mon, HV_PG_POOL);
+
+	if (monitor_queue_len(&vm->mon)) {
+		pr_err("monitor: %u queued stores were not applied", monitor_queue_len(&vm->mon));
+		return VMM_E_INTERNAL;
 	}
-	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &vm->regs) < 0 ||
-	    ioctl(vm->vcpu.fd, KVM_SET_SREGS, &vm->sregs) < 0)
-		goto fail;
+	for (uint32_t pg = 0; pg < vm->mon.pool_pages; pg++) {
+		size_t off = (size_t)pg * 4096;
+		const uint64_t *r = (const uint64_t *)(real + off);
+		const uint64_t *c = (const uint64_t *)(vm->pool_copy + off);
+
+		if (!memcmp(r, c, 4096))
+			continue;
+		for (unsigned i = 0; i < X86_PT_ENTRIES; i++)
+			if (r[i] != c[i]) {
+				pr_err("invariant broken: shadow entry at 0x%llx is 0x%llx, the shadow MMU made it 0x%llx (a store the monitor did not make)",
+				       (unsigned long long)HV_MPA(HV_PG_POOL + pg) + i * 8,
+				       (unsigned long long)r[i], (unsigned long long)c[i]);
+				break;
+			}
+		return VMM_E_INTERNAL;
+	}
 	return VM_CONTINUE;
-fail:
-	pr_err("resuming the guest: %s", strerror(errno));
-	return VMM_E_INTERNAL;
 }
 
 static int monitor_entry(struct vm *vm, uint16_t port)
@@ -238,6 +314,9 @@ int trap_handle(void *opaque, uint16_t port)
 	if (vm->sregs.cs.selector != HV_SEL_CS)
 		return VM_CONTINUE;
 	vm->tstats.traps++;
+	vm->entry_cr3 = vm->sregs.cr3;
+	if (vm->opts->check_invariants && (rc = check_applied(vm)) != VM_CONTINUE)
+		return rc;
 	control_refresh_ac(vm);
 	rc = monitor_entry(vm, port);
 	if (rc != VM_CONTINUE)

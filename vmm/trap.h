@@ -12,4 +12,13 @@ struct vm;
  * resume the guest.  Returns VM_CONTINUE or a final status. */
 int trap_handle(void *vm, uint16_t port);
 
+/* Resume the guest from vm->regs/sregs: through the monitor when shadow
+ * stores are queued, a flush is due or the root changed, else directly.
+ * VM_CONTINUE or a final status. */
+int trap_resume(struct vm *vm);
+
+/* The store queue is full mid-trap: have the monitor apply it now (one
+ * extra exit).  A failure is remembered and ends the run at the resume. */
+void trap_drain(struct vm *vm);
+
 #endif

@@ -3,6 +3,7 @@
  * and the deprivileged boot state. */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -89,11 +90,37 @@ static void probe_cpu(struct vm *vm)
 		vm->cr4_allowed |= X86_CR4_OSXSAVE;
 }
 
+/* The shadow MMU's stores, queued for the monitor to make (DESIGN.md §3):
+ * the VMM never writes a shadow table itself, so a host that shadows our
+ * tables in turn (KVM without TDP) sees every change.  A full queue is
+ * applied at once. */
+static void pool_store(void *opaque, mpa_t entry, uint64_t value)
+{
+	struct vm *vm = opaque;
+
+	if (!monitor_queue_store(&vm->mon, entry, value)) {
+		trap_drain(vm);
+		if (!vm->queue_failed && !monitor_queue_store(&vm->mon, entry, value))
+			vm->queue_failed = true;
+	}
+}
+
+static void pool_zero(void *opaque, mpa_t page)
+{
+	struct vm *vm = opaque;
+
+	if (!monitor_queue_zero(&vm->mon, page)) {
+		trap_drain(vm);
+		if (!vm->queue_failed && !monitor_queue_zero(&vm->mon, page))
+			vm->queue_failed = true;
+	}
+}
+
 static int create_shadow(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 {
 	struct shadow_config cfg = {
 		.mem = { acc_read, acc_write, acc_cmpxchg, vm, vm->mem.size },
-		.pool = { HV_MPA(HV_PG_POOL), monitor_page(&vm->mon, HV_PG_POOL), pool_pages },
+		.pool = { HV_MPA(HV_PG_POOL), vm->pool_copy, pool_pages, pool_store, pool_zero, vm },
 		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = vm->mon.pml4e,
 		.cpu = { .cr0_wp = true, .efer_nxe = true, .gbpages = vm->gbpages,
@@ -163,9 +190,11 @@ static int boot_state(struct vm *vm, char *err, size_t errlen)
 	vm->sregs.tr.base = HV_VA(HV_PG_TSS);
 	vm->regs.rflags = X86_RFLAGS_FIXED | (1ull << X86_RFLAGS_IOPL_SHIFT);
 	control_sync(vm);
-	if (ioctl(vm->vcpu.fd, KVM_SET_SREGS, &vm->sregs) < 0 ||
-	    ioctl(vm->vcpu.fd, KVM_SET_REGS, &vm->regs) < 0)
-		goto fail;
+	/* the first resume: the monitor makes the root's first stores */
+	if (trap_resume(vm) != VM_CONTINUE) {
+		snprintf(err, errlen, "entering the guest through the monitor failed");
+		return VMM_E_INTERNAL;
+	}
 	return set_msrs(vm, err, errlen);
 fail:
 	snprintf(err, errlen, "setting the deprivileged boot state: %s", strerror(errno));
@@ -177,7 +206,7 @@ int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 	int rc;
 
 	probe_cpu(vm);
-	if (HV_BASE + ((uint64_t)HV_PG_POOL + pool_pages) * 4096 > (1ull << vm->maxphyaddr)) {
+	if (HV_BASE + monitor_size(pool_pages) > (1ull << vm->maxphyaddr)) {
 		snprintf(err, errlen, "hypervisor slot end exceeds MAXPHYADDR %u", vm->maxphyaddr);
 		return VMM_E_NOKVM;
 	}
@@ -187,6 +216,13 @@ int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 	}
 	if ((rc = kvm_set_memslot(&vm->kvm, 1, HV_BASE, vm->mon.size, vm->mon.host, err, errlen)))
 		return rc;
+	vm->pool_copy = mmap(NULL, (size_t)pool_pages * X86_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->pool_copy == MAP_FAILED) {
+		vm->pool_copy = NULL;
+		snprintf(err, errlen, "cannot allocate the shadow MMU's view of %u pool pages", pool_pages);
+		return VMM_E_INTERNAL;
+	}
 	if ((rc = create_shadow(vm, pool_pages, err, errlen)))
 		return rc;
 	vm->vcpu.trap = (struct vcpu_trap){ HV_PORT_TRAP, HV_PORT_SYSCALL, trap_handle, vm };
@@ -198,5 +234,8 @@ void trap_fini(struct vm *vm)
 	if (vm->shadow)
 		shadow_destroy(vm->shadow);
 	vm->shadow = NULL;
+	if (vm->pool_copy)
+		munmap(vm->pool_copy, (size_t)vm->mon.pool_pages * X86_PAGE_SIZE);
+	vm->pool_copy = NULL;
 	monitor_destroy(&vm->mon);
 }

@@ -270,3 +270,29 @@ int vcpu_run(struct vcpu *vcpu, struct devices *dev)
 		pr_err("guest stopped by signal %d", rc - VMM_E_SIGNAL);
 	return rc;
 }
+
+int vcpu_run_to_port(struct vcpu *vcpu, uint16_t port)
+{
+	struct kvm_run *run = vcpu->run;
+	char what[128];
+
+	for (;;) {
+		if (watchdog_fired())
+			return -1;
+		if (ioctl(vcpu->fd, KVM_RUN, 0) == 0)
+			break;
+		if (errno != EINTR && errno != EAGAIN) {
+			pr_err("KVM_RUN: %s", strerror(errno));
+			return -1;
+		}
+	}
+	vcpu->exits++;
+	vcpu->exits_by_reason[run->exit_reason < VCPU_EXIT_REASONS ? run->exit_reason : 0]++;
+	if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT &&
+	    run->io.port == port)
+		return 0;
+	snprintf(what, sizeof(what), "monitor: expected an exit at port 0x%x, got %s", port,
+		 vcpu_exit_name(run->exit_reason));
+	dump(vcpu, what);
+	return -1;
+}

@@ -47,6 +47,11 @@ void vcpu_destroy(struct vcpu *vcpu);
  * printed here, once. */
 int vcpu_run(struct vcpu *vcpu, struct devices *dev);
 
+/* One run outside vcpu_run (the monitor draining its store queue): 0 once
+ * the vCPU stopped at an `out` to `port`, else -1 with the diagnosis
+ * printed (also when the watchdog fired: vcpu_run then reports it). */
+int vcpu_run_to_port(struct vcpu *vcpu, uint16_t port);
+
 /* The name of a KVM_EXIT_* reason ("IO", "SHUTDOWN", ...). */
 const char *vcpu_exit_name(uint32_t reason);
 
