@@ -111,11 +111,11 @@ static unsigned make_cpuid(int which, struct kvm_cpuid_entry2 *t)
 
 static const struct backend_case cases[] = {
 	{ "intel ept=Y", { { "kvm_intel", "ept", "Y" } }, CPU_INTEL, BACKEND_KVM_INTEL, TDP_ON, true, true },
-	{ "intel ept=N", { { "kvm_intel", "ept", "N" } }, CPU_INTEL, BACKEND_KVM_INTEL, TDP_OFF, false, true },
+	{ "intel ept=N", { { "kvm_intel", "ept", "N" } }, CPU_INTEL, BACKEND_KVM_INTEL, TDP_OFF, true, true },
 	{ "amd npt=Y", { { "kvm_amd", "npt", "Y" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_ON, true, true },
-	{ "amd npt=N", { { "kvm_amd", "npt", "N" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_OFF, false, true },
+	{ "amd npt=N", { { "kvm_amd", "npt", "N" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_OFF, true, true },
 	{ "amd npt=1 (int)", { { "kvm_amd", "npt", "1" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_ON, true, true },
-	{ "amd npt=0 (int)", { { "kvm_amd", "npt", "0" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_OFF, false, true },
+	{ "amd npt=0 (int)", { { "kvm_amd", "npt", "0" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_OFF, true, true },
 	{ "pvm module", { { "kvm_pvm" } }, CPU_INTEL, BACKEND_KVM_PVM, TDP_UNKNOWN, false, false },
 	{ "pvm cpuid", { { NULL } }, CPU_PVM, BACKEND_KVM_PVM, TDP_UNKNOWN, false, false },
 	{ "pvm beside kvm_intel", { { "kvm_intel", "ept", "Y" }, { "kvm_pvm" } }, CPU_PVM,
@@ -123,7 +123,7 @@ static const struct backend_case cases[] = {
 	{ "pvm leaf past max", { { "kvm_intel", "ept", "Y" } }, CPU_PVM_SHORT, BACKEND_KVM_INTEL, TDP_ON,
 	  true, true },
 	{ "intel and amd, AMD cpu", { { "kvm_intel", "ept", "Y" }, { "kvm_amd", "npt", "N" } }, CPU_AMD,
-	  BACKEND_KVM_AMD, TDP_OFF, false, true },
+	  BACKEND_KVM_AMD, TDP_OFF, true, true },
 	{ "intel, no parameters", { { "kvm_intel" } }, CPU_INTEL, BACKEND_KVM_INTEL, TDP_UNKNOWN, true,
 	  true },
 	{ "no module", { { NULL } }, CPU_NONE, BACKEND_UNKNOWN, TDP_UNKNOWN, true, true },
@@ -157,10 +157,8 @@ START_TEST(test_backend_refusals_say_why_and_what_to_do)
 
 	add_module("kvm_amd", "npt", "N");
 	backend_classify(sysfs, t, n, &f);
-	ck_assert_int_eq(backend_refuses(&f, PAGING_SHADOW, why, sizeof(why)), VMM_E_NOKVM);
-	ck_assert_msg(strstr(why, "kvm_amd") && strstr(why, "NPT off") && strstr(why, "--paging=hw works"),
-		      "%s", why);
-	ck_assert_msg(strstr(why, "/sys/module/kvm_amd/parameters/npt=N"), "%s", why);
+	backend_label(&f, why, sizeof(why));
+	ck_assert_str_eq(why, "kvm_amd (AMD SVM, NPT off)");
 	add_module("kvm_pvm", NULL, NULL);
 	backend_classify(sysfs, t, n, &f);
 	for (int m = 0; m < 2; m++) {

@@ -251,16 +251,10 @@ int backend_refuses(const struct backend_facts *f, enum paging_mode mode, char *
 		return VMM_E_NOKVM;
 	case BACKEND_KVM_INTEL:
 	case BACKEND_KVM_AMD:
-		if (mode == PAGING_SHADOW && f->tdp == TDP_OFF) {
-			snprintf(why, len,
-				 "/dev/kvm is %s with %s off (%s=%s): KVM shadows shadowvm's shadow "
-				 "tables and does not see the VMM's stores into them, so --paging=shadow "
-				 "would run on stale translations; --paging=hw works here",
-				 backend_name(f->kind), tdp_name(f->kind), f->tdp_param, f->tdp_value);
-			return VMM_E_NOKVM;
-		}
-		break;
 	case BACKEND_UNKNOWN:
+		/* Without EPT/NPT KVM shadows our shadow tables in turn; that is
+		 * right because only the vCPU writes them (the monitor's store
+		 * queue, DESIGN.md §3), so both modes run. */
 		break;
 	}
 	if (f->caps_missing) {
