@@ -44,6 +44,54 @@ static void pte_beyond_ram(void)
 	sink = *(volatile uint64_t *)SPARSE_VA;
 }
 
+/* The monitor's own pages (vmm/monitor.h): the store applier's code page,
+ * the store queue, the pool and the monitor's root.  The queue and the pool
+ * are mapped only in the monitor's root, never in the guest's. */
+#define MONITOR_APPLIER_VA (SVM_ABI_RESERVED_VA_BASE + 22 * 4096)
+#define MONITOR_QUEUE_VA (SVM_ABI_RESERVED_VA_BASE + 28 * 4096)
+#define MONITOR_QUEUE_MPA (HV_MACHINE_ADDR + 28 * 4096)
+#define MONITOR_POOL_MPA (HV_MACHINE_ADDR + 32 * 4096)
+#define MONITOR_ROOT_MPA (HV_MACHINE_ADDR + 25 * 4096)
+
+static void map_and_write(const char *what, uint64_t mpa)
+{
+	uint64_t root = read_cr3() & X86_PTE_ADDR_MASK;
+
+	printf("writing %s through a PTE to 0x%lx\n", what, (unsigned long)mpa);
+	pt_map(root, SPARSE_VA, mpa, X86_PTE_W);
+	invlpg(SPARSE_VA);
+	*(volatile uint64_t *)SPARSE_VA = 0x8000000000000067ull;
+}
+
+static void write_pool(void)
+{
+	map_and_write("the shadow pool", MONITOR_POOL_MPA);
+}
+
+static void write_queue(void)
+{
+	map_and_write("the store queue", MONITOR_QUEUE_MPA);
+}
+
+static void write_applier(void)
+{
+	printf("writing the monitor's store applier\n");
+	*(volatile uint64_t *)MONITOR_APPLIER_VA = 0;
+}
+
+static void write_queue_va(void)
+{
+	printf("writing the store queue at its monitor address\n");
+	*(volatile uint64_t *)MONITOR_QUEUE_VA = 1;
+}
+
+static void cr3_monitor_root(void)
+{
+	printf("loading the monitor's root into CR3\n");
+	write_cr3(MONITOR_ROOT_MPA);
+	sink = *(volatile uint64_t *)SPARSE_VA;
+}
+
 static void load_dt(int gdt, uint16_t limit, uint64_t base)
 {
 	struct __attribute__((packed)) { uint16_t limit; uint64_t base; } d = { limit, base };
@@ -143,6 +191,8 @@ static const struct {
 	CASE(monitor_write), CASE(map_reserved), CASE(pte_beyond_ram), CASE(lgdt_garbage),
 	CASE(lidt_garbage), CASE(stub_jump), CASE(forge_trap_stack), CASE(cr3_zero),
 	CASE(cr3_outside_ram), CASE(pool_exhaust), CASE(invlpg_noncanonical), CASE(hlt_forever),
+	CASE(write_pool), CASE(write_queue), CASE(write_applier), CASE(write_queue_va),
+	CASE(cr3_monitor_root),
 #undef CASE
 };
 

@@ -653,6 +653,23 @@ static const struct adv_case advs[] = {
 	  "invlpg of non-canonical addresses: no fault\n", NULL },
 	{ "hlt_forever", "--paging=shadow", VMM_E_HALTED, "cli; hlt\n",
 	  "guest halted forever: hlt with interrupts off" },
+	/* the monitor's own address space (DESIGN.md §2): its pool, its store
+	 * queue, its code and its root are out of the guest's reach */
+	{ "write_pool", "--check-invariants", VMM_E_CONTRACT,
+	  "writing the shadow pool through a PTE to 0x800020000\n",
+	  "guest broke the ABI: page table or page at GPA 0x800020000 outside RAM 0x4000000" },
+	{ "write_queue", "--check-invariants", VMM_E_CONTRACT,
+	  "writing the store queue through a PTE to 0x80001c000\n",
+	  "guest broke the ABI: page table or page at GPA 0x80001c000 outside RAM 0x4000000" },
+	{ "write_applier", "--check-invariants", VMM_E_CONTRACT,
+	  "writing the monitor's store applier\n",
+	  "guest broke the ABI: the hypervisor's reserved slot holds 0xffffff0000016000" },
+	{ "write_queue_va", "--check-invariants", VMM_E_CONTRACT,
+	  "writing the store queue at its monitor address\n",
+	  "guest broke the ABI: the hypervisor's reserved slot holds 0xffffff000001c000" },
+	{ "cr3_monitor_root", "--check-invariants", VMM_E_CONTRACT,
+	  "loading the monitor's root into CR3\n",
+	  "guest broke the ABI: page table or page at GPA 0x800019000 outside RAM 0x4000000" },
 	{ "hlt_forever", "--paging=hw", VMM_E_HALTED, "cli; hlt\n",
 	  "guest halted forever: hlt with interrupts off" },
 };

@@ -155,6 +155,76 @@ START_TEST(test_check_caller_allocator)
 }
 END_TEST
 
+/* DESIGN.md §3: the VMM has the vCPU make every shadow store, so every one
+ * must reach the pool's store hook.  A mirror built from the hooks alone
+ * stays equal to the shadow MMU's own pool through fills, prefetch, huge
+ * leaves, CR3 switches, unprotects, invlpg, flushes and evictions. */
+static uint8_t *mirror;
+
+static void mirror_store(void *opaque, mpa_t entry, uint64_t value)
+{
+	const struct shadow_pool_cfg *p = opaque;
+
+	ck_assert(entry >= p->base && entry < p->base + ((mpa_t)p->pages << 12) && !(entry & 7));
+	memcpy(mirror + (entry - p->base), &value, 8);
+}
+
+static void mirror_zero(void *opaque, mpa_t page)
+{
+	const struct shadow_pool_cfg *p = opaque;
+
+	ck_assert(page >= p->base && page < p->base + ((mpa_t)p->pages << 12) && !(page & 0xfff));
+	memset(mirror + (page - p->base), 0, X86_PAGE_SIZE);
+}
+
+START_TEST(test_store_hook_sees_every_store)
+{
+	enum { PAGES = 24 };
+	struct shadow_config cfg = fx_config(PAGES);
+	struct shadow_fault_result r;
+	gpa_t pml4b = new_table(), pte;
+	struct shadow *s;
+
+	cfg.opts = (unsigned)_i;
+	cfg.pool.base += (uint64_t)POOL_PAGES << 12; /* the fixture's pool is in use */
+	cfg.pool.host = aligned_alloc(X86_PAGE_SIZE, (size_t)PAGES * X86_PAGE_SIZE);
+	mirror = calloc(PAGES, X86_PAGE_SIZE);
+	ck_assert(cfg.pool.host && mirror);
+	cfg.pool.store = mirror_store;
+	cfg.pool.zero = mirror_zero;
+	cfg.pool.opaque = &cfg.pool;
+	for (unsigned i = 0; i < 64; i++) /* 64 pages, each under its own PT */
+		gmap(0x1000000ull * (i + 1) + 0x7000, 1, (0x400000 + i * 0x1000) | PWU | X86_PTE_A, PWU);
+	gmap(0x40000000, 2, 0x600000 | PWU | ADW | X86_PTE_PS, PWU);
+	gmap_in(pml4b, 0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	s = shadow_create(&cfg);
+	ck_assert_ptr_nonnull(s);
+	for (unsigned round = 0; round < 3; round++) {
+		for (unsigned i = 0; i < 64; i++) {
+			shadow_fault(s, 0x1000000ull * (i + 1) + 0x7000, i & 1 ? SHADOW_ACC_WRITE : 0, &r);
+			ck_assert(!memcmp(mirror, cfg.pool.host, (size_t)PAGES * X86_PAGE_SIZE));
+		}
+		shadow_fault(s, 0x40000123, SHADOW_ACC_WRITE | SHADOW_ACC_USER, &r);
+		/* the guest writes a table it uses, through a mapping of its own */
+		shadow_fault(s, 0x1000000ull * (round + 2) + 0x7000, 0, &r);
+		pte = gmap_pte_gpa(0x1000000ull * (round + 2) + 0x7000);
+		gmap(0x7f000000 + round * 0x1000, 1, (pte & X86_PTE_ADDR_MASK) | PWU | ADW, PWU);
+		shadow_fault(s, 0x7f000000 + round * 0x1000 + (pte & 0xfff), SHADOW_ACC_WRITE, &r);
+		ck_assert(!memcmp(mirror, cfg.pool.host, (size_t)PAGES * X86_PAGE_SIZE));
+		shadow_invlpg(s, 0x2007000);
+		ck_assert(shadow_set_cr3(s, pml4b));
+		shadow_fault(s, 0x5000, SHADOW_ACC_WRITE, &r);
+		ck_assert(shadow_set_cr3(s, TABLES_GPA));
+		if (round == 1)
+			shadow_flush(s);
+		ck_assert(!memcmp(mirror, cfg.pool.host, (size_t)PAGES * X86_PAGE_SIZE));
+	}
+	shadow_destroy(s);
+	free(cfg.pool.host);
+	free(mirror);
+}
+END_TEST
+
 Suite *shadow_check_suite(void)
 {
 	Suite *s = suite_create("shadow_check");
@@ -167,5 +237,7 @@ Suite *shadow_check_suite(void)
 	tc = fx_tcase(s, "lib", &fx_vtlb, NULL);
 	tcase_add_test(tc, test_check_format_matches_snprintf);
 	tcase_add_loop_test(tc, test_check_caller_allocator, 0, 2);
+	tc = fx_tcase(s, "store_hook", &fx_vtlb, NULL);
+	tcase_add_loop_test(tc, test_store_hook_sees_every_store, 0, SHADOW_OPT_ALL + 1);
 	return s;
 }

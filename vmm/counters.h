@@ -43,7 +43,10 @@ struct vm;
 	X(floods,        "floods",        shadow, floods,        "guest tables left unprotected (flooded, self-mapped)") \
 	X(prefetched,    "prefetched",    shadow, prefetched,    "leaves installed for a fault's neighbours") \
 	X(huge_leaves,   "huge_leaves",   shadow, huge_leaves,   "2 MiB shadow leaves, also counted in fills") \
-	X(fast_fills,    "fast_fills",    shadow, fast_fills,    "fills that read only the guest PTE, also counted in fills")
+	X(fast_fills,    "fast_fills",    shadow, fast_fills,    "fills that read only the guest PTE, also counted in fills") \
+	X(applies,       "applies",       trap,   applies,       "resumes through the monitor's store applier") \
+	X(drains,        "drains",        trap,   drains,        "store queues applied mid-trap because they were full") \
+	X(stores_peak,   "stores_peak",   trap,   stores_peak,   "most shadow stores queued for one resume")
 
 enum counter {
 #define COUNTER_ENUM(name, path, src, field, meaning) COUNTER_##name,

@@ -232,8 +232,6 @@ static bool queue_op(struct monitor *m, uint64_t where, uint64_t value)
 	if (q->ops >= HV_QUEUE_OPS_MAX)
 		return false;
 	q->op[q->ops++] = (struct hv_queue_op){ where, value };
-	if (q->ops > m->queue_peak)
-		m->queue_peak = q->ops;
 	return true;
 }
 

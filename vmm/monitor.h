@@ -92,7 +92,6 @@ struct monitor {
 	uint32_t pool_pages;
 	uint32_t mpt_pages; /* page tables of the monitor root, after the pool */
 	uint64_t pml4e;     /* the hypervisor entry of every root */
-	uint64_t queue_peak; /* most ops queued before one resume */
 };
 
 /* Bytes of the slot for a pool of `pool_pages`. */

@@ -181,6 +181,8 @@ static int enter_applier(struct vm *vm, bool exit_after)
 	struct kvm_regs r = vm->regs;
 	struct kvm_sregs sr = vm->sregs;
 
+	if (monitor_queue_len(&vm->mon) > vm->tstats.stores_peak)
+		vm->tstats.stores_peak = monitor_queue_len(&vm->mon);
 	monitor_apply_setup(&vm->mon, frame, vm->sregs.cr3, exit_after);
 	r.rip = HV_APPLY_VA;
 	r.rsp = HV_APPLY_FRAME_VA;

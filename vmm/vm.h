@@ -40,6 +40,7 @@ struct trap_stats {
 	uint64_t syscalls;
 	uint64_t applies;        /* resumes through the monitor's store applier */
 	uint64_t drains;         /* store queues applied mid-trap (full) */
+	uint64_t stores_peak;    /* most stores queued for one resume */
 };
 
 /* The trap path's memory of the last hidden faults (trap.c). */
