@@ -31,6 +31,13 @@
  * Address space
  *   - PML4 slot SVM_ABI_RESERVED_PML4_INDEX (GVA SVM_ABI_RESERVED_VA_BASE ..
  *     +512 GiB) belongs to the hypervisor.  A guest mapping there is an error.
+ *     Under --paging=shadow it holds, at BASE + page * 4 KiB (vmm/monitor.h):
+ *     page 3 the IDT, 4..19 the GDT, 20 the TSS, 21..22 the trap stubs and
+ *     the monitor's store applier, 23 the trap stack (the only page the
+ *     guest's roots map writable), 24 an unmapped guard.  The monitor's own
+ *     root maps those and, writable, 28..31 the store queue and 32.. the
+ *     shadow pool; the roots the guest runs on never map them.  Machine
+ *     addresses of all of it start at 0x800000000, outside guest RAM.
  *
  * Differences from bare metal under --paging=shadow (the guest kernel runs
  * deprivileged): kernel CS/SS carry RPL 1, so "was this frame from user
