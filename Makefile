@@ -158,7 +158,7 @@ check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
 	$(Q)scripts/check-integration
 
 # ---- benchmarks ----------------------------------------------------------------
-bench: all bench-workloads bench-shadow bench-exit bench-trace
+bench: all bench-workloads bench-workloads-npt0 bench-shadow bench-exit bench-trace
 
 # The bench guest's workloads under --paging=hw and every --shadow-opts, in one
 # scripts/with-kvm session; the table on stdout, the figures in build/bench.json.
@@ -169,6 +169,12 @@ $(BUILD)/bench_report: $(call obj,host,tests/bench_report.c tests/util.c)
 
 bench-workloads: $(BUILD)/shadowvm $(BUILD)/guest/bench.elf $(BUILD)/bench_report
 	$(Q)scripts/bench-workloads $(BUILD)/bench $(BUILD)/bench.json
+
+# The same table on KVM without NPT (the nested runner's kvm-amd npt=0): hw
+# mode on KVM's own shadow MMU, shadow mode on top of it.
+.PHONY: bench-workloads-npt0
+bench-workloads-npt0: $(BUILD)/shadowvm $(BUILD)/guest/bench.elf $(BUILD)/bench_report
+	$(Q)WITH_KVM_NPT=0 scripts/bench-workloads $(BUILD)/bench-npt0 $(BUILD)/bench-npt0.json
 
 # The trace's overhead: exits and the same-boot wall-time ratio of the paging
 # guest with and without --trace.

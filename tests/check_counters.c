@@ -51,8 +51,8 @@ START_TEST(test_counters_json_keeps_the_stats_layout)
 			       "\"cr3_writes\":12,\"invlpgs\":13,\"flushes\":14,\"evictions\":15,"
 			       "\"ad_retries\":16,\"pages_peak\":17,\"roots_reused\":18,"
 			       "\"unprotects\":19,\"zaps\":20,\"floods\":21,\"prefetched\":22,"
-			       "\"huge_leaves\":23,\"fast_fills\":24,\"applies\":25,\"drains\":26,"
-			       "\"stores_peak\":27}");
+			       "\"huge_leaves\":23,\"fast_fills\":24,\"applies\":25,\"stores\":26,"
+			       "\"drains\":27,\"stores_peak\":28}");
 	free(text);
 }
 END_TEST

@@ -45,6 +45,7 @@ struct vm;
 	X(huge_leaves,   "huge_leaves",   shadow, huge_leaves,   "2 MiB shadow leaves, also counted in fills") \
 	X(fast_fills,    "fast_fills",    shadow, fast_fills,    "fills that read only the guest PTE, also counted in fills") \
 	X(applies,       "applies",       trap,   applies,       "resumes through the monitor's store applier") \
+	X(stores,        "stores",        trap,   stores,        "shadow entry stores and page zeroings the monitor made") \
 	X(drains,        "drains",        trap,   drains,        "store queues applied mid-trap because they were full") \
 	X(stores_peak,   "stores_peak",   trap,   stores_peak,   "most shadow stores queued for one resume")
 

@@ -98,6 +98,7 @@ static void pool_store(void *opaque, mpa_t entry, uint64_t value)
 {
 	struct vm *vm = opaque;
 
+	vm->tstats.stores++;
 	if (!monitor_queue_store(&vm->mon, entry, value)) {
 		trap_drain(vm);
 		if (!vm->queue_failed && !monitor_queue_store(&vm->mon, entry, value))
@@ -109,6 +110,7 @@ static void pool_zero(void *opaque, mpa_t page)
 {
 	struct vm *vm = opaque;
 
+	vm->tstats.stores++;
 	if (!monitor_queue_zero(&vm->mon, page)) {
 		trap_drain(vm);
 		if (!vm->queue_failed && !monitor_queue_zero(&vm->mon, page))

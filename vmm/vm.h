@@ -39,6 +39,7 @@ struct trap_stats {
 	uint64_t reflected;      /* events delivered to the guest's IDT */
 	uint64_t syscalls;
 	uint64_t applies;        /* resumes through the monitor's store applier */
+	uint64_t stores;         /* shadow stores queued for the monitor */
 	uint64_t drains;         /* store queues applied mid-trap (full) */
 	uint64_t stores_peak;    /* most stores queued for one resume */
 };
