@@ -105,7 +105,7 @@ static void move(struct shadow *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct shadow_config cfg = {
-		.pool = { 1ull << 32, pools[0], POOL_PAGES },
+		.pool = { .base = 1ull << 32, .host = pools[0], .pages = POOL_PAGES },
 		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = 0x200000000ull | 3,
 	};
