@@ -21,7 +21,9 @@ PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Ishadow -Ivmm \
+# vmm/ by part: CPU virtualisation, KVM, devices, loaders, CLI, trace
+VMM_INC  := -Ivmm -Ivmm/cpu -Ivmm/kvm -Ivmm/dev -Ivmm/load -Ivmm/cli -Ivmm/trace
+CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Ishadow $(VMM_INC) \
             -DSHADOWVM_VERSION=\"$(VERSION)\"
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -30,7 +32,7 @@ SHADOW_SRCS := shadow/shadow.c shadow/walk.c shadow/spte.c shadow/engine.c shado
                shadow/cache.c shadow/cache_map.c shadow/invariant.c shadow/pool.c shadow/lib.c
 # Per-layer include paths: shadow/ sees include/ and itself only, so the
 # compiler refuses an #include of a vmm/ header (or a test's) from shadow/.
-$(BUILD)/host/shadow/%.o $(BUILD)/asan/shadow/%.o: CFLAGS := $(filter-out -Ishadow -Ivmm,$(CFLAGS))
+$(BUILD)/host/shadow/%.o $(BUILD)/asan/shadow/%.o: CFLAGS := $(filter-out -Ishadow $(VMM_INC),$(CFLAGS))
 $(BUILD)/host/shadow/%.o $(BUILD)/asan/shadow/%.o: PKG_CFLAGS :=
 
 # shadow/ freestanding, as the monitor is to run it (DESIGN.md §3): no libc
@@ -43,12 +45,12 @@ FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdin
                        -fno-asynchronous-unwind-tables -Iinclude
 
 # ---- vmm/ ----------------------------------------------------------------
-VMM_LIB_SRCS := vmm/elf_load.c vmm/mem.c vmm/size.c vmm/status.c vmm/cli.c vmm/log.c \
-                vmm/trace.c vmm/trace_summary.c vmm/backend.c vmm/kvm.c \
-                vmm/monitor.c vmm/monitor_apply.S vmm/segment.c vmm/gva.c vmm/reflect.c vmm/emulate.c vmm/control.c \
-                vmm/counters.c
-VMM_SRCS     := vmm/main.c vmm/run.c vmm/vcpu.c vmm/boot.c vmm/trap.c vmm/trap_setup.c \
-                vmm/devices.c vmm/watchdog.c vmm/stats.c $(VMM_LIB_SRCS)
+VMM_LIB_SRCS := vmm/load/elf_load.c vmm/load/mem.c vmm/cli/size.c vmm/cli/status.c vmm/cli/cli.c vmm/cli/log.c \
+                vmm/trace/trace.c vmm/trace/trace_summary.c vmm/kvm/backend.c vmm/kvm/kvm.c \
+                vmm/cpu/monitor.c vmm/cpu/monitor_apply.S vmm/cpu/segment.c vmm/cpu/gva.c vmm/cpu/reflect.c vmm/cpu/emulate.c vmm/cpu/control.c \
+                vmm/trace/counters.c
+VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/load/boot.c vmm/cpu/trap.c vmm/cpu/trap_setup.c \
+                vmm/dev/devices.c vmm/kvm/watchdog.c vmm/trace/stats.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
 # the shadow MMU's suites, their fixture, and the fake guest memory they
@@ -110,12 +112,12 @@ $(BUILD)/host/%.o: %.c
 $(BUILD)/host/%.o: %.S
 	@echo "  AS      $<"
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) -Ivmm -c -o $@ $<
+	$(Q)$(CC) -Ivmm/cpu -c -o $@ $<
 
 $(BUILD)/asan/%.o: %.S
 	@echo "  AS-ASAN $<"
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CLANG) -Ivmm -c -o $@ $<
+	$(Q)$(CLANG) -Ivmm/cpu -c -o $@ $<
 
 $(BUILD)/asan/%.o: %.c
 	@echo "  CC-ASAN $<"
@@ -238,12 +240,12 @@ clean:
 
 # ---- fuzzing (libFuzzer, clang, ASan+UBSan) ---------------------------------------
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Iinclude -Ishadow -Ivmm \
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Iinclude -Ishadow $(VMM_INC) \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 .PHONY: fuzz fuzz-build
 fuzz-build: $(BUILD)/fuzz/fuzz_elf $(BUILD)/fuzz/fuzz_walk
 
-$(BUILD)/fuzz/fuzz_elf: tests/fuzz_elf.c vmm/elf_load.c vmm/mem.c
+$(BUILD)/fuzz/fuzz_elf: tests/fuzz_elf.c vmm/load/elf_load.c vmm/load/mem.c
 	@echo "  FUZZ-LD $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $^ $(shell pkg-config --libs libelf)

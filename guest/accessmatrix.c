@@ -61,14 +61,15 @@ static void mix(uint64_t v)
 static uint64_t leaf_bits(unsigned l)
 {
 	return (l & L_P ? X86_PTE_P : 0) | (l & L_W ? X86_PTE_W : 0) | (l & L_U ? X86_PTE_U : 0) |
-	       (l & L_A ? X86_PTE_A : 0) | (l & L_D ? X86_PTE_D : 0) |
-	       (l & L_NX ? X86_PTE_NX : 0) | (l & L_RSV ? rsv_bit : 0);
+	       (l & L_A ? X86_PTE_A : 0) | (l & L_D ? X86_PTE_D : 0) | (l & L_NX ? X86_PTE_NX : 0) |
+	       (l & L_RSV ? rsv_bit : 0);
 }
 
 static uint64_t pde_bits(unsigned d)
 {
 	return X86_PTE_P | (d & D_W ? X86_PTE_W : 0) | (d & D_U ? X86_PTE_U : 0) |
-	       (d & D_NX ? X86_PTE_NX : 0) | (d & D_RSV ? rsv_bit : 0) | (d & D_PS ? X86_PTE_PS : 0);
+	       (d & D_NX ? X86_PTE_NX : 0) | (d & D_RSV ? rsv_bit : 0) |
+	       (d & D_PS ? X86_PTE_PS : 0);
 }
 
 static int reserved(uint64_t e, const struct env *v)
@@ -153,8 +154,12 @@ static struct outcome observe(const struct env *v, uint64_t d, const struct prob
 {
 	int ps = !!(d & X86_PTE_PS);
 	uint64_t leaf = ps ? *pde : *pte;
-	struct outcome o = { r->faulted, r->faulted ? probe_arch_error(r) : 0,
-			     !!(leaf & X86_PTE_A), !!(leaf & X86_PTE_D), 0, 0 };
+	struct outcome o = { r->faulted,
+			     r->faulted ? probe_arch_error(r) : 0,
+			     !!(leaf & X86_PTE_A),
+			     !!(leaf & X86_PTE_D),
+			     0,
+			     0 };
 
 	(void)v;
 	if (!r->faulted)
@@ -192,12 +197,12 @@ static void one_case(const struct env *v, unsigned dbits, unsigned lbits)
 		return;
 	printf("%s pde=%02x leaf=%02x: %s err=0x%lx cr2=%s A=%d D=%d upA=%d",
 	       ok ? "case" : "FAIL: case", dbits, lbits, got.fault ? "fault" : "ok",
-	       (unsigned long)got.err, r.faulted ? (r.cr2 == va ? "va" : "other") : "-",
-	       got.leaf_a, got.leaf_d, got.upper_a);
+	       (unsigned long)got.err, r.faulted ? (r.cr2 == va ? "va" : "other") : "-", got.leaf_a,
+	       got.leaf_d, got.upper_a);
 	if (!ok)
-		printf(" (model: %s err=0x%lx A=%d D=%d upA=%d vec=%lu)", want.fault ? "fault" : "ok",
-		       (unsigned long)want.err, want.leaf_a, want.leaf_d, want.upper_a,
-		       (unsigned long)r.vector);
+		printf(" (model: %s err=0x%lx A=%d D=%d upA=%d vec=%lu)",
+		       want.fault ? "fault" : "ok", (unsigned long)want.err, want.leaf_a,
+		       want.leaf_d, want.upper_a, (unsigned long)r.vector);
 	printf("\n");
 }
 
@@ -245,7 +250,7 @@ static int env_runs(const struct env *v)
 	return !v->smep || v->acc == PROBE_FETCH;
 }
 
-static void setup(const struct svm_boot_info *bi, int *has_smep, int *has_smap)
+static void setup(const struct shadowvm_boot_info *bi, int *has_smep, int *has_smap)
 {
 	uint32_t r[4];
 	uint64_t root, va;
@@ -280,7 +285,7 @@ static void setup(const struct svm_boot_info *bi, int *has_smep, int *has_smap)
 	       rsv_bit ? "51" : "none", full ? "off" : "on");
 }
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	int has_smep, has_smap;
 	struct env v;

@@ -9,9 +9,9 @@
 #include "pmem.h"
 #include "shadowvm_abi.h"
 
-#define MONITOR_IDT_VA (SVM_ABI_RESERVED_VA_BASE + 3 * 4096)
-#define MONITOR_STUB_VA (SVM_ABI_RESERVED_VA_BASE + 21 * 4096)
-#define MONITOR_STACK_VA (SVM_ABI_RESERVED_VA_BASE + 23 * 4096)
+#define MONITOR_IDT_VA (SHADOWVM_ABI_RESERVED_VA_BASE + 3 * 4096)
+#define MONITOR_STUB_VA (SHADOWVM_ABI_RESERVED_VA_BASE + 21 * 4096)
+#define MONITOR_STACK_VA (SHADOWVM_ABI_RESERVED_VA_BASE + 23 * 4096)
 #define HV_MACHINE_ADDR 0x800000000ull /* where the monitor and pool live */
 #define SPARSE_VA 0x0000100000000000ull
 
@@ -28,10 +28,10 @@ static void map_reserved(void)
 	uint64_t root = read_cr3() & X86_PTE_ADDR_MASK;
 	uint64_t *pml4 = (uint64_t *)(uintptr_t)root;
 
-	printf("mapping PML4 slot %u\n", SVM_ABI_RESERVED_PML4_INDEX);
-	pml4[SVM_ABI_RESERVED_PML4_INDEX] = pmem_alloc() | PT_TABLE_FLAGS;
+	printf("mapping PML4 slot %u\n", SHADOWVM_ABI_RESERVED_PML4_INDEX);
+	pml4[SHADOWVM_ABI_RESERVED_PML4_INDEX] = pmem_alloc() | PT_TABLE_FLAGS;
 	write_cr3(root);
-	sink = *(volatile uint64_t *)SVM_ABI_RESERVED_VA_BASE;
+	sink = *(volatile uint64_t *)SHADOWVM_ABI_RESERVED_VA_BASE;
 }
 
 static void pte_beyond_ram(void)
@@ -44,11 +44,11 @@ static void pte_beyond_ram(void)
 	sink = *(volatile uint64_t *)SPARSE_VA;
 }
 
-/* The monitor's own pages (vmm/monitor.h): the store applier's code page,
+/* The monitor's own pages (vmm/cpu/monitor.h): the store applier's code page,
  * the store queue, the pool and the monitor's root.  The queue and the pool
  * are mapped only in the monitor's root, never in the guest's. */
-#define MONITOR_APPLIER_VA (SVM_ABI_RESERVED_VA_BASE + 22 * 4096)
-#define MONITOR_QUEUE_VA (SVM_ABI_RESERVED_VA_BASE + 28 * 4096)
+#define MONITOR_APPLIER_VA (SHADOWVM_ABI_RESERVED_VA_BASE + 22 * 4096)
+#define MONITOR_QUEUE_VA (SHADOWVM_ABI_RESERVED_VA_BASE + 28 * 4096)
 #define MONITOR_QUEUE_MPA (HV_MACHINE_ADDR + 28 * 4096)
 #define MONITOR_POOL_MPA (HV_MACHINE_ADDR + 32 * 4096)
 #define MONITOR_ROOT_MPA (HV_MACHINE_ADDR + 25 * 4096)
@@ -94,7 +94,10 @@ static void cr3_monitor_root(void)
 
 static void load_dt(int gdt, uint16_t limit, uint64_t base)
 {
-	struct __attribute__((packed)) { uint16_t limit; uint64_t base; } d = { limit, base };
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint64_t base;
+	} d = { limit, base };
 
 	if (gdt)
 		__asm__ volatile("lgdt %0" : : "m"(d));
@@ -139,7 +142,7 @@ static void cr3_zero(void)
 	write_cr3(0);
 }
 
-static void cr3_outside_ram(const struct svm_boot_info *bi)
+static void cr3_outside_ram(const struct shadowvm_boot_info *bi)
 {
 	printf("loading CR3 past RAM\n");
 	write_cr3(bi->ram_size + 0x100000);
@@ -185,18 +188,21 @@ static void hlt_forever(void)
 
 static const struct {
 	const char *name;
-	void (*fn)(const struct svm_boot_info *bi);
+	void (*fn)(const struct shadowvm_boot_info *bi);
 } cases[] = {
-#define CASE(n) { #n, (void (*)(const struct svm_boot_info *))n }
-	CASE(monitor_write), CASE(map_reserved), CASE(pte_beyond_ram), CASE(lgdt_garbage),
-	CASE(lidt_garbage), CASE(stub_jump), CASE(forge_trap_stack), CASE(cr3_zero),
-	CASE(cr3_outside_ram), CASE(pool_exhaust), CASE(invlpg_noncanonical), CASE(hlt_forever),
-	CASE(write_pool), CASE(write_queue), CASE(write_applier), CASE(write_queue_va),
+#define CASE(n)                                                    \
+	{                                                          \
+#n, (void (*)(const struct shadowvm_boot_info *))n \
+	}
+	CASE(monitor_write),    CASE(map_reserved), CASE(pte_beyond_ram),      CASE(lgdt_garbage),
+	CASE(lidt_garbage),     CASE(stub_jump),    CASE(forge_trap_stack),    CASE(cr3_zero),
+	CASE(cr3_outside_ram),  CASE(pool_exhaust), CASE(invlpg_noncanonical), CASE(hlt_forever),
+	CASE(write_pool),       CASE(write_queue),  CASE(write_applier),       CASE(write_queue_va),
 	CASE(cr3_monitor_root),
 #undef CASE
 };
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	char name[32];
 

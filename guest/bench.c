@@ -39,13 +39,13 @@
 #include "trap.h"
 
 #define BENCH_VA 0x0000100000000000ull /* PML4 slot 32, far from RAM */
-#define REGION_SIZE X86_LEVEL_SIZE(3)    /* one PDPT entry: a round's own PD */
+#define REGION_SIZE X86_LEVEL_SIZE(3)  /* one PDPT entry: a round's own PD */
 #define MAX_ROUNDS 256u
 #define MAX_PROCS 64u
-#define HUGE_PAGES 512u                  /* 4 KiB pages in a 2 MiB page */
+#define HUGE_PAGES 512u /* 4 KiB pages in a 2 MiB page */
 #define LEAF_FLAGS (X86_PTE_W | X86_PTE_NX)
 #define FRAME_SALT 0x5a5a000000000000ull
-#define PORT_MARK 0x80                   /* the VMM's no-op port */
+#define PORT_MARK 0x80 /* the VMM's no-op port */
 
 struct params {
 	char name[32];
@@ -242,7 +242,8 @@ static void huge_run(const struct params *p)
 	for (uint64_t r = 0; r < p->rounds; r++) {
 		for (uint64_t i = 0; i < p->pages; i += HUGE_PAGES)
 			*pt_entry(root_a, page_va(r, i), 2, 0) = (huge_data + i * X86_PAGE_SIZE) |
-								 LEAF_FLAGS | X86_PTE_P | X86_PTE_PS;
+								 LEAF_FLAGS | X86_PTE_P |
+								 X86_PTE_PS;
 		touch_all(r, p->pages, r + 1);
 	}
 }
@@ -359,14 +360,14 @@ static const struct workload workloads[] = {
 
 /* ---- command line ---- */
 
-static uint64_t arg(const struct svm_boot_info *bi, const char *key, uint64_t def)
+static uint64_t arg(const struct shadowvm_boot_info *bi, const char *key, uint64_t def)
 {
 	char buf[32];
 
 	return cmdline_get(bi, key, buf, sizeof(buf)) ? strtou64(buf, NULL) : def;
 }
 
-static const struct workload *parse(const struct svm_boot_info *bi, struct params *p)
+static const struct workload *parse(const struct shadowvm_boot_info *bi, struct params *p)
 {
 	if (!cmdline_get(bi, "case", p->name, sizeof(p->name)))
 		p->name[0] = 0;
@@ -375,8 +376,8 @@ static const struct workload *parse(const struct svm_boot_info *bi, struct param
 	p->procs = arg(bi, "procs", 1);
 	p->dry = arg(bi, "dry", 0) != 0;
 	p->cycles = arg(bi, "cycles", 1) != 0;
-	if (!p->pages || p->pages > 65536 || !p->rounds || p->rounds > MAX_ROUNDS ||
-	    !p->procs || p->procs > MAX_PROCS) {
+	if (!p->pages || p->pages > 65536 || !p->rounds || p->rounds > MAX_ROUNDS || !p->procs ||
+	    p->procs > MAX_PROCS) {
 		printf("bench: need 1 <= pages <= 65536, 1 <= rounds <= %u, 1 <= procs <= %u\n",
 		       MAX_ROUNDS, MAX_PROCS);
 		return NULL;
@@ -389,7 +390,7 @@ static const struct workload *parse(const struct svm_boot_info *bi, struct param
 	return NULL;
 }
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	struct params p;
 	const struct workload *w = parse(bi, &p);

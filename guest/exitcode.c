@@ -2,7 +2,7 @@
  * or "7"), 0 when there is none. */
 #include "guest.h"
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	const char *p = (const char *)(uintptr_t)bi->cmdline;
 	uint64_t v;

@@ -15,13 +15,13 @@
 #include "user.h"
 
 #define FVA 0x0000200000000000ull
-#define NP_VA (FVA + 0x0000)    /* never mapped */
-#define RO_S_VA (FVA + 0x1000)  /* supervisor, read-only, NX */
-#define RW_S_VA (FVA + 0x2000)  /* supervisor, writable, NX */
-#define RO_U_VA (FVA + 0x3000)  /* user, read-only, NX */
-#define X_S_VA (FVA + 0x5000)   /* supervisor, read-only, executable */
-#define RSVD_VA (FVA + 0x6000)  /* user, writable, a reserved address bit */
-#define FIX_VA (FVA + 0x7000)   /* mapped by the handler on first touch */
+#define NP_VA (FVA + 0x0000)           /* never mapped */
+#define RO_S_VA (FVA + 0x1000)         /* supervisor, read-only, NX */
+#define RW_S_VA (FVA + 0x2000)         /* supervisor, writable, NX */
+#define RO_U_VA (FVA + 0x3000)         /* user, read-only, NX */
+#define X_S_VA (FVA + 0x5000)          /* supervisor, read-only, executable */
+#define RSVD_VA (FVA + 0x6000)         /* user, writable, a reserved address bit */
+#define FIX_VA (FVA + 0x7000)          /* mapped by the handler on first touch */
 #define RSVD4_VA 0x0000208000000000ull /* its PML4E has PS (reserved) set */
 #define USER_CODE_VA 0x0000400000000000ull
 #define USER_STACK_VA 0x00004000000ff000ull
@@ -46,51 +46,66 @@ static uint64_t root;
 
 /* Run `insn` at CPL0 after `setup`, with RDI = addr; label 1 is the faulting
  * instruction, label 2 where the handler resumes. */
-#define KPROBE(setup, insn, addr)                                                  \
-	__asm__ volatile("leaq 1f(%%rip), %%rax\n\tmovq %%rax, %0\n\t"              \
+#define KPROBE(setup, insn, addr)                                                 \
+	__asm__ volatile("leaq 1f(%%rip), %%rax\n\tmovq %%rax, %0\n\t"            \
 			 "leaq 2f(%%rip), %%rax\n\tmovq %%rax, %1\n\t" setup "\n" \
 			 "1:\t" insn "\n2:\n"                                     \
-			 : "=m"(probe.fault_rip), "=m"(probe.fixup)                \
+			 : "=m"(probe.fault_rip), "=m"(probe.fixup)               \
 			 : "D"(addr)                                              \
 			 : "rax", "rcx", "rdx", "memory")
 
-static void k_de(uint64_t a) { KPROBE("xorl %%ecx, %%ecx\n\tmovl $1, %%eax\n\txorl %%edx, %%edx", "divl %%ecx", a); }
-static void k_ud(uint64_t a) { KPROBE("", "ud2", a); }
-static void k_bp(uint64_t a) { KPROBE("", "int3", a); }
-static void k_read(uint64_t a) { KPROBE("", "movb (%%rdi), %%al", a); }
-static void k_write(uint64_t a) { KPROBE("", "movb $1, (%%rdi)", a); }
-static void k_exec(uint64_t a) { KPROBE("", "jmp *%%rdi", a); }
+static void k_de(uint64_t a)
+{
+	KPROBE("xorl %%ecx, %%ecx\n\tmovl $1, %%eax\n\txorl %%edx, %%edx", "divl %%ecx", a);
+}
+static void k_ud(uint64_t a)
+{
+	KPROBE("", "ud2", a);
+}
+static void k_bp(uint64_t a)
+{
+	KPROBE("", "int3", a);
+}
+static void k_read(uint64_t a)
+{
+	KPROBE("", "movb (%%rdi), %%al", a);
+}
+static void k_write(uint64_t a)
+{
+	KPROBE("", "movb $1, (%%rdi)", a);
+}
+static void k_exec(uint64_t a)
+{
+	KPROBE("", "jmp *%%rdi", a);
+}
 
 /* User probes: u_<name> runs setup, u_<name>_insn faults, u_<name>_end
  * returns to the kernel through INT_USER_DONE. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define UPROBE_ASM(n, setup, insn) \
-	"u_" #n ":\n" setup "\nu_" #n "_insn:\n\t" insn "\nu_" #n "_end:\n\tint $" STR(INT_USER_DONE) "\n"
+#define UPROBE_ASM(n, setup, insn)                                \
+	"u_" #n ":\n" setup "\nu_" #n "_insn:\n\t" insn "\nu_" #n \
+	"_end:\n\tint $" STR(INT_USER_DONE) "\n"
 
 __asm__(".section .text.user, \"ax\"\n"
 	".balign 4096\n"
-	"user_text_start:\n"
-	UPROBE_ASM(read, "", "movb (%rdi), %al")
-	UPROBE_ASM(write, "", "movb $1, (%rdi)")
-	UPROBE_ASM(exec, "", "jmp *%rdi")
-	UPROBE_ASM(int3, "", "int3")
-	UPROBE_ASM(intdpl0, "", "int $" STR(INT_DPL0))
-	UPROBE_ASM(hlt, "", "hlt")
-	UPROBE_ASM(cli, "", "cli")
-	UPROBE_ASM(ud, "", "ud2")
-	UPROBE_ASM(de, "xorl %ecx, %ecx\n\tmovl $1, %eax\n\txorl %edx, %edx", "divl %ecx")
-	".balign 4096\n"
-	"user_text_end:\n"
-	".text\n");
+	"user_text_start:\n" UPROBE_ASM(read, "", "movb (%rdi), %al") UPROBE_ASM(write, "",
+										 "movb $1, (%rdi)")
+		UPROBE_ASM(exec, "", "jmp *%rdi") UPROBE_ASM(int3, "", "int3")
+			UPROBE_ASM(intdpl0, "", "int $" STR(INT_DPL0)) UPROBE_ASM(hlt, "", "hlt")
+				UPROBE_ASM(cli, "", "cli") UPROBE_ASM(ud, "", "ud2") UPROBE_ASM(
+					de, "xorl %ecx, %ecx\n\tmovl $1, %eax\n\txorl %edx, %edx",
+					"divl %ecx") ".balign 4096\n"
+						     "user_text_end:\n"
+						     ".text\n");
 
 struct uprobe {
 	const char *entry, *insn, *end;
 };
 
 extern const char user_text_start[], user_text_end[];
-#define UPROBE(n)                                                   \
-	extern const char u_##n[], u_##n##_insn[], u_##n##_end[];      \
+#define UPROBE(n)                                                 \
+	extern const char u_##n[], u_##n##_insn[], u_##n##_end[]; \
 	static const struct uprobe up_##n = { u_##n, u_##n##_insn, u_##n##_end }
 UPROBE(read);
 UPROBE(write);
@@ -110,8 +125,8 @@ static uint64_t ualias(const char *p)
 static void on_fault(struct trap_frame *f)
 {
 	if (!probe.armed) {
-		printf("faults: unexpected vector=%lu err=0x%lx user=%d\n", (unsigned long)f->vector,
-		       (unsigned long)f->error, trap_from_user(f));
+		printf("faults: unexpected vector=%lu err=0x%lx user=%d\n",
+		       (unsigned long)f->vector, (unsigned long)f->error, trap_from_user(f));
 		guest_exit(GUEST_EXIT_RUNTIME);
 	}
 	probe.hits++;
@@ -239,7 +254,7 @@ static int setup_reserved(void)
 	return leaf;
 }
 
-static void setup(const struct svm_boot_info *bi)
+static void setup(const struct shadowvm_boot_info *bi)
 {
 	static const unsigned vectors[] = { X86_EXC_DE, X86_EXC_BP, X86_EXC_UD, X86_EXC_GP,
 					    X86_EXC_PF };
@@ -296,9 +311,12 @@ static void kernel_cases(int rsvd_leaf)
 	kcase("#UD ud2", k_ud, 0, X86_EXC_UD, 0, 0, RIP_INSN);
 	kcase("#GP non-canonical read", k_read, NONCANON, X86_EXC_GP, 0, 0, RIP_INSN);
 	kcase("#BP int3", k_bp, 0, X86_EXC_BP, 0, 0, RIP_NEXT);
-	kcase("#PF read, not present", k_read, NP_VA + 0x123, X86_EXC_PF, 0, NP_VA + 0x123, RIP_INSN);
-	kcase("#PF write, not present", k_write, NP_VA + 0x456, X86_EXC_PF, W, NP_VA + 0x456, RIP_INSN);
-	kcase("#PF fetch, not present", k_exec, NP_VA + 0x800, X86_EXC_PF, I, NP_VA + 0x800, RIP_TARGET);
+	kcase("#PF read, not present", k_read, NP_VA + 0x123, X86_EXC_PF, 0, NP_VA + 0x123,
+	      RIP_INSN);
+	kcase("#PF write, not present", k_write, NP_VA + 0x456, X86_EXC_PF, W, NP_VA + 0x456,
+	      RIP_INSN);
+	kcase("#PF fetch, not present", k_exec, NP_VA + 0x800, X86_EXC_PF, I, NP_VA + 0x800,
+	      RIP_TARGET);
 	kcase("#PF write, read-only page, CR0.WP=1", k_write, RO_S_VA + 0x10, X86_EXC_PF, P | W,
 	      RO_S_VA + 0x10, RIP_INSN);
 	kcase("#PF fetch, NX page", k_exec, RW_S_VA + 0x20, X86_EXC_PF, P | I, RW_S_VA + 0x20,
@@ -319,14 +337,16 @@ static void user_cases(int rsvd_leaf)
 	const int PF = X86_EXC_PF, GP = X86_EXC_GP;
 
 	ucase("read, read-only user page", &up_read, RO_U_VA + 0x58, -1, 0, 0, RIP_NONE);
-	ucase("#PF read, supervisor page", &up_read, RW_S_VA + 0x60, PF, P | U, RW_S_VA + 0x60, RIP_INSN);
-	ucase("#PF write, supervisor page", &up_write, RW_S_VA + 0x68, PF, P | W | U, RW_S_VA + 0x68,
+	ucase("#PF read, supervisor page", &up_read, RW_S_VA + 0x60, PF, P | U, RW_S_VA + 0x60,
 	      RIP_INSN);
+	ucase("#PF write, supervisor page", &up_write, RW_S_VA + 0x68, PF, P | W | U,
+	      RW_S_VA + 0x68, RIP_INSN);
 	ucase("#PF write, read-only user page", &up_write, RO_U_VA + 0x70, PF, P | W | U,
 	      RO_U_VA + 0x70, RIP_INSN);
 	ucase("#PF read, not present", &up_read, NP_VA + 0x78, PF, U, NP_VA + 0x78, RIP_INSN);
 	ucase("#PF write, not present", &up_write, NP_VA + 0x80, PF, W | U, NP_VA + 0x80, RIP_INSN);
-	ucase("#PF fetch, not present", &up_exec, NP_VA + 0x900, PF, U | I, NP_VA + 0x900, RIP_TARGET);
+	ucase("#PF fetch, not present", &up_exec, NP_VA + 0x900, PF, U | I, NP_VA + 0x900,
+	      RIP_TARGET);
 	ucase("#PF fetch, NX user page", &up_exec, RO_U_VA + 0x100, PF, P | U | I, RO_U_VA + 0x100,
 	      RIP_TARGET);
 	ucase("#PF fetch, supervisor page", &up_exec, X_S_VA, PF, P | U | I, X_S_VA, RIP_TARGET);
@@ -344,7 +364,7 @@ static void user_cases(int rsvd_leaf)
 	ucase("#GP non-canonical read", &up_read, NONCANON, GP, 0, 0, RIP_INSN);
 }
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	char arg[8];
 	int rsvd_leaf;

@@ -1,7 +1,7 @@
 /* hello: the smallest guest — print, then exit 0. */
 #include "guest.h"
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	printf("hello from a shadowvm guest\n");
 	printf("ram=%lu MiB abi=%u cmdline=\"%s\"\n", (unsigned long)(bi->ram_size >> 20),

@@ -11,7 +11,7 @@
 
 #define TEST_VA 0x0000100000000000ull /* PML4 slot 32, far from RAM */
 #define TEST_PAGES 8
-#define BIG_VA 0x0000100040000000ull  /* a 2 MiB leaf, own PDPT entry */
+#define BIG_VA 0x0000100040000000ull /* a 2 MiB leaf, own PDPT entry */
 #define MAX_TOUCHED 32
 
 static uint64_t root_a, root_b;
@@ -71,7 +71,7 @@ static void on_pf(struct trap_frame *f)
 	invlpg(cr2);
 }
 
-static void setup(const struct svm_boot_info *bi)
+static void setup(const struct shadowvm_boot_info *bi)
 {
 	pmem_init(bi);
 	trap_init();
@@ -141,9 +141,8 @@ static void upper_ad(void)
 	}
 	write_cr3(read_cr3());
 	rd(va);
-	printf("ad: after a read, A bits pml4=%d pdpt=%d pd=%d pt=%d\n",
-	       bit(*e[4], X86_PTE_A), bit(*e[3], X86_PTE_A), bit(*e[2], X86_PTE_A),
-	       bit(*e[1], X86_PTE_A));
+	printf("ad: after a read, A bits pml4=%d pdpt=%d pd=%d pt=%d\n", bit(*e[4], X86_PTE_A),
+	       bit(*e[3], X86_PTE_A), bit(*e[2], X86_PTE_A), bit(*e[1], X86_PTE_A));
 	check((*e[4] & *e[3] & *e[2] & *e[1] & X86_PTE_A) != 0, "A set at every level");
 	printf("ad: upper levels D stay clear: pml4=%d pdpt=%d pd=%d\n", bit(*e[4], X86_PTE_D),
 	       bit(*e[3], X86_PTE_D), bit(*e[2], X86_PTE_D));
@@ -198,7 +197,7 @@ static void remap(void)
 	check(rd(va) == 0x5eed, "remapped page reads the new frame");
 }
 
-static void two_spaces(const struct svm_boot_info *bi)
+static void two_spaces(const struct shadowvm_boot_info *bi)
 {
 	uint64_t va = page_va(5);
 	uint64_t a, b, a2;
@@ -220,7 +219,7 @@ static void two_spaces(const struct svm_boot_info *bi)
 	check(a == 0xaaaa && b == 0xbbbb && a2 == 0, "address spaces stay apart");
 }
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	setup(bi);
 	map_and_fill();

@@ -3,7 +3,7 @@
  * 10000). */
 #include "guest.h"
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	char buf[32];
 	uint64_t n = 10000;

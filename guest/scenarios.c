@@ -70,8 +70,7 @@ static void big_pages(void)
 	check(*at(BIG2M_VA + off) == 0x2b2b && ad(*pde) == 2, "2M read");
 	*at(BIG2M_VA + off + 8) = 0x2c2c;
 	v = *at(f + 8);
-	printf("2m: write through it lands in the frame: %d, leaf %s\n", v == 0x2c2c,
-	       ad_str(*pde));
+	printf("2m: write through it lands in the frame: %d, leaf %s\n", v == 0x2c2c, ad_str(*pde));
 	check(*at(f + 8) == 0x2c2c && ad(*pde) == 3, "2M write");
 	cpuid(0x80000001u, 0, r);
 	if (!(r[3] & CPUID81_EDX_PDPE1GB)) {
@@ -84,12 +83,13 @@ static void big_pages(void)
 	pdpte = pt_entry(kroot, BIG1G_VA, 3, 1);
 	*pdpte = X86_PTE_P | X86_PTE_W | X86_PTE_PS;
 	v = *at(BIG1G_VA + f);
-	printf("1g: read through the 1 GiB leaf: 0x%lx, leaf %s\n", (unsigned long)v, ad_str(*pdpte));
+	printf("1g: read through the 1 GiB leaf: 0x%lx, leaf %s\n", (unsigned long)v,
+	       ad_str(*pdpte));
 	check(*at(BIG1G_VA + f) == 0x2b2b && ad(*pdpte) == 2, "1G read");
 	*at(BIG1G_VA + f + 16) = 0x1616;
 	v = *at(f + 16);
-	printf("1g: write lands at GPA 0x%lx: %d, leaf %s\n", (unsigned long)(f + 16),
-	       v == 0x1616, ad_str(*pdpte));
+	printf("1g: write lands at GPA 0x%lx: %d, leaf %s\n", (unsigned long)(f + 16), v == 0x1616,
+	       ad_str(*pdpte));
 	check(*at(f + 16) == 0x1616 && ad(*pdpte) == 3, "1G write");
 }
 
@@ -154,7 +154,8 @@ static void on_demand_pf(struct trap_frame *f)
 {
 	uint64_t cr2 = read_cr2();
 
-	if ((f->error & X86_PF_P) || cr2 < DEMAND_VA || cr2 >= DEMAND_VA + DEMAND_PAGES * X86_PAGE_SIZE) {
+	if ((f->error & X86_PF_P) || cr2 < DEMAND_VA ||
+	    cr2 >= DEMAND_VA + DEMAND_PAGES * X86_PAGE_SIZE) {
 		printf("demand: unexpected #PF err=0x%lx cr2=0x%lx\n", (unsigned long)f->error,
 		       (unsigned long)cr2);
 		guest_exit(GUEST_EXIT_RUNTIME);
@@ -319,7 +320,7 @@ static void global_pages(void)
 	write_cr4(read_cr4() & ~X86_CR4_PGE);
 }
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	pmem_init(bi);
 	trap_init();

@@ -5,7 +5,7 @@
  * rather than shadowvm.  The watchdog path is the same either way. */
 #include "guest.h"
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	(void)bi;
 	printf("spinning\n");

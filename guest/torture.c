@@ -15,8 +15,8 @@
 
 #define TVA 0x0000200000000000ull /* PML4 slot 64 */
 #define NSPACE 4
-#define NREGION 4  /* 2 MiB regions, one PT each */
-#define RPAGES 16  /* pages used per region */
+#define NREGION 4 /* 2 MiB regions, one PT each */
+#define RPAGES 16 /* pages used per region */
 #define NVPAGE (NREGION * RPAGES)
 #define NFRAME 32
 #define NSLOT 8
@@ -27,7 +27,7 @@ static uint64_t rng, digest = 0xcbf29ce484222325ull;
 static uint64_t root[NSPACE];
 static volatile uint64_t *pde[NSPACE][NREGION], *pt[NSPACE][NREGION];
 static uint64_t pt_pa[NSPACE][NREGION];
-static int map[NSPACE][NVPAGE]; /* frame index, -1 when not mapped */
+static int map[NSPACE][NVPAGE];   /* frame index, -1 when not mapped */
 static int dirty[NSPACE][NVPAGE]; /* the model of the leaf's D bit */
 static uint64_t frame[NFRAME], model[NFRAME][NSLOT];
 static int cur;
@@ -63,7 +63,8 @@ static void fail(const char *what, uint64_t got, uint64_t want)
 
 static uint64_t va_of(unsigned v)
 {
-	return TVA + (uint64_t)(v / RPAGES) * X86_LEVEL_SIZE(2) + (uint64_t)(v % RPAGES) * X86_PAGE_SIZE;
+	return TVA + (uint64_t)(v / RPAGES) * X86_LEVEL_SIZE(2) +
+	       (uint64_t)(v % RPAGES) * X86_PAGE_SIZE;
 }
 
 static volatile uint64_t *pte_of(int s, unsigned v)
@@ -162,7 +163,8 @@ static void check_leaf(unsigned v)
 
 	mix(e & (X86_PTE_A | X86_PTE_D));
 	if (!(e & X86_PTE_A) || !!(e & X86_PTE_D) != dirty[cur][v])
-		fail("leaf A/D", e & (X86_PTE_A | X86_PTE_D), X86_PTE_A | (dirty[cur][v] ? X86_PTE_D : 0));
+		fail("leaf A/D", e & (X86_PTE_A | X86_PTE_D),
+		     X86_PTE_A | (dirty[cur][v] ? X86_PTE_D : 0));
 }
 
 static void op_access(int write)
@@ -218,7 +220,7 @@ static void one_step(void)
 	mix(op);
 }
 
-static void setup(const struct svm_boot_info *bi)
+static void setup(const struct shadowvm_boot_info *bi)
 {
 	pmem_init(bi);
 	trap_init();
@@ -227,7 +229,8 @@ static void setup(const struct svm_boot_info *bi)
 		frame[f] = pmem_alloc();
 		for (int i = 0; i < NSLOT; i++) {
 			model[f][i] = rnd();
-			*(volatile uint64_t *)(uintptr_t)(frame[f] + (uint64_t)i * 512) = model[f][i];
+			*(volatile uint64_t *)(uintptr_t)(frame[f] + (uint64_t)i * 512) =
+				model[f][i];
 		}
 	}
 	for (int s = 0; s < NSPACE; s++) {
@@ -248,7 +251,7 @@ static void setup(const struct svm_boot_info *bi)
 	write_cr3(root[0]);
 }
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	char buf[32];
 	uint64_t seed = 1, steps = 2000;

@@ -2,9 +2,12 @@
  * becomes #GP, then #DF, then a triple fault (SDM 3A §6.15, "Interrupt 8"). */
 #include "guest.h"
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
-	struct __attribute__((packed)) { uint16_t limit; uint64_t base; } idtr = { 0, 0 };
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint64_t base;
+	} idtr = { 0, 0 };
 
 	(void)bi;
 	printf("loading an empty IDT, then ud2\n");

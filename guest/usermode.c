@@ -28,38 +28,47 @@ __asm__(".section .text.user, \"ax\"\n"
 	"user_text_start:\n"
 	"	movq $0x5a5a5a5a, %r12\n" /* callee-saved markers: must survive */
 	"	movq $0x1234, %rbx\n"
-	"	movl $" STR(SYS_ECHO) ", %eax\n"
-	"	movl $21, %edi\n"
-	"	syscall\n"
-	"	movq %rax, %rdi\n"
-	"	movl $" STR(SYS_ECHO) ", %eax\n"
-	"	int $" STR(INT_SYSCALL) "\n"
-	"	movq %rax, %r13\n"
-	"	leaq user_msg(%rip), %rdi\n"
-	"	movl $user_msg_end - user_msg, %esi\n"
-	"	movl $" STR(SYS_WRITE) ", %eax\n"
-	"	syscall\n"
-	"	movabsq $" STR(USER_DEMAND_VA) ", %r14\n"
-	"	movq %r13, 8(%r14)\n"     /* write to an unmapped page */
-	"	movq 8(%r14), %rdi\n"
-	"	movl $" STR(SYS_ECHO) ", %eax\n"
-	"	syscall\n"
-	"	movq 0x1010(%r14), %rdi\n" /* read from an unmapped page */
-	"	movl $" STR(SYS_ECHO) ", %eax\n"
-	"	int $" STR(INT_SYSCALL) "\n"
-	"	movq %r12, %rdi\n"
-	"	xorq $0x5a5a5a5a, %rdi\n"
-	"	movq %rbx, %rsi\n"
-	"	xorq $0x1234, %rsi\n"
-	"	orq %rsi, %rdi\n"
-	"	movl $" STR(SYS_EXIT) ", %eax\n"
-	"	syscall\n"
-	"	ud2\n"
-	"user_msg: .ascii \"hello from ring 3\\n\"\n"
-	"user_msg_end:\n"
-	".balign 4096\n"
-	"user_text_end:\n"
-	".text\n");
+	"	movl $" STR(
+		SYS_ECHO) ", %eax\n"
+			  "	movl $21, %edi\n"
+			  "	syscall\n"
+			  "	movq %rax, %rdi\n"
+			  "	movl $" STR(
+				  SYS_ECHO) ", %eax\n"
+					    "	int $" STR(
+						    INT_SYSCALL) "\n"
+								 "	movq %rax, %r13\n"
+								 "	leaq user_msg(%rip), %rdi\n"
+								 "	movl $user_msg_end - user_msg, %esi\n"
+								 "	movl $" STR(
+									 SYS_WRITE) ", %eax\n"
+										    "	syscall\n"
+										    "	movabsq $" STR(
+											    USER_DEMAND_VA) ", %r14\n"
+													    "	movq %r13, 8(%r14)\n" /* write to an unmapped page */
+													    "	movq 8(%r14), %rdi\n"
+													    "	movl $" STR(
+														    SYS_ECHO) ", %eax\n"
+															      "	syscall\n"
+															      "	movq 0x1010(%r14), %rdi\n" /* read from an unmapped page */
+															      "	movl $" STR(
+																      SYS_ECHO) ", %eax\n"
+																		"	int $" STR(
+																			INT_SYSCALL) "\n"
+																				     "	movq %r12, %rdi\n"
+																				     "	xorq $0x5a5a5a5a, %rdi\n"
+																				     "	movq %rbx, %rsi\n"
+																				     "	xorq $0x1234, %rsi\n"
+																				     "	orq %rsi, %rdi\n"
+																				     "	movl $" STR(
+																					     SYS_EXIT) ", %eax\n"
+																						       "	syscall\n"
+																						       "	ud2\n"
+																						       "user_msg: .ascii \"hello from ring 3\\n\"\n"
+																						       "user_msg_end:\n"
+																						       ".balign 4096\n"
+																						       "user_text_end:\n"
+																						       ".text\n");
 
 extern const char user_text_start[], user_text_end[];
 
@@ -135,7 +144,7 @@ static void on_pf(struct trap_frame *f)
 	invlpg(cr2);
 }
 
-static uint64_t setup(const struct svm_boot_info *bi)
+static uint64_t setup(const struct shadowvm_boot_info *bi)
 {
 	uint64_t root;
 
@@ -162,15 +171,17 @@ static void report_demand(uint64_t root)
 		uint64_t *pte = pt_pte(root, va);
 		uint64_t e = pte ? *pte : 0;
 
-		printf("usermode: demand page 0x%lx present=%d user=%d A=%d D=%d\n", (unsigned long)va,
-		       !!(e & X86_PTE_P), !!(e & X86_PTE_U), !!(e & X86_PTE_A), !!(e & X86_PTE_D));
-		check((e & (X86_PTE_P | X86_PTE_U | X86_PTE_A)) == (X86_PTE_P | X86_PTE_U | X86_PTE_A) &&
+		printf("usermode: demand page 0x%lx present=%d user=%d A=%d D=%d\n",
+		       (unsigned long)va, !!(e & X86_PTE_P), !!(e & X86_PTE_U), !!(e & X86_PTE_A),
+		       !!(e & X86_PTE_D));
+		check((e & (X86_PTE_P | X86_PTE_U | X86_PTE_A)) ==
+				      (X86_PTE_P | X86_PTE_U | X86_PTE_A) &&
 			      !!(e & X86_PTE_D) == (i == 0),
 		      "demand page A/D");
 	}
 }
 
-int main(const struct svm_boot_info *bi)
+int main(const struct shadowvm_boot_info *bi)
 {
 	uint64_t root = setup(bi);
 	uint64_t status;

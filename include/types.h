@@ -1,6 +1,6 @@
 /* Address kinds used across shadowvm.  Each is its own name so that a
  * signature says which space an address lives in (Linux kvm_types.h style).
- * Host code never dereferences any of these: vmm/mem.c and the shadow
+ * Host code never dereferences any of these: vmm/load/mem.c and the shadow
  * accessor turn (gpa, len) into a host pointer or an error. */
 #ifndef SHADOWVM_TYPES_H
 #define SHADOWVM_TYPES_H

@@ -116,8 +116,8 @@
 #define X86_PTE_PCD_BIT 4
 #define X86_PTE_A_BIT 5
 #define X86_PTE_D_BIT 6
-#define X86_PTE_PS_BIT 7    /* PDPTE/PDE only; in a PTE bit 7 is PAT */
-#define X86_PTE_PAT_BIT 7   /* 4 KiB PTE */
+#define X86_PTE_PS_BIT 7  /* PDPTE/PDE only; in a PTE bit 7 is PAT */
+#define X86_PTE_PAT_BIT 7 /* 4 KiB PTE */
 #define X86_PTE_G_BIT 8
 #define X86_PTE_PAT_LARGE_BIT 12 /* 2 MiB / 1 GiB leaves */
 #define X86_PTE_NX_BIT 63
@@ -145,7 +145,7 @@
 #define X86_PT_ENTRIES 512
 #define X86_PT_LEVELS 4 /* level 4 = PML4 .. level 1 = PT */
 /* Bits of the linear address that index the table at `level` (1..5). */
-#define X86_LEVEL_SHIFT(level) (X86_PAGE_SHIFT + 9 * ((level) - 1))
+#define X86_LEVEL_SHIFT(level) (X86_PAGE_SHIFT + 9 * ((level)-1))
 #define X86_LEVEL_INDEX(va, level) ((((uint64_t)(va)) >> X86_LEVEL_SHIFT(level)) & 0x1ff)
 #define X86_LEVEL_SIZE(level) (1ULL << X86_LEVEL_SHIFT(level))
 
@@ -191,11 +191,11 @@
 #define X86_SEG_TYPE_TSS64_AVAIL 0x9 /* system: 64-bit TSS available */
 #define X86_SEG_TYPE_TSS64_BUSY 0xb
 #define X86_DESC_TYPE_SHIFT 40
-#define X86_DESC_S_BIT 44   /* 1 = code/data, 0 = system */
+#define X86_DESC_S_BIT 44 /* 1 = code/data, 0 = system */
 #define X86_DESC_DPL_SHIFT 45
 #define X86_DESC_P_BIT 47
 #define X86_DESC_AVL_BIT 52
-#define X86_DESC_L_BIT 53   /* 64-bit code segment */
+#define X86_DESC_L_BIT 53 /* 64-bit code segment */
 #define X86_DESC_DB_BIT 54
 #define X86_DESC_G_BIT 55
 #define X86_DESC_S X86_BIT(X86_DESC_S_BIT)
@@ -203,8 +203,8 @@
 #define X86_DESC_L X86_BIT(X86_DESC_L_BIT)
 #define X86_DESC_DB X86_BIT(X86_DESC_DB_BIT)
 #define X86_DESC_G X86_BIT(X86_DESC_G_BIT)
-#define X86_DESC_DPL(d) (((uint64_t)(d) & 3) << X86_DESC_DPL_SHIFT)
-#define X86_DESC_TYPE(t) (((uint64_t)(t) & 0xf) << X86_DESC_TYPE_SHIFT)
+#define X86_DESC_DPL(d) (((uint64_t)(d)&3) << X86_DESC_DPL_SHIFT)
+#define X86_DESC_TYPE(t) (((uint64_t)(t)&0xf) << X86_DESC_TYPE_SHIFT)
 
 /* Selector fields (SDM 3A §3.4.2) */
 #define X86_SEL_RPL_MASK 3
@@ -226,9 +226,18 @@ static inline uint32_t x86_desc_limit(uint64_t d)
 	return d & X86_DESC_G ? (raw << 12) | 0xfff : raw;
 }
 
-static inline unsigned x86_desc_type(uint64_t d) { return (unsigned)(d >> X86_DESC_TYPE_SHIFT) & 0xf; }
-static inline unsigned x86_desc_dpl(uint64_t d) { return (unsigned)(d >> X86_DESC_DPL_SHIFT) & 3; }
-static inline int x86_desc_bit(uint64_t d, unsigned bit) { return (int)(d >> bit & 1); }
+static inline unsigned x86_desc_type(uint64_t d)
+{
+	return (unsigned)(d >> X86_DESC_TYPE_SHIFT) & 0xf;
+}
+static inline unsigned x86_desc_dpl(uint64_t d)
+{
+	return (unsigned)(d >> X86_DESC_DPL_SHIFT) & 3;
+}
+static inline int x86_desc_bit(uint64_t d, unsigned bit)
+{
+	return (int)(d >> bit & 1);
+}
 
 /* A flat (base 0, limit 4 GiB) code or data descriptor. */
 static inline uint64_t x86_desc_flat(unsigned type, unsigned dpl, uint64_t flags)
@@ -241,8 +250,9 @@ static inline uint64_t x86_desc_flat(unsigned type, unsigned dpl, uint64_t flags
  * (SDM 3A §8.2.3, figure 8-4). */
 static inline void x86_desc_tss64(uint64_t out[2], uint64_t base, uint32_t limit, unsigned type)
 {
-	out[0] = (limit & 0xffff) | ((uint64_t)(limit >> 16 & 0xf) << 48) | ((base & 0xffffff) << 16) |
-		 X86_DESC_TYPE(type) | X86_DESC_P | ((base >> 24 & 0xff) << 56);
+	out[0] = (limit & 0xffff) | ((uint64_t)(limit >> 16 & 0xf) << 48) |
+		 ((base & 0xffffff) << 16) | X86_DESC_TYPE(type) | X86_DESC_P |
+		 ((base >> 24 & 0xff) << 56);
 	out[1] = base >> 32;
 }
 
@@ -270,8 +280,14 @@ static inline struct x86_gate64 x86_gate(uint64_t off, uint16_t sel, unsigned is
 	};
 }
 
-static inline unsigned x86_gate_ist(uint64_t lo) { return (unsigned)(lo >> X86_GATE_IST_SHIFT) & 7; }
-static inline uint16_t x86_gate_sel(uint64_t lo) { return (uint16_t)(lo >> X86_GATE_SEL_SHIFT); }
+static inline unsigned x86_gate_ist(uint64_t lo)
+{
+	return (unsigned)(lo >> X86_GATE_IST_SHIFT) & 7;
+}
+static inline uint16_t x86_gate_sel(uint64_t lo)
+{
+	return (uint16_t)(lo >> X86_GATE_SEL_SHIFT);
+}
 static inline uint64_t x86_gate_offset(uint64_t lo, uint64_t hi)
 {
 	return (lo & 0xffff) | ((lo >> 48 & 0xffff) << 16) | (hi << 32);

@@ -48,8 +48,7 @@ static void clear_table(struct shadow *s, uint32_t page)
 		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
 			continue;
 		if (level == 1 || (e & X86_PTE_PS)) {
-			cache_set_leaf(s, &tab[i], cache_entry_mpa(s, page, i),
-					      (int)level, 0);
+			cache_set_leaf(s, &tab[i], cache_entry_mpa(s, page, i), (int)level, 0);
 			s->tlb_flush = true;
 		} else {
 			unlink_entry(s, page, i);
@@ -147,7 +146,8 @@ static bool evict_one(struct shadow *s, uint32_t keep)
 
 	for (unsigned i = 0; i < c->nroots; i++)
 		if (c->roots[i] != keep &&
-		    (victim == UINT32_MAX || cache_sp(c)[c->roots[i]].stamp < cache_sp(c)[victim].stamp))
+		    (victim == UINT32_MAX ||
+		     cache_sp(c)[c->roots[i]].stamp < cache_sp(c)[victim].stamp))
 			victim = c->roots[i];
 	if (victim == UINT32_MAX)
 		return false;
@@ -183,7 +183,8 @@ static void switch_root(struct shadow *s)
 			}
 		}
 		cache_sp(c)[page].flags |= CACHE_SP_ROOT;
-		shadow_pool_set(&s->tab.pool, cache_table(s, page) + s->tab.hv_index, s->tab.hv_entry);
+		shadow_pool_set(&s->tab.pool, cache_table(s, page) + s->tab.hv_index,
+				s->tab.hv_entry);
 		if (cache_sp(c)[page].flags & CACHE_SP_KEYED)
 			c->roots[c->nroots++] = page;
 	}
@@ -288,8 +289,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
 		if (!(*e & X86_PTE_P))
 			return;
 		if (level == 1 || (*e & X86_PTE_PS)) {
-			cache_set_leaf(s, e, cache_entry_mpa(s, page, i), level,
-					      0);
+			cache_set_leaf(s, e, cache_entry_mpa(s, page, i), level, 0);
 			s->tlb_flush = true;
 			return;
 		}
@@ -369,7 +369,8 @@ again:
 	assert(!cache_tracked(c)[f]);
 	if ((cache_flood(c)[f] & CACHE_FLOOD_COUNT) < CACHE_FLOOD_COUNT)
 		cache_flood(c)[f]++;
-	if (!(cache_flood(c)[f] & CACHE_FLOOD_VOLATILE) && (self || (cache_flood(c)[f] & CACHE_FLOOD_COUNT) >= CACHE_FLOOD)) {
+	if (!(cache_flood(c)[f] & CACHE_FLOOD_VOLATILE) &&
+	    (self || (cache_flood(c)[f] & CACHE_FLOOD_COUNT) >= CACHE_FLOOD)) {
 		cache_flood(c)[f] |= CACHE_FLOOD_VOLATILE;
 		s->stats.floods++;
 	}
@@ -400,9 +401,10 @@ static void child_key(const struct shadow *s, const struct shadow_walk *w, int l
 		*acc = w->rights;
 		*gfn = w->gpa & ~(X86_LEVEL_SIZE(level) - 1);
 		*role = (uint32_t)(level - 1) | CACHE_ROLE_DIRECT | cache_role_rights(*acc) |
-			(g & X86_PTE_D ? CACHE_ROLE_DIRTY : 0) | (g & X86_PTE_PWT ? CACHE_ROLE_PWT : 0) |
-			(g & X86_PTE_PCD ? CACHE_ROLE_PCD : 0) | (g & X86_PTE_PAT_LARGE ? CACHE_ROLE_PAT : 0) |
-			cache_cpu_role(&s->cpu);
+			(g & X86_PTE_D ? CACHE_ROLE_DIRTY : 0) |
+			(g & X86_PTE_PWT ? CACHE_ROLE_PWT : 0) |
+			(g & X86_PTE_PCD ? CACHE_ROLE_PCD : 0) |
+			(g & X86_PTE_PAT_LARGE ? CACHE_ROLE_PAT : 0) | cache_cpu_role(&s->cpu);
 	}
 }
 
@@ -442,7 +444,8 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 				s->tlb_flush = true;
 			} else {
 				child = cache_page_of(s, *e);
-				if (cache_sp(c)[child].gfn == gfn && cache_sp(c)[child].role == role) {
+				if (cache_sp(c)[child].gfn == gfn &&
+				    cache_sp(c)[child].role == role) {
 					page = child;
 					continue;
 				}
@@ -454,7 +457,8 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			child--;
 		else if (!new_sp(s, gfn, role, &child))
 			return INSTALL_NOMEM;
-		shadow_pool_set(&s->tab.pool, e, shadow_pool_mpa(&s->tab.pool, child) | SHADOW_SPTE_TABLE |
+		shadow_pool_set(&s->tab.pool, e,
+				shadow_pool_mpa(&s->tab.pool, child) | SHADOW_SPTE_TABLE |
 					(level <= w->level ? SHADOW_SPTE_HUGE : 0));
 		cache_link_push(c, &cache_sp(c)[child].parents, page * X86_PT_ENTRIES + i);
 		page = child;
@@ -477,9 +481,14 @@ static void prefetch_at(struct shadow *s, gva_t gva, uint64_t huge_pte, mpa_t sp
 	const struct shadow_cache *c = cache_of(s);
 	const struct cache_sp *sp = &cache_sp(c)[page];
 	struct shadow_prefetch pf = {
-		.tab = cache_table(s, page), .tab_mpa = spte_mpa & X86_PAGE_MASK,
-		.idx = X86_LEVEL_INDEX(gva, 1), .gva = gva, .direct = sp->role & CACHE_ROLE_DIRECT,
-		.guest_pt = sp->gfn, .huge_pte = huge_pte, .above = cache_role_to_rights(sp->role),
+		.tab = cache_table(s, page),
+		.tab_mpa = spte_mpa & X86_PAGE_MASK,
+		.idx = X86_LEVEL_INDEX(gva, 1),
+		.gva = gva,
+		.direct = sp->role & CACHE_ROLE_DIRECT,
+		.guest_pt = sp->gfn,
+		.huge_pte = huge_pte,
+		.above = cache_role_to_rights(sp->role),
 	};
 
 	assert(cache_role_level(sp->role) == 1);
@@ -520,8 +529,8 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 		return false;
 	r = shadow_rights_and(cache_role_to_rights(sp->role), shadow_entry_rights(&s->cpu, pte));
 	gpa = pte & X86_PTE_ADDR_MASK;
-	if (!shadow_walk_allows(&s->cpu, r, access) ||
-	    gpa >= s->mem.ram_size || ((access & SHADOW_ACC_WRITE) && cache_tracked(c)[gpa >> X86_PAGE_SHIFT]))
+	if (!shadow_walk_allows(&s->cpu, r, access) || gpa >= s->mem.ram_size ||
+	    ((access & SHADOW_ACC_WRITE) && cache_tracked(c)[gpa >> X86_PAGE_SHIFT]))
 		return false;
 	/* A (and D on a write) in the PTE only: the upper entries' A bits are
 	 * set, or their tables' shadows would be gone (§4.8) */
@@ -533,10 +542,11 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 	s->stats.a_sets += !!(set & X86_PTE_A);
 	s->stats.d_sets += !!(set & X86_PTE_D);
 	cache_set_leaf(s, cache_table(s, page) + i, cache_entry_mpa(s, page, i), 1,
-		 shadow_spte_leaf(&s->cpu, now, 1, r, access, (mpa_t)gpa));
+		       shadow_spte_leaf(&s->cpu, now, 1, r, access, (mpa_t)gpa));
 	s->stats.fills[1]++;
 	s->stats.fast_fills++;
-	*res = (struct shadow_fault_result){ .status = SHADOW_FILLED, .gpa = gpa | (gva & ~X86_PAGE_MASK),
+	*res = (struct shadow_fault_result){ .status = SHADOW_FILLED,
+					     .gpa = gpa | (gva & ~X86_PAGE_MASK),
 					     .level = 1 };
 	/* as after a full walk: prefetch around a page accessed before */
 	if ((s->opts & SHADOW_OPT_PREFETCH) && (pte & X86_PTE_A))

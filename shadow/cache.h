@@ -40,12 +40,12 @@ extern const struct shadow_engine_ops shadow_cache_ops;
 /* An SP's role: its level, and what beyond the guest table's address makes
  * two shadows of it differ. */
 #define CACHE_ROLE_LEVEL 0x7u
-#define CACHE_ROLE_DIRECT 0x8u   /* maps part of a guest huge page */
-#define CACHE_ROLE_W 0x10u       /* rights combined above (direct: over the walk) */
+#define CACHE_ROLE_DIRECT 0x8u /* maps part of a guest huge page */
+#define CACHE_ROLE_W 0x10u     /* rights combined above (direct: over the walk) */
 #define CACHE_ROLE_U 0x20u
 #define CACHE_ROLE_NX 0x40u
-#define CACHE_ROLE_DIRTY 0x80u   /* direct: the guest huge leaf's D */
-#define CACHE_ROLE_PWT 0x100u    /* direct: the guest huge leaf's memory type bits */
+#define CACHE_ROLE_DIRTY 0x80u /* direct: the guest huge leaf's D */
+#define CACHE_ROLE_PWT 0x100u  /* direct: the guest huge leaf's memory type bits */
 #define CACHE_ROLE_PCD 0x200u
 #define CACHE_ROLE_PAT 0x400u
 /* The control bits the shadow was built under: CR0.WP, CR4.SMEP/SMAP and
@@ -58,8 +58,8 @@ extern const struct shadow_engine_ops shadow_cache_ops;
 #define CACHE_ROLE_CPU_NXE 0x4000u
 
 #define CACHE_SP_USED 0x1u
-#define CACHE_SP_KEYED 0x2u      /* in the hash; a non-direct one tracks its table */
-#define CACHE_SP_VOLATILE 0x4u   /* dropped at every guest CR3 write and invlpg */
+#define CACHE_SP_KEYED 0x2u    /* in the hash; a non-direct one tracks its table */
+#define CACHE_SP_VOLATILE 0x4u /* dropped at every guest CR3 write and invlpg */
 #define CACHE_SP_ROOT 0x8u
 
 #define CACHE_FLOOD_VOLATILE 0x80u
@@ -68,7 +68,7 @@ extern const struct shadow_engine_ops shadow_cache_ops;
 #define CACHE_NIL 0u /* list and chain indices are stored plus one */
 
 struct cache_sp {
-	gpa_t gfn;        /* guest table (direct: first GPA mapped) */
+	gpa_t gfn; /* guest table (direct: first GPA mapped) */
 	uint32_t role;
 	uint32_t hnext;   /* hash chain: page + 1 */
 	uint32_t parents; /* list of entries linking here: link + 1 */
@@ -88,20 +88,22 @@ struct cache_link {
  * named by its offset from that base (a pointer would tie the block to one
  * address: shadow_rebase, the monitor). */
 struct shadow_cache {
-	uint64_t sp_off;        /* struct cache_sp[pages]: per pool page */
-	uint64_t hash_off;      /* uint32_t[hmask + 1] */
+	uint64_t sp_off;   /* struct cache_sp[pages]: per pool page */
+	uint64_t hash_off; /* uint32_t[hmask + 1] */
 	uint32_t hmask;
-	uint64_t link_off;      /* struct cache_link[nlinks] */
+	uint64_t link_off; /* struct cache_link[nlinks] */
 	uint32_t nlinks, link_next, link_free;
 	uint64_t frames, frames2m;
-	uint64_t rmap_off;      /* uint32_t[frames + 1]: per guest 4 KiB frame, writable 4 KiB leaves */
-	uint64_t rmap2m_off;    /* uint32_t[frames2m + 1]: per 2 MiB frame, writable 2 MiB leaves */
-	uint64_t tracked_off;   /* uint16_t[frames + 1]: per 4 KiB frame, keyed SPs of that table */
-	uint64_t tracked2m_off; /* uint32_t[frames2m + 1]: per 2 MiB frame, the sum over its 4 KiB frames */
-	uint64_t flood_off;     /* uint8_t[frames + 1]: per 4 KiB frame, unprotects | CACHE_FLOOD_VOLATILE */
+	uint64_t rmap_off; /* uint32_t[frames + 1]: per guest 4 KiB frame, writable 4 KiB leaves */
+	uint64_t rmap2m_off;  /* uint32_t[frames2m + 1]: per 2 MiB frame, writable 2 MiB leaves */
+	uint64_t tracked_off; /* uint16_t[frames + 1]: per 4 KiB frame, keyed SPs of that table */
+	uint64_t
+		tracked2m_off; /* uint32_t[frames2m + 1]: per 2 MiB frame, the sum over its 4 KiB frames */
+	uint64_t
+		flood_off; /* uint8_t[frames + 1]: per 4 KiB frame, unprotects | CACHE_FLOOD_VOLATILE */
 	uint32_t roots[CACHE_ROOTS];
 	unsigned nroots;
-	uint32_t cur;          /* the current root's page */
+	uint32_t cur; /* the current root's page */
 	uint32_t stamp;
 	uint32_t nvolatile;
 };
@@ -183,12 +185,14 @@ static inline uint32_t cache_page_of(const struct shadow *s, uint64_t e)
 
 static inline uint32_t cache_role_rights(struct shadow_rights r)
 {
-	return (r.write ? CACHE_ROLE_W : 0) | (r.user ? CACHE_ROLE_U : 0) | (r.nx ? CACHE_ROLE_NX : 0);
+	return (r.write ? CACHE_ROLE_W : 0) | (r.user ? CACHE_ROLE_U : 0) |
+	       (r.nx ? CACHE_ROLE_NX : 0);
 }
 
 static inline struct shadow_rights cache_role_to_rights(uint32_t role)
 {
-	return (struct shadow_rights){ role & CACHE_ROLE_W, role & CACHE_ROLE_U, role & CACHE_ROLE_NX };
+	return (struct shadow_rights){ role & CACHE_ROLE_W, role & CACHE_ROLE_U,
+				       role & CACHE_ROLE_NX };
 }
 
 static inline uint32_t cache_cpu_role(const struct shadow_cpu *cpu)

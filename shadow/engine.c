@@ -12,7 +12,9 @@ void shadow_emit(const struct shadow *s, struct shadow_event *ev)
 
 void shadow_note_evict(struct shadow *s, gva_t gva)
 {
-	struct shadow_event ev = { .kind = SHADOW_EV_EVICT, .gva = gva, .reason = SHADOW_FLUSH_EVICT };
+	struct shadow_event ev = { .kind = SHADOW_EV_EVICT,
+				   .gva = gva,
+				   .reason = SHADOW_FLUSH_EVICT };
 
 	s->stats.evictions++;
 	shadow_emit(s, &ev);
@@ -73,9 +75,13 @@ unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 		n++;
 		if (s->hook) {
 			struct shadow_event ev = {
-				.kind = SHADOW_EV_PREFETCH, .level = level, .gpa = gpa,
-				.gva = (pf->gva & ~(gva_t)(X86_LEVEL_SIZE(2) - 1)) | ((gva_t)j << X86_PAGE_SHIFT),
-				.spte = pf->tab[j], .spte_mpa = pf->tab_mpa + 8 * j,
+				.kind = SHADOW_EV_PREFETCH,
+				.level = level,
+				.gpa = gpa,
+				.gva = (pf->gva & ~(gva_t)(X86_LEVEL_SIZE(2) - 1)) |
+				       ((gva_t)j << X86_PAGE_SHIFT),
+				.spte = pf->tab[j],
+				.spte_mpa = pf->tab_mpa + 8 * j,
 			};
 			shadow_emit(s, &ev);
 		}

@@ -13,7 +13,7 @@
 
 struct shadow_tables {
 	struct shadow_pool pool;
-	mpa_t root;          /* the current root's machine address */
+	mpa_t root; /* the current root's machine address */
 	unsigned hv_index;
 	uint64_t hv_entry;
 };
@@ -33,7 +33,7 @@ struct shadow_engine_ops;
  * work wherever they are mapped (shadow_rebase; the monitor). */
 struct shadow {
 	const struct shadow_engine_ops *ops;
-	void *state;                    /* the state block's base */
+	void *state; /* the state block's base */
 	uint64_t state_size;
 	const struct shadow_mode *mode; /* the guest's paging mode */
 	struct shadow_mem mem;
@@ -45,7 +45,7 @@ struct shadow {
 	shadow_event_fn hook;
 	void *hook_opaque;
 	bool tlb_flush;
-	unsigned opts;                  /* SHADOW_OPT_* */
+	unsigned opts; /* SHADOW_OPT_* */
 };
 
 /* One shadow engine (Linux struct kvm_mmu's per-role hooks).  Every hook
@@ -126,7 +126,7 @@ struct shadow_prefetch {
 	uint64_t *tab;
 	mpa_t tab_mpa;
 	unsigned idx;
-	gva_t gva;           /* the fault's address: the window's GVAs follow */
+	gva_t gva; /* the fault's address: the window's GVAs follow */
 	bool direct;
 	gpa_t guest_pt;
 	uint64_t huge_pte;

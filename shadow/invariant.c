@@ -3,8 +3,7 @@
 
 #include "cache.h"
 
-__attribute__((format(printf, 3, 4)))
-static bool bad(char *why, size_t len, const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) static bool bad(char *why, size_t len, const char *fmt, ...);
 
 static bool bad(char *why, size_t len, const char *fmt, ...)
 {
@@ -51,8 +50,8 @@ static const char *entry_problem(const struct shadow *s, int level, unsigned i, 
 static bool bad_entry(char *why, size_t len, const char *what, int level, mpa_t table, unsigned i,
 		      uint64_t e)
 {
-	return bad(why, len, "shadow: %s: level=%d table=0x%llx index=%u spte=0x%016llx", what, level,
-		   (unsigned long long)table, i, (unsigned long long)e);
+	return bad(why, len, "shadow: %s: level=%d table=0x%llx index=%u spte=0x%016llx", what,
+		   level, (unsigned long long)table, i, (unsigned long long)e);
 }
 
 static bool pool_within_bound(const struct shadow_pool *pool, char *why, size_t len)
@@ -79,7 +78,8 @@ static bool check_tree(const struct shadow *s, mpa_t table, int level, char *why
 		what = entry_problem(s, level, i, e);
 		if (what)
 			return bad_entry(why, len, what, level, table, i, e);
-		if (shadow_spte_is_leaf(level, e) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
+		if (shadow_spte_is_leaf(level, e) ||
+		    (level == SHADOW_LEVELS && i == s->tab.hv_index))
 			continue;
 		if (!check_tree(s, e & X86_PTE_ADDR_MASK, level - 1, why, len))
 			return false;
@@ -122,7 +122,9 @@ static const char *cache_entry_problem(const struct shadow *s, uint32_t page, un
 	if (what || (level == SHADOW_LEVELS && i == s->tab.hv_index))
 		return what;
 	if (shadow_spte_is_leaf(level, e))
-		return writable_on_tracked(c, level, e) ? "writable leaf on a write-protected guest table" : NULL;
+		return writable_on_tracked(c, level, e)
+			       ? "writable leaf on a write-protected guest table"
+			       : NULL;
 	ch = &cache_sp(c)[cache_page_of(s, e)];
 	if (!(ch->flags & CACHE_SP_USED) || (int)cache_role_level(ch->role) != level - 1)
 		return "entry links a free or wrong-level page";
@@ -146,8 +148,8 @@ static bool check_sp(const struct shadow *s, uint32_t page, char *why, size_t le
 			continue;
 		what = cache_entry_problem(s, page, i, tab[i]);
 		if (what)
-			return bad_entry(why, len, what, (int)level, shadow_pool_mpa(&s->tab.pool, page),
-					 i, tab[i]);
+			return bad_entry(why, len, what, (int)level,
+					 shadow_pool_mpa(&s->tab.pool, page), i, tab[i]);
 	}
 	return true;
 }
@@ -186,13 +188,16 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 		} else {
 			if (s->mem.read64(s->mem.opaque, sp->gfn + 8 * i, &g) != SHADOW_MEM_OK ||
 			    !(g & X86_PTE_P) || !(g & X86_PTE_A))
-				return bad(why, len, "shadow: sp=%u index=%u: shadow entry 0x%016llx for a guest entry 0x%016llx not present or not accessed",
-					   page, i, (unsigned long long)e, (unsigned long long)g);
+				return bad(
+					why, len,
+					"shadow: sp=%u index=%u: shadow entry 0x%016llx for a guest entry 0x%016llx not present or not accessed",
+					page, i, (unsigned long long)e, (unsigned long long)g);
 			r = shadow_rights_and(above, shadow_entry_rights(&built, g));
 			guest_leaf = level == 1 || (g & X86_PTE_PS);
-			expect = g & (level == 1 ? X86_PTE_ADDR_MASK :
-				      level == 2 && guest_leaf ? X86_PTE_ADDR_2M_MASK :
-				      level == 3 && guest_leaf ? X86_PTE_ADDR_1G_MASK : X86_PTE_ADDR_MASK);
+			expect = g & (level == 1                 ? X86_PTE_ADDR_MASK
+				      : level == 2 && guest_leaf ? X86_PTE_ADDR_2M_MASK
+				      : level == 3 && guest_leaf ? X86_PTE_ADDR_1G_MASK
+								 : X86_PTE_ADDR_MASK);
 			dirty = g & X86_PTE_D;
 		}
 		shadow_leaf = shadow_spte_is_leaf((int)level, e);
@@ -204,18 +209,21 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 			    ((e & X86_PTE_W) && !wp0 && !(r.write && dirty)) ||
 			    (wp0 && (built.cr0_wp || (e & X86_PTE_U))) ||
 			    ((e & X86_PTE_U) && !r.user) || (!(e & X86_PTE_NX) && r.nx))
-				return bad(why, len, "shadow: sp=%u index=%u: leaf 0x%016llx exceeds or misplaces the guest's 0x%016llx",
-					   page, i, (unsigned long long)e, (unsigned long long)g);
+				return bad(
+					why, len,
+					"shadow: sp=%u index=%u: leaf 0x%016llx exceeds or misplaces the guest's 0x%016llx",
+					page, i, (unsigned long long)e, (unsigned long long)g);
 		} else {
 			const struct cache_sp *ch = &cache_sp(c)[cache_page_of(s, e)];
 			uint32_t rights = ch->role & (CACHE_ROLE_W | CACHE_ROLE_U | CACHE_ROLE_NX);
 
-			if (guest_leaf != !!(ch->role & CACHE_ROLE_DIRECT) ||
-			    ch->gfn != expect ||
+			if (guest_leaf != !!(ch->role & CACHE_ROLE_DIRECT) || ch->gfn != expect ||
 			    rights != cache_role_rights(r))
-				return bad(why, len, "shadow: sp=%u index=%u: link to sp %u (gfn 0x%llx role 0x%x) does not follow the guest's 0x%016llx",
-					   page, i, cache_page_of(s, e), (unsigned long long)ch->gfn, ch->role,
-					   (unsigned long long)g);
+				return bad(
+					why, len,
+					"shadow: sp=%u index=%u: link to sp %u (gfn 0x%llx role 0x%x) does not follow the guest's 0x%016llx",
+					page, i, cache_page_of(s, e), (unsigned long long)ch->gfn,
+					ch->role, (unsigned long long)g);
 		}
 	}
 	return true;
@@ -229,7 +237,8 @@ bool shadow_check_cache(const struct shadow *s, char *why, size_t len)
 
 	if (!pool_within_bound(pool, why, len))
 		return false;
-	if (!(cache_sp(c)[c->cur].flags & CACHE_SP_ROOT) || s->tab.root != shadow_pool_mpa(pool, c->cur))
+	if (!(cache_sp(c)[c->cur].flags & CACHE_SP_ROOT) ||
+	    s->tab.root != shadow_pool_mpa(pool, c->cur))
 		return bad(why, len, "shadow: current root 0x%llx is not a root page",
 			   (unsigned long long)s->tab.root);
 	for (uint32_t p = 0; p < pool->pages; p++) {

@@ -71,12 +71,15 @@ static void integer(struct out *o, va_list *ap, char conv, unsigned longs, unsig
 	int64_t d;
 
 	if (conv == 'd') {
-		d = longs >= 2 ? va_arg(*ap, long long) : longs ? va_arg(*ap, long) : va_arg(*ap, int);
+		d = longs >= 2 ? va_arg(*ap, long long)
+		    : longs    ? va_arg(*ap, long)
+			       : va_arg(*ap, int);
 		number(o, d < 0 ? 0 - (uint64_t)d : (uint64_t)d, d < 0, 10, width, pad);
 		return;
 	}
-	u = longs >= 2 ? va_arg(*ap, unsigned long long) :
-	    longs ? va_arg(*ap, unsigned long) : va_arg(*ap, unsigned);
+	u = longs >= 2 ? va_arg(*ap, unsigned long long)
+	    : longs    ? va_arg(*ap, unsigned long)
+		       : va_arg(*ap, unsigned);
 	number(o, u, false, conv == 'x' ? 16 : 10, width, pad);
 }
 

@@ -33,9 +33,9 @@ void shadow_free(const struct shadow_alloc *a, void *p);
 
 /* snprintf for the invariant messages: %s, %c, %d, %u, %x with an
  * optional 0 flag, width and l/ll; always NUL-terminates a non-empty buf. */
-__attribute__((format(printf, 3, 4)))
-void shadow_format(char *buf, size_t len, const char *fmt, ...);
-__attribute__((format(printf, 3, 0)))
-void shadow_vformat(char *buf, size_t len, const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 4))) void shadow_format(char *buf, size_t len, const char *fmt,
+							 ...);
+__attribute__((format(printf, 3, 0))) void shadow_vformat(char *buf, size_t len, const char *fmt,
+							  va_list ap);
 
 #endif

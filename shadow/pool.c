@@ -4,7 +4,9 @@
 void shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages,
 		      uint64_t free_off)
 {
-	*p = (struct shadow_pool){ .base = base, .host = host, .pages = pages, .free_off = free_off };
+	*p = (struct shadow_pool){
+		.base = base, .host = host, .pages = pages, .free_off = free_off
+	};
 }
 
 static uint32_t *stack(const struct shadow_pool *p, void *state)

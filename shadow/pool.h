@@ -13,9 +13,9 @@
 
 struct shadow_pool {
 	mpa_t base;
-	uint64_t *host;   /* host view of page 0, 512 entries a page */
+	uint64_t *host; /* host view of page 0, 512 entries a page */
 	uint32_t pages;
-	uint32_t next;    /* pages [next, pages) are untouched since reset */
+	uint32_t next; /* pages [next, pages) are untouched since reset */
 	uint32_t nfree;
 	uint32_t peak;
 	uint64_t free_off; /* in the state block: stack of freed page numbers below next */
@@ -62,7 +62,8 @@ static inline void shadow_pool_set(const struct shadow_pool *p, uint64_t *e, uin
 {
 	*e = v;
 	if (p->store)
-		p->store(p->opaque, p->base + (mpa_t)((const uint8_t *)e - (const uint8_t *)p->host), v);
+		p->store(p->opaque,
+			 p->base + (mpa_t)((const uint8_t *)e - (const uint8_t *)p->host), v);
 }
 
 /* Zero the pool page at `mpa` (a fresh table). */

@@ -30,14 +30,13 @@ static bool config_valid(const struct shadow_config *cfg)
 	if (p->base < cfg->mem.ram_size || p->base + bytes > X86_BIT(cfg->cpu.maxphyaddr))
 		return false;
 	return cfg->hv_index < X86_PT_ENTRIES && cpu_valid(&cfg->cpu) &&
-	       !(cfg->opts & ~SHADOW_OPT_ALL) &&
-	       !(cfg->vcr3 >> cfg->cpu.maxphyaddr);
+	       !(cfg->opts & ~SHADOW_OPT_ALL) && !(cfg->vcr3 >> cfg->cpu.maxphyaddr);
 }
 
 /* Where the engine's state ends, the pool's free stack starts at a cache
  * line; the block's base needs only what its widest field does. */
 #define STATE_ALIGN 64u
-#define STATE_BASE_ALIGN ((uintptr_t)_Alignof(uint64_t))
+#define STATE_BASE_ALIGN ((uintptr_t) _Alignof(uint64_t))
 
 struct shadow *shadow_create(const struct shadow_config *cfg)
 {
@@ -121,9 +120,12 @@ static void walk_event(struct shadow_event *ev, enum shadow_event_kind kind, gva
 {
 	int level;
 
-	*ev = (struct shadow_event){ .kind = kind, .gva = gva,
-				     .access = shadow_access_from_pferr(pferr), .error_code = pferr,
-				     .level = w->level, .depth = w->depth };
+	*ev = (struct shadow_event){ .kind = kind,
+				     .gva = gva,
+				     .access = shadow_access_from_pferr(pferr),
+				     .error_code = pferr,
+				     .level = w->level,
+				     .depth = w->depth };
 	for (level = SHADOW_LEVELS; level > SHADOW_LEVELS - w->depth; level--) {
 		ev->gpte[level] = w->pte[level];
 		ev->gpte_gpa[level] = w->pte_gpa[level];
@@ -184,7 +186,8 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 			       struct shadow_fault_result *res)
 {
 	unsigned access = shadow_access_from_pferr(pferr);
-	uint64_t want = shadow_spte_leaf(&s->cpu, w->pte[w->level], w->level, w->rights, access, mpa);
+	uint64_t want =
+		shadow_spte_leaf(&s->cpu, w->pte[w->level], w->level, w->rights, access, mpa);
 	uint64_t spte = want;
 	struct shadow_event ev;
 	mpa_t spte_mpa;
@@ -245,20 +248,18 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, uint32_t pferr
 				     struct shadow_fault_result *res)
 {
 	unsigned access = shadow_access_from_pferr(pferr);
-	struct shadow_walk_env env = { .mode = s->mode, .mem = &s->mem, .cpu = &s->cpu,
-				       .cr3 = s->vcr3 };
+	struct shadow_walk_env env = {
+		.mode = s->mode, .mem = &s->mem, .cpu = &s->cpu, .cr3 = s->vcr3
+	};
 	uint64_t ad_set[SHADOW_LEVELS + 1];
 	struct shadow_event ev;
 	struct shadow_walk w;
 	mpa_t mpa;
 
 	switch (shadow_walk(&env, gva, access, &w)) {
-	case SHADOW_WALK_OK:
-		break;
-	case SHADOW_WALK_PF:
-		return guest_fault(s, gva, pferr, &w, false, res);
-	case SHADOW_WALK_GP:
-		return guest_fault(s, gva, pferr, &w, true, res);
+	case SHADOW_WALK_OK: break;
+	case SHADOW_WALK_PF: return guest_fault(s, gva, pferr, &w, false, res);
+	case SHADOW_WALK_GP: return guest_fault(s, gva, pferr, &w, true, res);
 	case SHADOW_WALK_BAD_TABLE:
 		res->level = w.level;
 		return fail(res, SHADOW_ERR_TABLE_OUTSIDE_RAM, w.bad_gpa);
@@ -269,13 +270,9 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, uint32_t pferr
 		return fail(res, SHADOW_ERR_PAGE_OUTSIDE_RAM, w.gpa);
 	}
 	switch (shadow_walk_set_ad(&s->mem, &w, access, ad_set)) {
-	case SHADOW_AD_OK:
-		break;
-	case SHADOW_AD_CHANGED:
-		count_ad(s, ad_set);
-		return SHADOW_RETRY;
-	case SHADOW_AD_OUTSIDE:
-		return fail(res, SHADOW_ERR_TABLE_OUTSIDE_RAM, w.pte_gpa[w.level]);
+	case SHADOW_AD_OK: break;
+	case SHADOW_AD_CHANGED: count_ad(s, ad_set); return SHADOW_RETRY;
+	case SHADOW_AD_OUTSIDE: return fail(res, SHADOW_ERR_TABLE_OUTSIDE_RAM, w.pte_gpa[w.level]);
 	}
 	if (count_ad(s, ad_set) && s->hook) {
 		walk_event(&ev, SHADOW_EV_AD_SET, gva, pferr, &w, ad_set);

@@ -93,10 +93,10 @@ struct shadow_cpu {
 	bool cr0_wp;
 	bool cr4_smep;
 	bool cr4_smap;
-	bool rflags_ac;       /* only matters with cr4_smap */
+	bool rflags_ac; /* only matters with cr4_smap */
 	bool efer_nxe;
-	bool gbpages;         /* CPUID.80000001H:EDX.Page1GB */
-	unsigned maxphyaddr;  /* CPUID.80000008H:EAX[7:0], 32..52 */
+	bool gbpages;        /* CPUID.80000001H:EDX.Page1GB */
+	unsigned maxphyaddr; /* CPUID.80000008H:EAX[7:0], 32..52 */
 };
 
 /* Kind of access, bit-compatible with the #PF error code (W, U, I/D), so a
@@ -120,8 +120,8 @@ enum shadow_event_kind {
 	SHADOW_EV_GUEST_FAULT, /* a genuine guest #PF or #GP */
 	SHADOW_EV_INVLPG,
 	SHADOW_EV_CR3,
-	SHADOW_EV_PREFETCH,    /* PREFETCH: a neighbour's shadow leaf installed */
-	SHADOW_EV_UNPROTECT,   /* CACHE: a guest write to a protected table */
+	SHADOW_EV_PREFETCH,  /* PREFETCH: a neighbour's shadow leaf installed */
+	SHADOW_EV_UNPROTECT, /* CACHE: a guest write to a protected table */
 	SHADOW_EV_COUNT,
 };
 
@@ -138,23 +138,23 @@ enum shadow_flush_reason {
  * valid for levels SHADOW_LEVELS down to SHADOW_LEVELS - depth + 1. */
 struct shadow_event {
 	enum shadow_event_kind kind;
-	gva_t gva;         /* FILL, AD_SET, GUEST_FAULT, INVLPG, EVICT, PREFETCH */
-	gpa_t vcr3;        /* the guest CR3 in force (CR3: the new one) */
-	unsigned access;   /* SHADOW_ACC_* */
+	gva_t gva;           /* FILL, AD_SET, GUEST_FAULT, INVLPG, EVICT, PREFETCH */
+	gpa_t vcr3;          /* the guest CR3 in force (CR3: the new one) */
+	unsigned access;     /* SHADOW_ACC_* */
 	uint32_t error_code; /* FILL, AD_SET, GUEST_FAULT: shadow_fault's pferr */
-	unsigned vector;   /* GUEST_FAULT: X86_EXC_PF or X86_EXC_GP */
-	uint32_t pferr;    /* GUEST_FAULT #PF: the exact error code */
-	int level;         /* guest leaf level (1..3), or where the walk stopped */
-	int depth;         /* number of guest entries read */
+	unsigned vector;     /* GUEST_FAULT: X86_EXC_PF or X86_EXC_GP */
+	uint32_t pferr;      /* GUEST_FAULT #PF: the exact error code */
+	int level;           /* guest leaf level (1..3), or where the walk stopped */
+	int depth;           /* number of guest entries read */
 	gpa_t gpte_gpa[SHADOW_LEVELS + 1];
 	uint64_t gpte[SHADOW_LEVELS + 1];   /* values after any A/D update */
 	uint64_t ad_set[SHADOW_LEVELS + 1]; /* A/D bits this fault set, per level */
-	gpa_t gpa;         /* FILL, PREFETCH: the translated GPA; UNPROTECT: the table */
-	uint64_t spte;     /* FILL, PREFETCH: the shadow leaf written */
-	mpa_t spte_mpa;    /* FILL, PREFETCH: where it was written */
+	gpa_t gpa;      /* FILL, PREFETCH: the translated GPA; UNPROTECT: the table */
+	uint64_t spte;  /* FILL, PREFETCH: the shadow leaf written */
+	mpa_t spte_mpa; /* FILL, PREFETCH: where it was written */
 	enum shadow_flush_reason reason; /* FLUSH, EVICT */
-	unsigned zapped;   /* UNPROTECT: shadow tables of that guest table dropped */
-	bool volatile_table; /* UNPROTECT: the table is left unprotected from now */
+	unsigned zapped;                 /* UNPROTECT: shadow tables of that guest table dropped */
+	bool volatile_table;             /* UNPROTECT: the table is left unprotected from now */
 	uint32_t pages_in_use;
 };
 
@@ -163,34 +163,35 @@ typedef void (*shadow_event_fn)(void *opaque, const struct shadow_event *ev);
 /* Optimizations (issue 8), each switchable so that benchmarks can show its
  * effect and every differential test runs with it on and off.  With none the
  * engine is a pure virtual TLB: one root, emptied at every guest CR3 write. */
-#define SHADOW_OPT_CACHE    0x1u /* shadow tables kept per guest table across CR3
+#define SHADOW_OPT_CACHE \
+	0x1u                     /* shadow tables kept per guest table across CR3
                                     writes; guest tables write-protected */
 #define SHADOW_OPT_PREFETCH 0x2u /* a fill also maps neighbours whose A is set */
-#define SHADOW_OPT_HUGE     0x4u /* guest 2M/1G pages get 2 MiB shadow leaves */
+#define SHADOW_OPT_HUGE 0x4u     /* guest 2M/1G pages get 2 MiB shadow leaves */
 #define SHADOW_OPT_ALL (SHADOW_OPT_CACHE | SHADOW_OPT_PREFETCH | SHADOW_OPT_HUGE)
 
 struct shadow_config {
 	struct shadow_mem mem;
 	struct shadow_pool_cfg pool;
-	unsigned hv_index;   /* the hypervisor's PML4 slot (SVM_ABI_RESERVED_PML4_INDEX) */
-	uint64_t hv_entry;   /* its PML4E value, copied into every root */
+	unsigned hv_index; /* the hypervisor's PML4 slot (SHADOWVM_ABI_RESERVED_PML4_INDEX) */
+	uint64_t hv_entry; /* its PML4E value, copied into every root */
 	struct shadow_cpu cpu;
-	gpa_t vcr3;          /* initial guest CR3 */
+	gpa_t vcr3;           /* initial guest CR3 */
 	shadow_event_fn hook; /* may be NULL */
 	void *hook_opaque;
-	unsigned opts;       /* SHADOW_OPT_* */
+	unsigned opts; /* SHADOW_OPT_* */
 	struct shadow_alloc alloc;
 };
 
 /* ---- results ---- */
 enum shadow_status {
-	SHADOW_FILLED,      /* shadow leaf installed: resume the guest */
-	SHADOW_GUEST_PF,    /* reflect #PF with res->pferr, CR2 = gva */
-	SHADOW_GUEST_GP,    /* reflect #GP(0): non-canonical GVA */
-	SHADOW_RETRY,       /* guest tables kept changing under the walk, or a
+	SHADOW_FILLED,   /* shadow leaf installed: resume the guest */
+	SHADOW_GUEST_PF, /* reflect #PF with res->pferr, CR2 = gva */
+	SHADOW_GUEST_GP, /* reflect #GP(0): non-canonical GVA */
+	SHADOW_RETRY,    /* guest tables kept changing under the walk, or a
 	                       write's page could not be unprotected: no usable
 	                       leaf, resume (it faults again) */
-	SHADOW_ERROR,       /* guest broke the contract or bad argument: res->err */
+	SHADOW_ERROR,    /* guest broke the contract or bad argument: res->err */
 };
 
 enum shadow_error {
@@ -205,29 +206,29 @@ enum shadow_error {
 struct shadow_fault_result {
 	enum shadow_status status;
 	enum shadow_error err;
-	uint32_t pferr;    /* SHADOW_GUEST_PF */
-	gpa_t gpa;         /* FILLED: translation; TABLE/PAGE_OUTSIDE_RAM: the GPA */
-	int level;         /* guest leaf level, or where the walk stopped */
+	uint32_t pferr; /* SHADOW_GUEST_PF */
+	gpa_t gpa;      /* FILLED: translation; TABLE/PAGE_OUTSIDE_RAM: the GPA */
+	int level;      /* guest leaf level, or where the walk stopped */
 };
 
 struct shadow_stats {
-	uint64_t hidden_faults;   /* shadow_fault() calls */
+	uint64_t hidden_faults;            /* shadow_fault() calls */
 	uint64_t fills[SHADOW_LEVELS + 1]; /* by guest leaf level: 1 = 4K, 2 = 2M, 3 = 1G */
-	uint64_t a_sets;          /* guest entries whose A bit was set */
+	uint64_t a_sets;                   /* guest entries whose A bit was set */
 	uint64_t d_sets;
 	uint64_t guest_faults;
-	uint64_t ad_retries;      /* walks repeated because an entry changed */
+	uint64_t ad_retries; /* walks repeated because an entry changed */
 	uint64_t flushes;
 	uint64_t invlpgs;
 	uint64_t cr3_loads;
 	uint64_t evictions;
-	uint64_t roots_reused;    /* CACHE: guest CR3 writes that found their root */
-	uint64_t unprotects;      /* CACHE: guest writes to a write-protected table */
-	uint64_t zaps;            /* CACHE: shadow tables dropped by those writes */
-	uint64_t floods;          /* CACHE: tables left unprotected (flooded, self-mapped) */
-	uint64_t prefetched;      /* PREFETCH: leaves installed for neighbours */
-	uint64_t huge_leaves;     /* HUGE: 2 MiB shadow leaves installed */
-	uint64_t fast_fills;      /* CACHE: fills that read only the guest PTE */
+	uint64_t roots_reused; /* CACHE: guest CR3 writes that found their root */
+	uint64_t unprotects;   /* CACHE: guest writes to a write-protected table */
+	uint64_t zaps;         /* CACHE: shadow tables dropped by those writes */
+	uint64_t floods;       /* CACHE: tables left unprotected (flooded, self-mapped) */
+	uint64_t prefetched;   /* PREFETCH: leaves installed for neighbours */
+	uint64_t huge_leaves;  /* HUGE: 2 MiB shadow leaves installed */
+	uint64_t fast_fills;   /* CACHE: fills that read only the guest PTE */
 	uint32_t pages_in_use;
 	uint32_t pages_peak;
 };

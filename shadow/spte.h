@@ -24,9 +24,9 @@
 #define SHADOW_SPTE_WP0 X86_BIT(SHADOW_SPTE_WP0_BIT)
 
 #define SHADOW_SPTE_SW_MASK (SHADOW_SPTE_HUGE | SHADOW_SPTE_WP0)
-#define SHADOW_SPTE_HW_MASK                                                               \
-	(X86_PTE_P | X86_PTE_W | X86_PTE_U | X86_PTE_PWT | X86_PTE_PCD | X86_PTE_A |      \
-	 X86_PTE_D | X86_PTE_PS | X86_PTE_G | X86_PTE_ADDR_MASK | X86_PTE_NX)
+#define SHADOW_SPTE_HW_MASK                                                                      \
+	(X86_PTE_P | X86_PTE_W | X86_PTE_U | X86_PTE_PWT | X86_PTE_PCD | X86_PTE_A | X86_PTE_D | \
+	 X86_PTE_PS | X86_PTE_G | X86_PTE_ADDR_MASK | X86_PTE_NX)
 static_assert((SHADOW_SPTE_SW_MASK & SHADOW_SPTE_HW_MASK) == 0,
 	      "shadow software bits collide with hardware bits");
 static_assert(SHADOW_SPTE_HUGE != SHADOW_SPTE_WP0, "shadow software bits are distinct");

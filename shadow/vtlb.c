@@ -104,8 +104,8 @@ static void unprotect(struct shadow *s, gpa_t gpa, bool self)
  * 2 MiB leaf made by shadow_spte_2m), creating tables as needed;
  * guest_level > leaf_level marks the huge page's subtree.  Returns false,
  * with nothing installed, if the pool ran out. */
-static bool install_at(struct shadow *s, gva_t gva, int guest_level, int leaf_level,
-		       uint64_t spte, mpa_t *spte_mpa)
+static bool install_at(struct shadow *s, gva_t gva, int guest_level, int leaf_level, uint64_t spte,
+		       mpa_t *spte_mpa)
 {
 	struct shadow_tables *t = &s->tab;
 	mpa_t table = t->root;
@@ -138,8 +138,8 @@ static bool install_at(struct shadow *s, gva_t gva, int guest_level, int leaf_le
 }
 
 /* A 2 MiB leaf where SHADOW_OPT_HUGE allows, else a 4 KiB leaf. */
-static inline bool try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w, uint64_t *spte,
-			mpa_t *spte_mpa, int *leaf_level)
+static inline bool try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
+			       uint64_t *spte, mpa_t *spte_mpa, int *leaf_level)
 {
 	if (shadow_huge_fits(s, w)) {
 		*spte = shadow_spte_2m(*spte);
@@ -169,8 +169,12 @@ static bool install(struct shadow *s, gva_t gva, const struct shadow_walk *w, ui
 static void prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w, mpa_t spte_mpa)
 {
 	struct shadow_prefetch pf = {
-		.tab_mpa = spte_mpa & X86_PAGE_MASK, .idx = X86_LEVEL_INDEX(gva, 1), .gva = gva,
-		.direct = w->level > 1, .huge_pte = w->pte[w->level], .above = w->rights,
+		.tab_mpa = spte_mpa & X86_PAGE_MASK,
+		.idx = X86_LEVEL_INDEX(gva, 1),
+		.gva = gva,
+		.direct = w->level > 1,
+		.huge_pte = w->pte[w->level],
+		.above = w->rights,
 	};
 
 	pf.tab = shadow_pool_table(&s->tab.pool, pf.tab_mpa);
@@ -180,7 +184,8 @@ static void prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w, m
 		pf.guest_pt = w->pte_gpa[1] & X86_PAGE_MASK;
 		pf.above = SHADOW_RIGHTS_ALL;
 		for (int level = SHADOW_LEVELS; level > 1; level--)
-			pf.above = shadow_rights_and(pf.above, shadow_entry_rights(&s->cpu, w->pte[level]));
+			pf.above = shadow_rights_and(pf.above,
+						     shadow_entry_rights(&s->cpu, w->pte[level]));
 	}
 	shadow_prefetch(s, &pf);
 }

@@ -28,16 +28,20 @@ const struct shadow_mode shadow_mode_long4 = {
 
 /* Reserved in every present entry: address bits at and above MAXPHYADDR,
  * and XD without EFER.NXE (§4.6.1, table 4-12). */
-static inline __attribute__((always_inline)) uint64_t reserved_any_level(const struct shadow_mode *m, const struct shadow_cpu *cpu)
+static inline __attribute__((always_inline)) uint64_t reserved_any_level(
+	const struct shadow_mode *m, const struct shadow_cpu *cpu)
 {
-	uint64_t r = m->entry_size == 8 && cpu->maxphyaddr < 52 ? BIT_RANGE(cpu->maxphyaddr, 51) : 0;
+	uint64_t r =
+		m->entry_size == 8 && cpu->maxphyaddr < 52 ? BIT_RANGE(cpu->maxphyaddr, 51) : 0;
 
 	return m->xd && !cpu->efer_nxe ? r | X86_PTE_NX : r;
 }
 
 /* Reserved bits of a present entry at `level` (SDM 3A §4.5: "must be 0"). */
-static inline __attribute__((always_inline)) uint64_t reserved_mask(const struct shadow_mode *m, const struct shadow_cpu *cpu,
-			      uint64_t any_level, int level, uint64_t pte)
+static inline __attribute__((always_inline)) uint64_t reserved_mask(const struct shadow_mode *m,
+								    const struct shadow_cpu *cpu,
+								    uint64_t any_level, int level,
+								    uint64_t pte)
 {
 	const struct shadow_mode_level *l = &m->level[level];
 	uint64_t r = any_level | l->rsvd;
@@ -81,8 +85,9 @@ static gpa_t leaf_gpa(const struct shadow_mode *m, int level, uint64_t pte, gva_
 
 /* The entry at `gpa`: 8 bytes, or the half of the aligned quadword that
  * holds a 4-byte entry (the accessor reads aligned quadwords only). */
-static inline __attribute__((always_inline)) int read_entry(const struct shadow_mode *m, const struct shadow_mem *mem, gpa_t gpa,
-		      uint64_t *pte)
+static inline __attribute__((always_inline)) int read_entry(const struct shadow_mode *m,
+							    const struct shadow_mem *mem, gpa_t gpa,
+							    uint64_t *pte)
 {
 	uint64_t q;
 	int rc;
@@ -115,9 +120,9 @@ static enum shadow_walk_status fault(struct shadow_walk *w, int level, uint32_t 
 /* The walker for mode `m`.  Always inlined, so that for a constant `m`
  * the descriptor folds into the code (what paging_tmpl.h gets by being
  * included once per mode). */
-static inline __attribute__((always_inline)) enum shadow_walk_status
-walk(const struct shadow_mode *m, const struct shadow_walk_env *env, gva_t gva, unsigned access,
-     struct shadow_walk *w)
+static inline __attribute__((always_inline)) enum shadow_walk_status walk(
+	const struct shadow_mode *m, const struct shadow_walk_env *env, gva_t gva, unsigned access,
+	struct shadow_walk *w)
 {
 	const struct shadow_cpu *cpu = env->cpu;
 	gpa_t table = env->cr3 & m->cr3_mask;
@@ -160,7 +165,8 @@ walk(const struct shadow_mode *m, const struct shadow_walk_env *env, gva_t gva, 
 			break;
 		table = pte & m->table_mask;
 	}
-	w->rights = (struct shadow_rights){ .write = and_bits & X86_PTE_W, .user = and_bits & X86_PTE_U,
+	w->rights = (struct shadow_rights){ .write = and_bits & X86_PTE_W,
+					    .user = and_bits & X86_PTE_U,
 					    .nx = or_bits & X86_PTE_NX };
 	if (!shadow_walk_allows(cpu, w->rights, access))
 		return fault(w, level, X86_PF_P);
@@ -168,8 +174,8 @@ walk(const struct shadow_mode *m, const struct shadow_walk_env *env, gva_t gva, 
 	return SHADOW_WALK_OK;
 }
 
-enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva,
-				    unsigned access, struct shadow_walk *w)
+enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva, unsigned access,
+				    struct shadow_walk *w)
 {
 	if (env->mode == &shadow_mode_long4)
 		return walk(&shadow_mode_long4, env, gva, access, w);
@@ -198,7 +204,8 @@ enum shadow_ad_status shadow_walk_set_ad(const struct shadow_mem *mem, struct sh
 
 		if (!(want & ~old))
 			continue;
-		st = shadow_walk_set_entry_ad(mem, w->pte_gpa[level], &w->pte[level], want, &set[level]);
+		st = shadow_walk_set_entry_ad(mem, w->pte_gpa[level], &w->pte[level], want,
+					      &set[level]);
 		if (st != SHADOW_AD_OK)
 			return st;
 		/* a hostile graph can use one entry at several levels: the

@@ -21,7 +21,8 @@ struct shadow_rights {
 /* Rights of one guest entry (XD counts only with EFER.NXE). */
 static inline struct shadow_rights shadow_entry_rights(const struct shadow_cpu *cpu, uint64_t pte)
 {
-	return (struct shadow_rights){ .write = pte & X86_PTE_W, .user = pte & X86_PTE_U,
+	return (struct shadow_rights){ .write = pte & X86_PTE_W,
+				       .user = pte & X86_PTE_U,
 				       .nx = cpu->efer_nxe && (pte & X86_PTE_NX) };
 }
 
@@ -45,11 +46,11 @@ enum shadow_mode_ps {
 };
 
 struct shadow_mode_level {
-	unsigned shift;       /* address bits translated below this level */
+	unsigned shift; /* address bits translated below this level */
 	enum shadow_mode_ps ps;
-	uint64_t rsvd;        /* reserved in every present entry here, beyond MAXPHYADDR/XD */
-	uint64_t rsvd_page;   /* reserved as well when the entry maps a page */
-	uint64_t frame;       /* when it maps a page: the page frame's address bits */
+	uint64_t rsvd;      /* reserved in every present entry here, beyond MAXPHYADDR/XD */
+	uint64_t rsvd_page; /* reserved as well when the entry maps a page */
+	uint64_t frame;     /* when it maps a page: the page frame's address bits */
 };
 
 /* One guest paging mode: 4-level long mode today; 32-bit (4-byte entries,
@@ -57,13 +58,13 @@ struct shadow_mode_level {
  * a descriptor of their own, not another walker. */
 struct shadow_mode {
 	const char *name;
-	int levels;            /* the root table's level */
-	unsigned entry_size;   /* bytes per entry: 8, or 4 */
-	unsigned index_bits;   /* per level */
-	unsigned va_bits;      /* linear addresses must be canonical in this many bits */
-	uint64_t cr3_mask;     /* CR3 bits that address the root table */
-	uint64_t table_mask;   /* entry bits that address the next table */
-	bool xd;               /* entries have XD (bit 63), reserved without EFER.NXE */
+	int levels;          /* the root table's level */
+	unsigned entry_size; /* bytes per entry: 8, or 4 */
+	unsigned index_bits; /* per level */
+	unsigned va_bits;    /* linear addresses must be canonical in this many bits */
+	uint64_t cr3_mask;   /* CR3 bits that address the root table */
+	uint64_t table_mask; /* entry bits that address the next table */
+	bool xd;             /* entries have XD (bit 63), reserved without EFER.NXE */
 	struct shadow_mode_level level[SHADOW_MODE_MAX_LEVELS + 1]; /* [1 .. levels] */
 };
 
@@ -105,23 +106,24 @@ struct shadow_walk {
 	uint64_t pte[SHADOW_LEVELS + 1];
 	gpa_t pte_gpa[SHADOW_LEVELS + 1];
 	int depth;
-	int level;      /* OK: leaf level (1..3); otherwise where it stopped */
-	gpa_t gpa;      /* OK: the translated address */
+	int level;                   /* OK: leaf level (1..3); otherwise where it stopped */
+	gpa_t gpa;                   /* OK: the translated address */
 	struct shadow_rights rights; /* combined over the levels */
-	uint32_t pferr; /* PF */
-	gpa_t bad_gpa;  /* BAD_TABLE */
+	uint32_t pferr;              /* PF */
+	gpa_t bad_gpa;               /* BAD_TABLE */
 };
 
 /* Walk the guest tables for `gva` and check `access` (SHADOW_ACC_*).  Reads
  * guest memory only; sets no A/D bit. */
-enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva,
-				    unsigned access, struct shadow_walk *w);
+enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva, unsigned access,
+				    struct shadow_walk *w);
 
 /* Whether rights `r` combined over a translation allow `access` under `cpu`
  * (SDM 3A §4.6; implicit supervisor accesses are not modelled: every
  * supervisor access counts as explicit).  Inline: the walker's and the
  * cache's fast path's last test. */
-static inline bool shadow_walk_allows(const struct shadow_cpu *cpu, struct shadow_rights r, unsigned access)
+static inline bool shadow_walk_allows(const struct shadow_cpu *cpu, struct shadow_rights r,
+				      unsigned access)
 {
 	bool user = r.user, write = r.write, no_exec = r.nx && cpu->efer_nxe;
 
@@ -153,16 +155,16 @@ bool shadow_walk_reserved(const struct shadow_mode *m, const struct shadow_cpu *
 
 enum shadow_ad_status {
 	SHADOW_AD_OK,
-	SHADOW_AD_CHANGED,  /* a guest entry changed since the walk: walk again */
-	SHADOW_AD_OUTSIDE,  /* an entry's GPA left RAM (accessor refused) */
+	SHADOW_AD_CHANGED, /* a guest entry changed since the walk: walk again */
+	SHADOW_AD_OUTSIDE, /* an entry's GPA left RAM (accessor refused) */
 };
 
 /* Set the bits of `want` (A, D) that the guest entry *pte, read at `gpa`,
  * lacks, by one compare-exchange (§4.8).  On OK *pte is the new value and
  * *set the bits set now; nothing is written otherwise. */
 static inline enum shadow_ad_status shadow_walk_set_entry_ad(const struct shadow_mem *mem,
-							      gpa_t gpa, uint64_t *pte,
-							      uint64_t want, uint64_t *set)
+							     gpa_t gpa, uint64_t *pte,
+							     uint64_t want, uint64_t *set)
 {
 	uint64_t old = *pte, bits = want & ~old, expected = old;
 	int rc;

@@ -61,7 +61,7 @@ static const struct config configs[] = {
 #define OPT 5  /* the optimized column: all */
 
 /* The --stats counters the report subtracts: the KVM exits, then every one
- * of vmm/counters.h's table (pages_peak, a high-water mark, is reported
+ * of vmm/trace/counters.h's table (pages_peak, a high-water mark, is reported
  * apart, not subtracted). */
 #define C_EXITS 0
 #define C(name) (1 + COUNTER_##name)
@@ -115,8 +115,8 @@ static void complain(const char *fmt, ...)
 
 /* ---- the plan ---- */
 
-static void plan_line(const struct workload *w, const struct config *c, const char *kind,
-		      bool vg, const char *args, int dry, const char *image)
+static void plan_line(const struct workload *w, const struct config *c, const char *kind, bool vg,
+		      const char *args, int dry, const char *image)
 {
 	printf("%s.%s.%s %d %s %s -- case=%s %s dry=%d\n", w->name, c->name, kind, vg, c->opts,
 	       image, w->name, args, dry);
@@ -126,16 +126,19 @@ static int plan(const char *image)
 {
 	for (size_t w = 0; w < NWORK; w++)
 		for (size_t c = 0; c < NCONF; c++) {
-			plan_line(&workloads[w], &configs[c], "run", false, workloads[w].args, 0, image);
-			plan_line(&workloads[w], &configs[c], "dry", false, workloads[w].args, 1, image);
+			plan_line(&workloads[w], &configs[c], "run", false, workloads[w].args, 0,
+				  image);
+			plan_line(&workloads[w], &configs[c], "dry", false, workloads[w].args, 1,
+				  image);
 		}
 	for (size_t w = 0; w < NWORK; w++)
 		for (size_t c = 0; c < NCONF; c++) {
 			if (!configs[c].callgrind)
 				continue;
-			plan_line(&workloads[w], &configs[c], "cg", true, workloads[w].cg_args, 0, image);
-			plan_line(&workloads[w], &configs[c], "cgdry", false, workloads[w].cg_args, 1,
+			plan_line(&workloads[w], &configs[c], "cg", true, workloads[w].cg_args, 0,
 				  image);
+			plan_line(&workloads[w], &configs[c], "cgdry", false, workloads[w].cg_args,
+				  1, image);
 		}
 	return 0;
 }
@@ -297,11 +300,13 @@ static void read_cg(const char *dir, size_t w, size_t c)
 	char path[512], id[128], *text, *p;
 	struct run run, dry;
 
-	snprintf(path, sizeof(path), "%s/%s.%s.cg.callgrind.2", dir, workloads[w].name, configs[c].name);
+	snprintf(path, sizeof(path), "%s/%s.%s.cg.callgrind.2", dir, workloads[w].name,
+		 configs[c].name);
 	text = slurp(path);
 	p = text ? strstr(text, "\ntotals: ") : NULL;
 	if (!p) {
-		snprintf(g->why, sizeof(g->why), "no phase dump %s (see the .err next to it)", path);
+		snprintf(g->why, sizeof(g->why), "no phase dump %s (see the .err next to it)",
+			 path);
 		free(text);
 		return;
 	}
@@ -396,8 +401,8 @@ static void print_configs(void)
 			char buf[32];
 
 			if (x->ok)
-				snprintf(buf, sizeof(buf), "%.4f (%.1fx)", per(x->d[C_EXITS], x->run.units),
-					 ratio(w, c));
+				snprintf(buf, sizeof(buf), "%.4f (%.1fx)",
+					 per(x->d[C_EXITS], x->run.units), ratio(w, c));
 			printf(" %17s", x->ok ? buf : "(failed)");
 		}
 		printf("\n");
@@ -436,7 +441,8 @@ static void print_cg(void)
 	for (size_t w = 0; w < NWORK; w++)
 		for (size_t c = 0; c < NCONF; c++)
 			if (configs[c].callgrind && !cgs[w][c].ok && cgs[w][c].why[0])
-				printf("  %s/%s: %s\n", workloads[w].name, configs[c].name, cgs[w][c].why);
+				printf("  %s/%s: %s\n", workloads[w].name, configs[c].name,
+				       cgs[w][c].why);
 }
 
 /* ---- the targets ---- */
@@ -459,8 +465,7 @@ static void compute_targets(void)
 	targets[1] = (struct target){ "firsttouch_a exits/page (all)", "exits/page",
 				      per(fa->d[C_EXITS], fa->run.units), 0.125, fa->ok };
 	targets[2] = (struct target){ "firsttouch VMM Ir/fill (all)", "Ir/fill",
-				      ir_per(g, g->fills), 300,
-				      g->ok && g->fills };
+				      ir_per(g, g->fills), 300, g->ok && g->fills };
 }
 
 static void print_targets(void)
@@ -499,7 +504,8 @@ static void json_cell(FILE *f, size_t w, size_t c)
 		fprintf(f, ",\"pages_peak\":%" PRId64 ",\"delta\":{", x->run.c[C(pages_peak)]);
 		for (size_t i = 0; i < NCOUNT; i++)
 			if (i != C(pages_peak))
-				fprintf(f, "%s\"%s\":%" PRId64, i ? "," : "", count_name(i), x->d[i]);
+				fprintf(f, "%s\"%s\":%" PRId64, i ? "," : "", count_name(i),
+					x->d[i]);
 		fprintf(f, ",\"fills\":%" PRId64 ",\"pf_traps\":%" PRId64 "},\"per_page\":{",
 			fills(x), pf_traps(x));
 		for (size_t i = 0; i < NCOUNT; i++)
@@ -522,8 +528,10 @@ static void json_cg(FILE *f, size_t w)
 			continue;
 		fprintf(f, ",\"%s\":{\"ok\":%s", configs[c].name, g->ok ? "true" : "false");
 		if (g->ok) {
-			fprintf(f, ",\"ir\":%" PRIu64 ",\"fills\":%" PRId64 ",\"hidden_faults\":%" PRId64
-				   ",\"leaves\":%" PRId64 ",\"ir_per_fill\":",
+			fprintf(f,
+				",\"ir\":%" PRIu64 ",\"fills\":%" PRId64
+				",\"hidden_faults\":%" PRId64 ",\"leaves\":%" PRId64
+				",\"ir_per_fill\":",
 				g->ir, g->fills, g->hidden, g->leaves);
 			json_num(f, ir_per(g, g->fills), g->fills > 0);
 			fputs(",\"ir_per_hidden_fault\":", f);
@@ -538,9 +546,11 @@ static void json_cg(FILE *f, size_t w)
 
 static void json_workload(FILE *f, size_t w, bool same)
 {
-	fprintf(f, "{\"name\":\"%s\",\"args\":\"%s\",\"pages\":%" PRIu64
-		   ",\"transcripts_match\":%s,\"configs\":{",
-		workloads[w].name, workloads[w].args, cells[w][0].run.units, same ? "true" : "false");
+	fprintf(f,
+		"{\"name\":\"%s\",\"args\":\"%s\",\"pages\":%" PRIu64
+		",\"transcripts_match\":%s,\"configs\":{",
+		workloads[w].name, workloads[w].args, cells[w][0].run.units,
+		same ? "true" : "false");
 	for (size_t c = 0; c < NCONF; c++) {
 		if (c)
 			fputc(',', f);
@@ -571,11 +581,13 @@ static int write_json(const char *path, const bool *same)
 	}
 	fputs("],\"targets\":[", f);
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-		fprintf(f, "%s{\"name\":\"%s\",\"unit\":\"%s\",\"limit\":%g,\"value\":", i ? "," : "",
+		fprintf(f,
+			"%s{\"name\":\"%s\",\"unit\":\"%s\",\"limit\":%g,\"value\":", i ? "," : "",
 			targets[i].name, targets[i].unit, targets[i].limit);
 		json_num(f, targets[i].value, targets[i].known);
-		fprintf(f, ",\"met\":%s}", targets[i].known && targets[i].value <= targets[i].limit
-						    ? "true" : "false");
+		fprintf(f, ",\"met\":%s}",
+			targets[i].known && targets[i].value <= targets[i].limit ? "true"
+										 : "false");
 	}
 	fputs("]}\n", f);
 	if (fclose(f) != 0) {

@@ -25,14 +25,14 @@
 #include "shadow.h"
 #include "shadowvm_abi.h"
 
-#define PAGES 16384u               /* 64 MiB touched */
+#define PAGES 16384u /* 64 MiB touched */
 #define RAM (128ull << 20)
 #define PML4 0x10000ull
-#define OTHER_PML4 0xf000ull         /* a second address space, empty */
+#define OTHER_PML4 0xf000ull /* a second address space, empty */
 #define PDPT 0x11000ull
 #define PD 0x12000ull
-#define PT0 0x13000ull             /* PAGES / 512 page tables from here */
-#define DATA 0x1000000ull          /* the touched pages' GPAs */
+#define PT0 0x13000ull    /* PAGES / 512 page tables from here */
+#define DATA 0x1000000ull /* the touched pages' GPAs */
 #define GVA_BASE 0x0000400000000000ull
 #define POOL_PAGES 64u
 #define POOL_BASE (1ull << 32)
@@ -67,7 +67,8 @@ static bool hw_maps(const struct shadow *s, gva_t gva, bool write)
 	uint64_t e = shadow_root(s);
 
 	for (int level = 4; level >= 1; level--) {
-		e = pool_host[((e & X86_PTE_ADDR_MASK) - POOL_BASE) / 8 + X86_LEVEL_INDEX(gva, level)];
+		e = pool_host[((e & X86_PTE_ADDR_MASK) - POOL_BASE) / 8 +
+			      X86_LEVEL_INDEX(gva, level)];
 		if (!(e & X86_PTE_P) || !(e & X86_PTE_U) || (write && !(e & X86_PTE_W)))
 			return false;
 		if (level == 1 || (level == 2 && (e & X86_PTE_PS)))
@@ -78,9 +79,15 @@ static bool hw_maps(const struct shadow *s, gva_t gva, bool write)
 
 static unsigned opts_of(const char *name)
 {
-	static const struct { const char *n; unsigned o; } t[] = {
-		{ "none", 0 }, { "all", SHADOW_OPT_ALL }, { "cache", SHADOW_OPT_CACHE },
-		{ "prefetch", SHADOW_OPT_PREFETCH }, { "huge", SHADOW_OPT_HUGE },
+	static const struct {
+		const char *n;
+		unsigned o;
+	} t[] = {
+		{ "none", 0 },
+		{ "all", SHADOW_OPT_ALL },
+		{ "cache", SHADOW_OPT_CACHE },
+		{ "prefetch", SHADOW_OPT_PREFETCH },
+		{ "huge", SHADOW_OPT_HUGE },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -119,7 +126,7 @@ int main(int argc, char **argv)
 	void *pool = aligned_alloc(X86_PAGE_SIZE, POOL_PAGES * X86_PAGE_SIZE);
 	struct shadow_config cfg = {
 		.pool = { .base = POOL_BASE, .host = pool, .pages = POOL_PAGES },
-		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
+		.hv_index = SHADOWVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = 0x200000000ull | X86_PTE_P | X86_PTE_W,
 		.cpu = { .cr0_wp = true, .efer_nxe = true, .gbpages = true, .maxphyaddr = 40 },
 		.vcr3 = PML4,
@@ -130,9 +137,10 @@ int main(int argc, char **argv)
 	const char *work = argc == 3 ? argv[2] : "";
 
 	cfg.opts = argc == 3 ? opts_of(argv[1]) : ~0u;
-	if (cfg.opts == ~0u || (strcmp(work, "first") && strcmp(work, "first_a") &&
-				strcmp(work, "retouch"))) {
-		fprintf(stderr, "usage: bench_shadow none|all|cache|prefetch|huge first|first_a|retouch\n");
+	if (cfg.opts == ~0u ||
+	    (strcmp(work, "first") && strcmp(work, "first_a") && strcmp(work, "retouch"))) {
+		fprintf(stderr,
+			"usage: bench_shadow none|all|cache|prefetch|huge first|first_a|retouch\n");
 		return 64;
 	}
 	ram = calloc(1, RAM);

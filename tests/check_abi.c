@@ -9,41 +9,49 @@
 #include "suites.h"
 #include "x86.h"
 
-_Static_assert(offsetof(struct svm_boot_info, magic) == 0, "magic at 0");
-_Static_assert(offsetof(struct svm_boot_info, abi_version) == 4, "abi_version at 4");
-_Static_assert(offsetof(struct svm_boot_info, ram_size) == 8, "ram_size at 8");
-_Static_assert(offsetof(struct svm_boot_info, cmdline) == 16, "cmdline at 16");
-_Static_assert(offsetof(struct svm_boot_info, cmdline_len) == 24, "cmdline_len at 24");
-_Static_assert(offsetof(struct svm_boot_info, free_start) == 32, "free_start at 32");
-_Static_assert(offsetof(struct svm_boot_info, reserved_va) == 40, "reserved_va at 40");
-_Static_assert(SVM_ABI_STACK_TOP <= SVM_ABI_LOAD_MIN, "boot stack below the load minimum");
+_Static_assert(offsetof(struct shadowvm_boot_info, magic) == 0, "magic at 0");
+_Static_assert(offsetof(struct shadowvm_boot_info, abi_version) == 4, "abi_version at 4");
+_Static_assert(offsetof(struct shadowvm_boot_info, ram_size) == 8, "ram_size at 8");
+_Static_assert(offsetof(struct shadowvm_boot_info, cmdline) == 16, "cmdline at 16");
+_Static_assert(offsetof(struct shadowvm_boot_info, cmdline_len) == 24, "cmdline_len at 24");
+_Static_assert(offsetof(struct shadowvm_boot_info, free_start) == 32, "free_start at 32");
+_Static_assert(offsetof(struct shadowvm_boot_info, reserved_va) == 40, "reserved_va at 40");
+_Static_assert(SHADOWVM_ABI_STACK_TOP <= SHADOWVM_ABI_LOAD_MIN,
+	       "boot stack below the load minimum");
 
 /* The boot pages: page-aligned, never page 0 (null pointers fault early), and
  * in ascending order, so no two share a page. */
 #define ABI_PAGE(gpa) ((gpa) % X86_PAGE_SIZE == 0 && (gpa) != 0)
-_Static_assert(ABI_PAGE(SVM_ABI_BOOTINFO_GPA) && ABI_PAGE(SVM_ABI_GDT_GPA) &&
-		       ABI_PAGE(SVM_ABI_PML4_GPA) && ABI_PAGE(SVM_ABI_PDPT_GPA) &&
-		       ABI_PAGE(SVM_ABI_PD_GPA),
+_Static_assert(ABI_PAGE(SHADOWVM_ABI_BOOTINFO_GPA) && ABI_PAGE(SHADOWVM_ABI_GDT_GPA) &&
+		       ABI_PAGE(SHADOWVM_ABI_PML4_GPA) && ABI_PAGE(SHADOWVM_ABI_PDPT_GPA) &&
+		       ABI_PAGE(SHADOWVM_ABI_PD_GPA),
 	       "boot pages page-aligned, not page 0");
-_Static_assert(SVM_ABI_BOOTINFO_GPA < SVM_ABI_GDT_GPA && SVM_ABI_GDT_GPA < SVM_ABI_PML4_GPA &&
-		       SVM_ABI_PML4_GPA < SVM_ABI_PDPT_GPA && SVM_ABI_PDPT_GPA < SVM_ABI_PD_GPA,
+_Static_assert(SHADOWVM_ABI_BOOTINFO_GPA < SHADOWVM_ABI_GDT_GPA &&
+		       SHADOWVM_ABI_GDT_GPA < SHADOWVM_ABI_PML4_GPA &&
+		       SHADOWVM_ABI_PML4_GPA < SHADOWVM_ABI_PDPT_GPA &&
+		       SHADOWVM_ABI_PDPT_GPA < SHADOWVM_ABI_PD_GPA,
 	       "boot pages ascending, so disjoint");
-_Static_assert(SVM_ABI_CMDLINE_GPA >= SVM_ABI_BOOTINFO_GPA + sizeof(struct svm_boot_info) &&
-		       SVM_ABI_CMDLINE_GPA + SVM_ABI_CMDLINE_MAX <= SVM_ABI_BOOTINFO_GPA + X86_PAGE_SIZE,
+_Static_assert(SHADOWVM_ABI_CMDLINE_GPA >=
+			       SHADOWVM_ABI_BOOTINFO_GPA + sizeof(struct shadowvm_boot_info) &&
+		       SHADOWVM_ABI_CMDLINE_GPA + SHADOWVM_ABI_CMDLINE_MAX <=
+			       SHADOWVM_ABI_BOOTINFO_GPA + X86_PAGE_SIZE,
 	       "command line inside the boot-info page, after the structure");
 
 /* The reserved slot is the one PML4 entry of its VA range, and no loaded
  * image can reach it. */
-_Static_assert(X86_LEVEL_INDEX(SVM_ABI_RESERVED_VA_BASE, 4) == SVM_ABI_RESERVED_PML4_INDEX,
+_Static_assert(X86_LEVEL_INDEX(SHADOWVM_ABI_RESERVED_VA_BASE, 4) ==
+		       SHADOWVM_ABI_RESERVED_PML4_INDEX,
 	       "reserved VA base in the reserved PML4 slot");
-_Static_assert(SVM_ABI_RESERVED_VA_SIZE == X86_LEVEL_SIZE(4), "reserved VA range is one PML4 slot");
-_Static_assert(X86_LEVEL_INDEX(SVM_ABI_LOAD_MIN, 4) != SVM_ABI_RESERVED_PML4_INDEX,
+_Static_assert(SHADOWVM_ABI_RESERVED_VA_SIZE == X86_LEVEL_SIZE(4),
+	       "reserved VA range is one PML4 slot");
+_Static_assert(X86_LEVEL_INDEX(SHADOWVM_ABI_LOAD_MIN, 4) != SHADOWVM_ABI_RESERVED_PML4_INDEX,
 	       "load minimum outside the reserved slot");
 
 START_TEST(test_abi_reserved_slot_is_canonical)
 {
-	ck_assert(x86_is_canonical48(SVM_ABI_RESERVED_VA_BASE));
-	ck_assert(x86_is_canonical48(SVM_ABI_RESERVED_VA_BASE + SVM_ABI_RESERVED_VA_SIZE - 1));
+	ck_assert(x86_is_canonical48(SHADOWVM_ABI_RESERVED_VA_BASE));
+	ck_assert(x86_is_canonical48(SHADOWVM_ABI_RESERVED_VA_BASE + SHADOWVM_ABI_RESERVED_VA_SIZE -
+				     1));
 }
 END_TEST
 

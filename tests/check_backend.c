@@ -1,4 +1,4 @@
-/* Backend classification (vmm/backend.c) from fake sysfs trees and fake
+/* Backend classification (vmm/kvm/backend.c) from fake sysfs trees and fake
  * KVM_GET_SUPPORTED_CPUID tables: no /dev/kvm involved. */
 #include <check.h>
 #include <stddef.h>
@@ -45,7 +45,8 @@ static void add_module(const char *mod, const char *param, const char *value)
 
 /* ---- fake CPUID tables --------------------------------------------------------- */
 
-#define LE4(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define LE4(a, b, c, d) \
+	((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 
 static struct kvm_cpuid_entry2 leaf(uint32_t fn, uint32_t a, uint32_t b, uint32_t c, uint32_t d)
 {
@@ -55,18 +56,21 @@ static struct kvm_cpuid_entry2 leaf(uint32_t fn, uint32_t a, uint32_t b, uint32_
 /* Vendor leaf 0: EBX, EDX, ECX spell the vendor (SDM 2A CPUID leaf 0). */
 static struct kvm_cpuid_entry2 vendor_intel(void)
 {
-	return leaf(0, 0xd, LE4('G', 'e', 'n', 'u'), LE4('n', 't', 'e', 'l'), LE4('i', 'n', 'e', 'I'));
+	return leaf(0, 0xd, LE4('G', 'e', 'n', 'u'), LE4('n', 't', 'e', 'l'),
+		    LE4('i', 'n', 'e', 'I'));
 }
 
 static struct kvm_cpuid_entry2 vendor_amd(void)
 {
-	return leaf(0, 0xd, LE4('A', 'u', 't', 'h'), LE4('c', 'A', 'M', 'D'), LE4('e', 'n', 't', 'i'));
+	return leaf(0, 0xd, LE4('A', 'u', 't', 'h'), LE4('c', 'A', 'M', 'D'),
+		    LE4('e', 'n', 't', 'i'));
 }
 
 /* KVM's hypervisor leaf: "KVMKVMKVM\0\0\0" in EBX:ECX:EDX. */
 static struct kvm_cpuid_entry2 hv_base(uint32_t max)
 {
-	return leaf(0x40000000, max, LE4('K', 'V', 'M', 'K'), LE4('V', 'M', 'K', 'V'), LE4('M', 0, 0, 0));
+	return leaf(0x40000000, max, LE4('K', 'V', 'M', 'K'), LE4('V', 'M', 'K', 'V'),
+		    LE4('M', 0, 0, 0));
 }
 
 /* ---- the classification table ---------------------------------------------------- */
@@ -110,21 +114,77 @@ static unsigned make_cpuid(int which, struct kvm_cpuid_entry2 *t)
 }
 
 static const struct backend_case cases[] = {
-	{ "intel ept=Y", { { "kvm_intel", "ept", "Y" } }, CPU_INTEL, BACKEND_KVM_INTEL, TDP_ON, true, true },
-	{ "intel ept=N", { { "kvm_intel", "ept", "N" } }, CPU_INTEL, BACKEND_KVM_INTEL, TDP_OFF, true, true },
-	{ "amd npt=Y", { { "kvm_amd", "npt", "Y" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_ON, true, true },
-	{ "amd npt=N", { { "kvm_amd", "npt", "N" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_OFF, true, true },
-	{ "amd npt=1 (int)", { { "kvm_amd", "npt", "1" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_ON, true, true },
-	{ "amd npt=0 (int)", { { "kvm_amd", "npt", "0" } }, CPU_AMD, BACKEND_KVM_AMD, TDP_OFF, true, true },
+	{ "intel ept=Y",
+	  { { "kvm_intel", "ept", "Y" } },
+	  CPU_INTEL,
+	  BACKEND_KVM_INTEL,
+	  TDP_ON,
+	  true,
+	  true },
+	{ "intel ept=N",
+	  { { "kvm_intel", "ept", "N" } },
+	  CPU_INTEL,
+	  BACKEND_KVM_INTEL,
+	  TDP_OFF,
+	  true,
+	  true },
+	{ "amd npt=Y",
+	  { { "kvm_amd", "npt", "Y" } },
+	  CPU_AMD,
+	  BACKEND_KVM_AMD,
+	  TDP_ON,
+	  true,
+	  true },
+	{ "amd npt=N",
+	  { { "kvm_amd", "npt", "N" } },
+	  CPU_AMD,
+	  BACKEND_KVM_AMD,
+	  TDP_OFF,
+	  true,
+	  true },
+	{ "amd npt=1 (int)",
+	  { { "kvm_amd", "npt", "1" } },
+	  CPU_AMD,
+	  BACKEND_KVM_AMD,
+	  TDP_ON,
+	  true,
+	  true },
+	{ "amd npt=0 (int)",
+	  { { "kvm_amd", "npt", "0" } },
+	  CPU_AMD,
+	  BACKEND_KVM_AMD,
+	  TDP_OFF,
+	  true,
+	  true },
 	{ "pvm module", { { "kvm_pvm" } }, CPU_INTEL, BACKEND_KVM_PVM, TDP_UNKNOWN, false, false },
 	{ "pvm cpuid", { { NULL } }, CPU_PVM, BACKEND_KVM_PVM, TDP_UNKNOWN, false, false },
-	{ "pvm beside kvm_intel", { { "kvm_intel", "ept", "Y" }, { "kvm_pvm" } }, CPU_PVM,
-	  BACKEND_KVM_PVM, TDP_UNKNOWN, false, false },
-	{ "pvm leaf past max", { { "kvm_intel", "ept", "Y" } }, CPU_PVM_SHORT, BACKEND_KVM_INTEL, TDP_ON,
-	  true, true },
-	{ "intel and amd, AMD cpu", { { "kvm_intel", "ept", "Y" }, { "kvm_amd", "npt", "N" } }, CPU_AMD,
-	  BACKEND_KVM_AMD, TDP_OFF, true, true },
-	{ "intel, no parameters", { { "kvm_intel" } }, CPU_INTEL, BACKEND_KVM_INTEL, TDP_UNKNOWN, true,
+	{ "pvm beside kvm_intel",
+	  { { "kvm_intel", "ept", "Y" }, { "kvm_pvm" } },
+	  CPU_PVM,
+	  BACKEND_KVM_PVM,
+	  TDP_UNKNOWN,
+	  false,
+	  false },
+	{ "pvm leaf past max",
+	  { { "kvm_intel", "ept", "Y" } },
+	  CPU_PVM_SHORT,
+	  BACKEND_KVM_INTEL,
+	  TDP_ON,
+	  true,
+	  true },
+	{ "intel and amd, AMD cpu",
+	  { { "kvm_intel", "ept", "Y" }, { "kvm_amd", "npt", "N" } },
+	  CPU_AMD,
+	  BACKEND_KVM_AMD,
+	  TDP_OFF,
+	  true,
+	  true },
+	{ "intel, no parameters",
+	  { { "kvm_intel" } },
+	  CPU_INTEL,
+	  BACKEND_KVM_INTEL,
+	  TDP_UNKNOWN,
+	  true,
 	  true },
 	{ "no module", { { NULL } }, CPU_NONE, BACKEND_UNKNOWN, TDP_UNKNOWN, true, true },
 };
@@ -142,7 +202,8 @@ START_TEST(test_backend_classify_table)
 	backend_classify(sysfs, t, n, &f);
 	ck_assert_msg(f.kind == c->kind, "%s: kind %s", c->name, backend_name(f.kind));
 	ck_assert_msg(f.tdp == c->tdp, "%s: tdp %d", c->name, f.tdp);
-	ck_assert_int_eq(backend_refuses(&f, PAGING_SHADOW, why, sizeof(why)) == VMM_OK, c->shadow_runs);
+	ck_assert_int_eq(backend_refuses(&f, PAGING_SHADOW, why, sizeof(why)) == VMM_OK,
+			 c->shadow_runs);
 	ck_assert_int_eq(backend_refuses(&f, PAGING_HW, why, sizeof(why)) == VMM_OK, c->hw_runs);
 }
 END_TEST
@@ -198,11 +259,15 @@ struct feature_case {
 	size_t off; /* the flag in struct backend_cpu */
 };
 
-#define FEAT(l, r, b, name) { l, r, b, offsetof(struct backend_cpu, name) }
+#define FEAT(l, r, b, name)                                 \
+	{                                                   \
+		l, r, b, offsetof(struct backend_cpu, name) \
+	}
 static const struct feature_case feats[] = {
-	FEAT(1, 2, 17, pcid),         FEAT(7, 1, 7, smep), FEAT(7, 1, 20, smap),
-	FEAT(7, 2, 2, umip),          FEAT(7, 2, 3, pku),  FEAT(7, 2, 16, la57),
-	FEAT(0x80000001, 3, 20, nx),  FEAT(0x80000001, 3, 26, gbpages),
+	FEAT(1, 2, 17, pcid),        FEAT(7, 1, 7, smep),
+	FEAT(7, 1, 20, smap),        FEAT(7, 2, 2, umip),
+	FEAT(7, 2, 3, pku),          FEAT(7, 2, 16, la57),
+	FEAT(0x80000001, 3, 20, nx), FEAT(0x80000001, 3, 26, gbpages),
 };
 
 START_TEST(test_backend_reads_each_guest_cpu_feature)
@@ -221,8 +286,8 @@ START_TEST(test_backend_reads_each_guest_cpu_feature)
 		}
 	backend_classify(sysfs, t, 3, &f);
 	for (size_t i = 0; i < sizeof(f.cpu) / sizeof(bool); i++)
-		ck_assert_msg(flags[i] == (i * sizeof(bool) == c->off), "feature %zu of leaf 0x%x bit %u", i,
-			      c->leaf, c->bit);
+		ck_assert_msg(flags[i] == (i * sizeof(bool) == c->off),
+			      "feature %zu of leaf 0x%x bit %u", i, c->leaf, c->bit);
 }
 END_TEST
 
@@ -233,7 +298,8 @@ Suite *backend_suite(void)
 
 	tcase_add_temp_dir(tc);
 	tcase_add_checked_fixture(tc, tree_setup, NULL);
-	tcase_add_loop_test(tc, test_backend_classify_table, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+	tcase_add_loop_test(tc, test_backend_classify_table, 0,
+			    (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_backend_refusals_say_why_and_what_to_do);
 	tcase_add_test(tc, test_backend_none_and_missing_caps_refuse_both);
 	tcase_add_loop_test(tc, test_backend_reads_each_guest_cpu_feature, 0,

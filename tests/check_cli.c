@@ -57,28 +57,40 @@ struct cli_case {
 static const struct cli_case clis[] = {
 	{ { "shadowvm", "run", "g.elf" }, 0, NULL },
 	{ { "shadowvm" }, VMM_E_USAGE, "missing command (see shadowvm --help)" },
-	{ { "shadowvm", "fly" }, VMM_E_USAGE, "unknown command 'fly' (run, check, trace, kvm; see --help)" },
+	{ { "shadowvm", "fly" },
+	  VMM_E_USAGE,
+	  "unknown command 'fly' (run, check, trace, kvm; see --help)" },
 	{ { "shadowvm", "run" }, VMM_E_USAGE, "run: missing IMAGE (see shadowvm --help)" },
-	{ { "shadowvm", "run", "-m", "1M", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "-m", "1M", "g.elf" },
+	  VMM_E_USAGE,
 	  "--mem 1M = 0x100000 is outside 0x200000..0x100000000" },
-	{ { "shadowvm", "run", "-m", "5G", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "-m", "5G", "g.elf" },
+	  VMM_E_USAGE,
 	  "--mem 5G = 0x140000000 is outside 0x200000..0x100000000" },
-	{ { "shadowvm", "run", "-m", "3M", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "-m", "3M", "g.elf" },
+	  VMM_E_USAGE,
 	  "--mem 3M = 0x300000 is not a multiple of 2 MiB" },
-	{ { "shadowvm", "run", "-m", "lots", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "-m", "lots", "g.elf" },
+	  VMM_E_USAGE,
 	  "--mem: size 'lots' does not start with a digit" },
-	{ { "shadowvm", "run", "--paging=ept", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "--paging=ept", "g.elf" },
+	  VMM_E_USAGE,
 	  "--paging 'ept' is not a paging mode (shadow, hw)" },
-	{ { "shadowvm", "run", "--timeout", "0", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "--timeout", "0", "g.elf" },
+	  VMM_E_USAGE,
 	  "--timeout '0' is not a number of seconds in (0, 1e6]" },
-	{ { "shadowvm", "run", "--bogus", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "--bogus", "g.elf" },
+	  VMM_E_USAGE,
 	  "run: option '--bogus' is unknown or lacks its argument" },
-	{ { "shadowvm", "run", "g.elf", "extra" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "g.elf", "extra" },
+	  VMM_E_USAGE,
 	  "unexpected 'extra' after IMAGE (guest args go after --)" },
-	{ { "shadowvm", "run", "--shadow-pool", "3", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "run", "--shadow-pool", "3", "g.elf" },
+	  VMM_E_USAGE,
 	  "--shadow-pool '3' is not a page count in 4..65536" },
 	{ { "shadowvm", "run", "--paging=hw", "--dump-shadow", "g.elf" }, 0, NULL },
-	{ { "shadowvm", "check", "--timeout", "3", "g.elf" }, VMM_E_USAGE,
+	{ { "shadowvm", "check", "--timeout", "3", "g.elf" },
+	  VMM_E_USAGE,
 	  "check: only -m, -v and -q apply" },
 };
 
@@ -99,8 +111,8 @@ END_TEST
 
 START_TEST(test_cli_parse_run_options)
 {
-	const char *argv[] = { "shadowvm", "run", "-m", "32", "-p", "a=1", "--timeout", "2.5",
-			       "-v", "g.elf", "--", "x", "y", NULL };
+	const char *argv[] = { "shadowvm", "run", "-m",    "32", "-p", "a=1", "--timeout",
+			       "2.5",      "-v",  "g.elf", "--", "x",  "y",   NULL };
 	struct options o;
 	char err[256] = "";
 

@@ -1,4 +1,4 @@
-/* vmm/control.c on a fake struct vm (tests/fake_vm.h): the guest's MOV to
+/* vmm/cpu/control.c on a fake struct vm (tests/fake_vm.h): the guest's MOV to
  * CR0/CR3/CR4 with the SDM's checks (vol. 2A, MOV to control registers), and
  * what the virtual registers make of the real vCPU and of the shadow MMU's
  * CPU state. */
@@ -59,9 +59,9 @@ START_TEST(test_control_cr4_checks)
 	struct shadow_stats st;
 	uint64_t flushes;
 
-	ck_assert(!control_write_cr4(vm, boot & ~X86_CR4_PAE)); /* IA-32e needs PAE */
-	ck_assert(!control_write_cr4(vm, boot | X86_CR4_LA57)); /* not while paging */
-	ck_assert(!control_write_cr4(vm, boot | X86_BIT(31)));  /* reserved */
+	ck_assert(!control_write_cr4(vm, boot & ~X86_CR4_PAE));  /* IA-32e needs PAE */
+	ck_assert(!control_write_cr4(vm, boot | X86_CR4_LA57));  /* not while paging */
+	ck_assert(!control_write_cr4(vm, boot | X86_BIT(31)));   /* reserved */
 	ck_assert(!control_write_cr4(vm, boot | X86_CR4_PCIDE)); /* not offered here */
 	ck_assert_uint_eq(vm->virt.cr4, boot);
 	shadow_get_stats(vm->shadow, &st);
@@ -104,7 +104,8 @@ START_TEST(test_control_sync_builds_the_real_registers)
 	ck_assert_uint_eq(vm->sregs.cr0, CR0_OK | X86_CR0_TS | X86_CR0_AM);
 	ck_assert_uint_eq(vm->sregs.cr4, X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT |
 						 X86_CR4_UMIP | X86_CR4_SMEP);
-	ck_assert_uint_eq(vm->sregs.efer, X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | X86_EFER_SCE);
+	ck_assert_uint_eq(vm->sregs.efer,
+			  X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | X86_EFER_SCE);
 	ck_assert_uint_eq(vm->sregs.cr3, shadow_root(vm->shadow));
 	ck_assert_uint_eq(vm->sregs.cr2, 0xdead000);
 	c = shadow_cpu_state(vm->shadow);

@@ -1,4 +1,4 @@
-/* vmm/counters.c: the one counter table read from a fake struct vm, written
+/* vmm/trace/counters.c: the one counter table read from a fake struct vm, written
  * as --stats's JSON (whose layout the integration suite and the bench report
  * parse) and as the -v line. */
 #include <check.h>
@@ -64,7 +64,8 @@ static size_t leaves(struct json_object *o)
 
 	if (!json_object_is_type(o, json_type_object))
 		return 1;
-	json_object_object_foreach(o, key, val) {
+	json_object_object_foreach(o, key, val)
+	{
 		(void)key;
 		n += leaves(val);
 	}
@@ -84,8 +85,8 @@ START_TEST(test_counters_json_has_every_path_and_nothing_else)
 	for (unsigned c = 0; c < COUNTER_N; c++) {
 		int64_t got = -1;
 
-		ck_assert_msg(json_path_int(o, counter_path(c), &got), "no %s in %s", counter_path(c),
-			      text);
+		ck_assert_msg(json_path_int(o, counter_path(c), &got), "no %s in %s",
+			      counter_path(c), text);
 		ck_assert_int_eq(got, c + 1);
 	}
 	ck_assert_uint_eq(leaves(o), COUNTER_N + 1); /* and "status" */
@@ -191,15 +192,18 @@ START_TEST(test_counters_read_takes_each_field)
 		case COUNTER_syscalls: ck_assert_uint_eq(d, 4); break;
 		case COUNTER_hidden_faults:
 		case COUNTER_fills_1:
-		case COUNTER_cr3_writes: ck_assert_msg(d == 1, "%s moved by %llu", counter_name(c),
-							(unsigned long long)d); break;
+		case COUNTER_cr3_writes:
+			ck_assert_msg(d == 1, "%s moved by %llu", counter_name(c),
+				      (unsigned long long)d);
+			break;
 		case COUNTER_a_sets:
 		case COUNTER_d_sets:
 		case COUNTER_pages_peak:
 		case COUNTER_roots_reused:
 		case COUNTER_flushes: break; /* the fake vm's tables and options decide */
-		default: ck_assert_msg(d == 0, "%s moved by %llu", counter_name(c),
-				       (unsigned long long)d);
+		default:
+			ck_assert_msg(d == 0, "%s moved by %llu", counter_name(c),
+				      (unsigned long long)d);
 		}
 	}
 }

@@ -44,12 +44,21 @@ static void base_image(struct image *im)
 	im->eh.e_ehsize = sizeof(Elf64_Ehdr);
 	im->eh.e_phentsize = sizeof(Elf64_Phdr);
 	im->eh.e_phnum = 2;
-	im->ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = CODE_OFF,
-				  .p_vaddr = TEXT_GPA, .p_paddr = TEXT_GPA, .p_filesz = CODE_LEN,
-				  .p_memsz = CODE_LEN, .p_align = 0x1000 };
-	im->ph[1] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_W,
-				  .p_offset = CODE_OFF + CODE_LEN, .p_vaddr = DATA_GPA,
-				  .p_paddr = DATA_GPA, .p_filesz = DATA_LEN, .p_memsz = BSS_MEMSZ,
+	im->ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD,
+				  .p_flags = PF_R | PF_X,
+				  .p_offset = CODE_OFF,
+				  .p_vaddr = TEXT_GPA,
+				  .p_paddr = TEXT_GPA,
+				  .p_filesz = CODE_LEN,
+				  .p_memsz = CODE_LEN,
+				  .p_align = 0x1000 };
+	im->ph[1] = (Elf64_Phdr){ .p_type = PT_LOAD,
+				  .p_flags = PF_R | PF_W,
+				  .p_offset = CODE_OFF + CODE_LEN,
+				  .p_vaddr = DATA_GPA,
+				  .p_paddr = DATA_GPA,
+				  .p_filesz = DATA_LEN,
+				  .p_memsz = BSS_MEMSZ,
 				  .p_align = 0x1000 };
 	im->len = CODE_OFF + CODE_LEN + DATA_LEN;
 }
@@ -76,32 +85,95 @@ struct reject_case {
 	const char *msg; /* expected text after "<path>: " */
 };
 
-static void m_magic(struct image *im) { im->eh.e_ident[EI_MAG1] = 'X'; }
-static void m_class(struct image *im) { im->eh.e_ident[EI_CLASS] = ELFCLASS32; }
-static void m_data(struct image *im) { im->eh.e_ident[EI_DATA] = ELFDATA2MSB; }
-static void m_machine(struct image *im) { im->eh.e_machine = EM_386; }
-static void m_type(struct image *im) { im->eh.e_type = ET_DYN; }
-static void m_phnum0(struct image *im) { im->eh.e_phnum = 0; }
-static void m_phnum_big(struct image *im) { im->eh.e_phnum = ELF_LOAD_PHNUM_MAX + 1; }
-static void m_phentsize(struct image *im) { im->eh.e_phentsize = 32; }
-static void m_phoff(struct image *im) { im->eh.e_phoff = 0x1000; }
-static void m_short_header(struct image *im) { im->len = 40; }
-static void m_truncated(struct image *im) { im->len = CODE_OFF + CODE_LEN + DATA_LEN - 3; }
-static void m_filesz(struct image *im) { im->ph[0].p_memsz = CODE_LEN - 1; }
-static void m_paddr_overflow(struct image *im) { im->ph[1].p_paddr = ~0ull - 0x10; }
-static void m_vaddr_overflow(struct image *im) { im->ph[1].p_vaddr = ~0ull - 0x10; }
-static void m_low(struct image *im) { im->ph[1].p_paddr = im->ph[1].p_vaddr = 0x8000; }
-static void m_memsz_ram(struct image *im) { im->ph[1].p_memsz = 0x40000000; }
-static void m_end_ram(struct image *im) { im->ph[1].p_paddr = RAM - 0x1000; }
-static void m_overlap(struct image *im) { im->ph[1].p_paddr = TEXT_GPA + 8; }
-static void m_entry_out(struct image *im) { im->eh.e_entry = 0x300000; }
-static void m_entry_nx(struct image *im) { im->eh.e_entry = DATA_GPA + 4; }
+static void m_magic(struct image *im)
+{
+	im->eh.e_ident[EI_MAG1] = 'X';
+}
+static void m_class(struct image *im)
+{
+	im->eh.e_ident[EI_CLASS] = ELFCLASS32;
+}
+static void m_data(struct image *im)
+{
+	im->eh.e_ident[EI_DATA] = ELFDATA2MSB;
+}
+static void m_machine(struct image *im)
+{
+	im->eh.e_machine = EM_386;
+}
+static void m_type(struct image *im)
+{
+	im->eh.e_type = ET_DYN;
+}
+static void m_phnum0(struct image *im)
+{
+	im->eh.e_phnum = 0;
+}
+static void m_phnum_big(struct image *im)
+{
+	im->eh.e_phnum = ELF_LOAD_PHNUM_MAX + 1;
+}
+static void m_phentsize(struct image *im)
+{
+	im->eh.e_phentsize = 32;
+}
+static void m_phoff(struct image *im)
+{
+	im->eh.e_phoff = 0x1000;
+}
+static void m_short_header(struct image *im)
+{
+	im->len = 40;
+}
+static void m_truncated(struct image *im)
+{
+	im->len = CODE_OFF + CODE_LEN + DATA_LEN - 3;
+}
+static void m_filesz(struct image *im)
+{
+	im->ph[0].p_memsz = CODE_LEN - 1;
+}
+static void m_paddr_overflow(struct image *im)
+{
+	im->ph[1].p_paddr = ~0ull - 0x10;
+}
+static void m_vaddr_overflow(struct image *im)
+{
+	im->ph[1].p_vaddr = ~0ull - 0x10;
+}
+static void m_low(struct image *im)
+{
+	im->ph[1].p_paddr = im->ph[1].p_vaddr = 0x8000;
+}
+static void m_memsz_ram(struct image *im)
+{
+	im->ph[1].p_memsz = 0x40000000;
+}
+static void m_end_ram(struct image *im)
+{
+	im->ph[1].p_paddr = RAM - 0x1000;
+}
+static void m_overlap(struct image *im)
+{
+	im->ph[1].p_paddr = TEXT_GPA + 8;
+}
+static void m_entry_out(struct image *im)
+{
+	im->eh.e_entry = 0x300000;
+}
+static void m_entry_nx(struct image *im)
+{
+	im->eh.e_entry = DATA_GPA + 4;
+}
 static void m_entry_vaddr(struct image *im)
 {
 	im->ph[0].p_vaddr = 0xffffffff80000000ull;
 	im->eh.e_entry = 0xffffffff80000004ull;
 }
-static void m_no_load(struct image *im) { im->ph[0].p_type = im->ph[1].p_type = PT_NOTE; }
+static void m_no_load(struct image *im)
+{
+	im->ph[0].p_type = im->ph[1].p_type = PT_NOTE;
+}
 
 static const struct reject_case rejects[] = {
 	{ "magic", m_magic, VMM_E_IMAGE, "not an ELF file (bad magic)" },

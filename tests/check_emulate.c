@@ -1,4 +1,4 @@
-/* vmm/emulate.c on a fake struct vm (tests/fake_vm.h), no KVM: real
+/* vmm/cpu/emulate.c on a fake struct vm (tests/fake_vm.h), no KVM: real
  * instruction bytes at RIP as the monitor hands them over after #GP or #UD,
  * each emulated instruction's effect on the virtual CPU and the exception it
  * raises instead, as the SDM (vol. 2, the instruction's page) and the AMD
@@ -103,27 +103,31 @@ static void assert_raised(int st, unsigned vector, uint32_t err)
 /* SDM 2B MOV CR: #GP(0) for reserved bits, invalid combinations and
  * features the CPU lacks; in IA-32e mode also for clearing CR0.PG or
  * CR4.PAE and for changing CR4.LA57. */
-static const struct { unsigned cr; uint64_t v; bool ok; } cr_cases[] = {
+static const struct {
+	unsigned cr;
+	uint64_t v;
+	bool ok;
+} cr_cases[] = {
 	{ 0, CR0_BOOT | X86_CR0_TS, true },
 	{ 0, CR0_BOOT & ~X86_CR0_WP, true },
 	{ 0, CR0_BOOT | X86_CR0_CD | X86_CR0_NW, true },
 	{ 0, CR0_BOOT | X86_CR0_AM, true },
-	{ 0, CR0_BOOT | X86_BIT(32), false },      /* reserved 63:32 */
+	{ 0, CR0_BOOT | X86_BIT(32), false }, /* reserved 63:32 */
 	{ 0, CR0_BOOT | X86_BIT(63), false },
-	{ 0, CR0_BOOT & ~X86_CR0_PG, false },      /* would leave IA-32e mode */
-	{ 0, CR0_BOOT & ~X86_CR0_PE, false },      /* PG without PE */
-	{ 0, CR0_BOOT | X86_CR0_NW, false },       /* NW without CD */
+	{ 0, CR0_BOOT & ~X86_CR0_PG, false }, /* would leave IA-32e mode */
+	{ 0, CR0_BOOT & ~X86_CR0_PE, false }, /* PG without PE */
+	{ 0, CR0_BOOT | X86_CR0_NW, false },  /* NW without CD */
 	{ 4, CR4_BOOT | X86_CR4_PGE, true },
 	{ 4, CR4_BOOT | X86_CR4_PSE, true },
 	{ 4, CR4_BOOT | X86_CR4_SMEP | X86_CR4_SMAP, true },
 	{ 4, CR4_BOOT | X86_CR4_UMIP | X86_CR4_FSGSBASE, true },
-	{ 4, CR4_BOOT & ~X86_CR4_PAE, false },     /* would leave IA-32e mode */
+	{ 4, CR4_BOOT & ~X86_CR4_PAE, false }, /* would leave IA-32e mode */
 	{ 4, CR4_BOOT | X86_CR4_LA57, false },
-	{ 4, CR4_BOOT | X86_CR4_PCIDE, false },    /* the CPU has no PCID */
-	{ 4, CR4_BOOT | X86_CR4_PKE, false },      /* nor PKU */
-	{ 4, CR4_BOOT | X86_CR4_OSXSAVE, false },  /* nor XSAVE */
-	{ 4, CR4_BOOT | X86_BIT(13), false },      /* VMXE: no VMX for the guest */
-	{ 4, CR4_BOOT | X86_BIT(32), false },      /* reserved */
+	{ 4, CR4_BOOT | X86_CR4_PCIDE, false },   /* the CPU has no PCID */
+	{ 4, CR4_BOOT | X86_CR4_PKE, false },     /* nor PKU */
+	{ 4, CR4_BOOT | X86_CR4_OSXSAVE, false }, /* nor XSAVE */
+	{ 4, CR4_BOOT | X86_BIT(13), false },     /* VMXE: no VMX for the guest */
+	{ 4, CR4_BOOT | X86_BIT(32), false },     /* reserved */
 	{ 4, CR4_BOOT | X86_BIT(63), false },
 };
 
@@ -169,7 +173,7 @@ END_TEST
 START_TEST(test_emulate_mov_to_cr3_switches_the_shadow)
 {
 	vm->regs.rbx = FAKE_PML4_GPA | X86_PTE_PWT; /* bits 11:0 are not the address */
-	assert_done(gp(I(0x0f, 0x22, 0xdb)), 3);      /* mov %rbx,%cr3 */
+	assert_done(gp(I(0x0f, 0x22, 0xdb)), 3);    /* mov %rbx,%cr3 */
 	ck_assert_uint_eq(vm->virt.cr3, FAKE_PML4_GPA | X86_PTE_PWT);
 	ck_assert_uint_eq(shadow_vcr3(vm->shadow), FAKE_PML4_GPA);
 	sync();
@@ -379,18 +383,24 @@ START_TEST(test_emulate_sgdt_at_cpl3_follows_the_guest_umip)
 END_TEST
 
 /* LTR (SDM 2A): selector checks, then an available 64-bit TSS, present. */
-#define TSS_AVAIL(base) (0x67 | (((base) & 0xffffff) << 16) | X86_DESC_TYPE(X86_SEG_TYPE_TSS64_AVAIL) | \
-			 X86_DESC_P | ((((base) >> 24) & 0xff) << 56))
+#define TSS_AVAIL(base)                                                                            \
+	(0x67 | (((base)&0xffffff) << 16) | X86_DESC_TYPE(X86_SEG_TYPE_TSS64_AVAIL) | X86_DESC_P | \
+	 ((((base) >> 24) & 0xff) << 56))
 
-static const struct { uint16_t sel; uint64_t desc; unsigned vector; uint32_t err; } ltr_faults[] = {
-	{ 0x0000, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0 },            /* null */
-	{ 0x0003, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0 },            /* null, RPL 3 */
-	{ 0x003c, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0x3c },         /* TI: the LDT */
-	{ 0x0080, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0x80 },         /* past the limit */
-	{ 0x0078, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0x78 },         /* upper half past it */
+static const struct {
+	uint16_t sel;
+	uint64_t desc;
+	unsigned vector;
+	uint32_t err;
+} ltr_faults[] = {
+	{ 0x0000, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0 },    /* null */
+	{ 0x0003, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0 },    /* null, RPL 3 */
+	{ 0x003c, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0x3c }, /* TI: the LDT */
+	{ 0x0080, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0x80 }, /* past the limit */
+	{ 0x0078, TSS_AVAIL(0x9000ull), X86_EXC_GP, 0x78 }, /* upper half past it */
 	{ 0x0038, TSS_AVAIL(0x9000ull) | X86_DESC_TYPE(2), X86_EXC_GP, 0x38 }, /* busy */
-	{ 0x0038, 0x0000820000009067ull, X86_EXC_GP, 0x38 },        /* an LDT */
-	{ 0x0038, FAKE_DESC_KDATA, X86_EXC_GP, 0x38 },              /* not a system segment */
+	{ 0x0038, 0x0000820000009067ull, X86_EXC_GP, 0x38 },                   /* an LDT */
+	{ 0x0038, FAKE_DESC_KDATA, X86_EXC_GP, 0x38 }, /* not a system segment */
 	{ 0x0038, TSS_AVAIL(0x9000ull) & ~X86_DESC_P, X86_EXC_NP, 0x38 },
 };
 
@@ -416,7 +426,8 @@ START_TEST(test_emulate_ltr_loads_and_marks_busy)
 	assert_done(gp(I(0x0f, 0x00, 0xd8)), 3); /* ltr %ax */
 	ck_assert_uint_eq(vm->virt.tr, 0x38);
 	ck_assert_uint_eq(vm->virt.tr_base, 0x112345000ull);
-	ck_assert_uint_eq(gdt[7], TSS_AVAIL(0x12345000ull) | X86_DESC_TYPE(X86_SEG_TYPE_TSS64_BUSY));
+	ck_assert_uint_eq(gdt[7],
+			  TSS_AVAIL(0x12345000ull) | X86_DESC_TYPE(X86_SEG_TYPE_TSS64_BUSY));
 }
 END_TEST
 
@@ -453,16 +464,20 @@ static uint64_t rdmsr(uint32_t index)
 	return vm->regs.rdx << 32 | vm->regs.rax;
 }
 
-static const struct { uint32_t index; uint64_t v; bool ok; } msr_cases[] = {
+static const struct {
+	uint32_t index;
+	uint64_t v;
+	bool ok;
+} msr_cases[] = {
 	{ X86_MSR_EFER, EFER_BOOT | X86_EFER_SCE, true },
 	{ X86_MSR_EFER, EFER_BOOT & ~X86_EFER_NXE, true },
-	{ X86_MSR_EFER, EFER_BOOT & ~X86_EFER_LME, false },   /* LME with paging on */
-	{ X86_MSR_EFER, EFER_BOOT | X86_BIT(1), false },      /* reserved */
-	{ X86_MSR_EFER, EFER_BOOT | X86_EFER_SVME, false },   /* no SVM for the guest */
+	{ X86_MSR_EFER, EFER_BOOT & ~X86_EFER_LME, false }, /* LME with paging on */
+	{ X86_MSR_EFER, EFER_BOOT | X86_BIT(1), false },    /* reserved */
+	{ X86_MSR_EFER, EFER_BOOT | X86_EFER_SVME, false }, /* no SVM for the guest */
 	{ X86_MSR_EFER, EFER_BOOT | X86_BIT(63), false },
 	{ X86_MSR_STAR, 0x0023001000000000ull, true },
 	{ X86_MSR_LSTAR, 0xffffffff81000000ull, true },
-	{ X86_MSR_LSTAR, 0x0000800000000000ull, false },      /* non-canonical */
+	{ X86_MSR_LSTAR, 0x0000800000000000ull, false }, /* non-canonical */
 	{ X86_MSR_CSTAR, 0xffffffff81000040ull, true },
 	{ X86_MSR_SFMASK, 0x47700, true },
 	{ X86_MSR_FS_BASE, 0x00007fff00001000ull, true },
@@ -472,7 +487,7 @@ static const struct { uint32_t index; uint64_t v; bool ok; } msr_cases[] = {
 	{ X86_MSR_KERNEL_GS_BASE, 0xffff888000001000ull, true },
 	{ X86_MSR_KERNEL_GS_BASE, 0x0001000000000000ull, false },
 	{ X86_MSR_TSC_AUX, 0x5, true },
-	{ X86_MSR_TSC_AUX, X86_BIT(32), false },              /* reserved 63:32 */
+	{ X86_MSR_TSC_AUX, X86_BIT(32), false }, /* reserved 63:32 */
 };
 
 START_TEST(test_emulate_wrmsr_rdmsr)
@@ -557,11 +572,12 @@ END_TEST
 
 /* SDM 2B STAC/CLAC: #UD if CPL > 0 or CR4.SMAP = 0; other #UDs are the
  * guest's. */
-static const struct { bool user, smap; struct insn_bytes in; } ud_cases[] = {
-	{ false, false, I(0x0f, 0x01, 0xcb) },
-	{ false, false, I(0x0f, 0x01, 0xca) },
-	{ true, true, I(0x0f, 0x01, 0xcb) },
-	{ true, true, I(0x0f, 0x01, 0xca) },
+static const struct {
+	bool user, smap;
+	struct insn_bytes in;
+} ud_cases[] = {
+	{ false, false, I(0x0f, 0x01, 0xcb) }, { false, false, I(0x0f, 0x01, 0xca) },
+	{ true, true, I(0x0f, 0x01, 0xcb) },   { true, true, I(0x0f, 0x01, 0xca) },
 	{ false, true, I(0x0f, 0x0b) },       /* ud2 */
 	{ false, true, I(0x48, 0x0f, 0x07) }, /* sysretq with EFER.SCE = 0 */
 };
@@ -584,8 +600,8 @@ START_TEST(test_emulate_sysret_to_user)
 	vm->virt.efer |= X86_EFER_SCE;
 	vm->virt.star = (uint64_t)0x10 << 48 | (uint64_t)0x08 << 32;
 	vm->regs.rcx = FAKE_UCODE + 0x40;
-	vm->regs.r11 = X86_RFLAGS_IF | X86_RFLAGS_CF | X86_RFLAGS_AC | X86_RFLAGS_RF | X86_RFLAGS_VM |
-		       X86_RFLAGS_IOPL_MASK | X86_BIT(3) | X86_BIT(15);
+	vm->regs.r11 = X86_RFLAGS_IF | X86_RFLAGS_CF | X86_RFLAGS_AC | X86_RFLAGS_RF |
+		       X86_RFLAGS_VM | X86_RFLAGS_IOPL_MASK | X86_BIT(3) | X86_BIT(15);
 	ck_assert_int_eq(gp(I(0x48, 0x0f, 0x07)), VM_CONTINUE);
 	ck_assert_uint_eq(vm->regs.rip, FAKE_UCODE + 0x40);
 	/* SDM 2B SYSRET: CS = STAR[63:48] + 16 | 3, SS = STAR[63:48] + 8 | 3,
@@ -595,7 +611,8 @@ START_TEST(test_emulate_sysret_to_user)
 	ck_assert_uint_eq(vm->sregs.cs.dpl, 3);
 	ck_assert_uint_eq(vm->sregs.ss.dpl, 3);
 	ck_assert_uint_eq(vm->regs.rflags, X86_RFLAGS_IF | X86_RFLAGS_CF | X86_RFLAGS_AC |
-						   X86_RFLAGS_FIXED | (1ull << X86_RFLAGS_IOPL_SHIFT));
+						   X86_RFLAGS_FIXED |
+						   (1ull << X86_RFLAGS_IOPL_SHIFT));
 	ck_assert_uint_eq(vm->tstats.emulated, 1);
 }
 END_TEST
@@ -617,8 +634,8 @@ static void push_frame(const uint64_t *f, unsigned n)
 
 START_TEST(test_emulate_iretq_to_rpl0)
 {
-	const uint64_t f[5] = { FAKE_KCODE + 0x200, FAKE_SEL_KCODE, X86_RFLAGS_FIXED | X86_RFLAGS_CF,
-				0x1c008, FAKE_SEL_KDATA };
+	const uint64_t f[5] = { FAKE_KCODE + 0x200, FAKE_SEL_KCODE,
+				X86_RFLAGS_FIXED | X86_RFLAGS_CF, 0x1c008, FAKE_SEL_KDATA };
 
 	push_frame(f, 5);
 	ck_assert_int_eq(gp(I(0x48, 0xcf)), VM_CONTINUE);
@@ -628,8 +645,8 @@ START_TEST(test_emulate_iretq_to_rpl0)
 	ck_assert_uint_eq(vm->sregs.cs.selector, FAKE_SEL_KCODE | 1);
 	ck_assert_uint_eq(vm->sregs.ss.selector, FAKE_SEL_KDATA | 1);
 	/* IF follows the frame at CPL0; IOPL reads 1. */
-	ck_assert_uint_eq(vm->regs.rflags, X86_RFLAGS_FIXED | X86_RFLAGS_CF |
-						   (1ull << X86_RFLAGS_IOPL_SHIFT));
+	ck_assert_uint_eq(vm->regs.rflags,
+			  X86_RFLAGS_FIXED | X86_RFLAGS_CF | (1ull << X86_RFLAGS_IOPL_SHIFT));
 	ck_assert_uint_eq(vm->tstats.emulated, 1);
 }
 END_TEST
@@ -649,8 +666,8 @@ END_TEST
 START_TEST(test_emulate_iretq_to_user)
 {
 	const uint64_t f[5] = { FAKE_UCODE, FAKE_SEL_UCODE | 3,
-				X86_RFLAGS_FIXED | X86_RFLAGS_IF | X86_RFLAGS_VM | X86_RFLAGS_IOPL_MASK |
-					X86_BIT(3) | X86_BIT(63),
+				X86_RFLAGS_FIXED | X86_RFLAGS_IF | X86_RFLAGS_VM |
+					X86_RFLAGS_IOPL_MASK | X86_BIT(3) | X86_BIT(63),
 				FAKE_URSP, FAKE_SEL_UDATA | 3 };
 
 	push_frame(f, 5);
@@ -660,8 +677,8 @@ START_TEST(test_emulate_iretq_to_user)
 	ck_assert_uint_eq(vm->sregs.cs.selector, FAKE_SEL_UCODE | 3);
 	ck_assert_uint_eq(vm->sregs.ss.selector, FAKE_SEL_UDATA | 3);
 	/* VM cannot be set in IA-32e mode; reserved bits read 0. */
-	ck_assert_uint_eq(vm->regs.rflags, X86_RFLAGS_FIXED | X86_RFLAGS_IF |
-						   (1ull << X86_RFLAGS_IOPL_SHIFT));
+	ck_assert_uint_eq(vm->regs.rflags,
+			  X86_RFLAGS_FIXED | X86_RFLAGS_IF | (1ull << X86_RFLAGS_IOPL_SHIFT));
 }
 END_TEST
 
@@ -675,19 +692,29 @@ static const struct {
 } iret_faults[] = {
 	/* Non-canonical RIP: #GP(0). */
 	{ { 0x0000800000000000ull, FAKE_SEL_KCODE, 2, 0x1c000, FAKE_SEL_KDATA },
-	  false, X86_EXC_GP, 0 },
+	  false,
+	  X86_EXC_GP,
+	  0 },
 	/* CS not a code segment: #GP(CS). */
 	{ { FAKE_KCODE, FAKE_SEL_KDATA, 2, 0x1c000, FAKE_SEL_KDATA },
-	  false, X86_EXC_GP, FAKE_SEL_KDATA },
+	  false,
+	  X86_EXC_GP,
+	  FAKE_SEL_KDATA },
 	/* CS DPL 3 with RPL 0: #GP(CS). */
 	{ { FAKE_KCODE, FAKE_SEL_UCODE, 2, 0x1c000, FAKE_SEL_KDATA },
-	  false, X86_EXC_GP, FAKE_SEL_UCODE },
+	  false,
+	  X86_EXC_GP,
+	  FAKE_SEL_UCODE },
 	/* SS not writable data: #GP(SS). */
 	{ { FAKE_KCODE, FAKE_SEL_KCODE, 2, 0x1c000, FAKE_SEL_KCODE },
-	  false, X86_EXC_GP, FAKE_SEL_KCODE },
+	  false,
+	  X86_EXC_GP,
+	  FAKE_SEL_KCODE },
 	/* SS RPL != CS RPL: #GP(SS). */
 	{ { FAKE_UCODE, FAKE_SEL_UCODE | 3, 2, FAKE_URSP, FAKE_SEL_KDATA },
-	  false, X86_EXC_GP, FAKE_SEL_KDATA },
+	  false,
+	  X86_EXC_GP,
+	  FAKE_SEL_KDATA },
 	/* A null SS returning to CPL3: #GP(SS). */
 	{ { FAKE_UCODE, FAKE_SEL_UCODE | 3, 2, FAKE_URSP, 3 }, false, X86_EXC_GP, 0 },
 	/* NT = 1: a task return, which IA-32e mode does not have: #GP(0). */
@@ -753,7 +780,9 @@ START_TEST(test_emulate_lretq_to_user_pops_the_stack)
 {
 	/* SDM 2A RET, return to an outer level: CS:RIP, then the immediate,
 	 * then SS:RSP, and the immediate again on the outer stack. */
-	const uint64_t f[6] = { FAKE_UCODE, FAKE_SEL_UCODE | 3, 0, 0, FAKE_URSP, FAKE_SEL_UDATA | 3 };
+	const uint64_t f[6] = {
+		FAKE_UCODE, FAKE_SEL_UCODE | 3, 0, 0, FAKE_URSP, FAKE_SEL_UDATA | 3
+	};
 
 	push_frame(f, 6);
 	ck_assert_int_eq(gp(I(0x48, 0xca, 0x10, 0x00)), VM_CONTINUE);
@@ -787,7 +816,11 @@ END_TEST
 /* MOV SS (SDM 2A MOV): RPL == CPL, a writable data segment with DPL ==
  * CPL, else #GP(selector); present, else #SS(selector); in 64-bit mode a
  * null selector is fine below CPL3.  0x48 is data, not present. */
-static const struct { uint16_t sel; bool ok; unsigned vector; } mov_ss_cases[] = {
+static const struct {
+	uint16_t sel;
+	bool ok;
+	unsigned vector;
+} mov_ss_cases[] = {
 	{ FAKE_SEL_KDATA, true, 0 },
 	{ 0, true, 0 },
 	{ FAKE_SEL_KDATA | 2, false, X86_EXC_GP },
@@ -834,7 +867,8 @@ END_TEST
 
 START_TEST(test_emulate_int_n_from_user_is_delivered)
 {
-	fake_vm_set_gate(vm, 0x80, FAKE_HANDLER(0x80), FAKE_SEL_KCODE, X86_GATE_TYPE_TRAP, 3, 0, true);
+	fake_vm_set_gate(vm, 0x80, FAKE_HANDLER(0x80), FAKE_SEL_KCODE, X86_GATE_TYPE_TRAP, 3, 0,
+			 true);
 	fake_vm_enter_user(vm);
 	/* int $0x80 through the monitor's DPL0 gate: #GP(0x80 * 8 + 2). */
 	ck_assert_int_eq(emulate(X86_EXC_GP, 0x80 * 8 + 2, I(0xcd, 0x80)), VM_CONTINUE);
@@ -857,10 +891,21 @@ END_TEST
 /* Privileged instructions at CPL3 raise #GP(0) (each one's SDM page; cli
  * because CPL > IOPL): the guest's own fault, never emulated. */
 static const struct insn_bytes user_privileged[] = {
-	I(0x0f, 0x22, 0xc0), I(0x0f, 0x20, 0xc0), I(0x0f, 0x22, 0xdb), I(0x0f, 0x01, 0x38),
-	I(0x0f, 0x01, 0x10), I(0x0f, 0x01, 0x18), I(0x0f, 0x00, 0xd8), I(0x0f, 0x30),
-	I(0x0f, 0x32),       I(0xf4),             I(0x0f, 0x01, 0xf8), I(0x48, 0x0f, 0x07),
-	I(0x0f, 0x06),       I(0x0f, 0x09),       I(0xfa),
+	I(0x0f, 0x22, 0xc0),
+	I(0x0f, 0x20, 0xc0),
+	I(0x0f, 0x22, 0xdb),
+	I(0x0f, 0x01, 0x38),
+	I(0x0f, 0x01, 0x10),
+	I(0x0f, 0x01, 0x18),
+	I(0x0f, 0x00, 0xd8),
+	I(0x0f, 0x30),
+	I(0x0f, 0x32),
+	I(0xf4),
+	I(0x0f, 0x01, 0xf8),
+	I(0x48, 0x0f, 0x07),
+	I(0x0f, 0x06),
+	I(0x0f, 0x09),
+	I(0xfa),
 };
 
 START_TEST(test_emulate_privileged_at_cpl3_is_gp)
@@ -943,8 +988,7 @@ START_TEST(test_emulate_user_fetch_fault_has_u)
 	fake_vm_enter_user(vm);
 	fake_vm_set_pte(vm, FAKE_UCODE, X86_PTE_P | X86_PTE_A); /* supervisor page */
 	rip0 = vm->regs.rip;
-	assert_raised(emulate_fault(vm, X86_EXC_GP, 0), X86_EXC_PF,
-		      X86_PF_P | X86_PF_U | X86_PF_I);
+	assert_raised(emulate_fault(vm, X86_EXC_GP, 0), X86_EXC_PF, X86_PF_P | X86_PF_U | X86_PF_I);
 }
 END_TEST
 

@@ -1,4 +1,4 @@
-/* vmm/gva.c on a fake struct vm (tests/fake_vm.h), no KVM: the VMM's own
+/* vmm/cpu/gva.c on a fake struct vm (tests/fake_vm.h), no KVM: the VMM's own
  * accesses to guest-virtual memory obey the guest's tables as the hardware
  * would (SDM 3A §4.6 rights, §4.7 error codes, §4.8 A/D), and a guest that
  * points them outside its RAM or into the reserved slot ends the run. */
@@ -41,9 +41,9 @@ START_TEST(test_gva_read_write_across_a_page_boundary)
 	ck_assert_int_eq(gva_write(vm, PAGE + 0x1000 - 5, msg, sizeof(msg), 0, &ev, &status),
 			 GVA_OK);
 	ck_assert_mem_eq(fake_vm_ptr(vm, PAGE + 0x1000 - 5, sizeof(msg)), msg, sizeof(msg));
-	ck_assert_int_eq(gva_read(vm, PAGE + 0x1000 - 5, buf, sizeof(buf), SHADOW_ACC_USER, &ev,
-				  &status),
-			 GVA_OK);
+	ck_assert_int_eq(
+		gva_read(vm, PAGE + 0x1000 - 5, buf, sizeof(buf), SHADOW_ACC_USER, &ev, &status),
+		GVA_OK);
 	ck_assert_mem_eq(buf, msg, sizeof(msg));
 }
 END_TEST
@@ -135,7 +135,7 @@ START_TEST(test_gva_reserved_slot_ends_the_run)
 {
 	uint64_t v;
 
-	ck_assert_int_eq(gva_read(vm, SVM_ABI_RESERVED_VA_BASE, &v, 8, 0, &ev, &status),
+	ck_assert_int_eq(gva_read(vm, SHADOWVM_ABI_RESERVED_VA_BASE, &v, 8, 0, &ev, &status),
 			 GVA_FATAL);
 	ck_assert_int_eq(status, VMM_E_CONTRACT);
 }

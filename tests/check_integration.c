@@ -25,7 +25,8 @@ static void require_kvm(void)
 {
 	int fd = open("/dev/kvm", O_RDWR);
 
-	ck_assert_msg(fd >= 0, "no usable /dev/kvm: run the integration suite under scripts/with-kvm");
+	ck_assert_msg(fd >= 0,
+		      "no usable /dev/kvm: run the integration suite under scripts/with-kvm");
 	close(fd);
 }
 
@@ -55,7 +56,8 @@ START_TEST(test_hello_sees_ram_size_and_cmdline)
 
 	RUN(&r, "run", "-m", "32M", "-p", "a=1", GUEST("hello"), "--", "b c");
 	ck_assert_msg(r.status == 0, "status %d, stderr: %s", r.status, r.err);
-	ck_assert_str_eq(r.out, "hello from a shadowvm guest\nram=32 MiB abi=1 cmdline=\"a=1 b c\"\n");
+	ck_assert_str_eq(r.out,
+			 "hello from a shadowvm guest\nram=32 MiB abi=1 cmdline=\"a=1 b c\"\n");
 	run_result_free(&r);
 }
 END_TEST
@@ -96,9 +98,10 @@ START_TEST(test_triplefault_is_diagnosed)
 	RUN(&r, "run", modes[_i], GUEST("triplefault"));
 	ck_assert_int_eq(r.status, VMM_E_CRASH);
 	ck_assert_str_eq(r.out, "loading an empty IDT, then ud2\n");
-	ck_assert_msg(strncmp(r.err, "shadowvm: guest crash: triple fault (", 37) == 0, "stderr: %s",
+	ck_assert_msg(strncmp(r.err, "shadowvm: guest crash: triple fault (", 37) == 0,
+		      "stderr: %s", r.err);
+	ck_assert_msg(strstr(r.err, ") at rip=0x") && strstr(r.err, " cr2=0x"), "stderr: %s",
 		      r.err);
-	ck_assert_msg(strstr(r.err, ") at rip=0x") && strstr(r.err, " cr2=0x"), "stderr: %s", r.err);
 	run_result_free(&r);
 }
 END_TEST
@@ -141,7 +144,8 @@ START_TEST(test_bad_inputs_fail_before_kvm)
 
 	RUN(&r, "run", "/nonexistent.elf");
 	ck_assert_int_eq(r.status, VMM_E_NOINPUT);
-	ck_assert_str_eq(r.err, "shadowvm: /nonexistent.elf: cannot open: No such file or directory\n");
+	ck_assert_str_eq(r.err,
+			 "shadowvm: /nonexistent.elf: cannot open: No such file or directory\n");
 	run_result_free(&r);
 	RUN(&r, "run", "Makefile");
 	ck_assert_int_eq(r.status, VMM_E_IMAGE);
@@ -160,11 +164,16 @@ struct diff_case {
 };
 
 static const struct diff_case diffs[] = {
-	{ "hello", NULL, 0, false },    { "exitcode", "7", 7, false },
-	{ "paging", NULL, 0, false },   { "usermode", NULL, 0, false },
-	{ "faults", NULL, 0, false },   { "triplefault", NULL, VMM_E_CRASH, false },
-	{ "accessmatrix", NULL, 0, true }, { "scenarios", NULL, 0, false },
-	{ "torture", "seed=1 steps=3000", 0, true }, { "torture", "seed=2 steps=3000", 0, true },
+	{ "hello", NULL, 0, false },
+	{ "exitcode", "7", 7, false },
+	{ "paging", NULL, 0, false },
+	{ "usermode", NULL, 0, false },
+	{ "faults", NULL, 0, false },
+	{ "triplefault", NULL, VMM_E_CRASH, false },
+	{ "accessmatrix", NULL, 0, true },
+	{ "scenarios", NULL, 0, false },
+	{ "torture", "seed=1 steps=3000", 0, true },
+	{ "torture", "seed=2 steps=3000", 0, true },
 	{ "torture", "seed=3 steps=3000", 0, true },
 	/* make bench's workloads, small: CR3 ping-pong, COW fork, 2 MiB pages */
 	{ "bench", "case=retouch pages=256 rounds=2 cycles=0", 0, false },
@@ -212,7 +221,7 @@ static void transcript_save(int i, const struct run_result *r)
 /* Shadow runs: every optimization (the default), none (the plain virtual
  * TLB) and, for the small guests, each one alone. */
 static const char *const shadow_opts[] = {
-	"--shadow-opts=all", "--shadow-opts=none", "--shadow-opts=cache",
+	"--shadow-opts=all",      "--shadow-opts=none", "--shadow-opts=cache",
 	"--shadow-opts=prefetch", "--shadow-opts=huge",
 };
 
@@ -230,8 +239,8 @@ START_TEST(test_transcript_identical_under_shadow_and_hw)
 	for (size_t o = 0; o < nopts; o++) {
 		/* shadow paging is the default; --check-invariants keeps it */
 		run_mode(&sh, c, c->big ? "--paging=shadow" : "--check-invariants", shadow_opts[o]);
-		ck_assert_msg(sh.status == c->status, "%s shadow %s: status %d, stderr: %s", c->guest,
-			      shadow_opts[o], sh.status, sh.err);
+		ck_assert_msg(sh.status == c->status, "%s shadow %s: status %d, stderr: %s",
+			      c->guest, shadow_opts[o], sh.status, sh.err);
 		ck_assert_msg(strcmp(hw.out, sh.out) == 0,
 			      "%s %s: transcripts differ\n--- hw\n%s--- shadow\n%s", c->guest,
 			      shadow_opts[o], hw.out, sh.out);
@@ -283,7 +292,7 @@ START_TEST(test_shadow_starts_with_only_the_hypervisor_entry)
 	exit_dump = strstr(r.err, "shadowvm: shadow: exit root=0x");
 	ck_assert_msg(boot && exit_dump, "stderr: %s", r.err);
 	ck_assert_msg(strstr(boot, " present=1\n") < exit_dump, "stderr: %s", r.err);
-	snprintf(want, sizeof(want), "pml4[%u]=0x", SVM_ABI_RESERVED_PML4_INDEX);
+	snprintf(want, sizeof(want), "pml4[%u]=0x", SHADOWVM_ABI_RESERVED_PML4_INDEX);
 	ck_assert_uint_eq(count_between(boot, exit_dump, "pml4["), 1);
 	ck_assert_uint_eq(count_between(boot, exit_dump, want), 1);
 	/* by the end the guest's own slot 0 has been filled in */
@@ -323,7 +332,8 @@ START_TEST(test_hw_mode_has_no_shadow)
 
 	RUN(&r, "run", "-v", "--paging=hw", GUEST("hello"));
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_msg(strstr(r.err, "paging=hw") && !strstr(r.err, "hidden_faults="), "stderr: %s", r.err);
+	ck_assert_msg(strstr(r.err, "paging=hw") && !strstr(r.err, "hidden_faults="), "stderr: %s",
+		      r.err);
 	run_result_free(&r);
 }
 END_TEST
@@ -349,12 +359,15 @@ static void trace_load(const char *path, struct trace_file *tf, const char *what
 	while ((len = getline(&line, &cap, f)) > 0) {
 		struct json_object *o = json_tokener_parse(line);
 		const char *why;
-		ck_assert_msg(line[len - 1] == '\n', "%s: line %zu has no newline: %s", what, tf->n + 1, line);
+		ck_assert_msg(line[len - 1] == '\n', "%s: line %zu has no newline: %s", what,
+			      tf->n + 1, line);
 		ck_assert_msg(o, "%s: line %zu is not JSON: %s", what, tf->n + 1, line);
 		why = trace_schema_error(o);
 		ck_assert_msg(!why, "%s: line %zu: %s: %s", what, tf->n + 1, why, line);
-		ck_assert_msg(tf->n < sizeof(tf->rec) / sizeof(tf->rec[0]), "%s: trace too long", what);
-		ck_assert_int_eq(json_object_get_int64(json_object_object_get(o, "seq")), (int64_t)tf->n);
+		ck_assert_msg(tf->n < sizeof(tf->rec) / sizeof(tf->rec[0]), "%s: trace too long",
+			      what);
+		ck_assert_int_eq(json_object_get_int64(json_object_object_get(o, "seq")),
+				 (int64_t)tf->n);
 		tf->rec[tf->n++] = o;
 	}
 	free(line);
@@ -400,9 +413,9 @@ static const struct {
 /* The counters the trace accounts for: those, fills by level, A/D bits set
  * by walks, and emulations. */
 static const enum counter traced_counters[] = {
-	COUNTER_fills_1,    COUNTER_fills_2,   COUNTER_fills_3,    COUNTER_a_sets,
+	COUNTER_fills_1,    COUNTER_fills_2,   COUNTER_fills_3,      COUNTER_a_sets,
 	COUNTER_d_sets,     COUNTER_emulated,  COUNTER_guest_faults, COUNTER_cr3_writes,
-	COUNTER_invlpgs,    COUNTER_flushes,   COUNTER_evictions,  COUNTER_prefetched,
+	COUNTER_invlpgs,    COUNTER_flushes,   COUNTER_evictions,    COUNTER_prefetched,
 	COUNTER_unprotects, COUNTER_reflected,
 };
 _Static_assert(COUNTER_fills_2 == COUNTER_fills_1 + 1 && COUNTER_fills_3 == COUNTER_fills_1 + 2,
@@ -452,7 +465,8 @@ static int64_t stat_int(struct json_object *st, const char *path)
 
 /* --stats has every counter of the table, and the trace's counts equal it,
  * counter by counter. */
-static void compare_with_stats(const struct trace_file *tf, const char *stats_path, const char *what)
+static void compare_with_stats(const struct trace_file *tf, const char *stats_path,
+			       const char *what)
 {
 	struct json_object *st = json_object_from_file(stats_path);
 	struct trace_counts c;
@@ -465,9 +479,9 @@ static void compare_with_stats(const struct trace_file *tf, const char *stats_pa
 	for (size_t k = 0; k < sizeof(traced_counters) / sizeof(traced_counters[0]); k++) {
 		enum counter n = traced_counters[k];
 
-		ck_assert_msg(c.c[n] == stat_int(st, counter_path(n)), "%s: %s: trace %lld, --stats %lld",
-			      what, counter_path(n), (long long)c.c[n],
-			      (long long)stat_int(st, counter_path(n)));
+		ck_assert_msg(c.c[n] == stat_int(st, counter_path(n)),
+			      "%s: %s: trace %lld, --stats %lld", what, counter_path(n),
+			      (long long)c.c[n], (long long)stat_int(st, counter_path(n)));
 	}
 	ck_assert_int_eq(c.exits, stat_int(st, "exits.total"));
 	json_object_put(st);
@@ -478,9 +492,9 @@ static struct trace_file the_trace;
 /* Every event kind but evict: the guests that exercise the trap path
  * (accessmatrix and friends would write traces of hundreds of MiB). */
 static const struct diff_case traced[] = {
-	{ "hello", NULL, 0, false },    { "exitcode", "7", 7, false },
-	{ "paging", NULL, 0, false },   { "usermode", NULL, 0, false },
-	{ "faults", NULL, 0, false },   { "triplefault", NULL, VMM_E_CRASH, false },
+	{ "hello", NULL, 0, false },  { "exitcode", "7", 7, false },
+	{ "paging", NULL, 0, false }, { "usermode", NULL, 0, false },
+	{ "faults", NULL, 0, false }, { "triplefault", NULL, VMM_E_CRASH, false },
 };
 #define NTRACED ((int)(sizeof(traced) / sizeof(traced[0])))
 
@@ -537,8 +551,10 @@ START_TEST(test_trace_survives_sigterm)
 	struct json_object *last;
 
 	require_kvm();
-	run_cmd((char *const[]){ "/usr/bin/timeout", "--preserve-status", "-s", "TERM", "1", VMM, "run",
-				 "--trace", (char *)test_file("sig.jsonl"), GUEST("spin"), NULL }, &r);
+	run_cmd((char *const[]){ "/usr/bin/timeout", "--preserve-status", "-s", "TERM", "1", VMM,
+				 "run", "--trace", (char *)test_file("sig.jsonl"), GUEST("spin"),
+				 NULL },
+		&r);
 	ck_assert_msg(r.status == VMM_E_SIGNAL + 15, "status %d, stderr: %s", r.status, r.err);
 	trace_load(test_file("sig.jsonl"), &the_trace, "spin SIGTERM");
 	last = the_trace.rec[the_trace.n - 1];
@@ -562,7 +578,7 @@ START_TEST(test_trace_of_hello_starts_with_only_the_hypervisor_entry)
 	entries = json_object_object_get(first, "entries");
 	ck_assert_uint_eq(json_object_array_length(entries), 1);
 	e = json_object_array_get_idx(entries, 0);
-	ck_assert_int_eq(rec_int(e, "index"), SVM_ABI_RESERVED_PML4_INDEX);
+	ck_assert_int_eq(rec_int(e, "index"), SHADOWVM_ABI_RESERVED_PML4_INDEX);
 	ck_assert_str_eq(rec_str(e, "owner"), "hypervisor");
 	ck_assert_str_eq(rec_str(the_trace.rec[1], "event"), "fill");
 	trace_free(&the_trace);
@@ -593,8 +609,8 @@ START_TEST(test_trace_write_error_ends_the_run_with_73)
 
 	RUN(&r, "run", "--trace", "/dev/full", GUEST("paging"));
 	ck_assert_int_eq(r.status, VMM_E_TRACE);
-	ck_assert_msg(strstr(r.err, "trace: /dev/full: write failed: No space left on device"), "stderr: %s",
-		      r.err);
+	ck_assert_msg(strstr(r.err, "trace: /dev/full: write failed: No space left on device"),
+		      "stderr: %s", r.err);
 	run_result_free(&r);
 }
 END_TEST
@@ -609,7 +625,8 @@ START_TEST(test_trace_summary_reads_a_real_trace)
 	RUN(&r, "trace", "summary", test_file("p.jsonl"));
 	ck_assert_msg(r.status == 0, "status %d, stderr: %s", r.status, r.err);
 	ck_assert_msg(strstr(r.out, "  shadow_init  1\n") && strstr(r.out, "  exit         1\n") &&
-		      strstr(r.out, "most-faulting pages"), "stdout: %s", r.out);
+			      strstr(r.out, "most-faulting pages"),
+		      "stdout: %s", r.out);
 	run_result_free(&r);
 }
 END_TEST
@@ -620,8 +637,8 @@ struct adv_case {
 	const char *name;
 	const char *mode;
 	int status;
-	const char *out;  /* the whole transcript */
-	const char *err;  /* must appear on stderr; NULL: stderr empty */
+	const char *out; /* the whole transcript */
+	const char *err; /* must appear on stderr; NULL: stderr empty */
 };
 
 static const struct adv_case advs[] = {
@@ -629,7 +646,8 @@ static const struct adv_case advs[] = {
 	  "guest broke the ABI: the hypervisor's reserved slot holds 0xffffff0000003000" },
 	{ "map_reserved", "--paging=shadow", VMM_E_CONTRACT, "mapping PML4 slot 510\n",
 	  "guest broke the ABI: PML4 entry 510 (the hypervisor's reserved slot) is present" },
-	{ "pte_beyond_ram", "--paging=shadow", VMM_E_CONTRACT, "mapping machine address 0x800000000\n",
+	{ "pte_beyond_ram", "--paging=shadow", VMM_E_CONTRACT,
+	  "mapping machine address 0x800000000\n",
 	  "guest broke the ABI: page table or page at GPA 0x800000000 outside RAM 0x4000000" },
 	{ "pte_beyond_ram", "--paging=hw", VMM_E_CRASH, "mapping machine address 0x800000000\n",
 	  "guest crash: read of 8 bytes at unbacked GPA 0x800000000" },
@@ -643,14 +661,16 @@ static const struct adv_case advs[] = {
 	  "guest broke the ABI: the hypervisor's reserved slot holds 0xffffff0000015" },
 	{ "forge_trap_stack", "--check-invariants", 0,
 	  "forging the trap stack\nstill running after a fault\n", NULL },
-	{ "cr3_zero", "--paging=shadow", VMM_E_CRASH, "loading CR3 = 0\n", "guest crash: triple fault" },
-	{ "cr3_zero", "--paging=hw", VMM_E_CRASH, "loading CR3 = 0\n", "guest crash: triple fault" },
+	{ "cr3_zero", "--paging=shadow", VMM_E_CRASH, "loading CR3 = 0\n",
+	  "guest crash: triple fault" },
+	{ "cr3_zero", "--paging=hw", VMM_E_CRASH, "loading CR3 = 0\n",
+	  "guest crash: triple fault" },
 	{ "cr3_outside_ram", "--paging=shadow", VMM_E_CONTRACT, "loading CR3 past RAM\n",
 	  "guest broke the ABI: page table or page at GPA 0x4100000 outside RAM 0x4000000" },
 	{ "invlpg_noncanonical", "--paging=shadow", 0,
 	  "invlpg of non-canonical addresses: no fault\n", NULL },
-	{ "invlpg_noncanonical", "--paging=hw", 0,
-	  "invlpg of non-canonical addresses: no fault\n", NULL },
+	{ "invlpg_noncanonical", "--paging=hw", 0, "invlpg of non-canonical addresses: no fault\n",
+	  NULL },
 	{ "hlt_forever", "--paging=shadow", VMM_E_HALTED, "cli; hlt\n",
 	  "guest halted forever: hlt with interrupts off" },
 	/* the monitor's own address space (DESIGN.md §2): its pool, its store
@@ -686,7 +706,8 @@ START_TEST(test_adversary_is_contained)
 		      r.status, r.err);
 	ck_assert_str_eq(r.out, c->out);
 	if (c->err)
-		ck_assert_msg(strstr(r.err, c->err) != NULL, "%s %s stderr: %s", c->name, c->mode, r.err);
+		ck_assert_msg(strstr(r.err, c->err) != NULL, "%s %s stderr: %s", c->name, c->mode,
+			      r.err);
 	else
 		ck_assert_str_eq(r.err, "");
 	run_result_free(&r);
@@ -727,7 +748,7 @@ static void sysfs_read(const char *path, char *buf, size_t len)
 		fclose(f);
 }
 
-/* What this machine's sysfs says, read here independently of vmm/backend.c:
+/* What this machine's sysfs says, read here independently of vmm/kvm/backend.c:
  * PVM, or a KVM with its TDP parameter off, or a KVM with it on. */
 enum host_kind { HOST_NOKVM, HOST_PVM, HOST_NO_TDP, HOST_TDP };
 
@@ -768,8 +789,8 @@ START_TEST(test_kvm_command_matches_this_host)
 	bool shadow_ok = k == HOST_TDP || k == HOST_NO_TDP, hw_ok = shadow_ok;
 
 	run_cmd((char *const[]){ VMM, "kvm", NULL }, &r);
-	ck_assert_msg(r.status == (shadow_ok && hw_ok ? 0 : VMM_E_NOKVM), "status %d:\n%s", r.status,
-		      r.out);
+	ck_assert_msg(r.status == (shadow_ok && hw_ok ? 0 : VMM_E_NOKVM), "status %d:\n%s",
+		      r.status, r.out);
 	ck_assert_msg(strstr(r.out, module), "sysfs says %s:\n%s", module, r.out);
 	run_cmd((char *const[]){ VMM, "kvm", "--json", NULL }, &js);
 	ck_assert_int_eq(js.status, r.status);
@@ -778,7 +799,8 @@ START_TEST(test_kvm_command_matches_this_host)
 	ck_assert_str_eq(json_object_get_string(p), k == HOST_NOKVM ? "none" : module);
 	run_hello(&sh, "--paging=shadow");
 	run_hello(&hw, "--paging=hw");
-	ck_assert_msg(sh.status == (shadow_ok ? 0 : VMM_E_NOKVM), "shadow: %d %s", sh.status, sh.err);
+	ck_assert_msg(sh.status == (shadow_ok ? 0 : VMM_E_NOKVM), "shadow: %d %s", sh.status,
+		      sh.err);
 	ck_assert_msg(hw.status == (hw_ok ? 0 : VMM_E_NOKVM), "hw: %d %s", hw.status, hw.err);
 	if (!shadow_ok)
 		ck_assert_msg(strstr(sh.err, module) && count_between(sh.err, NULL, "\n") == 1,
@@ -786,8 +808,8 @@ START_TEST(test_kvm_command_matches_this_host)
 	if (k == HOST_PVM)
 		ck_assert_msg(strstr(hw.err, "PVM-enlightened"), "%s", hw.err);
 	if (hw_ok)
-		ck_assert_msg(strstr(hw.out, "hello") && !strcmp(hw.out, sh.out), "hw:\n%sshadow:\n%s",
-			      hw.out, sh.out);
+		ck_assert_msg(strstr(hw.out, "hello") && !strcmp(hw.out, sh.out),
+			      "hw:\n%sshadow:\n%s", hw.out, sh.out);
 	json_object_put(o);
 	run_result_free(&r);
 	run_result_free(&js);
@@ -869,13 +891,17 @@ START_TEST(test_faults_raw_differs_from_npt_only_by_listed_qemu_deviations)
 	for (; wl && gl; wl = strtok_r(NULL, "\n", &ws), gl = strtok_r(NULL, "\n", &gs), lines++) {
 		if (!strcmp(wl, gl))
 			continue;
-		ck_assert_msg(rsvd_without_p(wl, gl), "line %u differs, and not by a listed deviation:\n"
-			      "npt=1: %s\nnpt=0: %s", lines + 1, wl, gl);
+		ck_assert_msg(rsvd_without_p(wl, gl),
+			      "line %u differs, and not by a listed deviation:\n"
+			      "npt=1: %s\nnpt=0: %s",
+			      lines + 1, wl, gl);
 		deviations++;
 	}
 	ck_assert_msg(!wl && !gl, "the transcripts differ in length after %u lines", lines);
-	fprintf(stderr, "npt0: faults raw=1: %u lines, %u differ, each a reserved-bit #PF without P "
-		"on QEMU's MMU\n", lines, deviations);
+	fprintf(stderr,
+		"npt0: faults raw=1: %u lines, %u differ, each a reserved-bit #PF without P "
+		"on QEMU's MMU\n",
+		lines, deviations);
 	free(want);
 	run_result_free(&r);
 }
@@ -891,15 +917,16 @@ START_TEST(test_both_modes_on_kvm_shadow_mmu_match_the_saved_transcript)
 	char path[64], *want, *nl;
 	struct run_result hw;
 
-	ck_assert_msg(host_kind(&module) == HOST_NO_TDP,
-		      "case npt0 runs under WITH_KVM_NPT=0 scripts/with-kvm (scripts/check-integration)");
+	ck_assert_msg(
+		host_kind(&module) == HOST_NO_TDP,
+		"case npt0 runs under WITH_KVM_NPT=0 scripts/with-kvm (scripts/check-integration)");
 	transcript_path(_i, path, sizeof(path));
 	want = read_fresh(path);
 	ck_assert_ptr_nonnull(nl = strchr(want, '\n'));
 	*nl = 0;
 	run_mode(&hw, c, "--paging=hw", "-q");
-	ck_assert_msg(hw.status == atoi(want + strlen("status=")), "%s: status %d, want %s; stderr: %s",
-		      c->guest, hw.status, want, hw.err);
+	ck_assert_msg(hw.status == atoi(want + strlen("status=")),
+		      "%s: status %d, want %s; stderr: %s", c->guest, hw.status, want, hw.err);
 	ck_assert_msg(strcmp(hw.out, nl + 1) == 0,
 		      "%s %s: KVM's shadow MMU differs\n--- hw on npt=0\n%s--- shadow on npt=1\n%s",
 		      c->guest, c->arg ? c->arg : "", hw.out, nl + 1);
@@ -909,11 +936,13 @@ START_TEST(test_both_modes_on_kvm_shadow_mmu_match_the_saved_transcript)
 		struct run_result sh;
 
 		run_mode(&sh, c, c->big ? "--paging=shadow" : "--check-invariants", shadow_opts[o]);
-		ck_assert_msg(sh.status == hw.status, "%s shadow %s on npt=0: status %d, stderr: %s",
-			      c->guest, shadow_opts[o], sh.status, sh.err);
-		ck_assert_msg(strcmp(sh.out, nl + 1) == 0,
-			      "%s %s on npt=0: transcripts differ\n--- shadow on npt=0\n%s--- npt=1\n%s",
-			      c->guest, shadow_opts[o], sh.out, nl + 1);
+		ck_assert_msg(sh.status == hw.status,
+			      "%s shadow %s on npt=0: status %d, stderr: %s", c->guest,
+			      shadow_opts[o], sh.status, sh.err);
+		ck_assert_msg(
+			strcmp(sh.out, nl + 1) == 0,
+			"%s %s on npt=0: transcripts differ\n--- shadow on npt=0\n%s--- npt=1\n%s",
+			c->guest, shadow_opts[o], sh.out, nl + 1);
 		run_result_free(&sh);
 	}
 	free(want);
@@ -928,8 +957,8 @@ START_TEST(test_torture_100k_steps_on_kvm_shadow_mmu)
 
 	RUN(&hw, "run", "-q", "--paging=hw", GUEST("torture"), "--", "seed=11 steps=100000");
 	RUN(&sh, "run", "-q", "--paging=shadow", GUEST("torture"), "--", "seed=11 steps=100000");
-	ck_assert_msg(hw.status == 0 && sh.status == 0, "hw %d, shadow %d: %s", hw.status, sh.status,
-		      sh.err);
+	ck_assert_msg(hw.status == 0 && sh.status == 0, "hw %d, shadow %d: %s", hw.status,
+		      sh.status, sh.err);
 	ck_assert_msg(strstr(hw.out, "steps=100000") && strstr(hw.out, "failures=0"), "%s", hw.out);
 	ck_assert_str_eq(hw.out, sh.out);
 	run_result_free(&hw);
@@ -983,7 +1012,8 @@ Suite *integration_suite(void)
 	tc = tcase_create("adversary");
 	tcase_set_timeout(tc, 300);
 	tcase_add_temp_dir(tc);
-	tcase_add_loop_test(tc, test_adversary_is_contained, 0, (int)(sizeof(advs) / sizeof(advs[0])));
+	tcase_add_loop_test(tc, test_adversary_is_contained, 0,
+			    (int)(sizeof(advs) / sizeof(advs[0])));
 	tcase_add_test(tc, test_pool_exhaustion_is_served);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("trace");

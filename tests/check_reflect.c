@@ -1,4 +1,4 @@
-/* vmm/reflect.c on a fake struct vm (tests/fake_vm.h), no KVM: the frame
+/* vmm/cpu/reflect.c on a fake struct vm (tests/fake_vm.h), no KVM: the frame
  * the hardware builds for each vector, CPL, gate type and IST (SDM 3A
  * §6.12, §6.14), the TSS.RSP0 stack switch from CPL3, RPL 1 selectors, the
  * faults of delivery itself and how they combine (SDM 3A table 6-5). */
@@ -30,7 +30,7 @@ static void teardown(void)
 #define USS (FAKE_SEL_UDATA | 3)
 
 /* IDT error code: index = vector, IDT = 1, EXT (SDM 3A §6.13). */
-#define IDT_ERR(v, ext) ((uint32_t)(v) * 8 + 2 + (ext))
+#define IDT_ERR(v, ext) ((uint32_t)(v)*8 + 2 + (ext))
 
 static struct x86_event hw(unsigned vector, bool has_err, uint32_t err)
 {
@@ -53,11 +53,13 @@ static uint64_t delivered(unsigned v)
 
 /* ---- the frame, for every vector x CPL x gate type x IST ---- */
 
-static const struct { unsigned vector; bool has_err; } vectors[] = {
-	{ X86_EXC_DE, false }, { X86_EXC_DB, false }, { X86_EXC_UD, false },
-	{ X86_EXC_NM, false }, { X86_EXC_DF, true },  { X86_EXC_TS, true },
-	{ X86_EXC_NP, true },  { X86_EXC_SS, true },  { X86_EXC_GP, true },
-	{ X86_EXC_PF, true },  { X86_EXC_AC, true },  { X86_EXC_XM, false },
+static const struct {
+	unsigned vector;
+	bool has_err;
+} vectors[] = {
+	{ X86_EXC_DE, false }, { X86_EXC_DB, false }, { X86_EXC_UD, false }, { X86_EXC_NM, false },
+	{ X86_EXC_DF, true },  { X86_EXC_TS, true },  { X86_EXC_NP, true },  { X86_EXC_SS, true },
+	{ X86_EXC_GP, true },  { X86_EXC_PF, true },  { X86_EXC_AC, true },  { X86_EXC_XM, false },
 	{ 0x20, false },       { 0xff, false },
 };
 #define NVECTORS ((int)(sizeof(vectors) / sizeof(vectors[0])))
@@ -78,7 +80,8 @@ START_TEST(test_reflect_frame_for_vector_cpl_gate_and_ist)
 		fake_vm_enter_user(vm);
 	vm->regs.rflags = flags;
 	rip = vm->regs.rip, rsp = vm->regs.rsp;
-	ck_assert_int_eq(reflect_event(vm, hw(v, has_err, 0x1234 & -(uint32_t)has_err)), VM_CONTINUE);
+	ck_assert_int_eq(reflect_event(vm, hw(v, has_err, 0x1234 & -(uint32_t)has_err)),
+			 VM_CONTINUE);
 
 	/* IST, else RSP0 on a change to CPL0, else the current stack; then
 	 * aligned down to 16 bytes (SDM 3A §6.14.2, §6.14.4, §6.14.5). */
@@ -186,11 +189,12 @@ static const struct bad_gate {
 	{ FAKE_HANDLER(6), FAKE_SEL_KCODE, 0xc, true, X86_EXC_GP, IDT_ERR(6, 1) }, /* call gate */
 	{ FAKE_HANDLER(6), FAKE_SEL_KCODE, 0x6, true, X86_EXC_GP, IDT_ERR(6, 1) }, /* 16-bit */
 	/* Target code DPL > CPL: #GP(selector + EXT). */
-	{ FAKE_HANDLER(6), FAKE_SEL_UCODE, X86_GATE_TYPE_INTR, true, X86_EXC_GP, FAKE_SEL_UCODE + 1 },
-	{ FAKE_HANDLER(6), 0, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 1 },         /* null selector */
-	{ FAKE_HANDLER(6), 0x78, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 0x79 },   /* empty slot */
-	{ FAKE_HANDLER(6), 0x48, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 0x49 },   /* 32-bit code */
-	{ FAKE_HANDLER(6), 0x50, X86_GATE_TYPE_INTR, true, X86_EXC_NP, 0x51 },   /* not present */
+	{ FAKE_HANDLER(6), FAKE_SEL_UCODE, X86_GATE_TYPE_INTR, true, X86_EXC_GP,
+	  FAKE_SEL_UCODE + 1 },
+	{ FAKE_HANDLER(6), 0, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 1 },       /* null selector */
+	{ FAKE_HANDLER(6), 0x78, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 0x79 }, /* empty slot */
+	{ FAKE_HANDLER(6), 0x48, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 0x49 }, /* 32-bit code */
+	{ FAKE_HANDLER(6), 0x50, X86_GATE_TYPE_INTR, true, X86_EXC_NP, 0x51 }, /* not present */
 	/* IA-32e mode: a non-canonical gate target is #GP(EXT). */
 	{ 0x0000800000000000ull, FAKE_SEL_KCODE, X86_GATE_TYPE_INTR, true, X86_EXC_GP, 1 },
 };
@@ -227,8 +231,8 @@ START_TEST(test_reflect_pf_on_the_rsp0_stack_is_delivered_serially)
 	 * serially (SDM 3A table 6-5) ... and faults again on the same stack:
 	 * #PF then #PF is #DF, here through IST1. */
 	fake_vm_set_pte(vm, FAKE_RSP0 - 8, 0);
-	fake_vm_set_gate(vm, X86_EXC_DF, FAKE_HANDLER(8), FAKE_SEL_KCODE, X86_GATE_TYPE_INTR, 0,
-			 1, true);
+	fake_vm_set_gate(vm, X86_EXC_DF, FAKE_HANDLER(8), FAKE_SEL_KCODE, X86_GATE_TYPE_INTR, 0, 1,
+			 true);
 	fake_vm_enter_user(vm);
 	ck_assert_int_eq(reflect_event(vm, hw(X86_EXC_GP, true, 0)), VM_CONTINUE);
 	ck_assert_uint_eq(delivered(X86_EXC_DF), 0);
@@ -250,8 +254,8 @@ END_TEST
 
 START_TEST(test_reflect_fault_delivering_df_is_triple_fault)
 {
-	fake_vm_set_gate(vm, X86_EXC_DF, FAKE_HANDLER(8), FAKE_SEL_KCODE, X86_GATE_TYPE_INTR, 0,
-			 0, false);
+	fake_vm_set_gate(vm, X86_EXC_DF, FAKE_HANDLER(8), FAKE_SEL_KCODE, X86_GATE_TYPE_INTR, 0, 0,
+			 false);
 	ck_assert_int_eq(reflect_event(vm, hw(X86_EXC_DF, true, 0)), VMM_E_CRASH);
 	ck_assert_uint_eq(vm->tstats.reflected, 0);
 }

@@ -1,4 +1,4 @@
-/* vmm/segment.c and the descriptor translation of vmm/monitor.c on a fake
+/* vmm/cpu/segment.c and the descriptor translation of vmm/cpu/monitor.c on a fake
  * struct vm (tests/fake_vm.h), no KVM: descriptor decoding (SDM 3A §3.4.5),
  * the guest GDT as the real one holds it (DPL 0 -> 1, DESIGN.md §2), and
  * the CS/SS loads with their privilege rules (SDM 2A MOV, 2B RET/IRET). */
@@ -73,8 +73,14 @@ END_TEST
 
 START_TEST(test_segment_vcpl_is_3_only_for_rpl3_cs)
 {
-	static const struct { uint16_t cs; unsigned vcpl; } t[] = {
-		{ 0x08, 0 }, { 0x09, 0 }, { 0x0a, 0 }, { 0x23, 3 },
+	static const struct {
+		uint16_t cs;
+		unsigned vcpl;
+	} t[] = {
+		{ 0x08, 0 },
+		{ 0x09, 0 },
+		{ 0x0a, 0 },
+		{ 0x23, 3 },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -106,7 +112,8 @@ static const struct xlate_case xlate_cases[] = {
 	{ FAKE_DESC_UCODE, FAKE_DESC_UCODE | ACCESSED },
 	{ FAKE_DESC_UDATA | ACCESSED, FAKE_DESC_UDATA | ACCESSED },
 	/* A not-present segment keeps P = 0 (it must still raise #NP/#GP). */
-	{ FAKE_DESC_KDATA & ~X86_DESC_P, (FAKE_DESC_KDATA & ~X86_DESC_P) | X86_DESC_DPL(1) | ACCESSED },
+	{ FAKE_DESC_KDATA & ~X86_DESC_P,
+	  (FAKE_DESC_KDATA & ~X86_DESC_P) | X86_DESC_DPL(1) | ACCESSED },
 	/* System descriptors never reach the real GDT: TSS, LDT, call gate. */
 	{ 0x0000890070000067ull, 0 },
 	{ 0x0000820070000067ull, 0 },
@@ -159,9 +166,9 @@ END_TEST
 /* ---- CS and SS loads ---- */
 
 struct load_case {
-	bool ss;        /* SS, else CS */
+	bool ss; /* SS, else CS */
 	uint64_t desc;
-	unsigned cpl;   /* real CPL the load is for */
+	unsigned cpl; /* real CPL the load is for */
 	bool ok;
 	unsigned fault; /* when not ok: the exception the load raises */
 };
@@ -176,11 +183,11 @@ static const struct load_case load_cases[] = {
 	{ false, FAKE_DESC_KCODE, 3, false, X86_EXC_GP },
 	{ false, FAKE_DESC_UCODE, 3, true, 0 },
 	{ false, FAKE_DESC_UCODE, 1, false, X86_EXC_GP },
-	{ false, FAKE_DESC_KDATA, 1, false, X86_EXC_GP },       /* data */
-	{ false, 0x00cf9a000000ffffull, 1, false, X86_EXC_GP }, /* 32-bit code */
-	{ false, 0x00ef9a000000ffffull, 1, false, X86_EXC_GP }, /* L = 1 with D = 1 */
+	{ false, FAKE_DESC_KDATA, 1, false, X86_EXC_GP },               /* data */
+	{ false, 0x00cf9a000000ffffull, 1, false, X86_EXC_GP },         /* 32-bit code */
+	{ false, 0x00ef9a000000ffffull, 1, false, X86_EXC_GP },         /* L = 1 with D = 1 */
 	{ false, FAKE_DESC_KCODE & ~X86_DESC_P, 1, false, X86_EXC_NP }, /* not present */
-	{ false, 0x00af9e000000ffffull, 1, true, 0 },           /* conforming, DPL 0 */
+	{ false, 0x00af9e000000ffffull, 1, true, 0 },                   /* conforming, DPL 0 */
 	{ false, 0x00af9e000000ffffull, 3, true, 0 },
 	{ false, 0x00affe000000ffffull, 3, true, 0 },           /* conforming, DPL 3 */
 	{ false, 0x00affe000000ffffull, 1, false, X86_EXC_GP }, /* ... above the RPL */
@@ -189,8 +196,8 @@ static const struct load_case load_cases[] = {
 	{ true, FAKE_DESC_UDATA, 3, true, 0 },
 	{ true, FAKE_DESC_KDATA, 3, false, X86_EXC_GP },
 	{ true, FAKE_DESC_UDATA, 1, false, X86_EXC_GP },
-	{ true, 0x00cf90000000ffffull, 1, false, X86_EXC_GP },  /* read-only data */
-	{ true, FAKE_DESC_KCODE, 1, false, X86_EXC_GP },        /* code */
+	{ true, 0x00cf90000000ffffull, 1, false, X86_EXC_GP },         /* read-only data */
+	{ true, FAKE_DESC_KCODE, 1, false, X86_EXC_GP },               /* code */
 	{ true, FAKE_DESC_KDATA & ~X86_DESC_P, 1, false, X86_EXC_SS }, /* not present */
 	{ true, 0, 1, false, X86_EXC_GP },
 };

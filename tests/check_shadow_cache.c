@@ -107,8 +107,9 @@ START_TEST(test_cache_fast_path_agrees_with_full_walk)
 	struct shadow *a, *b;
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
 	const gva_t base = 0x40000000;
-	const uint64_t bits[] = { X86_PTE_W, X86_PTE_U, X86_PTE_A, X86_PTE_D, X86_PTE_NX,
-				  X86_PTE_PAT, X86_PTE_PCD, X86_BIT(45) /* reserved: MAXPHYADDR 40 */ };
+	const uint64_t
+		bits[] = { X86_PTE_W,   X86_PTE_U,   X86_PTE_A,  X86_PTE_D, X86_PTE_NX,
+			   X86_PTE_PAT, X86_PTE_PCD, X86_BIT(45) /* reserved: MAXPHYADDR 40 */ };
 	unsigned fast = 0, compared = 0;
 	char why[192];
 
@@ -161,12 +162,14 @@ START_TEST(test_cache_fast_path_agrees_with_full_walk)
 				CHECK(ra.status == rb.status && ra.pferr == rb.pferr &&
 					      (ra.status != SHADOW_FILLED || ra.gpa == rb.gpa),
 				      "ctl %u page %u access %u: cache %d/0x%x/0x%llx, vtlb %d/0x%x/0x%llx",
-				      ctl, j, access, ra.status, ra.pferr, (unsigned long long)ra.gpa,
-				      rb.status, rb.pferr, (unsigned long long)rb.gpa);
+				      ctl, j, access, ra.status, ra.pferr,
+				      (unsigned long long)ra.gpa, rb.status, rb.pferr,
+				      (unsigned long long)rb.gpa);
 				memcpy(&pa, fx.ram + gmap_pte_gpa(base + j * 0x1000ull), 8);
 				memcpy(&pb, g.ram + gmap_pte_gpa(base + j * 0x1000ull), 8);
-				CHECK(pa == pb, "ctl %u page %u access %u: PTE 0x%llx vs 0x%llx", ctl, j,
-				      access, (unsigned long long)pa, (unsigned long long)pb);
+				CHECK(pa == pb, "ctl %u page %u access %u: PTE 0x%llx vs 0x%llx",
+				      ctl, j, access, (unsigned long long)pa,
+				      (unsigned long long)pb);
 				compared++;
 			}
 			if (j % 64 == 0)
@@ -281,7 +284,8 @@ static void twins_agree(struct twin *a, struct twin *b, unsigned op)
 	CHECK(!memcmp(&sa, &sb, sizeof(sa)), "op %u: stats differ", op);
 	CHECK(shadow_root(a->s) == shadow_root(b->s), "op %u: roots differ", op);
 	CHECK(shadow_take_tlb_flush(a->s) == shadow_take_tlb_flush(b->s), "op %u: flush", op);
-	CHECK(!memcmp(a->pool, b->pool, (size_t)TWIN_POOL_PAGES * X86_PAGE_SIZE), "op %u: pools", op);
+	CHECK(!memcmp(a->pool, b->pool, (size_t)TWIN_POOL_PAGES * X86_PAGE_SIZE), "op %u: pools",
+	      op);
 	CHECK(na == nb && !memcmp(ba, bb, na), "op %u: state blocks differ", op);
 	CHECK(!memcmp(a->ram, b->ram, RAM_SIZE), "op %u: guest memory differs", op);
 	CHECK(shadow_check(a->s, why, sizeof(why)), "op %u: %s", op, why);
@@ -319,17 +323,21 @@ static void twin_guest(gpa_t pml4[TWIN_SPACES], uint64_t seed)
 	for (unsigned n = 0; n < TWIN_SPACES; n++) {
 		pml4[n] = n ? new_table() : TABLES_GPA;
 		for (unsigned i = 0; i < TWIN_PAGES; i++) {
-			uint64_t bits = ((seed = lcg(seed)) >> 40) & (X86_PTE_W | X86_PTE_A | X86_PTE_D);
+			uint64_t bits =
+				((seed = lcg(seed)) >> 40) & (X86_PTE_W | X86_PTE_A | X86_PTE_D);
 
-			gmap_in(pml4[n], twin_page(i), 1, (0x300000 + (n * TWIN_PAGES + i) * 0x1000ull) |
-				X86_PTE_P | X86_PTE_U | bits, PWU | X86_PTE_A);
+			gmap_in(pml4[n], twin_page(i), 1,
+				(0x300000 + (n * TWIN_PAGES + i) * 0x1000ull) | X86_PTE_P |
+					X86_PTE_U | bits,
+				PWU | X86_PTE_A);
 		}
 		gmap_in(pml4[n], 0x40000000, 2, 0x600000 | PWU | X86_PTE_PS, PWU);
 	}
 	for (unsigned n = 0; n < TWIN_SPACES; n++)
 		for (unsigned k = 0; k < 2 * TWIN_SPACES; k++)
 			gmap_in(pml4[n], TWIN_ALIAS + k * 0x1000ull, 1,
-				leaf_table(pml4[k / 2], twin_page(k % 2 ? TWIN_PAGES - 1 : 0)) | PWU | ADW,
+				leaf_table(pml4[k / 2], twin_page(k % 2 ? TWIN_PAGES - 1 : 0)) |
+					PWU | ADW,
 				PWU);
 }
 
@@ -370,8 +378,11 @@ static void twin_store(struct twin *a, struct twin *b, uint64_t r, unsigned op)
 static void twin_step(struct twin *a, struct twin *b, const gpa_t pml4[TWIN_SPACES], uint64_t r,
 		      unsigned op)
 {
-	static const unsigned accs[] = { 0, SHADOW_ACC_USER, SHADOW_ACC_WRITE,
-					 SHADOW_ACC_WRITE | SHADOW_ACC_USER, SHADOW_ACC_FETCH,
+	static const unsigned accs[] = { 0,
+					 SHADOW_ACC_USER,
+					 SHADOW_ACC_WRITE,
+					 SHADOW_ACC_WRITE | SHADOW_ACC_USER,
+					 SHADOW_ACC_FETCH,
 					 SHADOW_ACC_FETCH | SHADOW_ACC_USER };
 	unsigned acc = accs[(r >> 50) % 6];
 	gva_t gva = twin_page((unsigned)((r >> 40) % TWIN_PAGES)) + ((r >> 20) & 0xff8);
@@ -379,15 +390,14 @@ static void twin_step(struct twin *a, struct twin *b, const gpa_t pml4[TWIN_SPAC
 	struct shadow_cpu c;
 
 	switch ((r >> 33) % 16) {
-	case 9: case 10: case 11:
-		twin_store(a, b, r, op);
-		break;
-	case 12:
-		twin_fault(a, b, 0x40000000 + ((r >> 20) & 0x1ff000), acc, op, &res);
-		break;
+	case 9:
+	case 10:
+	case 11: twin_store(a, b, r, op); break;
+	case 12: twin_fault(a, b, 0x40000000 + ((r >> 20) & 0x1ff000), acc, op, &res); break;
 	case 13:
 		CHECK(shadow_set_cr3(a->s, pml4[(r >> 40) % TWIN_SPACES]) &&
-			      shadow_set_cr3(b->s, pml4[(r >> 40) % TWIN_SPACES]), "op %u: cr3", op);
+			      shadow_set_cr3(b->s, pml4[(r >> 40) % TWIN_SPACES]),
+		      "op %u: cr3", op);
 		break;
 	case 14:
 		shadow_invlpg(a->s, gva);
@@ -398,9 +408,7 @@ static void twin_step(struct twin *a, struct twin *b, const gpa_t pml4[TWIN_SPAC
 		c.cr0_wp = (r >> 45) & 1, c.cr4_smep = (r >> 46) & 1;
 		CHECK(shadow_set_cpu(a->s, &c) && shadow_set_cpu(b->s, &c), "op %u: cpu", op);
 		break;
-	default:
-		twin_fault(a, b, gva, acc, op, &res);
-		break;
+	default: twin_fault(a, b, gva, acc, op, &res); break;
 	}
 }
 
@@ -446,7 +454,6 @@ START_TEST(test_cache_state_moves_with_rebase)
 	twin_close(&b);
 }
 END_TEST
-
 
 START_TEST(test_cache_flooded_table_left_unprotected)
 {
@@ -606,7 +613,7 @@ START_TEST(test_huge_frame_holding_a_table_is_split)
 	ck_assert_uint_eq(fx_stats().unprotects, 1);
 	ck_assert_int_eq(fx_fault(0x40100000, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
 	e = shadow_map(0x40100000, &level);
-	ck_assert_int_eq(level, 1);      /* split: the frame holds tracked tables */
+	ck_assert_int_eq(level, 1); /* split: the frame holds tracked tables */
 	ck_assert(e & X86_PTE_W);
 	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
 	ck_assert_int_eq(fx_fault(0x40000000 + (gget(TABLES_GPA) & X86_PTE_ADDR_MASK), 0, &r),

@@ -99,11 +99,11 @@ START_TEST(test_check_format_matches_snprintf)
 {
 	char got[64], want[64];
 
-#define SAME(...)                                                                         \
-	do {                                                                              \
-		shadow_format(got, sizeof(got), __VA_ARGS__);                             \
-		snprintf(want, sizeof(want), __VA_ARGS__);                                \
-		ck_assert_str_eq(got, want);                                              \
+#define SAME(...)                                             \
+	do {                                                  \
+		shadow_format(got, sizeof(got), __VA_ARGS__); \
+		snprintf(want, sizeof(want), __VA_ARGS__);    \
+		ck_assert_str_eq(got, want);                  \
 	} while (0)
 	SAME("shadow: %s: level=%d index=%u", "global leaf", 2, 511u);
 	SAME("spte=0x%016llx root 0x%llx", 0x8000000000345067ull, 0x100000000ull);
@@ -194,14 +194,16 @@ START_TEST(test_store_hook_sees_every_store)
 	cfg.pool.zero = mirror_zero;
 	cfg.pool.opaque = &cfg.pool;
 	for (unsigned i = 0; i < 64; i++) /* 64 pages, each under its own PT */
-		gmap(0x1000000ull * (i + 1) + 0x7000, 1, (0x400000 + i * 0x1000) | PWU | X86_PTE_A, PWU);
+		gmap(0x1000000ull * (i + 1) + 0x7000, 1, (0x400000 + i * 0x1000) | PWU | X86_PTE_A,
+		     PWU);
 	gmap(0x40000000, 2, 0x600000 | PWU | ADW | X86_PTE_PS, PWU);
 	gmap_in(pml4b, 0x5000, 1, 0x300000 | PWU | ADW, PWU);
 	s = shadow_create(&cfg);
 	ck_assert_ptr_nonnull(s);
 	for (unsigned round = 0; round < 3; round++) {
 		for (unsigned i = 0; i < 64; i++) {
-			shadow_fault(s, 0x1000000ull * (i + 1) + 0x7000, i & 1 ? SHADOW_ACC_WRITE : 0, &r);
+			shadow_fault(s, 0x1000000ull * (i + 1) + 0x7000,
+				     i & 1 ? SHADOW_ACC_WRITE : 0, &r);
 			ck_assert(!memcmp(mirror, cfg.pool.host, (size_t)PAGES * X86_PAGE_SIZE));
 		}
 		shadow_fault(s, 0x40000123, SHADOW_ACC_WRITE | SHADOW_ACC_USER, &r);

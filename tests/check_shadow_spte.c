@@ -37,10 +37,14 @@ static uint64_t spte_reference(bool wp, bool smep, uint64_t g, int level, struct
 
 START_TEST(test_spte_leaf_table)
 {
-	struct shadow_cpu cpu = { .cr0_wp = _i & 1, .cr4_smep = _i & 2, .efer_nxe = true,
-				  .maxphyaddr = 40 };
+	struct shadow_cpu cpu = {
+		.cr0_wp = _i & 1, .cr4_smep = _i & 2, .efer_nxe = true, .maxphyaddr = 40
+	};
 	int level = _i & 4 ? 2 : 1;
-	static const unsigned accs[] = { 0, SHADOW_ACC_WRITE, SHADOW_ACC_FETCH, SHADOW_ACC_USER,
+	static const unsigned accs[] = { 0,
+					 SHADOW_ACC_WRITE,
+					 SHADOW_ACC_FETCH,
+					 SHADOW_ACC_USER,
 					 SHADOW_ACC_USER | SHADOW_ACC_WRITE,
 					 SHADOW_ACC_USER | SHADOW_ACC_FETCH };
 	const mpa_t mpa = 0x345000;
@@ -55,14 +59,14 @@ START_TEST(test_spte_leaf_table)
 
 			for (unsigned a = 0; a < sizeof(accs) / sizeof(accs[0]); a++) {
 				uint64_t got = shadow_spte_leaf(&cpu, g, level, r, accs[a], mpa);
-				uint64_t want = spte_reference(cpu.cr0_wp, cpu.cr4_smep, g, level, r,
-							       accs[a], mpa);
+				uint64_t want = spte_reference(cpu.cr0_wp, cpu.cr4_smep, g, level,
+							       r, accs[a], mpa);
 
 				CHECK(got == want,
 				      "wp=%d smep=%d level=%d rights=%u gpte=0x%llx access=0x%x: "
-				      "spte 0x%llx, expected 0x%llx", cpu.cr0_wp, cpu.cr4_smep, level,
-				      rb, (unsigned long long)g, accs[a], (unsigned long long)got,
-				      (unsigned long long)want);
+				      "spte 0x%llx, expected 0x%llx",
+				      cpu.cr0_wp, cpu.cr4_smep, level, rb, (unsigned long long)g,
+				      accs[a], (unsigned long long)got, (unsigned long long)want);
 				CHECK(!(got & X86_PTE_G), "global shadow leaf 0x%llx",
 				      (unsigned long long)got);
 			}
@@ -75,11 +79,11 @@ START_TEST(test_spte_2m_moves_pat_and_aligns)
 {
 	uint64_t leaf = 0x345000 | X86_PTE_P | X86_PTE_W | X86_PTE_PCD;
 
-	ck_assert_uint_eq(shadow_spte_2m(leaf), 0x200000 | X86_PTE_P | X86_PTE_W | X86_PTE_PCD |
-						      X86_PTE_PS);
-	ck_assert_uint_eq(shadow_spte_2m(leaf | X86_PTE_PAT),
-			  0x200000 | X86_PTE_P | X86_PTE_W | X86_PTE_PCD | X86_PTE_PS |
-				  X86_PTE_PAT_LARGE);
+	ck_assert_uint_eq(shadow_spte_2m(leaf),
+			  0x200000 | X86_PTE_P | X86_PTE_W | X86_PTE_PCD | X86_PTE_PS);
+	ck_assert_uint_eq(shadow_spte_2m(leaf | X86_PTE_PAT), 0x200000 | X86_PTE_P | X86_PTE_W |
+								      X86_PTE_PCD | X86_PTE_PS |
+								      X86_PTE_PAT_LARGE);
 }
 END_TEST
 
@@ -114,7 +118,8 @@ START_TEST(test_fill_wp0_supervisor_write_then_user_refaults)
 	fx.cpu.cr4_smep = true;
 	ck_assert(shadow_set_cpu(fx.s, &fx.cpu));
 	ck_assert_int_eq(fx_fault(0x5000, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
-	ck_assert_uint_eq(shadow_leaf(0x5000) & (X86_PTE_W | X86_PTE_U | X86_PTE_NX | SHADOW_SPTE_WP0),
+	ck_assert_uint_eq(shadow_leaf(0x5000) &
+				  (X86_PTE_W | X86_PTE_U | X86_PTE_NX | SHADOW_SPTE_WP0),
 			  X86_PTE_W | X86_PTE_NX | SHADOW_SPTE_WP0);
 	ck_assert(gget(pte) & X86_PTE_D);
 	ck_assert_int_eq(fx_fault(0x5000, SHADOW_ACC_USER, &r), SHADOW_FILLED);

@@ -22,7 +22,8 @@ START_TEST(test_pool_exhaustion_sparse_working_set)
 	int round, i;
 
 	for (i = 0; i < N; i++)
-		gmap((gva_t)i << 30 | ((gva_t)i << 12), 1, (0x200000 + (gpa_t)i * 0x1000) | PWU, PWU);
+		gmap((gva_t)i << 30 | ((gva_t)i << 12), 1, (0x200000 + (gpa_t)i * 0x1000) | PWU,
+		     PWU);
 	for (round = 0; round < 3; round++)
 		for (i = 0; i < N; i++) {
 			int j = (i * 7 + round) % N;

@@ -122,12 +122,12 @@ static void ex_build(struct ex_case *x, unsigned leaf, unsigned pde)
 
 static void ex_describe(char *buf, size_t len, const struct ex_case *x)
 {
-	snprintf(buf, len,
-		 "pde=0x%llx pte=0x%llx %s %s wp=%d nxe=%d smep=%d smap=%d ac=%d",
+	snprintf(buf, len, "pde=0x%llx pte=0x%llx %s %s wp=%d nxe=%d smep=%d smap=%d ac=%d",
 		 (unsigned long long)x->pde, (unsigned long long)x->pte,
-		 x->k == RD ? "read" : x->k == WR ? "write" : "fetch",
-		 x->user ? "user" : "supervisor", x->c.wp, x->c.nxe, x->c.smep, x->c.smap,
-		 x->c.ac);
+		 x->k == RD   ? "read"
+		 : x->k == WR ? "write"
+			      : "fetch",
+		 x->user ? "user" : "supervisor", x->c.wp, x->c.nxe, x->c.smep, x->c.smap, x->c.ac);
 }
 
 /* A/D afterwards: untouched on a fault; else A everywhere used, D in the
@@ -146,8 +146,7 @@ static void ex_check_ad(const struct ex_case *x, const struct ex_expect *e, cons
 
 /* The shadow leaf never grants what the guest (as it is now) would not,
  * and writable implies a dirty guest leaf. */
-static void ex_check_leaf_bounded(const struct ex_case *x, const struct ex_expect *e,
-				  const char *d)
+static void ex_check_leaf_bounded(const struct ex_case *x, const struct ex_expect *e, const char *d)
 {
 	uint64_t spte = shadow_leaf(EX_GVA);
 	uint64_t gleaf = gget((x->pde & X86_PTE_PS) ? x->at[2] : x->at[1]);
@@ -159,10 +158,10 @@ static void ex_check_leaf_bounded(const struct ex_case *x, const struct ex_expec
 			if (!hw_allows(spte, k, user, &x->c))
 				continue;
 			CHECK(ref_allowed(e->u, e->w, e->nx, k, user, &x->c),
-				      "shadow 0x%llx grants %d/%d beyond the guest: %s",
-				      (unsigned long long)spte, k, user, d);
+			      "shadow 0x%llx grants %d/%d beyond the guest: %s",
+			      (unsigned long long)spte, k, user, d);
 			CHECK(k != WR || (gleaf & X86_PTE_D),
-				      "shadow writable over a clean guest leaf: %s", d);
+			      "shadow writable over a clean guest leaf: %s", d);
 		}
 }
 
@@ -183,8 +182,7 @@ static void ex_check_fill(const struct ex_case *x, const struct ex_expect *e, co
 
 /* Every other access the guest allows eventually gets through (after at
  * most one more hidden fault), and the bound still holds. */
-static void ex_check_followups(const struct ex_case *x, const struct ex_expect *e,
-			       const char *d)
+static void ex_check_followups(const struct ex_case *x, const struct ex_expect *e, const char *d)
 {
 	struct shadow_fault_result r;
 	enum kind k;
@@ -196,9 +194,9 @@ static void ex_check_followups(const struct ex_case *x, const struct ex_expect *
 			    hw_allows(shadow_leaf(EX_GVA), k, user, &x->c))
 				continue;
 			CHECK(fx_fault(EX_GVA, acc_of(k, user), &r) == SHADOW_FILLED,
-				      "follow-up %d/%d: %s", k, user, d);
+			      "follow-up %d/%d: %s", k, user, d);
 			CHECK(hw_allows(shadow_leaf(EX_GVA), k, user, &x->c),
-				      "follow-up %d/%d no progress: %s", k, user, d);
+			      "follow-up %d/%d no progress: %s", k, user, d);
 			ex_check_leaf_bounded(x, e, d);
 		}
 }
@@ -218,8 +216,7 @@ static void ex_run(struct ex_case *x)
 		CHECK(r.pferr == e.pferr, "pferr 0x%x, want 0x%x: %s", r.pferr, e.pferr, d);
 		CHECK(!(shadow_leaf(EX_GVA) & X86_PTE_P), "leaf after fault: %s", d);
 	} else {
-		CHECK(st == SHADOW_FILLED, "status %d (pferr 0x%x), want fill: %s", st,
-			      r.pferr, d);
+		CHECK(st == SHADOW_FILLED, "status %d (pferr 0x%x), want fill: %s", st, r.pferr, d);
 		CHECK(r.gpa == e.gpa, "gpa: %s", d);
 	}
 	ex_check_ad(x, &e, d);
@@ -239,11 +236,18 @@ START_TEST(test_walk_exhaustive_table)
 	int ctl = _i / 6;
 	unsigned leaf, pde;
 
-	x.c = (struct ctl){ .wp = ctl & 1, .nxe = (ctl >> 1) & 1, .smep = (ctl >> 2) & 1,
-			    .smap = (ctl >> 3) > 0, .ac = (ctl >> 3) == 2 };
-	fx.cpu = (struct shadow_cpu){ .cr0_wp = x.c.wp, .cr4_smep = x.c.smep,
-				     .cr4_smap = x.c.smap, .rflags_ac = x.c.ac,
-				     .efer_nxe = x.c.nxe, .gbpages = true, .maxphyaddr = 40 };
+	x.c = (struct ctl){ .wp = ctl & 1,
+			    .nxe = (ctl >> 1) & 1,
+			    .smep = (ctl >> 2) & 1,
+			    .smap = (ctl >> 3) > 0,
+			    .ac = (ctl >> 3) == 2 };
+	fx.cpu = (struct shadow_cpu){ .cr0_wp = x.c.wp,
+				      .cr4_smep = x.c.smep,
+				      .cr4_smap = x.c.smap,
+				      .rflags_ac = x.c.ac,
+				      .efer_nxe = x.c.nxe,
+				      .gbpages = true,
+				      .maxphyaddr = 40 };
 	ck_assert(shadow_set_cpu(fx.s, &fx.cpu));
 	for (leaf = 0; leaf < 64; leaf++)
 		for (pde = 0; pde < 16; pde++) {
@@ -258,8 +262,8 @@ END_TEST
 
 enum where { W_PML4E, W_PDPTE, W_PDE, W_PTE, W_PDE_2M, W_PDPTE_1G, W_COUNT };
 
-static const char *const where_name[W_COUNT] = { "PML4E", "PDPTE", "PDE", "PTE",
-						 "PDE(2M)", "PDPTE(1G)" };
+static const char *const where_name[W_COUNT] = { "PML4E", "PDPTE",   "PDE",
+						 "PTE",   "PDE(2M)", "PDPTE(1G)" };
 
 /* SDM 3A tables 4-14 to 4-20 with MAXPHYADDR = 40. */
 static bool ref_reserved(enum where w, int bit, bool nxe)
@@ -290,8 +294,10 @@ static gpa_t rb_build(enum where w, int *level)
 	memset(fx.ram + TABLES_GPA, 0, 8 * X86_PAGE_SIZE);
 	fx.next_table = TABLES_GPA + X86_PAGE_SIZE;
 	at = gmap(RB_GVA, leaf_level, leaf | PWU | (leaf_level > 1 ? X86_PTE_PS : 0), PWU);
-	*level = (w == W_PML4E) ? 4 : (w == W_PDPTE || w == W_PDPTE_1G) ? 3
-					: (w == W_PDE || w == W_PDE_2M) ? 2 : 1;
+	*level = (w == W_PML4E)                      ? 4
+		 : (w == W_PDPTE || w == W_PDPTE_1G) ? 3
+		 : (w == W_PDE || w == W_PDE_2M)     ? 2
+						     : 1;
 	while (leaf_level < *level) { /* climb from the leaf to the entry wanted */
 		gpa_t table = TABLES_GPA;
 		int l;
@@ -325,10 +331,11 @@ START_TEST(test_walk_reserved_bit_faults)
 		shadow_flush(fx.s);
 		fx_fault(RB_GVA, SHADOW_ACC_WRITE | SHADOW_ACC_USER, &r);
 		if (ref_reserved(w, bit, nxe)) {
-			ck_assert_msg(r.status == SHADOW_GUEST_PF &&
-					      r.pferr == (X86_PF_P | X86_PF_W | X86_PF_U | X86_PF_RSVD),
-				      "%s bit %d nxe=%d: status %d pferr 0x%x", where_name[w], bit,
-				      nxe, r.status, r.pferr);
+			ck_assert_msg(
+				r.status == SHADOW_GUEST_PF &&
+					r.pferr == (X86_PF_P | X86_PF_W | X86_PF_U | X86_PF_RSVD),
+				"%s bit %d nxe=%d: status %d pferr 0x%x", where_name[w], bit, nxe,
+				r.status, r.pferr);
 			ck_assert_int_eq(r.level, level);
 			ck_assert_uint_eq(gget(at), before | X86_BIT(bit)); /* no A set */
 			ck_assert(!(shadow_leaf(RB_GVA) & X86_PTE_P));
@@ -368,7 +375,7 @@ START_TEST(test_walk_reserved_upper_level_stops_walk)
 	gpa_t pml4e = rb_build(W_PML4E, &level);
 	gpa_t pdpte = entry_gpa(gget(pml4e) & X86_PTE_ADDR_MASK, RB_GVA, 3);
 
-	gset(pdpte, 0); /* not present below ... */
+	gset(pdpte, 0);                        /* not present below ... */
 	gset(pml4e, gget(pml4e) | X86_PTE_PS); /* ... a reserved bit above */
 	ck_assert_int_eq(fx_fault(RB_GVA, SHADOW_ACC_FETCH, &r), SHADOW_GUEST_PF);
 	ck_assert_uint_eq(r.pferr, X86_PF_P | X86_PF_RSVD | X86_PF_I);
@@ -574,10 +581,10 @@ START_TEST(test_hostile_reserved_slot_is_error)
 
 	/* even if the guest maps something there, it never reaches the shadow */
 	gset(TABLES_GPA + 8 * HV_INDEX, new_table() | PWU);
-	ck_assert_int_eq(fx_fault(SVM_ABI_RESERVED_VA_BASE + 0x5000, SHADOW_ACC_WRITE, &r),
+	ck_assert_int_eq(fx_fault(SHADOWVM_ABI_RESERVED_VA_BASE + 0x5000, SHADOW_ACC_WRITE, &r),
 			 SHADOW_ERROR);
 	ck_assert_int_eq(r.err, SHADOW_ERR_RESERVED_SLOT);
-	shadow_invlpg(fx.s, SVM_ABI_RESERVED_VA_BASE);
+	shadow_invlpg(fx.s, SHADOWVM_ABI_RESERVED_VA_BASE);
 	ck_assert_int_eq(fx_check_invariants(), 0);
 }
 END_TEST
@@ -649,11 +656,14 @@ static bool same_walk(enum shadow_walk_status sa, const struct shadow_walk *a,
  * leaves), every access kind, under every control setting. */
 START_TEST(test_walk_mode_descriptor_generic_path_agrees)
 {
-	static const unsigned accs[] = { 0, SHADOW_ACC_WRITE, SHADOW_ACC_FETCH, SHADOW_ACC_USER,
+	static const unsigned accs[] = { 0,
+					 SHADOW_ACC_WRITE,
+					 SHADOW_ACC_FETCH,
+					 SHADOW_ACC_USER,
 					 SHADOW_ACC_USER | SHADOW_ACC_WRITE,
 					 SHADOW_ACC_USER | SHADOW_ACC_FETCH };
-	const uint64_t bits[] = { X86_PTE_W, X86_PTE_U, X86_PTE_A, X86_PTE_D, X86_PTE_NX,
-				  X86_PTE_PAT, X86_BIT(13), X86_BIT(45) };
+	const uint64_t bits[] = { X86_PTE_W,  X86_PTE_U,   X86_PTE_A,   X86_PTE_D,
+				  X86_PTE_NX, X86_PTE_PAT, X86_BIT(13), X86_BIT(45) };
 	gpa_t leaves[256];
 	struct shadow_mode copy = shadow_mode_long4;
 	struct shadow_mem mem = fake_mem_accessor(&fx.mem);
@@ -686,26 +696,33 @@ START_TEST(test_walk_mode_descriptor_generic_path_agrees)
 		if ((j * 7) % 8 < 2)
 			gset(leaves[j], gget(leaves[j]) | bits[6 + j % 2]);
 	for (unsigned c = 0; c < 32; c++) {
-		struct shadow_cpu cpu = { .cr0_wp = c & 1, .cr4_smep = c & 2, .cr4_smap = c & 4,
-					  .rflags_ac = c & 8, .efer_nxe = c & 16, .gbpages = c & 1,
+		struct shadow_cpu cpu = { .cr0_wp = c & 1,
+					  .cr4_smep = c & 2,
+					  .cr4_smap = c & 4,
+					  .rflags_ac = c & 8,
+					  .efer_nxe = c & 16,
+					  .gbpages = c & 1,
 					  .maxphyaddr = 40 };
 		struct shadow_walk_env folded = { &shadow_mode_long4, &mem, &cpu, TABLES_GPA };
 		struct shadow_walk_env generic = { &copy, &mem, &cpu, TABLES_GPA };
 
 		for (unsigned j = 0; j < 260; j++) {
 			gva_t gva = j >= 256 ? 0x0000800000000000ull + j : /* non-canonical */
-				    (gva_t)(j & 1) << 39 | (gva_t)(j & 3) << 30 |
-					    (gva_t)(j & 15) << 21 | (gva_t)j << 12 | 0x123;
+					    (gva_t)(j & 1) << 39 | (gva_t)(j & 3) << 30 |
+						    (gva_t)(j & 15) << 21 | (gva_t)j << 12 | 0x123;
 
 			for (unsigned a = 0; a < sizeof(accs) / sizeof(accs[0]); a++) {
 				struct shadow_walk wa, wb;
-				enum shadow_walk_status sa = shadow_walk(&folded, gva, accs[a], &wa);
-				enum shadow_walk_status sb = shadow_walk(&generic, gva, accs[a], &wb);
+				enum shadow_walk_status sa =
+					shadow_walk(&folded, gva, accs[a], &wa);
+				enum shadow_walk_status sb =
+					shadow_walk(&generic, gva, accs[a], &wb);
 
 				CHECK(same_walk(sa, &wa, sb, &wb),
 				      "gva 0x%llx access 0x%x cpu %u: folded %d level %d pferr 0x%x, "
-				      "generic %d level %d pferr 0x%x", (unsigned long long)gva,
-				      accs[a], c, sa, wa.level, wa.pferr, sb, wb.level, wb.pferr);
+				      "generic %d level %d pferr 0x%x",
+				      (unsigned long long)gva, accs[a], c, sa, wa.level, wa.pferr,
+				      sb, wb.level, wb.pferr);
 				walks++;
 			}
 		}

@@ -18,11 +18,17 @@
 /* A 4 KiB write fill of gva 0x401000 through four guest entries. */
 static struct shadow_event fill_event(void)
 {
-	struct shadow_event ev = { .kind = SHADOW_EV_FILL, .gva = 0x401234, .vcr3 = 0x9000,
+	struct shadow_event ev = { .kind = SHADOW_EV_FILL,
+				   .gva = 0x401234,
+				   .vcr3 = 0x9000,
 				   .access = SHADOW_ACC_WRITE | SHADOW_ACC_USER,
-				   .error_code = X86_PF_P | X86_PF_W | X86_PF_U, .level = 1,
-				   .depth = 4, .gpa = 0x7401234, .spte = 0x8000000007401007ull,
-				   .spte_mpa = 0x800021008ull, .pages_in_use = 4 };
+				   .error_code = X86_PF_P | X86_PF_W | X86_PF_U,
+				   .level = 1,
+				   .depth = 4,
+				   .gpa = 0x7401234,
+				   .spte = 0x8000000007401007ull,
+				   .spte_mpa = 0x800021008ull,
+				   .pages_in_use = 4 };
 
 	for (int l = 4; l >= 1; l--) {
 		ev.gpte_gpa[l] = 0x9000 + (uint64_t)l * 0x1000;
@@ -179,19 +185,23 @@ START_TEST(test_trace_text_is_one_line_per_event)
 	for (const char *p = text; (p = strchr(p, '\n')); p++)
 		lines++;
 	ck_assert_uint_eq(lines, 3);
-	ck_assert_msg(text[0] == '[' && strstr(text, "#0 vcpu0 shadow_init root=0x800020000"), "%s", text);
+	ck_assert_msg(text[0] == '[' && strstr(text, "#0 vcpu0 shadow_init root=0x800020000"), "%s",
+		      text);
 	ck_assert_msg(strstr(text, "pml4[510]=0x800000023(hypervisor)"), "%s", text);
 	ck_assert_msg(strstr(fill, "#1 vcpu0 fill gva=0x401234 cr3=0x9000 access=wu- "
-				   "error_code=0x7 pferr=P|W|U level=1"), "%s", fill);
+				   "error_code=0x7 pferr=P|W|U level=1"),
+		      "%s", fill);
 	ck_assert_msg(strstr(fill, " walk=L4@0xd000=0x67,L3@0xc000=0x67,L2@0xb000=0x67,"
-				   "L1@0xa000=0x67+A|D ad=A|D pages=4\n"), "%s", fill);
+				   "L1@0xa000=0x67+A|D ad=A|D pages=4\n"),
+		      "%s", fill);
 	free(text);
 }
 END_TEST
 
 START_TEST(test_trace_write_error_stops_the_run)
 {
-	struct trace_config cfg = { .path = "/dev/full", .events = TRACE_ALL_EVENTS,
+	struct trace_config cfg = { .path = "/dev/full",
+				    .events = TRACE_ALL_EVENTS,
 				    .stop = on_stop };
 	char err[256] = "";
 	struct trace *t = trace_open(&cfg, err, sizeof(err));
@@ -209,14 +219,14 @@ END_TEST
 
 #define REC(seq, ev, rest) "{\"seq\":" #seq ",\"vcpu\":0,\"ns\":1,\"event\":\"" ev "\"" rest "}\n"
 
-static const char crafted[] =
-	REC(0, "shadow_init", ",\"root\":\"0x800020000\",\"cr3\":\"0x9000\",\"entries\":[]")
+static const char crafted[] = REC(0, "shadow_init",
+				  ",\"root\":\"0x800020000\",\"cr3\":\"0x9000\",\"entries\":[]")
 	REC(1, "fill", ",\"gva\":\"0x401000\",\"level\":1")
-	REC(2, "fill", ",\"gva\":\"0x401ff8\",\"level\":1")
-	REC(3, "fill", ",\"gva\":\"0x600000\",\"level\":2")
-	REC(4, "guest_fault", ",\"gva\":\"0x7000\",\"level\":1")
-	REC(5, "cr3", ",\"cr3\":\"0xa000\"")
-	REC(6, "exit", ",\"status\":0,\"reason\":\"ok\"");
+		REC(2, "fill", ",\"gva\":\"0x401ff8\",\"level\":1")
+			REC(3, "fill", ",\"gva\":\"0x600000\",\"level\":2")
+				REC(4, "guest_fault", ",\"gva\":\"0x7000\",\"level\":1")
+					REC(5, "cr3", ",\"cr3\":\"0xa000\"")
+						REC(6, "exit", ",\"status\":0,\"reason\":\"ok\"");
 
 static int summarize(const char *text, struct trace_summary *s, char *err, size_t errlen)
 {

@@ -6,13 +6,17 @@
 
 void fake_mem_init(struct fake_mem *m, uint8_t *ram, uint64_t size)
 {
-	*m = (struct fake_mem){ .ram = ram, .size = size, .last_qword = (size - 8) / 8, .race = -1 };
+	*m = (struct fake_mem){
+		.ram = ram, .size = size, .last_qword = (size - 8) / 8, .race = -1
+	};
 }
 
 struct shadow_mem fake_mem_accessor(struct fake_mem *m)
 {
-	return (struct shadow_mem){ .read64 = fake_mem_read, .write64 = fake_mem_write,
-				    .cmpxchg64 = fake_mem_cmpxchg, .opaque = m,
+	return (struct shadow_mem){ .read64 = fake_mem_read,
+				    .write64 = fake_mem_write,
+				    .cmpxchg64 = fake_mem_cmpxchg,
+				    .opaque = m,
 				    .ram_size = m->size };
 }
 

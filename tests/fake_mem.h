@@ -16,9 +16,9 @@ struct fake_mem {
 	uint8_t *ram;
 	uint64_t size;
 	uint64_t last_qword; /* (size - 8) / 8: the last quadword's index */
-	int race;           /* cmpxchg calls left before one is raced; <0 never */
-	bool race_always;   /* race every cmpxchg */
-	uint64_t race_bits; /* what the racing other vCPU flips */
+	int race;            /* cmpxchg calls left before one is raced; <0 never */
+	bool race_always;    /* race every cmpxchg */
+	uint64_t race_bits;  /* what the racing other vCPU flips */
 };
 
 /* `m` over `ram` (size bytes, at least 8), never raced. */

@@ -87,8 +87,9 @@ static void create_shadow(struct fake_vm *f)
 	struct vm *vm = &f->vm;
 	struct shadow_config cfg = {
 		.mem = fake_mem_accessor(&f->mem),
-		.pool = { HV_MPA(HV_PG_POOL), monitor_page(&vm->mon, HV_PG_POOL), POOL_PAGES, NULL, NULL, NULL },
-		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
+		.pool = { HV_MPA(HV_PG_POOL), monitor_page(&vm->mon, HV_PG_POOL), POOL_PAGES, NULL,
+			  NULL, NULL },
+		.hv_index = SHADOWVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = vm->mon.pml4e,
 		.cpu = { .cr0_wp = true, .efer_nxe = true, .gbpages = true, .maxphyaddr = 40 },
 		.vcr3 = FAKE_PML4_GPA,

@@ -20,17 +20,17 @@ struct vm;
 #define FAKE_RAM_SIZE (4ull << 20)
 #define FAKE_GDT_GPA 0x2000ull
 #define FAKE_PML4_GPA 0x3000ull
-#define FAKE_PT_GPA 0x6000ull      /* maps GVA 0 .. 2 MiB */
+#define FAKE_PT_GPA 0x6000ull /* maps GVA 0 .. 2 MiB */
 #define FAKE_TSS_GPA 0x7000ull
 #define FAKE_IDT_GPA 0x8000ull
-#define FAKE_KSTACK_LO 0x10000ull  /* supervisor-only: the kernel stack ... */
-#define FAKE_RSP0 0x20000ull       /* ... whose top is TSS.RSP0 */
-#define FAKE_IST1 0x30000ull       /* TSS.IST1, supervisor-only from 0x20000 */
-#define FAKE_KRSP 0x1fe08ull       /* the kernel's RSP: not 16-byte aligned */
-#define FAKE_URSP 0x50008ull       /* the user's RSP */
-#define FAKE_KCODE 0x100000ull     /* RIP of the kernel */
-#define FAKE_UCODE 0x180000ull     /* RIP of user code */
-#define FAKE_HANDLER(v) (0x140000ull + (uint64_t)(v) * 16) /* gate v's target */
+#define FAKE_KSTACK_LO 0x10000ull /* supervisor-only: the kernel stack ... */
+#define FAKE_RSP0 0x20000ull      /* ... whose top is TSS.RSP0 */
+#define FAKE_IST1 0x30000ull      /* TSS.IST1, supervisor-only from 0x20000 */
+#define FAKE_KRSP 0x1fe08ull      /* the kernel's RSP: not 16-byte aligned */
+#define FAKE_URSP 0x50008ull      /* the user's RSP */
+#define FAKE_KCODE 0x100000ull    /* RIP of the kernel */
+#define FAKE_UCODE 0x180000ull    /* RIP of user code */
+#define FAKE_HANDLER(v) (0x140000ull + (uint64_t)(v)*16) /* gate v's target */
 
 /* Guest GDT selectors; the real GDT is monitor_load_gdt's copy of it. */
 #define FAKE_SEL_KCODE 0x08u /* 64-bit code, DPL 0 */
@@ -69,7 +69,7 @@ void fake_vm_set_gate(struct vm *vm, unsigned v, uint64_t target, uint16_t sel, 
 		      unsigned dpl, unsigned ist, bool present);
 
 /* The vCPU's own MSRs as vcpu_msr() reaches them (the tests link this fake
- * instead of vmm/vcpu.c): KERNEL_GS_BASE and TSC_AUX, zero at open; NULL,
+ * instead of vmm/kvm/vcpu.c): KERNEL_GS_BASE and TSC_AUX, zero at open; NULL,
  * and a failing vcpu_msr(), for any other index. */
 uint64_t *fake_vm_vcpu_msr(uint32_t index);
 

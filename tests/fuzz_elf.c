@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(fd);
 	if (rc == VMM_OK) {
 		/* what the loader promises about an accepted image */
-		if (img.end > FUZZ_RAM || img.end < SVM_ABI_LOAD_MIN || img.nloads == 0 ||
+		if (img.end > FUZZ_RAM || img.end < SHADOWVM_ABI_LOAD_MIN || img.nloads == 0 ||
 		    img.nloads > ELF_LOAD_PHNUM_MAX)
 			abort();
 	} else if (rc != VMM_E_IMAGE && rc != VMM_E_NOINPUT) {

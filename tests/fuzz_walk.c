@@ -36,8 +36,12 @@ static struct fake_mem mem;
 static struct shadow_cpu cpu_of(uint8_t bits, uint8_t mpa)
 {
 	return (struct shadow_cpu){
-		.cr0_wp = bits & 1, .cr4_smep = bits & 2, .cr4_smap = bits & 4,
-		.rflags_ac = bits & 8, .efer_nxe = bits & 16, .gbpages = bits & 32,
+		.cr0_wp = bits & 1,
+		.cr4_smep = bits & 2,
+		.cr4_smap = bits & 4,
+		.rflags_ac = bits & 8,
+		.efer_nxe = bits & 16,
+		.gbpages = bits & 32,
 		.maxphyaddr = 36 + mpa % 17, /* the pool sits at 2^32 */
 	};
 }
@@ -60,11 +64,15 @@ static void step(struct shadow *s, uint8_t op, uint64_t gva, uint8_t ctl)
 			memcpy(ram + (r.gpa & (RAM_SIZE - 8)), &v, 8);
 		}
 		break;
-	case 0: case 1: case 2:
+	case 0:
+	case 1:
+	case 2:
 		/* read, write, fetch; bit 2 of op: user */
-		shadow_fault(s, gva, ((op >> 3) % 3 == 1 ? SHADOW_ACC_WRITE : 0) |
+		shadow_fault(s, gva,
+			     ((op >> 3) % 3 == 1 ? SHADOW_ACC_WRITE : 0) |
 				     ((op >> 3) % 3 == 2 ? SHADOW_ACC_FETCH : 0) |
-				     (op & 4 ? SHADOW_ACC_USER : 0), &r);
+				     (op & 4 ? SHADOW_ACC_USER : 0),
+			     &r);
 		if (r.status == SHADOW_FILLED && r.gpa >= RAM_SIZE)
 			abort();
 		break;
@@ -106,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct shadow_config cfg = {
 		.pool = { .base = 1ull << 32, .host = pools[0], .pages = POOL_PAGES },
-		.hv_index = SVM_ABI_RESERVED_PML4_INDEX,
+		.hv_index = SHADOWVM_ABI_RESERVED_PML4_INDEX,
 		.hv_entry = 0x200000000ull | 3,
 	};
 	struct shadow *s;

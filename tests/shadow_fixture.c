@@ -43,8 +43,9 @@ void fx_open(uint32_t pool_pages)
 	ck_assert_ptr_nonnull(fx.pool);
 	fake_mem_init(&fx.mem, fx.ram, RAM_SIZE);
 	fx.pool_pages = pool_pages;
-	fx.cpu = (struct shadow_cpu){ .cr0_wp = true, .efer_nxe = true, .gbpages = true,
-				      .maxphyaddr = 40 };
+	fx.cpu = (struct shadow_cpu){
+		.cr0_wp = true, .efer_nxe = true, .gbpages = true, .maxphyaddr = 40
+	};
 	fx.next_table = TABLES_GPA + X86_PAGE_SIZE; /* TABLES_GPA is the PML4 */
 	cfg = fx_config(pool_pages);
 	fx.s = shadow_create(&cfg);
@@ -202,8 +203,8 @@ struct shadow_stats fx_stats(void)
 uint64_t *pool_page(mpa_t mpa)
 {
 	CHECK(mpa >= POOL_BASE && mpa < POOL_BASE + (uint64_t)fx.pool_pages * 4096 &&
-			      !(mpa & 0xfff),
-		      "shadow table pointer 0x%llx outside the pool", (unsigned long long)mpa);
+		      !(mpa & 0xfff),
+	      "shadow table pointer 0x%llx outside the pool", (unsigned long long)mpa);
 	return fx.pool + ((mpa - POOL_BASE) >> 12) * 512;
 }
 
@@ -251,8 +252,8 @@ static unsigned check_table(mpa_t table, int level)
 			leaves += check_table(e & X86_PTE_ADDR_MASK, level - 1);
 			continue;
 		}
-		CHECK((e & X86_PTE_ADDR_MASK) < RAM_SIZE,
-			      "shadow leaf 0x%llx maps past RAM", (unsigned long long)e);
+		CHECK((e & X86_PTE_ADDR_MASK) < RAM_SIZE, "shadow leaf 0x%llx maps past RAM",
+		      (unsigned long long)e);
 		CHECK(!(e & X86_PTE_G), "global shadow leaf");
 		leaves++;
 	}
@@ -316,8 +317,9 @@ unsigned acc_of(enum kind k, bool user)
 
 bool hw_allows(uint64_t spte, enum kind k, bool user, const struct ctl *guest)
 {
-	struct ctl real = { .wp = true, .nxe = true, .smep = guest->smep,
-			    .smap = guest->smap, .ac = guest->ac };
+	struct ctl real = {
+		.wp = true, .nxe = true, .smep = guest->smep, .smap = guest->smap, .ac = guest->ac
+	};
 
 	if (!(spte & X86_PTE_P))
 		return false;

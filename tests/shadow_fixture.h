@@ -19,7 +19,7 @@
 #define RAM_SIZE (8ull << 20)
 #define POOL_BASE (1ull << 32)
 #define POOL_PAGES 64u
-#define HV_INDEX SVM_ABI_RESERVED_PML4_INDEX
+#define HV_INDEX SHADOWVM_ABI_RESERVED_PML4_INDEX
 #define HV_ENTRY (0x0000000200000000ull | X86_PTE_P | X86_PTE_W | X86_PTE_A)
 #define PWU (X86_PTE_P | X86_PTE_W | X86_PTE_U)
 #define ADW (X86_PTE_A | X86_PTE_D)
@@ -30,10 +30,10 @@
 
 /* ck_assert marks a checkpoint (a write to the parent) even when it holds;
  * the hot loops of the table tests check with this instead. */
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond))                                                              \
-			ck_abort_msg(__VA_ARGS__);                                        \
+#define CHECK(cond, ...)                           \
+	do {                                       \
+		if (!(cond))                       \
+			ck_abort_msg(__VA_ARGS__); \
 	} while (0)
 
 struct fx {

@@ -55,7 +55,8 @@ static void tcase_dir_make(void)
 {
 	const char *tmp = getenv("TMPDIR");
 
-	snprintf(tcase_dir, sizeof(tcase_dir), "%s/shadowvm-tests.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	snprintf(tcase_dir, sizeof(tcase_dir), "%s/shadowvm-tests.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(tcase_dir)) {
 		fprintf(stderr, "tests: mkdtemp %s: %s\n", tcase_dir, strerror(errno));
 		tcase_dir[0] = '\0';
@@ -137,8 +138,8 @@ void run_cmd(char *const argv[], struct run_result *res)
 	posix_spawn_file_actions_adddup2(&fa, ofd, STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, efd, STDERR_FILENO);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ck_assert_msg(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) == 0,
-		      "cannot run %s", argv[0]);
+	ck_assert_msg(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) == 0, "cannot run %s",
+		      argv[0]);
 	posix_spawn_file_actions_destroy(&fa);
 	ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -200,30 +201,57 @@ struct event_schema {
 	struct field fields[16];
 };
 
-#define FAULT_FIELDS { "gva", F_HEX }, { "cr3", F_HEX }, { "access", F_STR }, \
-	{ "error_code", F_HEX }, { "pferr", F_STR }, { "level", F_INT }, { "walk", F_ARR }, \
-	{ "ad", F_STR }, { "pages", F_INT }
+#define FAULT_FIELDS                                                                        \
+	{ "gva", F_HEX }, { "cr3", F_HEX }, { "access", F_STR }, { "error_code", F_HEX },   \
+		{ "pferr", F_STR }, { "level", F_INT }, { "walk", F_ARR }, { "ad", F_STR }, \
+	{                                                                                   \
+		"pages", F_INT                                                              \
+	}
 
 static const struct event_schema schema[] = {
 	{ "shadow_init", { { "root", F_HEX }, { "cr3", F_HEX }, { "entries", F_ARR } } },
-	{ "fill", { FAULT_FIELDS, { "gpa", F_HEX }, { "gfn", F_HEX }, { "spte", F_HEX },
-		    { "sptep", F_HEX } } },
+	{ "fill",
+	  { FAULT_FIELDS,
+	    { "gpa", F_HEX },
+	    { "gfn", F_HEX },
+	    { "spte", F_HEX },
+	    { "sptep", F_HEX } } },
 	{ "ad_set", { FAULT_FIELDS } },
 	{ "guest_fault", { FAULT_FIELDS, { "vector", F_INT } } },
 	{ "cr3", { { "cr3", F_HEX }, { "pages", F_INT } } },
 	{ "invlpg", { { "gva", F_HEX }, { "cr3", F_HEX }, { "pages", F_INT } } },
 	{ "flush", { { "reason", F_STR }, { "cr3", F_HEX }, { "pages", F_INT } } },
-	{ "evict", { { "reason", F_STR }, { "cr3", F_HEX }, { "gva", F_HEX }, { "pages", F_INT } } },
-	{ "emulate", { { "rip", F_HEX }, { "vector", F_INT }, { "mnemonic", F_STR },
-		       { "bytes", F_STR }, { "result", F_STR } } },
-	{ "exit", { { "status", F_INT }, { "reason", F_STR }, { "exits", F_INT },
-		    { "kvm_exit", F_STR } } },
-	{ "prefetch", { { "gva", F_HEX }, { "cr3", F_HEX }, { "level", F_INT }, { "gpa", F_HEX },
-			{ "gfn", F_HEX }, { "spte", F_HEX }, { "sptep", F_HEX }, { "pages", F_INT } } },
-	{ "unprotect", { { "gfn", F_HEX }, { "cr3", F_HEX }, { "zapped", F_INT },
-			 { "volatile", F_BOOL }, { "pages", F_INT } } },
-	{ "reflect", { { "vector", F_INT }, { "error_code", F_INT }, { "cr2", F_HEX },
-		       { "soft", F_BOOL }, { "rip", F_HEX } } },
+	{ "evict",
+	  { { "reason", F_STR }, { "cr3", F_HEX }, { "gva", F_HEX }, { "pages", F_INT } } },
+	{ "emulate",
+	  { { "rip", F_HEX },
+	    { "vector", F_INT },
+	    { "mnemonic", F_STR },
+	    { "bytes", F_STR },
+	    { "result", F_STR } } },
+	{ "exit",
+	  { { "status", F_INT }, { "reason", F_STR }, { "exits", F_INT }, { "kvm_exit", F_STR } } },
+	{ "prefetch",
+	  { { "gva", F_HEX },
+	    { "cr3", F_HEX },
+	    { "level", F_INT },
+	    { "gpa", F_HEX },
+	    { "gfn", F_HEX },
+	    { "spte", F_HEX },
+	    { "sptep", F_HEX },
+	    { "pages", F_INT } } },
+	{ "unprotect",
+	  { { "gfn", F_HEX },
+	    { "cr3", F_HEX },
+	    { "zapped", F_INT },
+	    { "volatile", F_BOOL },
+	    { "pages", F_INT } } },
+	{ "reflect",
+	  { { "vector", F_INT },
+	    { "error_code", F_INT },
+	    { "cr2", F_HEX },
+	    { "soft", F_BOOL },
+	    { "rip", F_HEX } } },
 };
 
 static const struct field common[] = {
@@ -244,16 +272,19 @@ static bool is_hex(const char *s)
 static const char *check_fields(struct json_object *o, const struct field *f, const char *where)
 {
 	static char why[256];
-	static const json_type types[] = { [F_INT] = json_type_int, [F_STR] = json_type_string,
-					   [F_HEX] = json_type_string, [F_ARR] = json_type_array,
+	static const json_type types[] = { [F_INT] = json_type_int,
+					   [F_STR] = json_type_string,
+					   [F_HEX] = json_type_string,
+					   [F_ARR] = json_type_array,
 					   [F_BOOL] = json_type_boolean };
 	struct json_object *v;
 
 	for (; f->name; f++) {
-		if (!json_object_object_get_ex(o, f->name, &v) || !json_object_is_type(v, types[f->type]) ||
+		if (!json_object_object_get_ex(o, f->name, &v) ||
+		    !json_object_is_type(v, types[f->type]) ||
 		    (f->type == F_HEX && !is_hex(json_object_get_string(v)))) {
-			snprintf(why, sizeof(why), "%s: field \"%s\" missing or of the wrong type", where,
-				 f->name);
+			snprintf(why, sizeof(why), "%s: field \"%s\" missing or of the wrong type",
+				 where, f->name);
 			return why;
 		}
 	}
@@ -279,7 +310,8 @@ const char *trace_schema_error(struct json_object *rec)
 		if (!json_object_object_get_ex(rec, "walk", &walk))
 			return NULL;
 		for (size_t k = 0; k < json_object_array_length(walk); k++)
-			if ((why = check_fields(json_object_array_get_idx(walk, k), walk_fields, "walk[]")))
+			if ((why = check_fields(json_object_array_get_idx(walk, k), walk_fields,
+						"walk[]")))
 				return why;
 		return NULL;
 	}

@@ -19,9 +19,9 @@ void tcase_add_temp_dir(TCase *tc);
 const char *test_file(const char *name);
 
 struct run_result {
-	int status;     /* exit status, or 128 + signal */
+	int status;      /* exit status, or 128 + signal */
 	char *out, *err; /* captured stdout / stderr, NUL-terminated */
-	double secs;    /* wall time */
+	double secs;     /* wall time */
 };
 
 /* Run argv (argv[0] a path) with stdout and stderr captured.  Aborts the
@@ -41,7 +41,7 @@ struct json_object;
 const char *trace_schema_error(struct json_object *rec);
 
 /* The integer at a dotted path of `o` ("fills.1" is "1" inside "fills"), as
- * vmm/counters.h names the --stats keys, into *out; false where there is
+ * vmm/trace/counters.h names the --stats keys, into *out; false where there is
  * none. */
 bool json_path_int(struct json_object *o, const char *path, int64_t *out);
 

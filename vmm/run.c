@@ -38,7 +38,8 @@ static void report(const struct vm *vm, int status, double secs)
 
 	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
 		if (vm->vcpu.exits_by_reason[r] && n < (int)sizeof(line) - 64)
-			n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%llu", vcpu_exit_name(r),
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%llu",
+				      vcpu_exit_name(r),
 				      (unsigned long long)vm->vcpu.exits_by_reason[r]);
 	pr_info("exit: status=%d (%s) exits=%llu%s wall=%.6fs", status, vmm_status_name(status),
 		(unsigned long long)vm->vcpu.exits, line, secs);
@@ -73,7 +74,7 @@ static void dump_shadow(const struct vm *vm, const char *when)
 		if (t[i] & X86_PTE_P)
 			fprintf(stderr, "shadowvm: shadow:   pml4[%u]=0x%016llx%s\n", i,
 				(unsigned long long)t[i],
-				i == SVM_ABI_RESERVED_PML4_INDEX ? " (hypervisor)" : "");
+				i == SHADOWVM_ABI_RESERVED_PML4_INDEX ? " (hypervisor)" : "");
 }
 
 /* Refuse a paging mode this /dev/kvm cannot run (backend.h), before any VM
@@ -128,7 +129,8 @@ static int setup(struct vm *vm, const struct options *opts, char *err, size_t er
 
 static int trace_start(struct vm *vm, const struct options *opts, char *err, size_t errlen)
 {
-	struct trace_config cfg = { .path = opts->trace, .events = opts->trace_events,
+	struct trace_config cfg = { .path = opts->trace,
+				    .events = opts->trace_events,
 				    .format = opts->trace_text ? TRACE_FMT_TEXT : TRACE_FMT_JSON,
 				    .stop = watchdog_stop };
 
@@ -142,8 +144,8 @@ static int trace_start(struct vm *vm, const struct options *opts, char *err, siz
  * either could not be written. */
 static int finish(struct vm *vm, int rc, double secs)
 {
-	const char *last = vm->vcpu.exits && vm->vcpu.run ? vcpu_exit_name(vm->vcpu.run->exit_reason)
-							  : "none";
+	const char *last =
+		vm->vcpu.exits && vm->vcpu.run ? vcpu_exit_name(vm->vcpu.run->exit_reason) : "none";
 
 	if (trace_failed(vm->trace))
 		rc = VMM_E_TRACE;
@@ -163,7 +165,9 @@ int run_guest(const struct options *opts)
 	double t0 = now();
 	int rc;
 
-	vm = (struct vm){ .opts = opts, .kvm = { .sys_fd = -1, .vm_fd = -1 }, .vcpu = { .fd = -1 } };
+	vm = (struct vm){ .opts = opts,
+			  .kvm = { .sys_fd = -1, .vm_fd = -1 },
+			  .vcpu = { .fd = -1 } };
 	if ((rc = trace_start(&vm, opts, err, sizeof(err))) != VMM_OK ||
 	    (rc = setup(&vm, opts, err, sizeof(err))) != VMM_OK) {
 		pr_err("%s", err);
@@ -171,7 +175,7 @@ int run_guest(const struct options *opts)
 	}
 	if (vm.shadow)
 		trace_shadow_init(vm.trace, shadow_root(vm.shadow), shadow_vcr3(vm.shadow),
-				  root_table(&vm), SVM_ABI_RESERVED_PML4_INDEX);
+				  root_table(&vm), SHADOWVM_ABI_RESERVED_PML4_INDEX);
 	if (trace_failed(vm.trace))
 		goto out;
 	pr_info("boot: image=%s entry=0x%llx loads=%u end=0x%llx ram=0x%llx paging=%s", opts->image,

@@ -33,15 +33,15 @@ struct vcpu_virt {
 
 /* Counters of the shadow-mode trap path. */
 struct trap_stats {
-	uint64_t traps;          /* monitor entries */
-	uint64_t hidden_pf;      /* #PF resolved by a shadow fill */
-	uint64_t emulated;       /* privileged instructions emulated */
-	uint64_t reflected;      /* events delivered to the guest's IDT */
+	uint64_t traps;     /* monitor entries */
+	uint64_t hidden_pf; /* #PF resolved by a shadow fill */
+	uint64_t emulated;  /* privileged instructions emulated */
+	uint64_t reflected; /* events delivered to the guest's IDT */
 	uint64_t syscalls;
-	uint64_t applies;        /* resumes through the monitor's store applier */
-	uint64_t stores;         /* shadow stores queued for the monitor */
-	uint64_t drains;         /* store queues applied mid-trap (full) */
-	uint64_t stores_peak;    /* most stores queued for one resume */
+	uint64_t applies;     /* resumes through the monitor's store applier */
+	uint64_t stores;      /* shadow stores queued for the monitor */
+	uint64_t drains;      /* store queues applied mid-trap (full) */
+	uint64_t stores_peak; /* most stores queued for one resume */
 };
 
 /* The trap path's memory of the last hidden faults (trap.c). */
@@ -76,12 +76,12 @@ struct vm {
 	struct vcpu_virt virt;
 	struct trap_stats tstats;
 	struct trap_history history;
-	uint8_t *pool_copy;     /* the shadow MMU's own view of the pool */
-	bool queue_failed;      /* a drain of the store queue failed */
-	uint64_t entry_cr3;     /* the real CR3 at this trap's entry */
-	struct trace *trace;    /* --trace, or NULL */
-	uint64_t cr4_allowed;   /* guest CR4 bits the CPU supports */
-	bool umip;              /* real CR4.UMIP available */
+	uint8_t *pool_copy;   /* the shadow MMU's own view of the pool */
+	bool queue_failed;    /* a drain of the store queue failed */
+	uint64_t entry_cr3;   /* the real CR3 at this trap's entry */
+	struct trace *trace;  /* --trace, or NULL */
+	uint64_t cr4_allowed; /* guest CR4 bits the CPU supports */
+	bool umip;            /* real CR4.UMIP available */
 	unsigned maxphyaddr;
 	bool gbpages;
 	uint64_t gdt_copy[HV_GDT_ENTRIES]; /* lgdt's read of the guest GDT */

@@ -7,9 +7,9 @@
 void console_putc(char c)
 {
 	/* A polling 16550 driver: wait for the transmitter holding register. */
-	while (!(inb(SVM_ABI_PORT_COM1 + UART_LSR) & UART_LSR_THRE))
+	while (!(inb(SHADOWVM_ABI_PORT_COM1 + UART_LSR) & UART_LSR_THRE))
 		;
-	outb(SVM_ABI_PORT_COM1 + UART_THR, (uint8_t)c);
+	outb(SHADOWVM_ABI_PORT_COM1 + UART_THR, (uint8_t)c);
 }
 
 void console_write(const char *s, size_t n)
@@ -20,19 +20,19 @@ void console_write(const char *s, size_t n)
 
 void guest_exit(unsigned status)
 {
-	outl(SVM_ABI_PORT_EXIT, status);
+	outl(SHADOWVM_ABI_PORT_EXIT, status);
 	for (;;)
 		__asm__ volatile("hlt");
 }
 
-void guest_start(const struct svm_boot_info *bi);
+void guest_start(const struct shadowvm_boot_info *bi);
 
-void guest_start(const struct svm_boot_info *bi)
+void guest_start(const struct shadowvm_boot_info *bi)
 {
-	if (bi->magic != SVM_BOOTINFO_MAGIC || bi->abi_version != SVM_ABI_VERSION) {
+	if (bi->magic != SHADOWVM_BOOTINFO_MAGIC || bi->abi_version != SHADOWVM_ABI_VERSION) {
 		printf("guest: boot info magic 0x%x version %u, expected 0x%x version %u\n",
-		       bi->magic, bi->abi_version, SVM_BOOTINFO_MAGIC, SVM_ABI_VERSION);
-		guest_exit(SVM_ABI_EXIT_MAX);
+		       bi->magic, bi->abi_version, SHADOWVM_BOOTINFO_MAGIC, SHADOWVM_ABI_VERSION);
+		guest_exit(SHADOWVM_ABI_EXIT_MAX);
 	}
 	guest_exit((unsigned)main(bi));
 }

@@ -8,15 +8,15 @@
 
 #include "x86.h"
 
-#define CPU_CR_ACCESSORS(n)                                              \
-	static inline uint64_t read_cr##n(void)                         \
-	{                                                               \
-		uint64_t v;                                             \
-		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));       \
-		return v;                                               \
-	}                                                               \
-	static inline void write_cr##n(uint64_t v)                      \
-	{                                                               \
+#define CPU_CR_ACCESSORS(n)                                                \
+	static inline uint64_t read_cr##n(void)                            \
+	{                                                                  \
+		uint64_t v;                                                \
+		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));          \
+		return v;                                                  \
+	}                                                                  \
+	static inline void write_cr##n(uint64_t v)                         \
+	{                                                                  \
 		__asm__ volatile("mov %0, %%cr" #n : : "r"(v) : "memory"); \
 	}
 
@@ -40,7 +40,10 @@ static inline uint64_t rdmsr(uint32_t msr)
 
 static inline void wrmsr(uint32_t msr, uint64_t v)
 {
-	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
+	__asm__ volatile("wrmsr"
+			 :
+			 : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+			 : "memory");
 }
 
 static inline uint64_t read_efer(void)
@@ -55,7 +58,9 @@ static inline void write_efer(uint64_t v)
 
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(sub));
 }
 
 /* MAXPHYADDR (CPUID 0x80000008 EAX[7:0]); 36 when the leaf is absent. */

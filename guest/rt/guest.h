@@ -1,6 +1,6 @@
 /* The freestanding guest runtime: console, exit, string helpers, port I/O.
- * A guest program defines `int main(const struct svm_boot_info *bi)`; its
- * return value becomes the run's exit status (0..SVM_ABI_EXIT_MAX). */
+ * A guest program defines `int main(const struct shadowvm_boot_info *bi)`; its
+ * return value becomes the run's exit status (0..SHADOWVM_ABI_EXIT_MAX). */
 #ifndef SHADOWVM_GUEST_H
 #define SHADOWVM_GUEST_H
 
@@ -10,7 +10,7 @@
 
 #include "shadowvm_abi.h"
 
-int main(const struct svm_boot_info *bi);
+int main(const struct shadowvm_boot_info *bi);
 
 static inline void outb(uint16_t port, uint8_t v)
 {
@@ -58,6 +58,7 @@ uint64_t strtou64(const char *s, const char **end);
 
 /* The value of "key=value" in the command line, copied into buf; NULL if
  * the key is absent. */
-const char *cmdline_get(const struct svm_boot_info *bi, const char *key, char *buf, size_t len);
+const char *cmdline_get(const struct shadowvm_boot_info *bi, const char *key, char *buf,
+			size_t len);
 
 #endif

@@ -76,7 +76,7 @@ uint64_t strtou64(const char *s, const char **end)
 	return v;
 }
 
-const char *cmdline_get(const struct svm_boot_info *bi, const char *key, char *buf, size_t len)
+const char *cmdline_get(const struct shadowvm_boot_info *bi, const char *key, char *buf, size_t len)
 {
 	const char *p = (const char *)(uintptr_t)bi->cmdline;
 	size_t klen = strlen(key);

@@ -5,7 +5,7 @@
 
 static uint64_t next, end, used;
 
-void pmem_init(const struct svm_boot_info *bi)
+void pmem_init(const struct shadowvm_boot_info *bi)
 {
 	next = (bi->free_start + X86_PAGE_SIZE - 1) & X86_PAGE_MASK;
 	end = bi->ram_size;

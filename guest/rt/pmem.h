@@ -9,7 +9,7 @@
 
 #include "shadowvm_abi.h"
 
-void pmem_init(const struct svm_boot_info *bi);
+void pmem_init(const struct shadowvm_boot_info *bi);
 /* A zeroed frame's GPA; ends the run (status 62) when RAM is exhausted. */
 uint64_t pmem_alloc(void);
 /* Frames handed out so far. */

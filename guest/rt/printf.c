@@ -77,7 +77,8 @@ static const char *conv(struct out *o, const char *f, va_list *ap)
 		s = s ? s : "(null)";
 		put_field(o, s, (int)strlen(s), &sp);
 		break;
-	case 'd': case 'i':
+	case 'd':
+	case 'i':
 		sv = (int64_t)get_arg(ap, lng, 1);
 		put_num(o, sv < 0 ? -(uint64_t)sv : (uint64_t)sv, sv < 0, 10, &sp);
 		break;
@@ -89,7 +90,10 @@ static const char *conv(struct out *o, const char *f, va_list *ap)
 		put_num(o, (uint64_t)(uintptr_t)va_arg(*ap, void *), 0, 16, &sp);
 		break;
 	case '%': put(o, '%'); break;
-	default: put(o, '%'); put(o, *f); break;
+	default:
+		put(o, '%');
+		put(o, *f);
+		break;
 	}
 	return *f ? f + 1 : f;
 }

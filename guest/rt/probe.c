@@ -26,13 +26,11 @@ static uint64_t ustack_frame;
 
 __asm__(".section .text.user, \"ax\"\n"
 	".balign 4096\n"
-	"probe_utext_start:\n"
-	UPROBE_ASM(read, "movb (%rdi), %al")
-	UPROBE_ASM(write, "movb $" STR(PROBE_BYTE) ", (%rdi)")
-	UPROBE_ASM(fetch, "call *%rdi")
-	".balign 4096\n"
-	"probe_utext_end:\n"
-	".text\n");
+	"probe_utext_start:\n" UPROBE_ASM(read, "movb (%rdi), %al")
+		UPROBE_ASM(write, "movb $" STR(PROBE_BYTE) ", (%rdi)")
+			UPROBE_ASM(fetch, "call *%rdi") ".balign 4096\n"
+							"probe_utext_end:\n"
+							".text\n");
 
 extern const char probe_utext_start[], probe_utext_end[];
 extern const char probe_u_read[], probe_u_read_end[], probe_u_write[], probe_u_write_end[];
@@ -105,17 +103,23 @@ static void kprobe(enum probe_access acc, uint64_t va)
 	case PROBE_READ:
 		__asm__ volatile("leaq 2f(%%rip), %%rax\n\tmovq %%rax, %1\n"
 				 "1:\tmovb (%%rdi), %0\n2:\n"
-				 : "+c"(v), "=m"(probe.fixup) : "D"(va) : "rax", "memory");
+				 : "+c"(v), "=m"(probe.fixup)
+				 : "D"(va)
+				 : "rax", "memory");
 		break;
 	case PROBE_WRITE:
 		__asm__ volatile("leaq 2f(%%rip), %%rax\n\tmovq %%rax, %0\n"
 				 "1:\tmovb $" STR(PROBE_BYTE) ", (%%rdi)\n2:\n"
-				 : "=m"(probe.fixup) : "D"(va) : "rax", "memory");
+				 : "=m"(probe.fixup)
+				 : "D"(va)
+				 : "rax", "memory");
 		break;
 	case PROBE_FETCH:
 		__asm__ volatile("leaq 2f(%%rip), %%rax\n\tmovq %%rax, %0\n\tmovq %%rsp, %%rdx\n"
 				 "1:\tcall *%%rdi\n2:\tmovq %%rdx, %%rsp\n"
-				 : "=m"(probe.fixup) : "D"(va) : "rax", "rdx", "memory");
+				 : "=m"(probe.fixup)
+				 : "D"(va)
+				 : "rax", "rdx", "memory");
 		break;
 	}
 	if (acc == PROBE_READ)
@@ -124,8 +128,8 @@ static void kprobe(enum probe_access acc, uint64_t va)
 
 int probe_access(enum probe_access acc, int cpl, uint64_t va, struct probe_result *r)
 {
-	uint64_t stack_top = PROBE_USER_VA + (uint64_t)(probe_utext_end - probe_utext_start) +
-			     X86_PAGE_SIZE;
+	uint64_t stack_top =
+		PROBE_USER_VA + (uint64_t)(probe_utext_end - probe_utext_start) + X86_PAGE_SIZE;
 
 	memset(r, 0, sizeof(*r));
 	probe.r = r;

@@ -27,8 +27,8 @@ struct probe_result {
 	uint64_t vector; /* the exception's vector, error code, CR2 (#PF) */
 	uint64_t error;
 	uint64_t cr2;
-	uint64_t rip;   /* RIP in the exception frame */
-	uint8_t value;  /* what a read that did not fault returned */
+	uint64_t rip;  /* RIP in the exception frame */
+	uint8_t value; /* what a read that did not fault returned */
 };
 
 /* Route #DE, #BP, #UD, #GP and #PF to the probe handler.  An exception

@@ -103,9 +103,8 @@ void trap_dispatch(struct trap_frame *f)
 		fn(f);
 		return;
 	}
-	printf("trap: unhandled vector=%lu error=0x%lx rip=0x%lx user=%d",
-	       (unsigned long)f->vector, (unsigned long)f->error, (unsigned long)f->rip,
-	       trap_from_user(f));
+	printf("trap: unhandled vector=%lu error=0x%lx rip=0x%lx user=%d", (unsigned long)f->vector,
+	       (unsigned long)f->error, (unsigned long)f->rip, trap_from_user(f));
 	if (f->vector == X86_EXC_PF)
 		printf(" cr2=0x%lx", (unsigned long)read_cr2());
 	printf("\n");

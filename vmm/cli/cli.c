@@ -1,0 +1,344 @@
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "shadowvm_abi.h"
+#include "size.h"
+#include "status.h"
+#include "shadow.h"
+#include "trace.h"
+
+void cli_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: shadowvm run [options] IMAGE [-- GUEST-ARGS...]\n"
+		"       shadowvm check [-m SIZE] IMAGE\n"
+		"       shadowvm trace summary FILE\n"
+		"       shadowvm kvm [--json | --brief]\n"
+		"       shadowvm --help | --version\n"
+		"\n"
+		"Run an ELF64 x86-64 guest image (ABI v%u, include/shadowvm_abi.h) on KVM.\n"
+		"\n"
+		"run options:\n"
+		"  -m, --mem SIZE        guest RAM; K/M/G suffix, MiB if none (default 64M,\n"
+		"                        2M..4G, a multiple of 2 MiB)\n"
+		"      --paging=MODE     shadow: the guest kernel runs deprivileged at CPL1 on\n"
+		"                        shadow page tables kept by shadowvm (the default);\n"
+		"                        hw: the guest at CPL0 on KVM's own MMU (the baseline)\n"
+		"      --shadow-pool N   shadow pages in the pool (default %u, %u..%u)\n"
+		"      --shadow-opts L   shadow optimizations, comma-separated: cache (shadow\n"
+		"                        tables kept across CR3 writes, guest tables write-\n"
+		"                        protected), prefetch (neighbours whose A bit is set),\n"
+		"                        huge (2 MiB shadow leaves); all (the default) or none\n"
+		"      --dump-shadow     print the shadow root's entries at boot and at exit\n"
+		"      --check-invariants  after every trap, verify the shadow's safety\n"
+		"                        invariants (status 70 with the broken entry if not)\n"
+		"  -p, --cmdline STR     guest command line; GUEST-ARGS after -- are appended\n"
+		"      --timeout SECS    stop the guest after SECS seconds (status 124)\n"
+		"      --trace FILE      write every event as JSON Lines to FILE (- = stderr)\n"
+		"      --trace-events L  only the events matching L, comma-separated globs\n"
+		"                        (shadow_init fill ad_set guest_fault cr3 invlpg evict\n"
+		"                        flush emulate exit prefetch unprotect reflect)\n"
+		"      --trace-format F  json (the default) or text: one human line an event\n"
+		"      --stats[=FILE]    at exit, one JSON object of counters (default stderr)\n"
+		"      --ignore-backend  run even where `shadowvm kvm` says this paging mode\n"
+		"                        cannot run (an experiment: expect wrong results)\n"
+		"  -v, --verbose         more diagnostics (repeat for debug)\n"
+		"  -q, --quiet           only errors\n"
+		"\n"
+		"check validates IMAGE for a guest of SIZE bytes of RAM without running it.\n"
+		"trace summary reads a --trace file: counts per event, the most-faulting pages.\n"
+		"kvm prints what serves /dev/kvm (kvm_intel, kvm_amd, kvm_pvm; EPT/NPT; the\n"
+		"CPU features offered) and whether each paging mode runs on it; status 0 when\n"
+		"both do, else 69.  run refuses a mode that cannot run with 69.\n"
+		"\n"
+		"exit status: the guest's exit-port value (0..%u), or\n"
+		"  64 usage error             65 image rejected        66 image unreadable\n"
+		"  69 KVM unavailable or unfit for the paging mode (see shadowvm kvm)\n"
+		"  70 internal VMM error       71 guest crash           72 guest halted forever\n"
+		"  73 trace not written        74 exit value out of range\n"
+		"  75 guest broke the ABI      124 timeout              128+N killed by signal N\n",
+		SHADOWVM_ABI_VERSION, CLI_POOL_DEFAULT, CLI_POOL_MIN, CLI_POOL_MAX,
+		SHADOWVM_ABI_EXIT_MAX);
+}
+
+__attribute__((format(printf, 3, 4))) static int usage_err(char *err, size_t errlen,
+							   const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return VMM_E_USAGE;
+}
+
+static int parse_mem(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	char why[160];
+
+	if (size_parse(arg, &o->mem_size, why, sizeof(why)) != 0)
+		return usage_err(err, errlen, "--mem: %s", why);
+	if (o->mem_size < SHADOWVM_ABI_RAM_MIN || o->mem_size > SHADOWVM_ABI_RAM_MAX)
+		return usage_err(err, errlen, "--mem %s = 0x%llx is outside 0x%llx..0x%llx", arg,
+				 (unsigned long long)o->mem_size, SHADOWVM_ABI_RAM_MIN,
+				 SHADOWVM_ABI_RAM_MAX);
+	if (o->mem_size % (2u << 20))
+		return usage_err(err, errlen, "--mem %s = 0x%llx is not a multiple of 2 MiB", arg,
+				 (unsigned long long)o->mem_size);
+	return 0;
+}
+
+static int parse_timeout(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	char *end;
+	double t = strtod(arg, &end);
+
+	if (end == arg || *end || !isfinite(t) || t <= 0 || t > 1e6)
+		return usage_err(err, errlen,
+				 "--timeout '%s' is not a number of seconds in (0, 1e6]", arg);
+	o->timeout = t;
+	return 0;
+}
+
+static int append_cmdline(struct options *o, const char *s, char *err, size_t errlen)
+{
+	size_t have = strlen(o->cmdline), add = strlen(s) + (have ? 1 : 0);
+
+	if (have + add + 1 > SHADOWVM_ABI_CMDLINE_MAX)
+		return usage_err(err, errlen, "guest command line of %zu bytes exceeds limit %u",
+				 have + add + 1, SHADOWVM_ABI_CMDLINE_MAX);
+	if (have)
+		o->cmdline[have++] = ' ';
+	memcpy(o->cmdline + have, s, strlen(s) + 1);
+	return 0;
+}
+
+enum {
+	OPT_PAGING = 256,
+	OPT_TIMEOUT,
+	OPT_POOL,
+	OPT_DUMP_SHADOW,
+	OPT_CHECK_INV,
+	OPT_TRACE,
+	OPT_TRACE_EVENTS,
+	OPT_TRACE_FORMAT,
+	OPT_STATS,
+	OPT_SHADOW_OPTS,
+	OPT_IGNORE_BACKEND
+};
+
+static int parse_trace_format(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	if (strcmp(arg, "json") && strcmp(arg, "text"))
+		return usage_err(err, errlen, "--trace-format '%s' is not a format (json, text)",
+				 arg);
+	o->trace_text = arg[0] == 't';
+	return 0;
+}
+
+static int parse_trace_events(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	return trace_events_parse(arg, &o->trace_events, err, errlen) ? VMM_E_USAGE : 0;
+}
+
+static int parse_pool(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long n = strtoul(arg, &end, 10);
+
+	if (end == arg || *end || n < CLI_POOL_MIN || n > CLI_POOL_MAX)
+		return usage_err(err, errlen, "--shadow-pool '%s' is not a page count in %u..%u",
+				 arg, CLI_POOL_MIN, CLI_POOL_MAX);
+	o->pool_pages = (uint32_t)n;
+	return 0;
+}
+
+static int parse_shadow_opts(const char *arg, struct options *o, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		unsigned bits;
+	} names[] = {
+		{ "cache", SHADOW_OPT_CACHE },
+		{ "prefetch", SHADOW_OPT_PREFETCH },
+		{ "huge", SHADOW_OPT_HUGE },
+		{ "all", SHADOW_OPT_ALL },
+		{ "none", 0 },
+	};
+	unsigned opts = 0;
+	const char *p = arg;
+
+	for (;;) {
+		size_t len = strcspn(p, ","), i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i].name) == len && !strncmp(p, names[i].name, len))
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return usage_err(
+				err, errlen,
+				"--shadow-opts '%s': '%.*s' is not one of cache, prefetch, huge, all, none",
+				arg, (int)len, p);
+		opts |= names[i].bits;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	o->shadow_opts = opts;
+	return 0;
+}
+
+static int parse_option(int c, const char *arg, struct options *o, char *err, size_t errlen)
+{
+	switch (c) {
+	case 'm': return parse_mem(arg, o, err, errlen);
+	case 'p': return append_cmdline(o, arg, err, errlen);
+	case 'v': o->verbosity++; return 0;
+	case 'q': o->verbosity = LOG_ERR; return 0;
+	case OPT_TIMEOUT: return parse_timeout(arg, o, err, errlen);
+	case OPT_POOL: return parse_pool(arg, o, err, errlen);
+	case OPT_SHADOW_OPTS: return parse_shadow_opts(arg, o, err, errlen);
+	case OPT_DUMP_SHADOW: o->dump_shadow = 1; return 0;
+	case OPT_CHECK_INV: o->check_invariants = 1; return 0;
+	case OPT_TRACE: o->trace = arg; return 0;
+	case OPT_TRACE_EVENTS: return parse_trace_events(arg, o, err, errlen);
+	case OPT_TRACE_FORMAT: return parse_trace_format(arg, o, err, errlen);
+	case OPT_STATS:
+		o->stats = 1;
+		o->stats_file = arg;
+		return 0;
+	case OPT_IGNORE_BACKEND: o->ignore_backend = 1; return 0;
+	case OPT_PAGING:
+		if (strcmp(arg, "hw") == 0 || strcmp(arg, "shadow") == 0) {
+			o->paging = arg[0] == 'h' ? PAGING_HW : PAGING_SHADOW;
+			return 0;
+		}
+		return usage_err(err, errlen, "--paging '%s' is not a paging mode (shadow, hw)",
+				 arg);
+	case 'h': o->command = CLI_HELP; return 0;
+	default: return usage_err(err, errlen, "unknown option (see shadowvm --help)");
+	}
+}
+
+static int parse_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	static const struct option longopts[] = {
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cmdline", required_argument, NULL, 'p' },
+		{ "paging", required_argument, NULL, OPT_PAGING },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "shadow-pool", required_argument, NULL, OPT_POOL },
+		{ "shadow-opts", required_argument, NULL, OPT_SHADOW_OPTS },
+		{ "dump-shadow", no_argument, NULL, OPT_DUMP_SHADOW },
+		{ "check-invariants", no_argument, NULL, OPT_CHECK_INV },
+		{ "trace", required_argument, NULL, OPT_TRACE },
+		{ "trace-events", required_argument, NULL, OPT_TRACE_EVENTS },
+		{ "trace-format", required_argument, NULL, OPT_TRACE_FORMAT },
+		{ "stats", optional_argument, NULL, OPT_STATS },
+		{ "ignore-backend", no_argument, NULL, OPT_IGNORE_BACKEND },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+m:p:vqh", longopts, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return usage_err(err, errlen,
+					 "%s: option '%s' is unknown or lacks its argument",
+					 argv[0], argv[optind - 1]);
+		if ((rc = parse_option(c, optarg, o, err, errlen)) != 0)
+			return rc;
+		if (o->command == CLI_HELP)
+			return 0;
+		if (o->command == CLI_CHECK && c != 'm' && c != 'v' && c != 'q')
+			return usage_err(err, errlen, "check: only -m, -v and -q apply");
+	}
+	if (optind >= argc)
+		return usage_err(err, errlen, "%s: missing IMAGE (see shadowvm --help)", argv[0]);
+	o->image = argv[optind++];
+	if (optind < argc && strcmp(argv[optind], "--") == 0)
+		optind++;
+	else if (optind < argc)
+		return usage_err(err, errlen,
+				 "unexpected '%s' after IMAGE (guest args go after --)",
+				 argv[optind]);
+	if (o->command == CLI_CHECK && optind < argc)
+		return usage_err(err, errlen, "check: guest args make no sense");
+	if (!o->trace && (o->trace_text || o->trace_events != TRACE_ALL_EVENTS))
+		return usage_err(err, errlen,
+				 "--trace-events and --trace-format need --trace FILE");
+	for (; optind < argc; optind++)
+		if ((rc = append_cmdline(o, argv[optind], err, errlen)) != 0)
+			return rc;
+	return 0;
+}
+
+/* `shadowvm trace summary FILE` */
+static int parse_trace_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	if (argc < 3 || strcmp(argv[2], "summary"))
+		return usage_err(err, errlen, "trace: unknown or missing subcommand (summary)");
+	if (argc != 4)
+		return usage_err(err, errlen, "trace summary: expects exactly one FILE");
+	o->command = CLI_TRACE_SUMMARY;
+	o->summary = argv[3];
+	return 0;
+}
+
+/* `shadowvm kvm [--json | --brief]` */
+static int parse_kvm_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	o->command = CLI_KVM;
+	if (argc == 2)
+		return 0;
+	if (argc == 3 && !strcmp(argv[2], "--json"))
+		o->kvm_format = 1;
+	else if (argc == 3 && !strcmp(argv[2], "--brief"))
+		o->kvm_format = 2;
+	else
+		return usage_err(err, errlen, "kvm: expects at most one of --json, --brief");
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	memset(o, 0, sizeof(*o));
+	o->mem_size = SHADOWVM_ABI_RAM_DEFAULT;
+	o->paging = PAGING_SHADOW;
+	o->pool_pages = CLI_POOL_DEFAULT;
+	o->shadow_opts = SHADOW_OPT_ALL;
+	o->verbosity = LOG_WARN;
+	o->trace_events = TRACE_ALL_EVENTS;
+	if (argc < 2)
+		return usage_err(err, errlen, "missing command (see shadowvm --help)");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		o->command = CLI_HELP;
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		o->command = CLI_VERSION;
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		o->command = CLI_RUN;
+	else if (!strcmp(argv[1], "check"))
+		o->command = CLI_CHECK;
+	else if (!strcmp(argv[1], "trace"))
+		return parse_trace_command(argc, argv, o, err, errlen);
+	else if (!strcmp(argv[1], "kvm"))
+		return parse_kvm_command(argc, argv, o, err, errlen);
+	else
+		return usage_err(err, errlen,
+				 "unknown command '%s' (run, check, trace, kvm; see --help)",
+				 argv[1]);
+	return parse_command(argc - 1, argv + 1, o, err, errlen);
+}

@@ -1,0 +1,44 @@
+/* Command-line parsing for `shadowvm run|check`. */
+#ifndef SHADOWVM_CLI_H
+#define SHADOWVM_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+enum cli_command { CLI_RUN, CLI_CHECK, CLI_TRACE_SUMMARY, CLI_KVM, CLI_HELP, CLI_VERSION };
+enum paging_mode { PAGING_SHADOW, PAGING_HW };
+
+#define CLI_POOL_DEFAULT 1024u /* 4 MiB of shadow tables */
+#define CLI_POOL_MIN 4u
+#define CLI_POOL_MAX 65536u
+
+struct options {
+	enum cli_command command;
+	const char *image;
+	uint64_t mem_size;
+	enum paging_mode paging;
+	char cmdline[4096];   /* --cmdline, then the guest args after "--" */
+	double timeout;       /* seconds; 0 = none */
+	uint32_t pool_pages;  /* shadow pool size */
+	unsigned shadow_opts; /* --shadow-opts: SHADOW_OPT_* */
+	int dump_shadow;      /* print the shadow root at boot and exit */
+	int check_invariants; /* shadow_check after every trap */
+	int verbosity;
+	const char *trace;      /* --trace FILE ("-" = stderr), or NULL */
+	uint32_t trace_events;  /* --trace-events mask (trace.h TRACE_EV_*) */
+	int trace_text;         /* --trace-format=text */
+	int stats;              /* --stats given */
+	const char *stats_file; /* --stats=FILE, or NULL for stderr */
+	const char *summary;    /* `trace summary FILE` */
+	int kvm_format;         /* `kvm`: BACKEND_OUT_* (0 text, 1 --json, 2 --brief) */
+	int ignore_backend;     /* --ignore-backend: run where backend_refuses says no */
+};
+
+/* Fill opts from argv.  Returns 0, or VMM_E_USAGE with one line in err. */
+int cli_parse(int argc, char **argv, struct options *opts, char *err, size_t errlen);
+
+/* The --help text. */
+void cli_usage(FILE *out);
+
+#endif

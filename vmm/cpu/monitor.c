@@ -1,0 +1,271 @@
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "monitor.h"
+#include "monitor_asm.h"
+#include "x86.h"
+
+static bool has_error_code(unsigned v)
+{
+	/* SDM 3A §6.15: #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP push one. */
+	return v == X86_EXC_DF || (v >= X86_EXC_TS && v <= X86_EXC_PF) || v == X86_EXC_AC ||
+	       v == X86_EXC_CP;
+}
+
+void *monitor_page(const struct monitor *m, unsigned pg)
+{
+	return m->host + (uint64_t)pg * 4096;
+}
+
+/* The reserved slot's tables: PML4E -> PDPT[0] -> PD[0] -> PT, whose entries
+ * map monitor pages IDT..STACK at HV_VA(pg).  Supervisor only, A/D preset so
+ * the CPU never writes them; only the stack is writable; only stubs run. */
+static void build_tables(struct monitor *m)
+{
+	const uint64_t tab = X86_PTE_P | X86_PTE_W | X86_PTE_A;
+	uint64_t *pdpt = monitor_page(m, HV_PG_PDPT), *pd = monitor_page(m, HV_PG_PD);
+	uint64_t *pt = monitor_page(m, HV_PG_PT);
+
+	m->pml4e = HV_MPA(HV_PG_PDPT) | tab;
+	pdpt[0] = HV_MPA(HV_PG_PD) | tab;
+	pd[0] = HV_MPA(HV_PG_PT) | tab;
+	for (unsigned pg = HV_PG_IDT; pg < HV_PG_MAPPED_END; pg++) {
+		uint64_t e = HV_MPA(pg) | X86_PTE_P | X86_PTE_A | X86_PTE_D;
+		if (pg == HV_PG_STACK)
+			e |= X86_PTE_W;
+		if (pg != HV_PG_STUBS && pg != HV_PG_STUBS + 1)
+			e |= X86_PTE_NX;
+		pt[pg] = e;
+	}
+}
+
+/* Stub v: [push $0] ; push $v ; out %al, $HV_PORT_TRAP ; ud2.  Guest GPRs
+ * are untouched; the VMM reads the frame and never resumes the stub. */
+static void build_stubs(struct monitor *m)
+{
+	uint8_t *p = monitor_page(m, HV_PG_STUBS);
+
+	for (unsigned v = 0; v < 256; v++, p += HV_STUB_SIZE) {
+		unsigned n = 0;
+		memset(p, 0xcc, HV_STUB_SIZE);
+		if (!has_error_code(v)) {
+			p[n++] = 0x6a; /* push imm8 */
+			p[n++] = 0;
+		}
+		p[n++] = 0x68; /* push imm32 */
+		memcpy(p + n, &v, 4);
+		n += 4;
+		p[n++] = 0xe6, p[n++] = HV_PORT_TRAP;
+		p[n++] = 0x0f, p[n++] = 0x0b;
+	}
+	/* LSTAR target: syscall leaves RSP on the caller's stack, so the stub
+	 * must not push. */
+	p[0] = 0xe6, p[1] = HV_PORT_SYSCALL, p[2] = 0x0f, p[3] = 0x0b;
+}
+
+static void build_idt(struct monitor *m)
+{
+	struct x86_gate64 *idt = monitor_page(m, HV_PG_IDT);
+
+	/* SDM 3A §6.14.1: interrupt gate, DPL 0 (so `int n` from the guest
+	 * raises #GP and is emulated), IST 1. */
+	for (unsigned v = 0; v < 256; v++)
+		idt[v] = x86_gate(HV_VA(HV_PG_STUBS) + v * HV_STUB_SIZE, HV_SEL_CS, 1,
+				  X86_GATE_TYPE_INTR, 0);
+}
+
+static void build_tss(struct monitor *m)
+{
+	struct x86_tss64 *tss = monitor_page(m, HV_PG_TSS);
+
+	tss->rsp[0] = HV_STACK_TOP;
+	tss->ist[0] = HV_STACK_TOP;
+	/* past the limit: no I/O bitmap, so port I/O above IOPL faults */
+	tss->iomap_base = X86_TSS64_LIMIT + 1;
+}
+
+static void build_gdt_monitor(struct monitor *m)
+{
+	uint64_t *gdt = monitor_page(m, HV_PG_GDT);
+
+	/* accessed preset (type | 1): the GDT pages are read-only */
+	gdt[HV_GDT_CS_INDEX] = x86_desc_flat(X86_SEG_TYPE_CODE_XR | 1, 0, X86_DESC_L);
+	gdt[HV_GDT_SS_INDEX] = x86_desc_flat(X86_SEG_TYPE_DATA_RW | 1, 0, X86_DESC_DB);
+	x86_desc_tss64(&gdt[HV_GDT_TSS_INDEX], HV_VA(HV_PG_TSS), X86_TSS64_LIMIT,
+		       X86_SEG_TYPE_TSS64_BUSY);
+}
+
+extern const uint8_t monitor_apply_code[];
+extern const uint64_t monitor_apply_size;
+
+_Static_assert(HV_ASM_PG_STUBS == HV_PG_STUBS && HV_ASM_PG_QUEUE == HV_PG_QUEUE &&
+		       HV_ASM_PG_STACK == HV_PG_STACK && HV_ASM_PORT_APPLIED == HV_PORT_APPLIED,
+	       "monitor_asm.h follows monitor.h");
+_Static_assert(HV_ASM_VA_BASE == SHADOWVM_ABI_RESERVED_VA_BASE, "monitor_asm.h: the reserved slot");
+_Static_assert(HV_ASM_QUEUE_OPS_OFF == sizeof(struct hv_queue), "queue header");
+_Static_assert(HV_ASM_APPLY_VA == HV_APPLY_VA, "the applier's address");
+
+/* Pages of the monitor root's page tables: one PT per 512 pages of slot. */
+static uint32_t mpt_pages(uint32_t pool_pages)
+{
+	return (HV_PG_POOL + pool_pages + X86_PT_ENTRIES - 1) / X86_PT_ENTRIES;
+}
+
+uint64_t monitor_size(uint32_t pool_pages)
+{
+	return ((uint64_t)HV_PG_POOL + pool_pages + mpt_pages(pool_pages)) * 4096;
+}
+
+/* The monitor's own root: slot 510 maps every page the guest roots map,
+ * with the same rights, plus the queue and the pool, writable and NX.  Its
+ * tables are written here, before the VM first runs, and never again. */
+static void build_monitor_root(struct monitor *m)
+{
+	const uint64_t tab = X86_PTE_P | X86_PTE_W | X86_PTE_A;
+	const uint64_t *guest_pt = monitor_page(m, HV_PG_PT);
+	uint64_t *root = monitor_page(m, HV_PG_MROOT), *pdpt = monitor_page(m, HV_PG_MPDPT);
+	uint64_t *pd = monitor_page(m, HV_PG_MPD);
+	uint32_t first = HV_PG_POOL + m->pool_pages;
+
+	root[SHADOWVM_ABI_RESERVED_PML4_INDEX] = HV_MPA(HV_PG_MPDPT) | tab;
+	pdpt[0] = HV_MPA(HV_PG_MPD) | tab;
+	for (uint32_t i = 0; i < m->mpt_pages; i++)
+		pd[i] = HV_MPA(first + i) | tab;
+	for (uint32_t pg = HV_PG_IDT; pg < first; pg++) {
+		uint64_t *pt = monitor_page(m, first + pg / X86_PT_ENTRIES);
+		uint64_t e =
+			HV_MPA(pg) | X86_PTE_P | X86_PTE_W | X86_PTE_A | X86_PTE_D | X86_PTE_NX;
+
+		if (pg < HV_PG_MAPPED_END)
+			e = guest_pt[pg];
+		else if (pg >= HV_PG_MAPPED_END && pg < HV_PG_QUEUE)
+			continue; /* the guard, and the root's own tables */
+		else if (pg >= HV_PG_QUEUE + HV_QUEUE_PAGES && pg < HV_PG_POOL)
+			continue;
+		pt[pg % X86_PT_ENTRIES] = e;
+	}
+}
+
+static void build_applier(struct monitor *m)
+{
+	uint8_t *p = (uint8_t *)monitor_page(m, HV_PG_STUBS + 1) + (HV_APPLY_VA & 0xfff);
+
+	memcpy(p, monitor_apply_code, monitor_apply_size);
+}
+
+int monitor_create(struct monitor *m, uint32_t pool_pages)
+{
+	memset(m, 0, sizeof(*m));
+	m->pool_pages = pool_pages;
+	m->mpt_pages = mpt_pages(pool_pages);
+	m->size = monitor_size(pool_pages);
+	m->host = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m->host == MAP_FAILED) {
+		m->host = NULL;
+		return -1;
+	}
+	build_tables(m);
+	build_stubs(m);
+	build_idt(m);
+	build_tss(m);
+	build_gdt_monitor(m);
+	build_monitor_root(m);
+	build_applier(m);
+	return 0;
+}
+
+void monitor_destroy(struct monitor *m)
+{
+	if (m->host)
+		munmap(m->host, m->size);
+	m->host = NULL;
+}
+
+void monitor_load_gdt(struct monitor *m, const uint64_t *guest, unsigned count)
+{
+	uint64_t *gdt = monitor_page(m, HV_PG_GDT);
+
+	if (count > HV_GDT_CS_INDEX)
+		count = HV_GDT_CS_INDEX;
+	memset(gdt, 0, HV_GDT_CS_INDEX * sizeof(uint64_t));
+	for (unsigned i = 1; i < count; i++) {
+		uint64_t d = guest[i];
+		unsigned dpl = x86_desc_dpl(d);
+
+		if (!(d & X86_DESC_S))
+			continue; /* TSS, LDT, gates: emulated or refused */
+		if (dpl == 0)
+			d = (d & ~X86_DESC_DPL(3)) | X86_DESC_DPL(1);
+		/* Accessed preset: the CPU would otherwise write it into a
+		 * read-only page (SDM 3A §3.4.5.1). */
+		gdt[i] = d | X86_BIT(X86_DESC_TYPE_SHIFT);
+	}
+}
+
+const struct hv_trap_frame *monitor_frame(const struct monitor *m)
+{
+	const uint8_t *stack = monitor_page(m, HV_PG_STACK);
+	return (const struct hv_trap_frame *)(stack + 4096 - sizeof(struct hv_trap_frame));
+}
+
+uint64_t monitor_descriptor(const struct monitor *m, uint16_t sel)
+{
+	const uint64_t *gdt = monitor_page(m, HV_PG_GDT);
+	unsigned idx = sel >> X86_SEL_INDEX_SHIFT;
+
+	if (idx == 0 || (sel & X86_SEL_TI) || idx >= HV_GDT_ENTRIES)
+		return 0;
+	return gdt[idx];
+}
+
+static struct hv_queue *queue(const struct monitor *m)
+{
+	return monitor_page(m, HV_PG_QUEUE);
+}
+
+static bool queue_op(struct monitor *m, uint64_t where, uint64_t value)
+{
+	struct hv_queue *q = queue(m);
+
+	if (q->ops >= HV_QUEUE_OPS_MAX)
+		return false;
+	q->op[q->ops++] = (struct hv_queue_op){ where, value };
+	return true;
+}
+
+/* A pool MPA as the monitor root maps it. */
+static uint64_t monitor_va(mpa_t mpa)
+{
+	return SHADOWVM_ABI_RESERVED_VA_BASE + (mpa - HV_BASE);
+}
+
+bool monitor_queue_store(struct monitor *m, mpa_t mpa, uint64_t value)
+{
+	assert(mpa >= HV_MPA(HV_PG_POOL) && mpa < HV_MPA(HV_PG_POOL + m->pool_pages) && !(mpa & 7));
+	return queue_op(m, monitor_va(mpa), value);
+}
+
+bool monitor_queue_zero(struct monitor *m, mpa_t page)
+{
+	assert(page >= HV_MPA(HV_PG_POOL) && page < HV_MPA(HV_PG_POOL + m->pool_pages) &&
+	       !(page & 0xfff));
+	return queue_op(m, monitor_va(page) | 1, 0);
+}
+
+unsigned monitor_queue_len(const struct monitor *m)
+{
+	return (unsigned)queue(m)->ops;
+}
+
+void monitor_apply_setup(struct monitor *m, const uint64_t frame[5], mpa_t root, bool exit_after)
+{
+	uint8_t *stack = monitor_page(m, HV_PG_STACK);
+	struct hv_queue *q = queue(m);
+
+	memcpy(stack + (HV_APPLY_FRAME_VA & 0xfff), frame, 5 * sizeof(uint64_t));
+	q->root = root;
+	q->exit_after = exit_after;
+}

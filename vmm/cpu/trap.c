@@ -1,0 +1,328 @@
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "control.h"
+#include "emulate.h"
+#include "gva.h"
+#include "log.h"
+#include "reflect.h"
+#include "segment.h"
+#include "shadow.h"
+#include "status.h"
+#include "trace.h"
+#include "trap.h"
+#include "vcpu.h"
+#include "vm.h"
+#include "x86.h"
+
+#define REPEAT_LIMIT 16 /* identical hidden faults in a row: the fill is broken */
+/* Hidden faults in a row at one RIP that each emptied the pool: the
+ * instruction needs more shadow pages than the pool holds, and every fill
+ * evicts the translation another of its accesses needs. */
+#define EVICT_LOOP_LIMIT 64
+
+/* ---- the trap path ------------------------------------------------------------------ */
+
+static bool has_error_code(unsigned v)
+{
+	return v == X86_EXC_DF || (v >= X86_EXC_TS && v <= X86_EXC_PF) || v == X86_EXC_AC ||
+	       v == X86_EXC_CP;
+}
+
+/* Put the interrupted guest context of the frame back into regs/sregs. */
+static bool restore_frame(struct vm *vm, const struct hv_trap_frame *f)
+{
+	unsigned cpl = f->cs & 3;
+
+	vm->regs.rip = f->rip;
+	vm->regs.rsp = f->rsp;
+	vm->regs.rflags = f->rflags;
+	return cpl != 0 && seg_load_cs(vm, (uint16_t)f->cs, cpl) &&
+	       seg_load_ss(vm, (uint16_t)f->ss, cpl);
+}
+
+/* True (with the diagnosis printed) once EVICT_LOOP_LIMIT hidden faults in a
+ * row at the same RIP, on pages it faulted on just before, each evicted: a
+ * livelock that a larger pool would end.  (A loop touching new pages from
+ * one instruction evicts at every fault too, but on pages never seen.) */
+static bool evict_loop(struct vm *vm, gva_t gva)
+{
+	struct trap_evict_history *ev = &vm->history.evict;
+	struct shadow_stats st;
+	bool seen = false;
+
+	gva &= X86_PAGE_MASK;
+	for (unsigned i = 0; i < 4; i++)
+		seen |= ev->page[i] == gva;
+	shadow_get_stats(vm->shadow, &st);
+	if (st.evictions != ev->evictions && vm->regs.rip == ev->rip && seen)
+		ev->n++;
+	else
+		ev->n = 0;
+	ev->rip = vm->regs.rip;
+	ev->evictions = st.evictions;
+	ev->page[ev->next++ % 4] = gva;
+	if (ev->n < EVICT_LOOP_LIMIT)
+		return false;
+	pr_err("shadow: the instruction at rip=0x%llx needs more shadow pages than the pool's %u: each of its faults evicts what another needs (raise --shadow-pool)",
+	       (unsigned long long)vm->regs.rip, vm->opts->pool_pages);
+	return true;
+}
+
+/* True (with the diagnosis printed) when the same hidden fault comes back
+ * REPEAT_LIMIT times in a row: the fill did not take.  Only back-to-back
+ * traps count: a guest that rewrites its entry and flushes (trapping) in
+ * between may fault at the same place again. */
+static bool fill_stuck(struct vm *vm, gva_t gva, uint64_t err)
+{
+	struct trap_fault_history *last = &vm->history.repeat;
+
+	if (last->trap + 1 == vm->tstats.traps && last->gva == gva && last->rip == vm->regs.rip &&
+	    last->err == err) {
+		last->trap = vm->tstats.traps;
+		if (++last->n < REPEAT_LIMIT)
+			return false;
+		pr_err("shadow: fill did not resolve the fault gva=0x%llx err=0x%llx rip=0x%llx",
+		       (unsigned long long)gva, (unsigned long long)err,
+		       (unsigned long long)vm->regs.rip);
+		return true;
+	}
+	*last = (struct trap_fault_history){
+		.gva = gva, .rip = vm->regs.rip, .err = err, .trap = vm->tstats.traps
+	};
+	return false;
+}
+
+static int hidden_pf(struct vm *vm, uint64_t err)
+{
+	struct shadow_fault_result res;
+	enum shadow_status st;
+	gva_t gva = vm->sregs.cr2;
+	struct x86_event ev;
+	int rc = VMM_E_INTERNAL;
+
+	if (err & X86_PF_RSVD) {
+		pr_err("shadow: reserved-bit fault on a shadow entry gva=0x%llx err=0x%llx",
+		       (unsigned long long)gva, (unsigned long long)err);
+		return VMM_E_INTERNAL;
+	}
+	if (fill_stuck(vm, gva, err))
+		return VMM_E_INTERNAL;
+	st = shadow_fault(vm->shadow, gva, (uint32_t)err, &res);
+	if (evict_loop(vm, gva))
+		return VMM_E_INTERNAL;
+	switch (gva_outcome(vm, st, &res, gva, &ev, &rc)) {
+	case GVA_OK: vm->tstats.hidden_pf += st == SHADOW_FILLED; return VM_CONTINUE;
+	case GVA_FAULT: return reflect_event(vm, ev);
+	case GVA_FATAL: break;
+	}
+	return rc;
+}
+
+static int dispatch_vector(struct vm *vm, unsigned vector, uint64_t err)
+{
+	switch (vector) {
+	case X86_EXC_PF: return hidden_pf(vm, err);
+	case X86_EXC_GP: return emulate_fault(vm, X86_EXC_GP, (uint32_t)err);
+	case X86_EXC_UD: return emulate_fault(vm, X86_EXC_UD, 0);
+	default:
+		return reflect_event(vm, (struct x86_event){ .vector = vector,
+							     .has_err = has_error_code(vector),
+							     .err = (uint32_t)err });
+	}
+}
+
+/* SYSCALL (SDM 2B) as the guest's virtual STAR/LSTAR/SFMASK define it. */
+static int syscall_entry(struct vm *vm)
+{
+	uint16_t cs = (uint16_t)(vm->virt.star >> 32) & 0xfffc;
+	uint64_t fl = vm->regs.r11 & ~vm->virt.sfmask;
+
+	vm->tstats.syscalls++;
+	vm->regs.rip = vm->virt.lstar;
+	vm->regs.rflags = (fl & ~(X86_RFLAGS_RF | X86_RFLAGS_VM | X86_RFLAGS_IOPL_MASK)) |
+			  X86_RFLAGS_FIXED | (1ull << X86_RFLAGS_IOPL_SHIFT);
+	seg_flat(&vm->sregs.cs, (uint16_t)(cs | 1), true, 1);
+	seg_flat(&vm->sregs.ss, (uint16_t)((cs + 8) | 1), false, 1);
+	return VM_CONTINUE;
+}
+
+/* Write the state back; flush the real TLB when shadows were dropped.  A
+ * change of CR3 through KVM_SET_SREGS resets KVM's MMU context, whose reload
+ * flushes the vCPU's TLB: setting a different CR3 first forces that even when
+ * the shadow root stays the same page. */
+/* DESIGN.md §2: the guest may never map its own reserved PML4 slot; the
+ * shadow would silently show the monitor there instead. */
+static int check_reserved_slot(struct vm *vm)
+{
+	gpa_t at = (shadow_vcr3(vm->shadow) & X86_CR3_ADDR_MASK) +
+		   SHADOWVM_ABI_RESERVED_PML4_INDEX * 8;
+	const uint64_t *e = mem_gpa(&vm->mem, at, 8);
+
+	if (e && (*e & X86_PTE_P)) {
+		pr_err("guest broke the ABI: PML4 entry %u (the hypervisor's reserved slot) is present: 0x%llx at GPA 0x%llx",
+		       SHADOWVM_ABI_RESERVED_PML4_INDEX, (unsigned long long)*e,
+		       (unsigned long long)at);
+		return VMM_E_CONTRACT;
+	}
+	return VM_CONTINUE;
+}
+
+/* Enter the monitor's applier (monitor_apply.S) at CPL0 on the monitor's
+ * root, every register but RIP/RSP/RFLAGS/CS/SS the guest's own: it makes
+ * the queued shadow stores, then loads the guest's shadow root and returns
+ * to the guest through the frame left here, or (exit_after) stops. */
+static int enter_applier(struct vm *vm, bool exit_after)
+{
+	const uint64_t frame[5] = { vm->regs.rip, vm->sregs.cs.selector, vm->regs.rflags,
+				    vm->regs.rsp, vm->sregs.ss.selector };
+	struct kvm_regs r = vm->regs;
+	struct kvm_sregs sr = vm->sregs;
+
+	if (monitor_queue_len(&vm->mon) > vm->tstats.stores_peak)
+		vm->tstats.stores_peak = monitor_queue_len(&vm->mon);
+	monitor_apply_setup(&vm->mon, frame, vm->sregs.cr3, exit_after);
+	r.rip = HV_APPLY_VA;
+	r.rsp = HV_APPLY_FRAME_VA;
+	r.rflags = X86_RFLAGS_FIXED;
+	seg_from_desc(&sr.cs, HV_SEL_CS, monitor_descriptor(&vm->mon, HV_SEL_CS));
+	seg_from_desc(&sr.ss, HV_SEL_SS, monitor_descriptor(&vm->mon, HV_SEL_SS));
+	sr.cr3 = HV_MPA(HV_PG_MROOT);
+	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &r) < 0 ||
+	    ioctl(vm->vcpu.fd, KVM_SET_SREGS, &sr) < 0) {
+		pr_err("entering the monitor's applier: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	vm->tstats.applies++;
+	return VM_CONTINUE;
+}
+
+void trap_drain(struct vm *vm)
+{
+	if (vm->queue_failed || enter_applier(vm, true) != VM_CONTINUE ||
+	    vcpu_run_to_port(&vm->vcpu, HV_PORT_APPLIED) != 0 || monitor_queue_len(&vm->mon)) {
+		vm->queue_failed = true;
+		return;
+	}
+	vm->tstats.drains++;
+}
+
+/* DESIGN.md §3: every store to a shadow table is the vCPU's, made by the
+ * monitor, and every invalidation is its MOV to CR3.  A resume with nothing
+ * queued, no flush asked for and the same root sets the registers alone. */
+int trap_resume(struct vm *vm)
+{
+	bool flush = shadow_take_tlb_flush(vm->shadow);
+
+	if (vm->queue_failed) {
+		pr_err("monitor: the store queue could not be drained");
+		return VMM_E_INTERNAL;
+	}
+	if (flush || monitor_queue_len(&vm->mon) || vm->sregs.cr3 != vm->entry_cr3)
+		return enter_applier(vm, false);
+	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &vm->regs) < 0 ||
+	    ioctl(vm->vcpu.fd, KVM_SET_SREGS, &vm->sregs) < 0) {
+		pr_err("resuming the guest: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	return VM_CONTINUE;
+}
+
+static int commit(struct vm *vm)
+{
+	int rc;
+
+	if ((rc = check_reserved_slot(vm)) != VM_CONTINUE)
+		return rc;
+	if (vm->opts->check_invariants) {
+		char why[192];
+		if (!shadow_check(vm->shadow, why, sizeof(why))) {
+			pr_err("invariant broken after trap at rip=0x%llx: %s",
+			       (unsigned long long)vm->regs.rip, why);
+			return VMM_E_INTERNAL;
+		}
+	}
+	control_sync(vm);
+	return trap_resume(vm);
+}
+
+/* --check-invariants: the monitor applied every store the shadow MMU made
+ * (the pool as the vCPU sees it equals the shadow MMU's own copy), so no
+ * store reached a shadow table any other way. */
+static int check_applied(struct vm *vm)
+{
+	const uint8_t *real = monitor_page(&vm->mon, HV_PG_POOL);
+
+	if (monitor_queue_len(&vm->mon)) {
+		pr_err("monitor: %u queued stores were not applied", monitor_queue_len(&vm->mon));
+		return VMM_E_INTERNAL;
+	}
+	for (uint32_t pg = 0; pg < vm->mon.pool_pages; pg++) {
+		size_t off = (size_t)pg * 4096;
+		const uint64_t *r = (const uint64_t *)(real + off);
+		const uint64_t *c = (const uint64_t *)(vm->pool_copy + off);
+
+		if (!memcmp(r, c, 4096))
+			continue;
+		for (unsigned i = 0; i < X86_PT_ENTRIES; i++)
+			if (r[i] != c[i]) {
+				pr_err("invariant broken: shadow entry at 0x%llx is 0x%llx, the shadow MMU made it 0x%llx (a store the monitor did not make)",
+				       (unsigned long long)HV_MPA(HV_PG_POOL + pg) + i * 8,
+				       (unsigned long long)r[i], (unsigned long long)c[i]);
+				break;
+			}
+		return VMM_E_INTERNAL;
+	}
+	return VM_CONTINUE;
+}
+
+static int monitor_entry(struct vm *vm, uint16_t port)
+{
+	const struct hv_trap_frame *f = monitor_frame(&vm->mon);
+
+	if (port == HV_PORT_SYSCALL) {
+		/* KVM reports port I/O with RIP still at the `out`. */
+		if (vm->regs.rip != HV_SYSCALL_STUB)
+			return VM_CONTINUE;
+		return syscall_entry(vm);
+	}
+	if (vm->regs.rsp != HV_TRAP_FRAME_VA || f->vector > 255) {
+		pr_err("monitor: bad trap frame rsp=0x%llx rip=0x%llx",
+		       (unsigned long long)vm->regs.rsp, (unsigned long long)vm->regs.rip);
+		return VMM_E_INTERNAL;
+	}
+	if ((f->cs & 3) == 0 || !restore_frame(vm, f)) {
+		pr_err("monitor: fault in the monitor itself: vector %llu err 0x%llx rip=0x%llx cs=0x%llx",
+		       (unsigned long long)f->vector, (unsigned long long)f->error_code,
+		       (unsigned long long)f->rip, (unsigned long long)f->cs);
+		return VMM_E_INTERNAL;
+	}
+	return dispatch_vector(vm, (unsigned)f->vector, f->error_code);
+}
+
+int trap_handle(void *opaque, uint16_t port)
+{
+	struct vm *vm = opaque;
+	int rc;
+
+	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &vm->regs) < 0 ||
+	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &vm->sregs) < 0) {
+		pr_err("reading the trap state: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	/* Only the monitor runs at CPL0; the guest kernel may write these
+	 * ports too (IOPL 1), and then it is just an unclaimed port. */
+	if (vm->sregs.cs.selector != HV_SEL_CS)
+		return VM_CONTINUE;
+	vm->tstats.traps++;
+	vm->entry_cr3 = vm->sregs.cr3;
+	if (vm->opts->check_invariants && (rc = check_applied(vm)) != VM_CONTINUE)
+		return rc;
+	control_refresh_ac(vm);
+	rc = monitor_entry(vm, port);
+	if (rc != VM_CONTINUE)
+		return rc;
+	return commit(vm);
+}

@@ -1,0 +1,257 @@
+/* Shadow mode's set-up (DESIGN.md §2): the guest-memory accessor the shadow
+ * MMU reads through, the CPU features it may use, the monitor's memslot,
+ * and the deprivileged boot state. */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "control.h"
+#include "segment.h"
+#include "shadow.h"
+#include "status.h"
+#include "trace.h"
+#include "trap.h"
+#include "trap_setup.h"
+#include "vm.h"
+#include "x86.h"
+
+/* ---- guest memory accessor for the shadow MMU ----------------------------------- */
+
+static uint64_t *pte_ptr(void *opaque, gpa_t gpa)
+{
+	struct vm *vm = opaque;
+	return (gpa & 7) ? NULL : mem_gpa(&vm->mem, gpa, 8);
+}
+
+static int acc_read(void *opaque, gpa_t gpa, uint64_t *val)
+{
+	uint64_t *p = pte_ptr(opaque, gpa);
+
+	if (!p)
+		return SHADOW_MEM_OUTSIDE;
+	*val = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+	return SHADOW_MEM_OK;
+}
+
+static int acc_write(void *opaque, gpa_t gpa, uint64_t val)
+{
+	uint64_t *p = pte_ptr(opaque, gpa);
+
+	if (!p)
+		return SHADOW_MEM_OUTSIDE;
+	__atomic_store_n(p, val, __ATOMIC_SEQ_CST);
+	return SHADOW_MEM_OK;
+}
+
+static int acc_cmpxchg(void *opaque, gpa_t gpa, uint64_t *expected, uint64_t desired)
+{
+	uint64_t *p = pte_ptr(opaque, gpa);
+
+	if (!p)
+		return SHADOW_MEM_OUTSIDE;
+	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST)
+		       ? SHADOW_MEM_OK
+		       : SHADOW_MEM_CHANGED;
+}
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static bool cpuid_has(const uint32_t regs[4], unsigned reg, unsigned bit)
+{
+	return regs[reg] >> bit & 1;
+}
+
+enum { EAX, EBX, ECX, EDX };
+
+static void probe_cpu(struct vm *vm)
+{
+	uint32_t l1[4], l7[4], e1[4], e8[4];
+
+	vcpu_cpuid(&vm->vcpu, X86_CPUID_FEATURES, 0, l1);
+	vcpu_cpuid(&vm->vcpu, X86_CPUID_EXT_FEATURES, 0, l7);
+	vcpu_cpuid(&vm->vcpu, X86_CPUID_EXT_INFO, 0, e1);
+	vcpu_cpuid(&vm->vcpu, X86_CPUID_ADDR_SIZES, 0, e8);
+	vm->maxphyaddr = (e8[EAX] & 0xff) ? e8[EAX] & 0xff : 36;
+	vm->gbpages = cpuid_has(e1, EDX, X86_CPUID_E1_EDX_PAGE1GB_BIT);
+	vm->umip = cpuid_has(l7, ECX, X86_CPUID_7_ECX_UMIP_BIT);
+	vm->cr4_allowed = X86_CR4_PSE | X86_CR4_PAE | X86_CR4_PGE | X86_CR4_OSFXSR |
+			  X86_CR4_OSXMMEXCPT | X86_BIT(1) /* PVI */ | X86_BIT(2) /* TSD */ |
+			  X86_BIT(3) /* DE */ | X86_BIT(6) /* MCE */ | X86_BIT(8) /* PCE */;
+	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_SMEP_BIT))
+		vm->cr4_allowed |= X86_CR4_SMEP;
+	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_SMAP_BIT))
+		vm->cr4_allowed |= X86_CR4_SMAP;
+	if (cpuid_has(l7, EBX, X86_CPUID_7_EBX_FSGSBASE_BIT))
+		vm->cr4_allowed |= X86_CR4_FSGSBASE;
+	if (vm->umip)
+		vm->cr4_allowed |= X86_CR4_UMIP;
+	if (cpuid_has(l1, ECX, X86_CPUID_1_ECX_XSAVE_BIT))
+		vm->cr4_allowed |= X86_CR4_OSXSAVE;
+}
+
+/* The shadow MMU's stores, queued for the monitor to make (DESIGN.md §3):
+ * the VMM never writes a shadow table itself, so a host that shadows our
+ * tables in turn (KVM without TDP) sees every change.  A full queue is
+ * applied at once. */
+static void pool_store(void *opaque, mpa_t entry, uint64_t value)
+{
+	struct vm *vm = opaque;
+
+	vm->tstats.stores++;
+	if (!monitor_queue_store(&vm->mon, entry, value)) {
+		trap_drain(vm);
+		if (!vm->queue_failed && !monitor_queue_store(&vm->mon, entry, value))
+			vm->queue_failed = true;
+	}
+}
+
+static void pool_zero(void *opaque, mpa_t page)
+{
+	struct vm *vm = opaque;
+
+	vm->tstats.stores++;
+	if (!monitor_queue_zero(&vm->mon, page)) {
+		trap_drain(vm);
+		if (!vm->queue_failed && !monitor_queue_zero(&vm->mon, page))
+			vm->queue_failed = true;
+	}
+}
+
+static int create_shadow(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
+{
+	struct shadow_config cfg = {
+		.mem = { acc_read, acc_write, acc_cmpxchg, vm, vm->mem.size },
+		.pool = { HV_MPA(HV_PG_POOL), vm->pool_copy, pool_pages, pool_store, pool_zero,
+			  vm },
+		.hv_index = SHADOWVM_ABI_RESERVED_PML4_INDEX,
+		.hv_entry = vm->mon.pml4e,
+		.cpu = { .cr0_wp = true,
+			 .efer_nxe = true,
+			 .gbpages = vm->gbpages,
+			 .maxphyaddr = vm->maxphyaddr },
+		.vcr3 = SHADOWVM_ABI_PML4_GPA,
+		.hook = vm->trace ? trace_shadow_event : NULL,
+		.hook_opaque = vm->trace,
+		.opts = vm->opts->shadow_opts,
+	};
+
+	vm->shadow = shadow_create(&cfg);
+	if (!vm->shadow) {
+		snprintf(err, errlen,
+			 "cannot create the shadow MMU (pool of %u pages, maxphyaddr %u)",
+			 pool_pages, vm->maxphyaddr);
+		return VMM_E_INTERNAL;
+	}
+	return VMM_OK;
+}
+
+static int set_msrs(struct vm *vm, char *err, size_t errlen)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[3];
+	} m = {
+		.h = { .nmsrs = 3 },
+		.e = {
+			{ .index = X86_MSR_STAR, .data = (uint64_t)HV_SEL_CS << 32 },
+			{ .index = X86_MSR_LSTAR, .data = HV_SYSCALL_STUB },
+			{ .index = X86_MSR_SFMASK, .data = X86_RFLAGS_IF | X86_RFLAGS_TF | X86_RFLAGS_DF |
+							   X86_RFLAGS_AC | X86_RFLAGS_NT },
+		},
+	};
+
+	if (ioctl(vm->vcpu.fd, KVM_SET_MSRS, &m) != 3) {
+		snprintf(err, errlen, "KVM_SET_MSRS for the syscall stub: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	return VMM_OK;
+}
+
+/* The ABI boot state (include/shadowvm_abi.h), deprivileged. */
+static int boot_state(struct vm *vm, char *err, size_t errlen)
+{
+	struct vcpu_virt *v = &vm->virt;
+	struct kvm_segment data;
+
+	*v = (struct vcpu_virt){
+		.cr0 = SHADOWVM_ABI_BOOT_CR0,
+		.cr3 = SHADOWVM_ABI_PML4_GPA,
+		.cr4 = SHADOWVM_ABI_BOOT_CR4,
+		.efer = SHADOWVM_ABI_BOOT_EFER,
+		.gdt_base = SHADOWVM_ABI_GDT_GPA,
+		.gdt_limit = SHADOWVM_ABI_BOOT_GDT_ENTRIES * 8 - 1,
+	};
+	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &vm->regs) < 0 ||
+	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &vm->sregs) < 0)
+		goto fail;
+	monitor_load_gdt(&vm->mon,
+			 mem_gpa(&vm->mem, SHADOWVM_ABI_GDT_GPA, SHADOWVM_ABI_BOOT_GDT_ENTRIES * 8),
+			 SHADOWVM_ABI_BOOT_GDT_ENTRIES);
+	if (!seg_load_cs(vm, SHADOWVM_ABI_SEL_CODE64, 1) ||
+	    !seg_load_ss(vm, SHADOWVM_ABI_SEL_DATA, 1)) {
+		snprintf(err, errlen, "boot GDT descriptors rejected");
+		return VMM_E_INTERNAL;
+	}
+	seg_from_desc(&data, SHADOWVM_ABI_SEL_DATA,
+		      monitor_descriptor(&vm->mon, SHADOWVM_ABI_SEL_DATA));
+	vm->sregs.ds = vm->sregs.es = vm->sregs.fs = vm->sregs.gs = data;
+	vm->sregs.gdt =
+		(struct kvm_dtable){ .base = HV_VA(HV_PG_GDT), .limit = HV_GDT_ENTRIES * 8 - 1 };
+	vm->sregs.idt = (struct kvm_dtable){ .base = HV_VA(HV_PG_IDT), .limit = 256 * 16 - 1 };
+	seg_from_desc(&vm->sregs.tr, HV_SEL_TSS, monitor_descriptor(&vm->mon, HV_SEL_TSS));
+	vm->sregs.tr.base = HV_VA(HV_PG_TSS);
+	vm->regs.rflags = X86_RFLAGS_FIXED | (1ull << X86_RFLAGS_IOPL_SHIFT);
+	control_sync(vm);
+	/* the first resume: the monitor makes the root's first stores */
+	if (trap_resume(vm) != VM_CONTINUE) {
+		snprintf(err, errlen, "entering the guest through the monitor failed");
+		return VMM_E_INTERNAL;
+	}
+	return set_msrs(vm, err, errlen);
+fail:
+	snprintf(err, errlen, "setting the deprivileged boot state: %s", strerror(errno));
+	return VMM_E_INTERNAL;
+}
+
+int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
+{
+	int rc;
+
+	probe_cpu(vm);
+	if (HV_BASE + monitor_size(pool_pages) > (1ull << vm->maxphyaddr)) {
+		snprintf(err, errlen, "hypervisor slot end exceeds MAXPHYADDR %u", vm->maxphyaddr);
+		return VMM_E_NOKVM;
+	}
+	if (monitor_create(&vm->mon, pool_pages) != 0) {
+		snprintf(err, errlen, "cannot map the monitor: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	if ((rc = kvm_set_memslot(&vm->kvm, 1, HV_BASE, vm->mon.size, vm->mon.host, err, errlen)))
+		return rc;
+	vm->pool_copy = mmap(NULL, (size_t)pool_pages * X86_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->pool_copy == MAP_FAILED) {
+		vm->pool_copy = NULL;
+		snprintf(err, errlen, "cannot allocate the shadow MMU's view of %u pool pages",
+			 pool_pages);
+		return VMM_E_INTERNAL;
+	}
+	if ((rc = create_shadow(vm, pool_pages, err, errlen)))
+		return rc;
+	vm->vcpu.trap = (struct vcpu_trap){ HV_PORT_TRAP, HV_PORT_SYSCALL, trap_handle, vm };
+	return boot_state(vm, err, errlen);
+}
+
+void trap_fini(struct vm *vm)
+{
+	if (vm->shadow)
+		shadow_destroy(vm->shadow);
+	vm->shadow = NULL;
+	if (vm->pool_copy)
+		munmap(vm->pool_copy, (size_t)vm->mon.pool_pages * X86_PAGE_SIZE);
+	vm->pool_copy = NULL;
+	monitor_destroy(&vm->mon);
+}

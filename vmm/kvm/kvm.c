@@ -1,0 +1,129 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "kvm.h"
+#include "status.h"
+
+#define KVM_PATH "/dev/kvm"
+
+static int open_dev(struct kvm *kvm, char *err, size_t errlen)
+{
+	kvm->sys_fd = open(KVM_PATH, O_RDWR | O_CLOEXEC);
+	if (kvm->sys_fd >= 0)
+		return VMM_OK;
+	if (errno == ENOENT || errno == ENXIO || errno == ENODEV)
+		snprintf(err, errlen,
+			 "%s: not found: this machine offers no KVM (run under scripts/with-kvm)",
+			 KVM_PATH);
+	else if (errno == EACCES || errno == EPERM)
+		snprintf(
+			err, errlen,
+			"%s: permission denied (join the kvm group, or run under scripts/with-kvm)",
+			KVM_PATH);
+	else
+		snprintf(err, errlen, "%s: cannot open: %s", KVM_PATH, strerror(errno));
+	return VMM_E_NOKVM;
+}
+
+const struct kvm_cap_use kvm_caps[] = {
+	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+	{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+};
+const unsigned kvm_ncaps = sizeof(kvm_caps) / sizeof(kvm_caps[0]);
+
+static int check_api(struct kvm *kvm, char *err, size_t errlen)
+{
+	int v = ioctl(kvm->sys_fd, KVM_GET_API_VERSION, 0);
+
+	if (v != KVM_API_VERSION) {
+		snprintf(err, errlen, "%s: KVM API version %d, need %d", KVM_PATH, v,
+			 KVM_API_VERSION);
+		return VMM_E_NOKVM;
+	}
+	return VMM_OK;
+}
+
+static int check_caps(struct kvm *kvm, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < kvm_ncaps; i++) {
+		if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, kvm_caps[i].cap) <= 0) {
+			snprintf(err, errlen, "%s: missing capability %s", KVM_PATH,
+				 kvm_caps[i].name);
+			return VMM_E_NOKVM;
+		}
+	}
+	return VMM_OK;
+}
+
+int kvm_open(struct kvm *kvm, char *err, size_t errlen)
+{
+	int rc;
+
+	kvm->vm_fd = -1;
+	if ((rc = open_dev(kvm, err, errlen)) != VMM_OK)
+		return rc;
+	if ((rc = check_api(kvm, err, errlen)) != VMM_OK)
+		kvm_close(kvm);
+	return rc;
+}
+
+int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = check_caps(kvm, err, errlen)) != VMM_OK)
+		return rc;
+	kvm->run_size = ioctl(kvm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (kvm->run_size < (int)sizeof(struct kvm_run)) {
+		snprintf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	kvm->vm_fd = ioctl(kvm->sys_fd, KVM_CREATE_VM, 0);
+	if (kvm->vm_fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	/* Intel needs three pages for the real-mode TSS even though shadowvm
+	 * never enters real mode; place them at the very top of 4 GiB, far
+	 * from guest RAM.  AMD ignores it. */
+	if (ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0) {
+		snprintf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	return VMM_OK;
+}
+
+int kvm_set_memslot(struct kvm *kvm, uint32_t slot, mpa_t mpa, uint64_t size, void *host, char *err,
+		    size_t errlen)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.guest_phys_addr = mpa,
+		.memory_size = size,
+		.userspace_addr = (hva_t)(uintptr_t)host,
+	};
+
+	if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+		snprintf(err, errlen,
+			 "KVM_SET_USER_MEMORY_REGION slot %u mpa 0x%llx size 0x%llx: %s", slot,
+			 (unsigned long long)mpa, (unsigned long long)size, strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	return VMM_OK;
+}
+
+void kvm_close(struct kvm *kvm)
+{
+	if (kvm->vm_fd >= 0)
+		close(kvm->vm_fd);
+	if (kvm->sys_fd >= 0)
+		close(kvm->sys_fd);
+	kvm->vm_fd = kvm->sys_fd = -1;
+}

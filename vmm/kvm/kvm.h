@@ -1,0 +1,40 @@
+/* The KVM system and VM file descriptors: open, check, create, memslots. */
+#ifndef SHADOWVM_KVM_H
+#define SHADOWVM_KVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+struct kvm {
+	int sys_fd; /* /dev/kvm */
+	int vm_fd;
+	int run_size; /* KVM_GET_VCPU_MMAP_SIZE */
+};
+
+/* The capabilities shadowvm uses, checked by kvm_create_vm. */
+struct kvm_cap_use {
+	int cap;
+	const char *name;
+};
+extern const struct kvm_cap_use kvm_caps[];
+extern const unsigned kvm_ncaps;
+
+/* Open /dev/kvm and check the API version.  Returns VMM_OK, or VMM_E_NOKVM
+ * (absent, not permitted, too old) with one line in err; on failure the
+ * descriptors are closed. */
+int kvm_open(struct kvm *kvm, char *err, size_t errlen);
+
+/* Check every capability shadowvm uses and create the VM.  VMM_OK,
+ * VMM_E_NOKVM (a capability missing) or VMM_E_INTERNAL, with one line in
+ * err; the caller closes with kvm_close either way. */
+int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen);
+
+/* Back guest-physical [mpa, mpa + size) with host memory at `host`. */
+int kvm_set_memslot(struct kvm *kvm, uint32_t slot, mpa_t mpa, uint64_t size, void *host, char *err,
+		    size_t errlen);
+
+void kvm_close(struct kvm *kvm);
+
+#endif

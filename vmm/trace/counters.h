@@ -1,0 +1,95 @@
+/* Every counter shadowvm reports, named once.  --stats (stats.c), the -v
+ * "shadow:" line (run.c), the tests that compare the trace with --stats, and
+ * the bench report (tests/bench_report.c) all expand COUNTERS, so a counter
+ * added here appears in each of them.  The KVM exits, counted per exit
+ * reason by the vCPU, are reported apart. */
+#ifndef SHADOWVM_VMM_COUNTERS_H
+#define SHADOWVM_VMM_COUNTERS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct vm;
+
+/* X(name, path, src, field, meaning):
+ *   name     the key on the -v line and in the bench report; COUNTER_<name>
+ *   path     the --stats key; "fills.1" is "1" inside the object "fills"
+ *   src      trap: struct trap_stats (vm.h); shadow: struct shadow_stats (shadow.h)
+ *   field    its member
+ *   meaning  what one count is
+ * The order is --stats's and the -v line's; under --paging=hw the shadow
+ * counters read 0, so the keys never vary. */
+/* clang-format off: the table stays a table */
+#define COUNTERS(X)                                                                                \
+	X(traps, "traps", trap, traps, "monitor entries")                                          \
+	X(hidden_faults, "hidden_faults", shadow, hidden_faults, "shadow_fault() calls")           \
+	X(fills_1, "fills.1", shadow, fills[1], "shadow leaves for a 4 KiB guest leaf")            \
+	X(fills_2, "fills.2", shadow, fills[2], "shadow leaves for a 2 MiB guest leaf")            \
+	X(fills_3, "fills.3", shadow, fills[3], "shadow leaves for a 1 GiB guest leaf")            \
+	X(a_sets, "a_sets", shadow, a_sets, "guest entries whose A bit a walk set")                \
+	X(d_sets, "d_sets", shadow, d_sets, "guest entries whose D bit a walk set")                \
+	X(guest_faults, "guest_faults", shadow, guest_faults,                                      \
+	  "walks that ended in a #PF or #GP for the guest")                                        \
+	X(reflected, "reflected", trap, reflected, "events delivered through the guest IDT")       \
+	X(emulated, "emulated", trap, emulated, "privileged instructions emulated")                \
+	X(syscalls, "syscalls", trap, syscalls, "SYSCALLs entered through the virtual LSTAR")      \
+	X(cr3_writes, "cr3_writes", shadow, cr3_loads, "guest CR3 writes")                         \
+	X(invlpgs, "invlpgs", shadow, invlpgs, "guest INVLPGs")                                    \
+	X(flushes, "flushes", shadow, flushes, "whole-shadow flushes, evictions apart")            \
+	X(evictions, "evictions", shadow, evictions, "shadows dropped because the pool ran out")   \
+	X(ad_retries, "ad_retries", shadow, ad_retries, "walks repeated because an entry changed") \
+	X(pages_peak, "pages_peak", shadow, pages_peak, "most shadow pool pages in use at once")   \
+	X(roots_reused, "roots_reused", shadow, roots_reused,                                      \
+	  "CR3 writes and control-bit changes that found their root cached")                       \
+	X(unprotects, "unprotects", shadow, unprotects, "guest writes to a write-protected table") \
+	X(zaps, "zaps", shadow, zaps, "shadow tables dropped by those writes")                     \
+	X(floods, "floods", shadow, floods,                                                        \
+	  "guest tables left unprotected (flooded, self-mapped)")                                  \
+	X(prefetched, "prefetched", shadow, prefetched,                                            \
+	  "leaves installed for a fault's neighbours")                                             \
+	X(huge_leaves, "huge_leaves", shadow, huge_leaves,                                         \
+	  "2 MiB shadow leaves, also counted in fills")                                            \
+	X(fast_fills, "fast_fills", shadow, fast_fills,                                            \
+	  "fills that read only the guest PTE, also counted in fills")                             \
+	X(applies, "applies", trap, applies, "resumes through the monitor's store applier")        \
+	X(stores, "stores", trap, stores,                                                          \
+	  "shadow entry stores and page zeroings the monitor made")                                \
+	X(drains, "drains", trap, drains, "store queues applied mid-trap because they were full")  \
+	X(stores_peak, "stores_peak", trap, stores_peak, "most shadow stores queued for one resume")
+/* clang-format on */
+
+enum counter {
+#define COUNTER_ENUM(name, path, src, field, meaning) COUNTER_##name,
+	COUNTERS(COUNTER_ENUM)
+#undef COUNTER_ENUM
+		COUNTER_N
+};
+
+static inline const char *counter_name(enum counter c)
+{
+#define COUNTER_NAME(name, path, src, field, meaning) #name,
+	static const char *const names[COUNTER_N] = { COUNTERS(COUNTER_NAME) };
+#undef COUNTER_NAME
+	return names[c];
+}
+
+static inline const char *counter_path(enum counter c)
+{
+#define COUNTER_PATH(name, path, src, field, meaning) path,
+	static const char *const paths[COUNTER_N] = { COUNTERS(COUNTER_PATH) };
+#undef COUNTER_PATH
+	return paths[c];
+}
+
+/* Every counter of `vm` now, indexed by enum counter; the shadow's read 0
+ * without a shadow MMU. */
+void counters_read(const struct vm *vm, uint64_t v[COUNTER_N]);
+
+/* --stats's counters: `,"path":value` each, a dotted path nested in its
+ * object. */
+void counters_json(FILE *f, const uint64_t v[COUNTER_N]);
+
+/* The -v line's counters, ` name=value` each, into buf (truncated to len). */
+void counters_line(char *buf, size_t len, const uint64_t v[COUNTER_N]);
+
+#endif
