@@ -85,7 +85,7 @@ static int admit(struct vm *vm, const struct options *opts, char *err, size_t er
 	char why[400];
 	int rc;
 
-	if ((rc = backend_read(vm->kvm.sys_fd, &f, err, errlen)) != VMM_OK)
+	if ((rc = backend_read(&vm->kvm, &f, err, errlen)) != VMM_OK)
 		return rc;
 	if (backend_refuses(&f, opts->paging, why, sizeof(why)) == VMM_OK)
 		return VMM_OK;

@@ -18,14 +18,9 @@
 static const uint32_t *cpuid_find(const struct kvm_cpuid_entry2 *t, unsigned n, uint32_t leaf,
 				  uint32_t index)
 {
-	for (unsigned i = 0; i < n; i++) {
-		if (t[i].function != leaf)
-			continue;
-		if ((t[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && t[i].index != index)
-			continue;
-		return &t[i].eax;
-	}
-	return NULL;
+	const struct kvm_cpuid_entry2 *e = kvm_cpuid_find(t, n, leaf, index);
+
+	return e ? &e->eax : NULL;
 }
 
 static bool cpuid_bit(const struct kvm_cpuid_entry2 *t, unsigned n, uint32_t leaf, unsigned reg,
@@ -135,41 +130,17 @@ void backend_classify(const char *sysfs, const struct kvm_cpuid_entry2 *cpuid, u
 	}
 }
 
-/* KVM_GET_SUPPORTED_CPUID, growing the table until it fits (E2BIG). */
-static struct kvm_cpuid2 *supported_cpuid(int sys_fd, char *err, size_t errlen)
+int backend_read(struct kvm *kvm, struct backend_facts *f, char *err, size_t errlen)
 {
-	for (unsigned n = 64; n <= 4096; n *= 2) {
-		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	const struct kvm_cpuid2 *c = kvm_supported_cpuid(kvm, err, errlen);
 
-		if (!c)
-			break;
-		c->nent = n;
-		if (ioctl(sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
-			return c;
-		free(c);
-		if (errno != E2BIG) {
-			snprintf(err, errlen, "/dev/kvm: KVM_GET_SUPPORTED_CPUID: %s",
-				 strerror(errno));
-			return NULL;
-		}
-	}
-	snprintf(err, errlen,
-		 "/dev/kvm: KVM_GET_SUPPORTED_CPUID: no table of up to 4096 entries fits");
-	return NULL;
-}
-
-int backend_read(int sys_fd, struct backend_facts *f, char *err, size_t errlen)
-{
-	struct kvm_cpuid2 *c = supported_cpuid(sys_fd, err, errlen);
-
-	f->api_version = ioctl(sys_fd, KVM_GET_API_VERSION, 0);
+	f->api_version = ioctl(kvm->sys_fd, KVM_GET_API_VERSION, 0);
 	f->caps_missing = 0;
 	for (unsigned i = 0; i < kvm_ncaps; i++)
-		if (ioctl(sys_fd, KVM_CHECK_EXTENSION, kvm_caps[i].cap) <= 0)
+		if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, kvm_caps[i].cap) <= 0)
 			f->caps_missing |= 1u << i;
 	f->open_error[0] = 0;
 	backend_classify("/sys", c ? c->entries : NULL, c ? c->nent : 0, f);
-	free(c);
 	return c ? VMM_OK : VMM_E_INTERNAL;
 }
 
@@ -187,7 +158,7 @@ int backend_probe(struct backend_facts *f)
 		snprintf(f->open_error, sizeof(f->open_error), "%s", err);
 		return VMM_E_NOKVM;
 	}
-	rc = backend_read(kvm.sys_fd, f, err, sizeof(err));
+	rc = backend_read(&kvm, f, err, sizeof(err));
 	kvm_close(&kvm);
 	if (rc != VMM_OK) {
 		f->kind = BACKEND_NONE;

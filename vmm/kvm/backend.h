@@ -12,6 +12,8 @@
 
 #include "cli.h"
 
+struct kvm;
+
 enum backend_kind {
 	BACKEND_NONE,      /* /dev/kvm missing or unusable */
 	BACKEND_UNKNOWN,   /* a KVM, but no module shadowvm knows */
@@ -49,9 +51,10 @@ struct backend_facts {
 void backend_classify(const char *sysfs, const struct kvm_cpuid_entry2 *cpuid, unsigned n,
 		      struct backend_facts *f);
 
-/* All facts about an open /dev/kvm (sys_fd) on this machine.  VMM_OK, or
- * VMM_E_INTERNAL with one line in err if KVM_GET_SUPPORTED_CPUID fails. */
-int backend_read(int sys_fd, struct backend_facts *f, char *err, size_t errlen);
+/* All facts about an open /dev/kvm on this machine (its supported CPUID is
+ * read into kvm, for the vCPU to reuse).  VMM_OK, or VMM_E_INTERNAL with
+ * one line in err if KVM_GET_SUPPORTED_CPUID fails. */
+int backend_read(struct kvm *kvm, struct backend_facts *f, char *err, size_t errlen);
 
 /* Open /dev/kvm and read its facts; when it cannot be opened, kind is
  * BACKEND_NONE and open_error says why.  Returns VMM_OK or VMM_E_NOKVM. */

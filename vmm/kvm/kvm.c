@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -119,8 +120,47 @@ int kvm_set_memslot(struct kvm *kvm, uint32_t slot, mpa_t mpa, uint64_t size, vo
 	return VMM_OK;
 }
 
+const struct kvm_cpuid2 *kvm_supported_cpuid(struct kvm *kvm, char *err, size_t errlen)
+{
+	/* the table's size is not known up front: grow it while KVM says E2BIG */
+	for (unsigned n = 64; !kvm->cpuid && n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+
+		if (!c)
+			break;
+		c->nent = n;
+		if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			kvm->cpuid = c;
+			break;
+		}
+		free(c);
+		if (errno != E2BIG) {
+			snprintf(err, errlen, "%s: KVM_GET_SUPPORTED_CPUID: %s", KVM_PATH,
+				 strerror(errno));
+			return NULL;
+		}
+	}
+	if (!kvm->cpuid)
+		snprintf(err, errlen,
+			 "%s: KVM_GET_SUPPORTED_CPUID: no table of up to 4096 entries fits",
+			 KVM_PATH);
+	return kvm->cpuid;
+}
+
+const struct kvm_cpuid_entry2 *kvm_cpuid_find(const struct kvm_cpuid_entry2 *t, unsigned n,
+					      uint32_t leaf, uint32_t index)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (t[i].function == leaf &&
+		    (!(t[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || t[i].index == index))
+			return &t[i];
+	return NULL;
+}
+
 void kvm_close(struct kvm *kvm)
 {
+	free(kvm->cpuid);
+	kvm->cpuid = NULL;
 	if (kvm->vm_fd >= 0)
 		close(kvm->vm_fd);
 	if (kvm->sys_fd >= 0)

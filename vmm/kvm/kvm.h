@@ -7,10 +7,14 @@
 
 #include "types.h"
 
+struct kvm_cpuid2;
+struct kvm_cpuid_entry2;
+
 struct kvm {
 	int sys_fd; /* /dev/kvm */
 	int vm_fd;
-	int run_size; /* KVM_GET_VCPU_MMAP_SIZE */
+	int run_size;             /* KVM_GET_VCPU_MMAP_SIZE */
+	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, read once */
 };
 
 /* The capabilities shadowvm uses, checked by kvm_create_vm. */
@@ -25,6 +29,16 @@ extern const unsigned kvm_ncaps;
  * (absent, not permitted, too old) with one line in err; on failure the
  * descriptors are closed. */
 int kvm_open(struct kvm *kvm, char *err, size_t errlen);
+
+/* KVM_GET_SUPPORTED_CPUID of the open /dev/kvm, read on the first call and
+ * kept until kvm_close (the backend's facts and the vCPU's CPUID both come
+ * from it).  NULL with one line in err if KVM refuses. */
+const struct kvm_cpuid2 *kvm_supported_cpuid(struct kvm *kvm, char *err, size_t errlen);
+
+/* The entry of leaf/index in a CPUID table of n entries (the index counts
+ * only where KVM flags it significant), or NULL. */
+const struct kvm_cpuid_entry2 *kvm_cpuid_find(const struct kvm_cpuid_entry2 *t, unsigned n,
+					      uint32_t leaf, uint32_t index);
 
 /* Check every capability shadowvm uses and create the VM.  VMM_OK,
  * VMM_E_NOKVM (a capability missing) or VMM_E_INTERNAL, with one line in
