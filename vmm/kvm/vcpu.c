@@ -43,30 +43,16 @@ const char *vcpu_exit_name(uint32_t reason)
 
 static int set_cpuid(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errlen)
 {
-	struct kvm_cpuid2 *cpuid = NULL;
-	int rc = VMM_E_INTERNAL;
+	const struct kvm_cpuid2 *cpuid = kvm_supported_cpuid(kvm, err, errlen);
 
-	for (unsigned n = 64; n <= 4096; n *= 2) {
-		free(cpuid);
-		cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
-		if (!cpuid)
-			break;
-		cpuid->nent = n;
-		if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
-			if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) == 0) {
-				rc = VMM_OK;
-				vcpu->cpuid = cpuid;
-				return rc;
-			}
-			break;
-		}
-		if (errno != E2BIG)
-			break;
-	}
-	if (rc != VMM_OK)
+	if (!cpuid)
+		return VMM_E_INTERNAL;
+	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		snprintf(err, errlen, "setting the vCPU's CPUID: %s", strerror(errno));
-	free(cpuid);
-	return rc;
+		return VMM_E_INTERNAL;
+	}
+	vcpu->cpuid = cpuid;
+	return VMM_OK;
 }
 
 int vcpu_create(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errlen)
@@ -94,16 +80,13 @@ int vcpu_create(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errlen)
 
 void vcpu_cpuid(const struct vcpu *vcpu, uint32_t leaf, uint32_t index, uint32_t out[4])
 {
+	const struct kvm_cpuid_entry2 *e =
+		vcpu->cpuid ? kvm_cpuid_find(vcpu->cpuid->entries, vcpu->cpuid->nent, leaf, index)
+			    : NULL;
+
 	memset(out, 0, 4 * sizeof(uint32_t));
-	for (uint32_t i = 0; vcpu->cpuid && i < vcpu->cpuid->nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &vcpu->cpuid->entries[i];
-		if (e->function != leaf)
-			continue;
-		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e->index != index)
-			continue;
+	if (e)
 		out[0] = e->eax, out[1] = e->ebx, out[2] = e->ecx, out[3] = e->edx;
-		return;
-	}
 }
 
 int vcpu_msr(const struct vcpu *vcpu, uint32_t index, uint64_t *val, bool set)
@@ -124,7 +107,6 @@ int vcpu_msr(const struct vcpu *vcpu, uint32_t index, uint64_t *val, bool set)
 
 void vcpu_destroy(struct vcpu *vcpu)
 {
-	free(vcpu->cpuid);
 	vcpu->cpuid = NULL;
 	if (vcpu->run)
 		munmap(vcpu->run, vcpu->run_size);
@@ -255,8 +237,6 @@ static int dispatch(struct vcpu *vcpu, struct devices *dev)
 	uint32_t reason = vcpu->run->exit_reason;
 	char what[96];
 
-	vcpu->exits++;
-	vcpu->exits_by_reason[reason < VCPU_EXIT_REASONS ? reason : 0]++;
 	if (reason < sizeof(exit_handlers) / sizeof(exit_handlers[0]) && exit_handlers[reason])
 		return exit_handlers[reason](vcpu, dev);
 	snprintf(what, sizeof(what), "guest crash: unexpected exit %s (%u)", vcpu_exit_name(reason),
@@ -265,22 +245,34 @@ static int dispatch(struct vcpu *vcpu, struct devices *dev)
 	return VMM_E_CRASH;
 }
 
-int vcpu_run(struct vcpu *vcpu, struct devices *dev)
+/* KVM_RUN until it returns with an exit, which is counted: CONTINUE, the
+ * watchdog's status once it fired, or VMM_E_INTERNAL. */
+static int run_once(struct vcpu *vcpu)
 {
-	int rc = CONTINUE;
+	int rc;
 
-	while (rc == CONTINUE) {
+	for (;;) {
 		if ((rc = watchdog_fired()) != 0)
+			return rc;
+		if (ioctl(vcpu->fd, KVM_RUN, 0) == 0)
 			break;
-		rc = CONTINUE;
-		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
+		if (errno != EINTR && errno != EAGAIN) {
 			pr_err("KVM_RUN: %s", strerror(errno));
 			return VMM_E_INTERNAL;
 		}
-		rc = dispatch(vcpu, dev);
 	}
+	vcpu->exits++;
+	vcpu->exits_by_reason[vcpu->run->exit_reason < VCPU_EXIT_REASONS ? vcpu->run->exit_reason
+									 : 0]++;
+	return CONTINUE;
+}
+
+int vcpu_run(struct vcpu *vcpu, struct devices *dev)
+{
+	int rc;
+
+	while ((rc = run_once(vcpu)) == CONTINUE && (rc = dispatch(vcpu, dev)) == CONTINUE)
+		;
 	if (rc == VMM_E_TIMEOUT)
 		dump(vcpu, "timeout: guest stopped by --timeout");
 	else if (rc >= VMM_E_SIGNAL)
@@ -293,18 +285,8 @@ int vcpu_run_to_port(struct vcpu *vcpu, uint16_t port)
 	struct kvm_run *run = vcpu->run;
 	char what[128];
 
-	for (;;) {
-		if (watchdog_fired())
-			return -1;
-		if (ioctl(vcpu->fd, KVM_RUN, 0) == 0)
-			break;
-		if (errno != EINTR && errno != EAGAIN) {
-			pr_err("KVM_RUN: %s", strerror(errno));
-			return -1;
-		}
-	}
-	vcpu->exits++;
-	vcpu->exits_by_reason[run->exit_reason < VCPU_EXIT_REASONS ? run->exit_reason : 0]++;
+	if (run_once(vcpu) != CONTINUE)
+		return -1;
 	if (run->exit_reason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT &&
 	    run->io.port == port)
 		return 0;

@@ -27,8 +27,8 @@ struct vcpu {
 	size_t run_size;
 	uint64_t exits; /* all KVM_RUN returns with an exit */
 	uint64_t exits_by_reason[VCPU_EXIT_REASONS];
-	struct kvm_cpuid2 *cpuid; /* what the vCPU was given */
-	struct vcpu_trap trap;    /* fn NULL: no trap ports (hw mode) */
+	const struct kvm_cpuid2 *cpuid; /* what the vCPU was given */
+	struct vcpu_trap trap;          /* fn NULL: no trap ports (hw mode) */
 };
 
 /* CPUID leaf/subleaf as the vCPU sees it; all zero if absent. */
