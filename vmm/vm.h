@@ -34,7 +34,6 @@ struct vcpu_virt {
 /* Counters of the shadow-mode trap path. */
 struct trap_stats {
 	uint64_t traps;     /* monitor entries */
-	uint64_t hidden_pf; /* #PF resolved by a shadow fill */
 	uint64_t emulated;  /* privileged instructions emulated */
 	uint64_t reflected; /* events delivered to the guest's IDT */
 	uint64_t syscalls;

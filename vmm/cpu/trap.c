@@ -114,7 +114,7 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 	if (evict_loop(vm, gva))
 		return VMM_E_INTERNAL;
 	switch (gva_outcome(vm, st, &res, gva, &ev, &rc)) {
-	case GVA_OK: vm->tstats.hidden_pf += st == SHADOW_FILLED; return VM_CONTINUE;
+	case GVA_OK: return VM_CONTINUE;
 	case GVA_FAULT: return reflect_event(vm, ev);
 	case GVA_FATAL: break;
 	}

@@ -96,28 +96,29 @@ static void probe_cpu(struct vm *vm)
  * the VMM never writes a shadow table itself, so a host that shadows our
  * tables in turn (KVM without TDP) sees every change.  A full queue is
  * applied at once. */
+static void enqueue(struct vm *vm, mpa_t at, uint64_t value, bool zero)
+{
+	vm->tstats.stores++;
+	for (bool drained = false;; drained = true) {
+		if (zero ? monitor_queue_zero(&vm->mon, at)
+			 : monitor_queue_store(&vm->mon, at, value))
+			return;
+		if (drained || vm->queue_failed) {
+			vm->queue_failed = true;
+			return;
+		}
+		trap_drain(vm);
+	}
+}
+
 static void pool_store(void *opaque, mpa_t entry, uint64_t value)
 {
-	struct vm *vm = opaque;
-
-	vm->tstats.stores++;
-	if (!monitor_queue_store(&vm->mon, entry, value)) {
-		trap_drain(vm);
-		if (!vm->queue_failed && !monitor_queue_store(&vm->mon, entry, value))
-			vm->queue_failed = true;
-	}
+	enqueue(opaque, entry, value, false);
 }
 
 static void pool_zero(void *opaque, mpa_t page)
 {
-	struct vm *vm = opaque;
-
-	vm->tstats.stores++;
-	if (!monitor_queue_zero(&vm->mon, page)) {
-		trap_drain(vm);
-		if (!vm->queue_failed && !monitor_queue_zero(&vm->mon, page))
-			vm->queue_failed = true;
-	}
+	enqueue(opaque, page, 0, true);
 }
 
 static int create_shadow(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
