@@ -34,14 +34,18 @@ static void map_reserved(void)
 	sink = *(volatile uint64_t *)SHADOWVM_ABI_RESERVED_VA_BASE;
 }
 
+/* Map SPARSE_VA to machine address `mpa` with a guest PTE of its own. */
+static volatile uint64_t *map_machine(uint64_t mpa)
+{
+	pt_map(read_cr3() & X86_PTE_ADDR_MASK, SPARSE_VA, mpa, X86_PTE_W);
+	invlpg(SPARSE_VA);
+	return (volatile uint64_t *)SPARSE_VA;
+}
+
 static void pte_beyond_ram(void)
 {
-	uint64_t root = read_cr3() & X86_PTE_ADDR_MASK;
-
 	printf("mapping machine address 0x%lx\n", (unsigned long)HV_MACHINE_ADDR);
-	pt_map(root, SPARSE_VA, HV_MACHINE_ADDR, X86_PTE_W);
-	invlpg(SPARSE_VA);
-	sink = *(volatile uint64_t *)SPARSE_VA;
+	sink = *map_machine(HV_MACHINE_ADDR);
 }
 
 /* The monitor's own pages (vmm/cpu/monitor.h): the store applier's code page,
@@ -55,12 +59,8 @@ static void pte_beyond_ram(void)
 
 static void map_and_write(const char *what, uint64_t mpa)
 {
-	uint64_t root = read_cr3() & X86_PTE_ADDR_MASK;
-
 	printf("writing %s through a PTE to 0x%lx\n", what, (unsigned long)mpa);
-	pt_map(root, SPARSE_VA, mpa, X86_PTE_W);
-	invlpg(SPARSE_VA);
-	*(volatile uint64_t *)SPARSE_VA = 0x8000000000000067ull;
+	*map_machine(mpa) = 0x8000000000000067ull;
 }
 
 static void write_pool(void)

@@ -204,18 +204,29 @@ static void transcript_path(int i, char *path, size_t len)
 	snprintf(path, len, TRANSCRIPTS "/diff-%02d.txt", i);
 }
 
-static void transcript_save(int i, const struct run_result *r)
+/* Write head and text to path under TRANSCRIPTS whole or not at all (a
+ * later case reads it). */
+static void keep(const char *path, const char *head, const char *text)
 {
-	char path[64], tmp[80];
+	char tmp[96];
 	FILE *f;
 
 	mkdir(TRANSCRIPTS, 0755);
-	transcript_path(i, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	ck_assert_msg((f = fopen(tmp, "w")) != NULL, "cannot write %s", tmp);
-	fprintf(f, "status=%d\n%s", r->status, r->out);
+	fputs(head, f);
+	fputs(text, f);
 	ck_assert_int_eq(fclose(f), 0);
 	ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+static void transcript_save(int i, const struct run_result *r)
+{
+	char path[64], head[32];
+
+	transcript_path(i, path, sizeof(path));
+	snprintf(head, sizeof(head), "status=%d\n", r->status);
+	keep(path, head, r->out);
 }
 
 /* Shadow runs: every optimization (the default), none (the plain virtual
@@ -225,20 +236,31 @@ static const char *const shadow_opts[] = {
 	"--shadow-opts=prefetch", "--shadow-opts=huge",
 };
 
+/* How many of shadow_opts a case runs: the big guests, all and none. */
+static size_t shadow_settings(const struct diff_case *c)
+{
+	return c->big ? 2 : sizeof(shadow_opts) / sizeof(shadow_opts[0]);
+}
+
+/* Run c in shadow mode with shadow_opts[o]: paging=shadow is the default,
+ * and --check-invariants keeps it, for all but the big guests. */
+static void run_shadow(struct run_result *r, const struct diff_case *c, size_t o)
+{
+	run_mode(r, c, c->big ? "--paging=shadow" : "--check-invariants", shadow_opts[o]);
+}
+
 START_TEST(test_transcript_identical_under_shadow_and_hw)
 {
 	const struct diff_case *c = &diffs[_i];
 	struct run_result hw, sh;
-	size_t nopts = c->big ? 2 : sizeof(shadow_opts) / sizeof(shadow_opts[0]);
 
 	run_mode(&hw, c, "--paging=hw", "-q");
 	ck_assert_msg(hw.status == c->status, "%s hw: status %d, stderr: %s", c->guest, hw.status,
 		      hw.err);
 	ck_assert_msg(strlen(hw.out) > 0, "%s printed nothing", c->guest);
 	ck_assert_msg(!strstr(hw.out, "FAIL"), "%s self-check failed:\n%s", c->guest, hw.out);
-	for (size_t o = 0; o < nopts; o++) {
-		/* shadow paging is the default; --check-invariants keeps it */
-		run_mode(&sh, c, c->big ? "--paging=shadow" : "--check-invariants", shadow_opts[o]);
+	for (size_t o = 0; o < shadow_settings(c); o++) {
+		run_shadow(&sh, c, o);
 		ck_assert_msg(sh.status == c->status, "%s shadow %s: status %d, stderr: %s",
 			      c->guest, shadow_opts[o], sh.status, sh.err);
 		ck_assert_msg(strcmp(hw.out, sh.out) == 0,
@@ -832,14 +854,9 @@ static void run_faults_raw(struct run_result *r)
 START_TEST(test_faults_raw_transcript_on_npt_is_kept)
 {
 	struct run_result r;
-	FILE *f;
 
 	run_faults_raw(&r);
-	mkdir(TRANSCRIPTS, 0755);
-	ck_assert_ptr_nonnull(f = fopen(FAULTS_RAW ".tmp", "w"));
-	fputs(r.out, f);
-	ck_assert_int_eq(fclose(f), 0);
-	ck_assert_int_eq(rename(FAULTS_RAW ".tmp", FAULTS_RAW), 0);
+	keep(FAULTS_RAW, "", r.out);
 	run_result_free(&r);
 }
 END_TEST
@@ -932,10 +949,10 @@ START_TEST(test_both_modes_on_kvm_shadow_mmu_match_the_saved_transcript)
 		      c->guest, c->arg ? c->arg : "", hw.out, nl + 1);
 	/* shadow mode on KVM's shadow MMU: right only because the monitor makes
 	 * every shadow store (DESIGN.md §3); every setting of the shadow case */
-	for (size_t o = 0; o < (c->big ? 2 : sizeof(shadow_opts) / sizeof(shadow_opts[0])); o++) {
+	for (size_t o = 0; o < shadow_settings(c); o++) {
 		struct run_result sh;
 
-		run_mode(&sh, c, c->big ? "--paging=shadow" : "--check-invariants", shadow_opts[o]);
+		run_shadow(&sh, c, o);
 		ck_assert_msg(sh.status == hw.status,
 			      "%s shadow %s on npt=0: status %d, stderr: %s", c->guest,
 			      shadow_opts[o], sh.status, sh.err);
