@@ -27,7 +27,7 @@ static void unlink_entry(struct shadow *s, uint32_t page, unsigned i)
 	bool found;
 
 	shadow_pool_set(&s->tab.pool, e, 0);
-	s->tlb_flush = true;
+	s->core->tlb_flush = true;
 	found = cache_link_remove(c, &cache_sp(c)[child].parents, page * X86_PT_ENTRIES + i);
 	assert(found);
 	(void)found;
@@ -45,11 +45,11 @@ static void clear_table(struct shadow *s, uint32_t page)
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
 		uint64_t e = tab[i];
 
-		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
+		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->core->hv_index))
 			continue;
 		if (level == 1 || (e & X86_PTE_PS)) {
 			cache_set_leaf(s, &tab[i], cache_entry_mpa(s, page, i), (int)level, 0);
-			s->tlb_flush = true;
+			s->core->tlb_flush = true;
 		} else {
 			unlink_entry(s, page, i);
 		}
@@ -84,7 +84,7 @@ static void zap(struct shadow *s, uint32_t page)
 	clear_table(s, page);
 	*sp = (struct cache_sp){ 0 };
 	shadow_pool_free(&s->tab.pool, s->state, shadow_pool_mpa(&s->tab.pool, page));
-	s->tlb_flush = true;
+	s->core->tlb_flush = true;
 }
 
 /* The current root stops being a cached shadow of its guest table: emptied
@@ -158,24 +158,24 @@ static bool evict_one(struct shadow *s, uint32_t keep)
 
 static uint32_t root_role(const struct shadow *s)
 {
-	return SHADOW_LEVELS | CACHE_ROLE_W | CACHE_ROLE_U | cache_cpu_role(&s->cpu);
+	return SHADOW_LEVELS | CACHE_ROLE_W | CACHE_ROLE_U | cache_cpu_role(&s->core->cpu);
 }
 
-/* Make the root for s->vcr3 current: the cached one, or a new one (which
+/* Make the root for s->core->vcr3 current: the cached one, or a new one (which
  * may evict other roots, or empty the pool: the reset makes the root). */
 static void switch_root(struct shadow *s)
 {
 	struct shadow_cache *c = cache_of(s);
-	uint32_t found = cache_lookup(c, s->vcr3, root_role(s));
+	uint32_t found = cache_lookup(c, s->core->vcr3, root_role(s));
 	uint32_t page;
 
 	if (found) {
 		page = found - 1;
-		s->stats.roots_reused++;
+		s->core->stats.roots_reused++;
 	} else {
 		if (c->nroots == CACHE_ROOTS)
 			evict_one(s, UINT32_MAX);
-		while (!new_sp(s, s->vcr3, root_role(s), &page)) {
+		while (!new_sp(s, s->core->vcr3, root_role(s), &page)) {
 			if (!evict_one(s, UINT32_MAX)) {
 				reset(s);
 				shadow_note_evict(s, 0);
@@ -183,14 +183,14 @@ static void switch_root(struct shadow *s)
 			}
 		}
 		cache_sp(c)[page].flags |= CACHE_SP_ROOT;
-		shadow_pool_set(&s->tab.pool, cache_table(s, page) + s->tab.hv_index,
-				s->tab.hv_entry);
+		shadow_pool_set(&s->tab.pool, cache_table(s, page) + s->core->hv_index,
+				s->core->hv_entry);
 		if (cache_sp(c)[page].flags & CACHE_SP_KEYED)
 			c->roots[c->nroots++] = page;
 	}
 	cache_sp(c)[page].stamp = ++c->stamp;
 	c->cur = page;
-	s->tab.root = shadow_pool_mpa(&s->tab.pool, page);
+	s->core->root = shadow_pool_mpa(&s->tab.pool, page);
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */
@@ -236,7 +236,7 @@ static bool create(struct shadow *s)
 {
 	layout(s, cache_of(s));
 	reset(s);
-	s->tlb_flush = false; /* nothing was ever loaded */
+	s->core->tlb_flush = false; /* nothing was ever loaded */
 	return true;
 }
 
@@ -256,7 +256,7 @@ static void reset(struct shadow *s)
 	memset(cache_flood(c), 0, c->frames * sizeof(uint8_t));
 	c->nroots = 0;
 	c->nvolatile = 0;
-	s->tlb_flush = true;
+	s->core->tlb_flush = true;
 	switch_root(s); /* the pool is empty: this cannot evict */
 }
 
@@ -280,7 +280,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
 	struct shadow_cache *c = cache_of(s);
 	uint32_t page = c->cur;
 
-	if (X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->tab.hv_index)
+	if (X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->core->hv_index)
 		return;
 	for (int level = SHADOW_LEVELS; level >= 1; level--) {
 		unsigned i = X86_LEVEL_INDEX(gva, level);
@@ -290,7 +290,7 @@ static void drop_gva(struct shadow *s, gva_t gva)
 			return;
 		if (level == 1 || (*e & X86_PTE_PS)) {
 			cache_set_leaf(s, e, cache_entry_mpa(s, page, i), level, 0);
-			s->tlb_flush = true;
+			s->core->tlb_flush = true;
 			return;
 		}
 		if (*e & SHADOW_SPTE_HUGE) {
@@ -312,14 +312,15 @@ static void revalidate_root(struct shadow *s)
 		const struct cache_sp *child;
 		uint64_t g;
 
-		if (!(tab[i] & X86_PTE_P) || i == s->tab.hv_index)
+		if (!(tab[i] & X86_PTE_P) || i == s->core->hv_index)
 			continue;
 		child = &cache_sp(c)[cache_page_of(s, tab[i])];
-		if (s->mem.read64(s->mem.opaque, s->vcr3 + 8 * i, &g) != SHADOW_MEM_OK ||
-		    !(g & X86_PTE_P) || shadow_walk_reserved(s->mode, &s->cpu, SHADOW_LEVELS, g) ||
+		if (s->mem.read64(s->mem.opaque, s->core->vcr3 + 8 * i, &g) != SHADOW_MEM_OK ||
+		    !(g & X86_PTE_P) ||
+		    shadow_walk_reserved(s->mode, &s->core->cpu, SHADOW_LEVELS, g) ||
 		    (g & X86_PTE_ADDR_MASK) != child->gfn ||
-		    child->role != ((SHADOW_LEVELS - 1) | cache_cpu_role(&s->cpu) |
-				    cache_role_rights(shadow_entry_rights(&s->cpu, g))))
+		    child->role != ((SHADOW_LEVELS - 1) | cache_cpu_role(&s->core->cpu) |
+				    cache_role_rights(shadow_entry_rights(&s->core->cpu, g))))
 			unlink_entry(s, c->cur, i);
 	}
 }
@@ -351,14 +352,14 @@ static void unprotect(struct shadow *s, gpa_t gpa, bool self)
 	struct shadow_event ev = { .kind = SHADOW_EV_UNPROTECT, .gpa = gfn };
 	uint32_t i;
 
-	s->stats.unprotects++;
+	s->core->stats.unprotects++;
 again:
 	for (i = cache_hash(c)[cache_bucket(c, gfn)]; i; i = cache_sp(c)[i - 1].hnext) {
 		const struct cache_sp *sp = &cache_sp(c)[i - 1];
 
 		if (sp->gfn != gfn || (sp->role & CACHE_ROLE_DIRECT))
 			continue;
-		s->stats.zaps++;
+		s->core->stats.zaps++;
 		ev.zapped++;
 		if (i - 1 == c->cur)
 			root_to_volatile(s, i - 1);
@@ -372,7 +373,7 @@ again:
 	if (!(cache_flood(c)[f] & CACHE_FLOOD_VOLATILE) &&
 	    (self || (cache_flood(c)[f] & CACHE_FLOOD_COUNT) >= CACHE_FLOOD)) {
 		cache_flood(c)[f] |= CACHE_FLOOD_VOLATILE;
-		s->stats.floods++;
+		s->core->stats.floods++;
 	}
 	ev.volatile_table = cache_flood(c)[f] & CACHE_FLOOD_VOLATILE;
 	shadow_emit(s, &ev);
@@ -392,9 +393,10 @@ static void child_key(const struct shadow *s, const struct shadow_walk *w, int l
 		      struct shadow_rights *acc, gpa_t *gfn, uint32_t *role)
 {
 	if (level > w->level) {
-		*acc = shadow_rights_and(*acc, shadow_entry_rights(&s->cpu, w->pte[level]));
+		*acc = shadow_rights_and(*acc, shadow_entry_rights(&s->core->cpu, w->pte[level]));
 		*gfn = w->pte[level] & X86_PTE_ADDR_MASK;
-		*role = (uint32_t)(level - 1) | cache_role_rights(*acc) | cache_cpu_role(&s->cpu);
+		*role = (uint32_t)(level - 1) | cache_role_rights(*acc) |
+			cache_cpu_role(&s->core->cpu);
 	} else {
 		uint64_t g = w->pte[w->level];
 
@@ -404,7 +406,8 @@ static void child_key(const struct shadow *s, const struct shadow_walk *w, int l
 			(g & X86_PTE_D ? CACHE_ROLE_DIRTY : 0) |
 			(g & X86_PTE_PWT ? CACHE_ROLE_PWT : 0) |
 			(g & X86_PTE_PCD ? CACHE_ROLE_PCD : 0) |
-			(g & X86_PTE_PAT_LARGE ? CACHE_ROLE_PAT : 0) | cache_cpu_role(&s->cpu);
+			(g & X86_PTE_PAT_LARGE ? CACHE_ROLE_PAT : 0) |
+			cache_cpu_role(&s->core->cpu);
 	}
 }
 
@@ -434,14 +437,14 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			*spte = *e;
 			*spte_mpa = at;
 			*out_level = 2;
-			s->stats.huge_leaves++;
+			s->core->stats.huge_leaves++;
 			return INSTALL_OK;
 		}
 		child_key(s, w, level, &acc, &gfn, &role);
 		if (*e & X86_PTE_P) {
 			if (level == 2 && (*e & X86_PTE_PS)) {
 				cache_set_leaf(s, e, at, 2, 0);
-				s->tlb_flush = true;
+				s->core->tlb_flush = true;
 			} else {
 				child = cache_page_of(s, *e);
 				if (cache_sp(c)[child].gfn == gfn &&
@@ -525,11 +528,12 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 	i = X86_LEVEL_INDEX(gva, 1);
 	at = sp->gfn + 8 * i;
 	if (s->mem.read64(s->mem.opaque, at, &pte) != SHADOW_MEM_OK || !(pte & X86_PTE_P) ||
-	    shadow_walk_reserved(s->mode, &s->cpu, 1, pte))
+	    shadow_walk_reserved(s->mode, &s->core->cpu, 1, pte))
 		return false;
-	r = shadow_rights_and(cache_role_to_rights(sp->role), shadow_entry_rights(&s->cpu, pte));
+	r = shadow_rights_and(cache_role_to_rights(sp->role),
+			      shadow_entry_rights(&s->core->cpu, pte));
 	gpa = pte & X86_PTE_ADDR_MASK;
-	if (!shadow_walk_allows(&s->cpu, r, access) || gpa >= s->mem.ram_size ||
+	if (!shadow_walk_allows(&s->core->cpu, r, access) || gpa >= s->mem.ram_size ||
 	    ((access & SHADOW_ACC_WRITE) && cache_tracked(c)[gpa >> X86_PAGE_SHIFT]))
 		return false;
 	/* A (and D on a write) in the PTE only: the upper entries' A bits are
@@ -539,17 +543,17 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 				     X86_PTE_A | (access & SHADOW_ACC_WRITE ? X86_PTE_D : 0),
 				     &set) != SHADOW_AD_OK)
 		return false;
-	s->stats.a_sets += !!(set & X86_PTE_A);
-	s->stats.d_sets += !!(set & X86_PTE_D);
+	s->core->stats.a_sets += !!(set & X86_PTE_A);
+	s->core->stats.d_sets += !!(set & X86_PTE_D);
 	cache_set_leaf(s, cache_table(s, page) + i, cache_entry_mpa(s, page, i), 1,
-		       shadow_spte_leaf(&s->cpu, now, 1, r, access, (mpa_t)gpa));
-	s->stats.fills[1]++;
-	s->stats.fast_fills++;
+		       shadow_spte_leaf(&s->core->cpu, now, 1, r, access, (mpa_t)gpa));
+	s->core->stats.fills[1]++;
+	s->core->stats.fast_fills++;
 	*res = (struct shadow_fault_result){ .status = SHADOW_FILLED,
 					     .gpa = gpa | (gva & ~X86_PAGE_MASK),
 					     .level = 1 };
 	/* as after a full walk: prefetch around a page accessed before */
-	if ((s->opts & SHADOW_OPT_PREFETCH) && (pte & X86_PTE_A))
+	if ((s->core->opts & SHADOW_OPT_PREFETCH) && (pte & X86_PTE_A))
 		prefetch_at(s, gva, 0, cache_entry_mpa(s, page, i));
 	return true;
 }
@@ -584,7 +588,7 @@ static void prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w, m
 static void set_cpu(struct shadow *s)
 {
 	set_cr3(s);
-	s->tlb_flush = true;
+	s->core->tlb_flush = true;
 }
 
 const struct shadow_engine_ops shadow_cache_ops = {

@@ -84,8 +84,8 @@ struct cache_link {
 	uint32_t next;
 };
 
-/* At the base of the state block (engine.h), followed by its arrays, each
- * named by its offset from that base (a pointer would tie the block to one
+/* At the start of the engine's state (engine.h), followed by its arrays,
+ * each named by its offset from this header (a pointer would tie the block to one
  * address: shadow_rebase, the monitor). */
 struct shadow_cache {
 	uint64_t sp_off;   /* struct cache_sp[pages]: per pool page */
@@ -108,10 +108,10 @@ struct shadow_cache {
 	uint32_t nvolatile;
 };
 
-/* The cache's header, at the state block's base. */
+/* The cache's header, at the start of the engine's state. */
 static inline struct shadow_cache *cache_of(const struct shadow *s)
 {
-	return (struct shadow_cache *)s->state;
+	return (struct shadow_cache *)shadow_engine_state(s);
 }
 
 /* The arrays after the header (offsets from it, the block's base).  Like

@@ -65,7 +65,7 @@ static void write_protect(struct shadow *s, uint32_t *head)
 		shadow_pool_set(&s->tab.pool, e, *e & ~X86_PTE_W);
 		*head = cache_link(c)[l].next;
 		cache_link_release(c, l);
-		s->tlb_flush = true;
+		s->core->tlb_flush = true;
 	}
 }
 

@@ -5,7 +5,7 @@ void shadow_emit(const struct shadow *s, struct shadow_event *ev)
 {
 	if (!s->hook)
 		return;
-	ev->vcr3 = s->vcr3;
+	ev->vcr3 = s->core->vcr3;
 	ev->pages_in_use = shadow_pool_in_use(&s->tab.pool);
 	s->hook(s->hook_opaque, ev);
 }
@@ -16,7 +16,7 @@ void shadow_note_evict(struct shadow *s, gva_t gva)
 				   .gva = gva,
 				   .reason = SHADOW_FLUSH_EVICT };
 
-	s->stats.evictions++;
+	s->core->stats.evictions++;
 	shadow_emit(s, &ev);
 }
 
@@ -25,12 +25,12 @@ void shadow_drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gv
 	struct shadow_event ev = { .kind = SHADOW_EV_FLUSH, .gva = gva, .reason = reason };
 
 	s->ops->reset(s);
-	s->tlb_flush = true;
+	s->core->tlb_flush = true;
 	if (reason == SHADOW_FLUSH_EVICT) {
 		shadow_note_evict(s, gva);
 		return;
 	}
-	s->stats.flushes++;
+	s->core->stats.flushes++;
 	shadow_emit(s, &ev);
 }
 
@@ -40,7 +40,7 @@ void shadow_drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gv
 unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 {
 	unsigned first = pf->idx & ~(PREFETCH_WINDOW - 1), n = 0, j;
-	uint64_t rsvd = shadow_walk_reserved_mask(s->mode, &s->cpu, 1, 0);
+	uint64_t rsvd = shadow_walk_reserved_mask(s->mode, &s->core->cpu, 1, 0);
 	void (*set_leaf)(struct shadow *, uint64_t *, mpa_t, int, uint64_t) = s->ops->set_leaf;
 
 	for (j = first; j < first + PREFETCH_WINDOW; j++) {
@@ -66,12 +66,12 @@ unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 				continue;
 			gpa = g & X86_PTE_ADDR_MASK;
 			level = 1;
-			r = shadow_rights_and(pf->above, shadow_entry_rights(&s->cpu, g));
+			r = shadow_rights_and(pf->above, shadow_entry_rights(&s->core->cpu, g));
 		}
 		if (gpa >= s->mem.ram_size || s->mem.ram_size - gpa < X86_PAGE_SIZE)
 			continue;
 		set_leaf(s, &pf->tab[j], pf->tab_mpa + 8 * j, 1,
-			 shadow_spte_leaf(&s->cpu, g, level, r, 0, (mpa_t)gpa));
+			 shadow_spte_leaf(&s->core->cpu, g, level, r, 0, (mpa_t)gpa));
 		n++;
 		if (s->hook) {
 			struct shadow_event ev = {
@@ -86,6 +86,6 @@ unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 			shadow_emit(s, &ev);
 		}
 	}
-	s->stats.prefetched += n;
+	s->core->stats.prefetched += n;
 	return n;
 }

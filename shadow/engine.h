@@ -13,40 +13,66 @@
 
 struct shadow_tables {
 	struct shadow_pool pool;
-	mpa_t root; /* the current root's machine address */
-	unsigned hv_index;
-	uint64_t hv_entry;
 };
 
 struct shadow_engine_ops;
 
+/* The engine's scalars, at the base of the state block: plain data that
+ * every view of the context (shadow_attach) reads and writes in place. */
+struct shadow_core {
+	uint64_t magic; /* SHADOW_CORE_MAGIC */
+	uint64_t state_size;
+	uint64_t ram_size;
+	mpa_t pool_base;
+	uint32_t pool_pages;
+	uint32_t opts; /* SHADOW_OPT_* */
+	uint64_t free_off;
+	mpa_t root; /* the current root's machine address */
+	uint64_t hv_entry;
+	uint32_t hv_index;
+	bool tlb_flush;
+	struct shadow_cpu cpu;
+	gpa_t vcr3;
+	struct shadow_stats stats;
+	struct shadow_pool_books books;
+};
+
+#define SHADOW_CORE_MAGIC 0x53484457434f5245ull /* "SHDWCORE" */
+
+/* Where the engine's own state starts: after the core, at a cache line. */
+#define SHADOW_ENGINE_OFF ((sizeof(struct shadow_core) + 63) & ~(size_t)63)
+
 /* The state block: every mutable structure of the engine and the pool's
  * books, allocated once by shadow_create, laid out as
  *
- *	[0, free_off)          the engine's state (ops->state_size bytes; the
+ *	[0, ENGINE_OFF)        struct shadow_core
+ *	[ENGINE_OFF, free_off) the engine's state (ops->state_size bytes; the
  *	                       cache: struct shadow_cache, then its arrays)
  *	[free_off, state_size) the pool's free stack
  *
- * Inside the block and the pool every reference is an offset from the
- * block's base, a page index or an MPA, never a pointer: `state` and
- * tab.pool.host are the only two host addresses, so that the same bytes
- * work wherever they are mapped (shadow_rebase; the monitor). */
+ * Inside the block and the pool every reference is an offset, a page index
+ * or an MPA, never a pointer.  struct shadow is one view of it: the
+ * block's and the pool's addresses, the engine's code and the callbacks of
+ * whoever holds the view (the VMM, or the monitor inside the VM), so that
+ * the same bytes work wherever they are mapped (shadow_rebase,
+ * shadow_attach). */
 struct shadow {
 	const struct shadow_engine_ops *ops;
-	void *state; /* the state block's base */
-	uint64_t state_size;
+	void *state;                    /* the state block's base */
+	struct shadow_core *core;       /* == state */
 	const struct shadow_mode *mode; /* the guest's paging mode */
 	struct shadow_mem mem;
 	struct shadow_alloc alloc;
 	struct shadow_tables tab;
-	struct shadow_cpu cpu;
-	gpa_t vcr3;
-	struct shadow_stats stats;
 	shadow_event_fn hook;
 	void *hook_opaque;
-	bool tlb_flush;
-	unsigned opts; /* SHADOW_OPT_* */
 };
+
+/* The engine's own state (after the core). */
+static inline void *shadow_engine_state(const struct shadow *s)
+{
+	return (char *)s->state + SHADOW_ENGINE_OFF;
+}
 
 /* One shadow engine (Linux struct kvm_mmu's per-role hooks).  Every hook
  * is set except where it says "may be NULL". */
@@ -55,12 +81,12 @@ struct shadow_engine_ops {
 	 * s->tab.pool and s->mem as configured (0: none). */
 	uint64_t (*state_size)(const struct shadow *s);
 	/* Lay out the engine's state in the zeroed block and make the root
-	 * for s->vcr3 (s->tab.root) hold the hypervisor entry alone.  False
+	 * for s->core->vcr3 (s->core->root) hold the hypervisor entry alone.  False
 	 * if the pool cannot hold the root.  Allocates nothing. */
 	bool (*create)(struct shadow *s);
 	/* Drop every shadow but the hypervisor entry (shadow_drop_all). */
 	void (*reset)(struct shadow *s);
-	/* s->vcr3 was written (the guest's mov cr3). */
+	/* s->core->vcr3 was written (the guest's mov cr3). */
 	void (*set_cr3)(struct shadow *s);
 	/* CR0.WP, CR4.SMEP/SMAP or EFER.NXE changed: what a leaf grants. */
 	void (*set_cpu)(struct shadow *s);
@@ -111,7 +137,7 @@ static inline bool shadow_huge_fits(const struct shadow *s, const struct shadow_
 {
 	gpa_t frame = w->gpa & X86_PTE_ADDR_2M_MASK;
 
-	return (s->opts & SHADOW_OPT_HUGE) && w->level >= 2 &&
+	return (s->core->opts & SHADOW_OPT_HUGE) && w->level >= 2 &&
 	       frame + X86_LEVEL_SIZE(2) <= s->mem.ram_size;
 }
 

@@ -24,8 +24,8 @@ static const char *entry_problem(const struct shadow *s, int level, unsigned i, 
 	const struct shadow_pool *pool = &s->tab.pool;
 	mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
 
-	if (level == SHADOW_LEVELS && i == s->tab.hv_index)
-		return e == s->tab.hv_entry ? NULL : "hypervisor entry changed";
+	if (level == SHADOW_LEVELS && i == s->core->hv_index)
+		return e == s->core->hv_entry ? NULL : "hypervisor entry changed";
 	if (!shadow_spte_is_leaf(level, e)) {
 		if (!shadow_pool_contains(pool, e & X86_PTE_ADDR_MASK))
 			return "table pointer outside the pool";
@@ -73,13 +73,13 @@ static bool check_tree(const struct shadow *s, mpa_t table, int level, char *why
 		uint64_t e = pt[i];
 		const char *what;
 
-		if (!(e & X86_PTE_P) && !(level == SHADOW_LEVELS && i == s->tab.hv_index))
+		if (!(e & X86_PTE_P) && !(level == SHADOW_LEVELS && i == s->core->hv_index))
 			continue;
 		what = entry_problem(s, level, i, e);
 		if (what)
 			return bad_entry(why, len, what, level, table, i, e);
 		if (shadow_spte_is_leaf(level, e) ||
-		    (level == SHADOW_LEVELS && i == s->tab.hv_index))
+		    (level == SHADOW_LEVELS && i == s->core->hv_index))
 			continue;
 		if (!check_tree(s, e & X86_PTE_ADDR_MASK, level - 1, why, len))
 			return false;
@@ -91,10 +91,10 @@ bool shadow_check_vtlb(const struct shadow *s, char *why, size_t len)
 {
 	if (!pool_within_bound(&s->tab.pool, why, len))
 		return false;
-	if (!shadow_pool_contains(&s->tab.pool, s->tab.root))
+	if (!shadow_pool_contains(&s->tab.pool, s->core->root))
 		return bad(why, len, "shadow: root 0x%llx outside the pool",
-			   (unsigned long long)s->tab.root);
-	return check_tree(s, s->tab.root, SHADOW_LEVELS, why, len);
+			   (unsigned long long)s->core->root);
+	return check_tree(s, s->core->root, SHADOW_LEVELS, why, len);
 }
 
 /* ---- the cache: shadow pages ---- */
@@ -119,7 +119,7 @@ static const char *cache_entry_problem(const struct shadow *s, uint32_t page, un
 	const struct cache_sp *ch;
 	const char *what = entry_problem(s, level, i, e);
 
-	if (what || (level == SHADOW_LEVELS && i == s->tab.hv_index))
+	if (what || (level == SHADOW_LEVELS && i == s->core->hv_index))
 		return what;
 	if (shadow_spte_is_leaf(level, e))
 		return writable_on_tracked(c, level, e)
@@ -144,7 +144,7 @@ static bool check_sp(const struct shadow *s, uint32_t page, char *why, size_t le
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
 		const char *what;
 
-		if (!(tab[i] & X86_PTE_P) && !(level == SHADOW_LEVELS && i == s->tab.hv_index))
+		if (!(tab[i] & X86_PTE_P) && !(level == SHADOW_LEVELS && i == s->core->hv_index))
 			continue;
 		what = cache_entry_problem(s, page, i, tab[i]);
 		if (what)
@@ -167,7 +167,7 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 	unsigned level = cache_role_level(sp->role);
 	const uint64_t *tab = cache_table(s, page);
 	struct shadow_rights above = cache_role_to_rights(sp->role);
-	struct shadow_cpu built = s->cpu; /* the control bits this SP was built under */
+	struct shadow_cpu built = s->core->cpu; /* the control bits this SP was built under */
 
 	if (sp->flags & CACHE_SP_VOLATILE)
 		return true;
@@ -179,7 +179,7 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 		bool guest_leaf, dirty, shadow_leaf;
 		gpa_t expect;
 
-		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->tab.hv_index))
+		if (!(e & X86_PTE_P) || (level == SHADOW_LEVELS && i == s->core->hv_index))
 			continue;
 		if (sp->role & CACHE_ROLE_DIRECT) {
 			expect = sp->gfn + (gpa_t)i * X86_LEVEL_SIZE(level);
@@ -238,9 +238,9 @@ bool shadow_check_cache(const struct shadow *s, char *why, size_t len)
 	if (!pool_within_bound(pool, why, len))
 		return false;
 	if (!(cache_sp(c)[c->cur].flags & CACHE_SP_ROOT) ||
-	    s->tab.root != shadow_pool_mpa(pool, c->cur))
+	    s->core->root != shadow_pool_mpa(pool, c->cur))
 		return bad(why, len, "shadow: current root 0x%llx is not a root page",
-			   (unsigned long long)s->tab.root);
+			   (unsigned long long)s->core->root);
 	for (uint32_t p = 0; p < pool->pages; p++) {
 		if (!(cache_sp(c)[p].flags & CACHE_SP_USED))
 			continue;

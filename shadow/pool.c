@@ -2,10 +2,10 @@
 #include "pool.h"
 
 void shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages,
-		      uint64_t free_off)
+		      struct shadow_pool_books *bk, uint64_t free_off)
 {
 	*p = (struct shadow_pool){
-		.base = base, .host = host, .pages = pages, .free_off = free_off
+		.base = base, .host = host, .pages = pages, .bk = bk, .free_off = free_off
 	};
 }
 
@@ -24,16 +24,16 @@ bool shadow_pool_alloc(struct shadow_pool *p, void *state, mpa_t *mpa)
 {
 	uint32_t page;
 
-	if (p->nfree)
-		page = stack(p, state)[--p->nfree];
-	else if (p->next < p->pages)
-		page = p->next++;
+	if (p->bk->nfree)
+		page = stack(p, state)[--p->bk->nfree];
+	else if (p->bk->next < p->pages)
+		page = p->bk->next++;
 	else
 		return false;
 	*mpa = p->base + ((mpa_t)page << X86_PAGE_SHIFT);
 	shadow_pool_zero(p, *mpa);
-	if (shadow_pool_in_use(p) > p->peak)
-		p->peak = shadow_pool_in_use(p);
+	if (shadow_pool_in_use(p) > p->bk->peak)
+		p->bk->peak = shadow_pool_in_use(p);
 	return true;
 }
 
@@ -41,16 +41,16 @@ void shadow_pool_free(struct shadow_pool *p, void *state, mpa_t mpa)
 {
 	uint32_t page = page_of(p, mpa);
 
-	assert(page < p->next && p->nfree < p->next);
-	stack(p, state)[p->nfree++] = page;
+	assert(page < p->bk->next && p->bk->nfree < p->bk->next);
+	stack(p, state)[p->bk->nfree++] = page;
 }
 
 void shadow_pool_reset(struct shadow_pool *p, uint32_t keep)
 {
 	/* only valid while the kept pages are the first ones bumped */
-	assert(keep <= p->next);
-	p->next = keep;
-	p->nfree = 0;
+	assert(keep <= p->bk->next);
+	p->bk->next = keep;
+	p->bk->nfree = 0;
 }
 
 bool shadow_pool_contains(const struct shadow_pool *p, mpa_t mpa)
@@ -60,7 +60,7 @@ bool shadow_pool_contains(const struct shadow_pool *p, mpa_t mpa)
 
 uint32_t shadow_pool_in_use(const struct shadow_pool *p)
 {
-	return p->next - p->nfree;
+	return p->bk->next - p->bk->nfree;
 }
 
 void shadow_pool_zero(const struct shadow_pool *p, mpa_t mpa)

@@ -11,13 +11,18 @@
 #include "lib.h"
 #include "x86.h"
 
+/* The pool's books, kept in the state block (struct shadow_core). */
+struct shadow_pool_books {
+	uint32_t next; /* pages [next, pages) are untouched since reset */
+	uint32_t nfree;
+	uint32_t peak;
+};
+
 struct shadow_pool {
 	mpa_t base;
 	uint64_t *host; /* host view of page 0, 512 entries a page */
 	uint32_t pages;
-	uint32_t next; /* pages [next, pages) are untouched since reset */
-	uint32_t nfree;
-	uint32_t peak;
+	struct shadow_pool_books *bk; /* in the state block */
 	uint64_t free_off; /* in the state block: stack of freed page numbers below next */
 	void (*store)(void *opaque, mpa_t entry, uint64_t value); /* shadow_pool_cfg */
 	void (*zero)(void *opaque, mpa_t page);
@@ -31,10 +36,10 @@ static inline uint64_t shadow_pool_stack_bytes(uint32_t pages)
 	return (uint64_t)pages * sizeof(uint32_t);
 }
 
-/* An empty pool of `pages` at machine address `base`, seen at `host`,
- * whose free stack will be at `free_off` in the state block. */
+/* A view of the pool of `pages` at machine address `base`, seen at `host`,
+ * whose books are `bk` and free stack at `free_off` in the state block. */
 void shadow_pool_init(struct shadow_pool *p, mpa_t base, void *host, uint32_t pages,
-		      uint64_t free_off);
+		      struct shadow_pool_books *bk, uint64_t free_off);
 
 /* A zeroed page, or false when every page is in use; giving one back.
  * `state` is the state block's base. */

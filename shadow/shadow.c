@@ -38,8 +38,38 @@ static bool config_valid(const struct shadow_config *cfg)
 #define STATE_ALIGN 64u
 #define STATE_BASE_ALIGN ((uintptr_t) _Alignof(uint64_t))
 
+/* The pool view and the callbacks of one view of the context. */
+static void set_view(struct shadow *s, const struct shadow_view *v)
+{
+	const struct shadow_core *c = s->core;
+
+	s->ops = c->opts & SHADOW_OPT_CACHE ? &shadow_cache_ops : &shadow_vtlb_ops;
+	s->mode = &shadow_mode_long4;
+	s->mem = v->mem;
+	s->mem.ram_size = c->ram_size;
+	s->hook = v->hook;
+	s->hook_opaque = v->hook_opaque;
+	shadow_pool_init(&s->tab.pool, c->pool_base, v->pool.host, c->pool_pages, &s->core->books,
+			 c->free_off);
+	s->tab.pool.store = v->pool.store;
+	s->tab.pool.zero = v->pool.zero;
+	s->tab.pool.opaque = v->pool.opaque;
+}
+
 struct shadow *shadow_create(const struct shadow_config *cfg)
 {
+	const struct shadow_view view = { cfg->mem, cfg->pool, cfg->hook, cfg->hook_opaque };
+	struct shadow_core core = {
+		.magic = SHADOW_CORE_MAGIC,
+		.ram_size = cfg->mem.ram_size,
+		.pool_base = cfg->pool.base,
+		.pool_pages = cfg->pool.pages,
+		.opts = cfg->opts,
+		.hv_entry = cfg->hv_entry,
+		.hv_index = cfg->hv_index,
+		.cpu = cfg->cpu,
+		.vcr3 = cfg->vcr3 & X86_CR3_ADDR_MASK,
+	};
 	struct shadow *s;
 	uint64_t engine;
 
@@ -48,29 +78,24 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 	s = shadow_zalloc(&cfg->alloc, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->ops = cfg->opts & SHADOW_OPT_CACHE ? &shadow_cache_ops : &shadow_vtlb_ops;
-	s->mode = &shadow_mode_long4;
 	s->alloc = cfg->alloc;
-	s->mem = cfg->mem;
-	s->cpu = cfg->cpu;
-	s->vcr3 = cfg->vcr3 & X86_CR3_ADDR_MASK;
-	s->hook = cfg->hook;
-	s->hook_opaque = cfg->hook_opaque;
-	s->tab.hv_index = cfg->hv_index;
-	s->tab.hv_entry = cfg->hv_entry;
-	s->opts = cfg->opts;
-	shadow_pool_init(&s->tab.pool, cfg->pool.base, cfg->pool.host, cfg->pool.pages, 0);
-	s->tab.pool.store = cfg->pool.store;
-	s->tab.pool.zero = cfg->pool.zero;
-	s->tab.pool.opaque = cfg->pool.opaque;
-	engine = s->ops->state_size(s);
-	s->tab.pool.free_off = (engine + STATE_ALIGN - 1) & ~(uint64_t)(STATE_ALIGN - 1);
-	s->state_size = s->tab.pool.free_off + shadow_pool_stack_bytes(cfg->pool.pages);
-	if (s->state_size != (size_t)s->state_size)
+	/* sized on a core of its own, then moved into the block */
+	s->core = &core;
+	set_view(s, &view);
+	engine = SHADOW_ENGINE_OFF + s->ops->state_size(s);
+	core.free_off = (engine + STATE_ALIGN - 1) & ~(uint64_t)(STATE_ALIGN - 1);
+	core.state_size = core.free_off + shadow_pool_stack_bytes(cfg->pool.pages);
+	s->core = NULL;
+	if (core.state_size != (size_t)core.state_size)
 		goto err;
 	/* the one allocation of the state: nothing later allocates */
-	s->state = shadow_zalloc(&s->alloc, (size_t)s->state_size);
-	if (!s->state || ((uintptr_t)s->state & (STATE_BASE_ALIGN - 1)) || !s->ops->create(s))
+	s->state = shadow_zalloc(&s->alloc, (size_t)core.state_size);
+	if (!s->state || ((uintptr_t)s->state & (STATE_BASE_ALIGN - 1)))
+		goto err;
+	s->core = s->state;
+	*s->core = core;
+	set_view(s, &view);
+	if (!s->ops->create(s))
 		goto err;
 	return s;
 err:
@@ -85,24 +110,54 @@ void shadow_destroy(struct shadow *s)
 	if (!s)
 		return;
 	alloc = s->alloc;
-	shadow_free(&alloc, s->state);
+	if (s->state)
+		shadow_free(&alloc, s->state);
 	shadow_free(&alloc, s);
 }
 
 void *shadow_state(const struct shadow *s, size_t *bytes)
 {
-	*bytes = (size_t)s->state_size;
+	*bytes = (size_t)s->core->state_size;
 	return s->state;
+}
+
+static bool block_aligned(const void *state, const void *pool_host)
+{
+	return state && !((uintptr_t)state & (STATE_BASE_ALIGN - 1)) && pool_host &&
+	       !((uintptr_t)pool_host & ~X86_PAGE_MASK);
 }
 
 bool shadow_rebase(struct shadow *s, void *state, void *pool_host)
 {
-	if (!state || ((uintptr_t)state & (STATE_BASE_ALIGN - 1)) || !pool_host ||
-	    ((uintptr_t)pool_host & ~X86_PAGE_MASK))
+	if (!block_aligned(state, pool_host))
 		return false;
 	s->state = state;
+	s->core = state;
 	s->tab.pool.host = pool_host;
+	s->tab.pool.bk = &s->core->books;
 	return true;
+}
+
+static_assert(sizeof(struct shadow) <= SHADOW_VIEW_BYTES, "SHADOW_VIEW_BYTES");
+
+struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struct shadow_view *v)
+{
+	const struct shadow_core *c = state;
+	struct shadow *s = mem;
+
+	if (!mem || ((uintptr_t)mem & 7) || !block_aligned(state, v->pool.host) ||
+	    bytes < sizeof(*c) || c->magic != SHADOW_CORE_MAGIC || c->state_size > bytes ||
+	    c->free_off + shadow_pool_stack_bytes(c->pool_pages) != c->state_size ||
+	    c->free_off < SHADOW_ENGINE_OFF || !v->mem.read64 || !v->mem.cmpxchg64)
+		return false;
+	*s = (struct shadow){ .state = state, .core = state };
+	set_view(s, v);
+	return s;
+}
+
+uint32_t shadow_pool_free_pages(const struct shadow *s)
+{
+	return s->tab.pool.pages - shadow_pool_in_use(&s->tab.pool);
 }
 
 bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)
@@ -147,12 +202,12 @@ static enum shadow_status guest_fault(struct shadow *s, gva_t gva, uint32_t pfer
 {
 	struct shadow_event ev;
 
-	s->stats.guest_faults++;
+	s->core->stats.guest_faults++;
 	/* a #PF invalidates the TLB entries for its address (SDM 3A
 	 * §4.10.4.1): a stale shadow leaf must not outlive the fault */
 	if (!gp) {
 		s->ops->drop_gva(s, gva);
-		s->tlb_flush = true;
+		s->core->tlb_flush = true;
 	}
 	res->status = gp ? SHADOW_GUEST_GP : SHADOW_GUEST_PF;
 	res->pferr = gp ? 0 : w->pferr;
@@ -173,8 +228,8 @@ static bool count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
 	int level;
 
 	for (level = 1; level <= SHADOW_LEVELS; level++) {
-		s->stats.a_sets += !!(set[level] & X86_PTE_A);
-		s->stats.d_sets += !!(set[level] & X86_PTE_D);
+		s->core->stats.a_sets += !!(set[level] & X86_PTE_A);
+		s->core->stats.d_sets += !!(set[level] & X86_PTE_D);
 		any |= set[level];
 	}
 	return any;
@@ -187,7 +242,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 {
 	unsigned access = shadow_access_from_pferr(pferr);
 	uint64_t want =
-		shadow_spte_leaf(&s->cpu, w->pte[w->level], w->level, w->rights, access, mpa);
+		shadow_spte_leaf(&s->core->cpu, w->pte[w->level], w->level, w->rights, access, mpa);
 	uint64_t spte = want;
 	struct shadow_event ev;
 	mpa_t spte_mpa;
@@ -210,7 +265,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 		}
 		s->ops->unprotect(s, w->gpa, true);
 	}
-	s->stats.fills[w->level]++;
+	s->core->stats.fills[w->level]++;
 	res->status = SHADOW_FILLED;
 	res->gpa = w->gpa;
 	res->level = w->level;
@@ -225,7 +280,8 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 	 * accessed before: a leaf whose A bit this very fault set is a first
 	 * touch, and its neighbours most likely are too (A clear: nothing to
 	 * prefetch). */
-	if ((s->opts & SHADOW_OPT_PREFETCH) && leaf_level == 1 && !(ad_set[w->level] & X86_PTE_A))
+	if ((s->core->opts & SHADOW_OPT_PREFETCH) && leaf_level == 1 &&
+	    !(ad_set[w->level] & X86_PTE_A))
 		s->ops->prefetch(s, gva, w, spte_mpa);
 	return SHADOW_FILLED;
 }
@@ -249,7 +305,7 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, uint32_t pferr
 {
 	unsigned access = shadow_access_from_pferr(pferr);
 	struct shadow_walk_env env = {
-		.mode = s->mode, .mem = &s->mem, .cpu = &s->cpu, .cr3 = s->vcr3
+		.mode = s->mode, .mem = &s->mem, .cpu = &s->core->cpu, .cr3 = s->core->vcr3
 	};
 	uint64_t ad_set[SHADOW_LEVELS + 1];
 	struct shadow_event ev;
@@ -290,11 +346,11 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 	int try;
 
 	*res = (struct shadow_fault_result){ .status = SHADOW_ERROR };
-	s->stats.hidden_faults++;
+	s->core->stats.hidden_faults++;
 	if ((pferr & ~(X86_PF_P | SHADOW_ACC_WRITE | SHADOW_ACC_USER | SHADOW_ACC_FETCH)) ||
 	    ((access & SHADOW_ACC_WRITE) && (access & SHADOW_ACC_FETCH)))
 		return fail(res, SHADOW_ERR_BAD_ARG, 0);
-	if (x86_is_canonical48(gva) && X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->tab.hv_index)
+	if (x86_is_canonical48(gva) && X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->core->hv_index)
 		return fail(res, SHADOW_ERR_RESERVED_SLOT, 0);
 	if (s->ops->fast_fault && !s->hook && x86_is_canonical48(gva) &&
 	    s->ops->fast_fault(s, gva, access, res))
@@ -304,7 +360,7 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 
 		if (st != SHADOW_RETRY)
 			return st;
-		s->stats.ad_retries++;
+		s->core->stats.ad_retries++;
 	}
 	res->status = SHADOW_RETRY;
 	return SHADOW_RETRY;
@@ -315,10 +371,10 @@ bool shadow_set_cr3(struct shadow *s, uint64_t vcr3)
 	struct shadow_event ev = { .kind = SHADOW_EV_CR3 };
 
 	/* without PCIDE, bits 63:MAXPHYADDR of CR3 are reserved (§4.5) */
-	if (vcr3 >> s->cpu.maxphyaddr)
+	if (vcr3 >> s->core->cpu.maxphyaddr)
 		return false;
-	s->vcr3 = vcr3 & X86_CR3_ADDR_MASK;
-	s->stats.cr3_loads++;
+	s->core->vcr3 = vcr3 & X86_CR3_ADDR_MASK;
+	s->core->stats.cr3_loads++;
 	shadow_emit(s, &ev);
 	s->ops->set_cr3(s);
 	return true;
@@ -328,10 +384,10 @@ void shadow_invlpg(struct shadow *s, gva_t gva)
 {
 	struct shadow_event ev = { .kind = SHADOW_EV_INVLPG, .gva = gva };
 
-	s->stats.invlpgs++;
+	s->core->stats.invlpgs++;
 	/* invlpg of a non-canonical address is a no-op (SDM 2, INVLPG) */
 	s->ops->invlpg(s, gva);
-	s->tlb_flush = true;
+	s->core->tlb_flush = true;
 	shadow_emit(s, &ev);
 }
 
@@ -342,7 +398,7 @@ void shadow_flush(struct shadow *s)
 
 bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu)
 {
-	const struct shadow_cpu *o = &s->cpu;
+	const struct shadow_cpu *o = &s->core->cpu;
 	bool keyed, walk;
 
 	if (!cpu_valid(cpu))
@@ -350,7 +406,7 @@ bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu)
 	keyed = o->cr0_wp != cpu->cr0_wp || o->cr4_smep != cpu->cr4_smep ||
 		o->cr4_smap != cpu->cr4_smap || o->efer_nxe != cpu->efer_nxe;
 	walk = o->gbpages != cpu->gbpages || o->maxphyaddr != cpu->maxphyaddr;
-	s->cpu = *cpu;
+	s->core->cpu = *cpu;
 	if (walk)
 		shadow_drop_all(s, SHADOW_FLUSH_CPU_STATE, 0);
 	else if (keyed)
@@ -360,32 +416,32 @@ bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu)
 
 mpa_t shadow_root(const struct shadow *s)
 {
-	return s->tab.root;
+	return s->core->root;
 }
 
 bool shadow_take_tlb_flush(struct shadow *s)
 {
-	bool f = s->tlb_flush;
+	bool f = s->core->tlb_flush;
 
-	s->tlb_flush = false;
+	s->core->tlb_flush = false;
 	return f;
 }
 
 gpa_t shadow_vcr3(const struct shadow *s)
 {
-	return s->vcr3;
+	return s->core->vcr3;
 }
 
 const struct shadow_cpu *shadow_cpu_state(const struct shadow *s)
 {
-	return &s->cpu;
+	return &s->core->cpu;
 }
 
 void shadow_get_stats(const struct shadow *s, struct shadow_stats *out)
 {
-	*out = s->stats;
+	*out = s->core->stats;
 	out->pages_in_use = shadow_pool_in_use(&s->tab.pool);
-	out->pages_peak = s->tab.pool.peak;
+	out->pages_peak = s->tab.pool.bk->peak;
 }
 
 bool shadow_check(const struct shadow *s, char *why, size_t len)

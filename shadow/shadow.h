@@ -257,6 +257,29 @@ void *shadow_state(const struct shadow *s, size_t *bytes);
  * misaligned address. */
 bool shadow_rebase(struct shadow *s, void *state, void *pool_host);
 
+/* What one view of a context brings of its own: the guest-memory
+ * accessor (ram_size is the context's), the pool as this view sees it
+ * (base and pages are the context's) and its store hooks, the event hook. */
+struct shadow_view {
+	struct shadow_mem mem;
+	struct shadow_pool_cfg pool;
+	shadow_event_fn hook; /* may be NULL */
+	void *hook_opaque;
+};
+
+/* A second view, made in `mem` (SHADOW_VIEW_BYTES, 8-byte aligned), of a
+ * context that shadow_create made elsewhere and whose state block (`bytes`
+ * long, or more) is seen here at `state`: the monitor's, inside the VM, of
+ * the VMM's context.  Both views work on the same block and pool, one at a
+ * time.  No allocation: shadow_destroy is never called on it.  NULL for a
+ * block that is not one (bad magic or sizes) or a misaligned address. */
+#define SHADOW_VIEW_BYTES 320u
+struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struct shadow_view *v);
+
+/* Free pool pages: a fill with at least SHADOW_LEVELS - 1 of them never
+ * evicts (it makes at most one table per level below the root). */
+uint32_t shadow_pool_free_pages(const struct shadow *s);
+
 /* Resolve a hidden page fault at `gva` whose #PF error code is `pferr` (the
  * hardware's, P, W, U and I only; for an access the VMM makes itself,
  * SHADOW_ACC_* bits with P clear): walk the guest tables from vCR3, set A/D,

@@ -7,11 +7,11 @@
 static void reset(struct shadow *s)
 {
 	struct shadow_tables *t = &s->tab;
-	uint64_t *root = shadow_pool_table(&t->pool, t->root);
+	uint64_t *root = shadow_pool_table(&t->pool, s->core->root);
 
 	shadow_pool_reset(&t->pool, 1);
-	shadow_pool_zero(&t->pool, t->root);
-	shadow_pool_set(&t->pool, root + t->hv_index, t->hv_entry);
+	shadow_pool_zero(&t->pool, s->core->root);
+	shadow_pool_set(&t->pool, root + s->core->hv_index, s->core->hv_entry);
 }
 
 /* Nothing in the state block but the pool's free stack. */
@@ -23,7 +23,7 @@ static uint64_t state_size(const struct shadow *s)
 
 static bool create(struct shadow *s)
 {
-	if (!shadow_pool_alloc(&s->tab.pool, s->state, &s->tab.root))
+	if (!shadow_pool_alloc(&s->tab.pool, s->state, &s->core->root))
 		return false;
 	reset(s);
 	return true;
@@ -49,10 +49,10 @@ static void free_table(struct shadow *s, mpa_t mpa, int level)
 static void drop_gva(struct shadow *s, gva_t gva)
 {
 	struct shadow_tables *t = &s->tab;
-	mpa_t table = t->root;
+	mpa_t table = s->core->root;
 	int level;
 
-	if (X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == t->hv_index)
+	if (X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->core->hv_index)
 		return;
 	for (level = SHADOW_LEVELS; level >= 1; level--) {
 		uint64_t *e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, level);
@@ -108,11 +108,11 @@ static bool install_at(struct shadow *s, gva_t gva, int guest_level, int leaf_le
 		       mpa_t *spte_mpa)
 {
 	struct shadow_tables *t = &s->tab;
-	mpa_t table = t->root;
+	mpa_t table = s->core->root;
 	uint64_t *e;
 	int level;
 
-	assert(X86_LEVEL_INDEX(gva, SHADOW_LEVELS) != t->hv_index);
+	assert(X86_LEVEL_INDEX(gva, SHADOW_LEVELS) != s->core->hv_index);
 	for (level = SHADOW_LEVELS; level > leaf_level; level--) {
 		e = shadow_pool_table(&t->pool, table) + X86_LEVEL_INDEX(gva, level);
 		if (level == 2 && (*e & X86_PTE_PS))
@@ -145,7 +145,7 @@ static inline bool try_install(struct shadow *s, gva_t gva, const struct shadow_
 		*spte = shadow_spte_2m(*spte);
 		if (!install_at(s, gva, w->level, 2, *spte, spte_mpa))
 			return false;
-		s->stats.huge_leaves++;
+		s->core->stats.huge_leaves++;
 		*leaf_level = 2;
 		return true;
 	}
@@ -184,8 +184,8 @@ static void prefetch(struct shadow *s, gva_t gva, const struct shadow_walk *w, m
 		pf.guest_pt = w->pte_gpa[1] & X86_PAGE_MASK;
 		pf.above = SHADOW_RIGHTS_ALL;
 		for (int level = SHADOW_LEVELS; level > 1; level--)
-			pf.above = shadow_rights_and(pf.above,
-						     shadow_entry_rights(&s->cpu, w->pte[level]));
+			pf.above = shadow_rights_and(
+				pf.above, shadow_entry_rights(&s->core->cpu, w->pte[level]));
 	}
 	shadow_prefetch(s, &pf);
 }
