@@ -22,7 +22,7 @@ PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 # vmm/ by part: CPU virtualisation, KVM, devices, loaders, CLI, trace
-VMM_INC  := -Ivmm -Ivmm/cpu -Ivmm/kvm -Ivmm/dev -Ivmm/load -Ivmm/cli -Ivmm/trace
+VMM_INC  := -Ivmm -Ivmm/cpu -Ivmm/kvm -Ivmm/dev -Ivmm/load -Ivmm/cli -Ivmm/trace -Ivmm/monitor
 CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Ishadow $(VMM_INC) \
             -DSHADOWVM_VERSION=\"$(VERSION)\"
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -42,14 +42,14 @@ $(BUILD)/host/shadow/%.o $(BUILD)/asan/shadow/%.o: PKG_CFLAGS :=
 FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdinc \
                        -isystem $(shell $(CC) -print-file-name=include) -mno-red-zone \
                        -mno-sse -mno-mmx -mno-80387 -fno-pic -fno-pie -fno-stack-protector \
-                       -fno-asynchronous-unwind-tables -Iinclude
+                       -fno-asynchronous-unwind-tables -mcmodel=kernel -Iinclude
 
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/load/elf_load.c vmm/load/mem.c vmm/cli/size.c vmm/cli/status.c vmm/cli/cli.c vmm/cli/log.c \
                 vmm/trace/trace.c vmm/trace/trace_summary.c vmm/kvm/backend.c vmm/kvm/kvm.c \
-                vmm/cpu/monitor.c vmm/cpu/monitor_apply.S vmm/cpu/segment.c vmm/cpu/gva.c vmm/cpu/reflect.c vmm/cpu/emulate.c vmm/cpu/control.c \
+                vmm/cpu/monitor.c vmm/cpu/monitor_apply.S vmm/cpu/monitor_image.S vmm/cpu/segment.c vmm/cpu/gva.c vmm/cpu/reflect.c vmm/cpu/emulate.c vmm/cpu/control.c \
                 vmm/trace/counters.c
-VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/load/boot.c vmm/cpu/trap.c vmm/cpu/trap_setup.c \
+VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/load/boot.c vmm/cpu/trap.c vmm/cpu/trap_setup.c vmm/cpu/fillmon.c \
                 vmm/dev/devices.c vmm/kvm/watchdog.c vmm/trace/stats.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
@@ -112,12 +112,12 @@ $(BUILD)/host/%.o: %.c
 $(BUILD)/host/%.o: %.S
 	@echo "  AS      $<"
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) -Ivmm/cpu -c -o $@ $<
+	$(Q)$(CC) -Ivmm/cpu -DMONITOR_BIN='"$(BUILD)/monitor/monitor.bin"' -c -o $@ $<
 
 $(BUILD)/asan/%.o: %.S
 	@echo "  AS-ASAN $<"
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CLANG) -Ivmm/cpu -c -o $@ $<
+	$(Q)$(CLANG) -Ivmm/cpu -DMONITOR_BIN='"$(BUILD)/monitor/monitor.bin"' -c -o $@ $<
 
 $(BUILD)/asan/%.o: %.c
 	@echo "  CC-ASAN $<"
@@ -212,6 +212,20 @@ bench-shadow: $(BUILD)/bench_shadow
 	    printf "%-8s %-5s %10.4f %8d %12s %10s\n", w, o, f / p, l, \
 	      f ? sprintf("%d", ir / f) : "-", l ? sprintf("%d", ir / l) : "-" }'; \
 	done; done
+
+# The fill monitor (vmm/monitor/, DESIGN.md §3): shadow/ freestanding and
+# the monitor's own code, linked where the monitor root maps it and
+# flattened into the bytes vmm/cpu/monitor_image.S embeds in shadowvm.
+MONITOR_SRCS := vmm/monitor/fill.c vmm/monitor/lib.c
+$(BUILD)/freestanding/vmm/monitor/%.o: FREESTANDING_CFLAGS += -Ishadow -Ivmm/cpu -Ivmm/monitor
+$(BUILD)/monitor/monitor.elf: $(call obj,freestanding,$(MONITOR_SRCS) $(SHADOW_SRCS)) vmm/monitor/image.ld
+	@echo "  LD-MON  $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack \
+	  -Wl,-T,vmm/monitor/image.ld -o $@ $(filter %.o,$^)
+$(BUILD)/monitor/monitor.bin: $(BUILD)/monitor/monitor.elf
+	$(Q)objcopy -O binary $< $@
+$(BUILD)/host/vmm/cpu/monitor_image.o $(BUILD)/asan/vmm/cpu/monitor_image.o: $(BUILD)/monitor/monitor.bin
 
 .PHONY: freestanding-shadow
 $(BUILD)/freestanding/%.o: %.c

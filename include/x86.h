@@ -65,6 +65,7 @@
 
 /* EFER MSR (SDM 3A §2.2.1, AMD APM 2 §3.1.7) */
 #define X86_MSR_EFER 0xc0000080u
+#define X86_MSR_TSC 0x10u
 #define X86_MSR_STAR 0xc0000081u
 #define X86_MSR_LSTAR 0xc0000082u
 #define X86_MSR_CSTAR 0xc0000083u

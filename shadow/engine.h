@@ -66,6 +66,7 @@ struct shadow {
 	struct shadow_tables tab;
 	shadow_event_fn hook;
 	void *hook_opaque;
+	bool own_state; /* the block came from alloc */
 };
 
 /* The engine's own state (after the core). */

@@ -56,10 +56,13 @@ static void set_view(struct shadow *s, const struct shadow_view *v)
 	s->tab.pool.opaque = v->pool.opaque;
 }
 
-struct shadow *shadow_create(const struct shadow_config *cfg)
+/* The core of a new context for cfg, its block's layout included. */
+static bool new_core(const struct shadow_config *cfg, struct shadow *s, struct shadow_core *core)
 {
 	const struct shadow_view view = { cfg->mem, cfg->pool, cfg->hook, cfg->hook_opaque };
-	struct shadow_core core = {
+	uint64_t engine;
+
+	*core = (struct shadow_core){
 		.magic = SHADOW_CORE_MAGIC,
 		.ram_size = cfg->mem.ram_size,
 		.pool_base = cfg->pool.base,
@@ -70,8 +73,30 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 		.cpu = cfg->cpu,
 		.vcr3 = cfg->vcr3 & X86_CR3_ADDR_MASK,
 	};
+	if (!config_valid(cfg))
+		return false;
+	s->core = core;
+	set_view(s, &view);
+	engine = SHADOW_ENGINE_OFF + s->ops->state_size(s);
+	core->free_off = (engine + STATE_ALIGN - 1) & ~(uint64_t)(STATE_ALIGN - 1);
+	core->state_size = core->free_off + shadow_pool_stack_bytes(cfg->pool.pages);
+	s->core = NULL;
+	return core->state_size == (size_t)core->state_size;
+}
+
+uint64_t shadow_state_bytes(const struct shadow_config *cfg)
+{
+	struct shadow_core core;
+	struct shadow s = { 0 };
+
+	return new_core(cfg, &s, &core) ? core.state_size : 0;
+}
+
+struct shadow *shadow_create(const struct shadow_config *cfg)
+{
+	const struct shadow_view view = { cfg->mem, cfg->pool, cfg->hook, cfg->hook_opaque };
+	struct shadow_core core;
 	struct shadow *s;
-	uint64_t engine;
 
 	if (!config_valid(cfg))
 		return NULL;
@@ -79,17 +104,11 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 	if (!s)
 		return NULL;
 	s->alloc = cfg->alloc;
-	/* sized on a core of its own, then moved into the block */
-	s->core = &core;
-	set_view(s, &view);
-	engine = SHADOW_ENGINE_OFF + s->ops->state_size(s);
-	core.free_off = (engine + STATE_ALIGN - 1) & ~(uint64_t)(STATE_ALIGN - 1);
-	core.state_size = core.free_off + shadow_pool_stack_bytes(cfg->pool.pages);
-	s->core = NULL;
-	if (core.state_size != (size_t)core.state_size)
+	if (!new_core(cfg, s, &core))
 		goto err;
 	/* the one allocation of the state: nothing later allocates */
-	s->state = shadow_zalloc(&s->alloc, (size_t)core.state_size);
+	s->own_state = !cfg->state;
+	s->state = cfg->state ? cfg->state : shadow_zalloc(&s->alloc, (size_t)core.state_size);
 	if (!s->state || ((uintptr_t)s->state & (STATE_BASE_ALIGN - 1)))
 		goto err;
 	s->core = s->state;
@@ -110,7 +129,7 @@ void shadow_destroy(struct shadow *s)
 	if (!s)
 		return;
 	alloc = s->alloc;
-	if (s->state)
+	if (s->state && s->own_state)
 		shadow_free(&alloc, s->state);
 	shadow_free(&alloc, s);
 }

@@ -181,6 +181,10 @@ struct shadow_config {
 	void *hook_opaque;
 	unsigned opts; /* SHADOW_OPT_* */
 	struct shadow_alloc alloc;
+	/* May be NULL: the state block is then asked of alloc.  Else it is
+	 * here: shadow_state_bytes(cfg) zeroed bytes, 8-byte aligned, that
+	 * stay the caller's (the monitor's slot, where both views see it). */
+	void *state;
 };
 
 /* ---- results ---- */
@@ -241,6 +245,9 @@ struct shadow;
  * calls to cfg->alloc: one for the context, one for its state block (no
  * other operation allocates). */
 struct shadow *shadow_create(const struct shadow_config *cfg);
+/* Bytes of the state block shadow_create(cfg) makes; 0 for a bad config. */
+uint64_t shadow_state_bytes(const struct shadow_config *cfg);
+
 /* Give the context and its state block back through cfg->alloc. */
 void shadow_destroy(struct shadow *s);
 

@@ -52,7 +52,10 @@ START_TEST(test_counters_json_keeps_the_stats_layout)
 			       "\"ad_retries\":16,\"pages_peak\":17,\"roots_reused\":18,"
 			       "\"unprotects\":19,\"zaps\":20,\"floods\":21,\"prefetched\":22,"
 			       "\"huge_leaves\":23,\"fast_fills\":24,\"applies\":25,\"stores\":26,"
-			       "\"drains\":27,\"stores_peak\":28}");
+			       "\"drains\":27,\"stores_peak\":28,"
+			       "\"monitor\":{\"resolved\":29,\"guest_fault\":30,\"error\":31,"
+			       "\"rsvd\":32,\"repeat\":33,\"pool\":34,\"ring\":35,\"slot\":36,"
+			       "\"not_ready\":37,\"check\":38}}");
 	free(text);
 }
 END_TEST

@@ -182,16 +182,22 @@ static const struct diff_case diffs[] = {
 	{ "bench", "case=huge pages=1024 rounds=1 cycles=0", 0, false },
 };
 
-static void run_mode(struct run_result *r, const struct diff_case *c, const char *mode,
-		     const char *opts)
+static void run_with(struct run_result *r, const struct diff_case *c, const char *mode,
+		     const char *opts, const char *fill)
 {
 	char image[128];
 
 	snprintf(image, sizeof(image), "build/guest/%s.elf", c->guest);
 	if (c->arg)
-		RUN(r, "run", "--timeout", "60", mode, opts, image, "--", c->arg);
+		RUN(r, "run", "--timeout", "60", mode, opts, fill, image, "--", c->arg);
 	else
-		RUN(r, "run", "--timeout", "60", mode, opts, image);
+		RUN(r, "run", "--timeout", "60", mode, opts, fill, image);
+}
+
+static void run_mode(struct run_result *r, const struct diff_case *c, const char *mode,
+		     const char *opts)
+{
+	run_with(r, c, mode, opts, "-q");
 }
 
 /* The transcript every paging mode agreed on, kept for the npt0 case, which
@@ -236,17 +242,33 @@ static const char *const shadow_opts[] = {
 	"--shadow-opts=prefetch", "--shadow-opts=huge",
 };
 
-/* How many of shadow_opts a case runs: the big guests, all and none. */
+/* ... each with both fill paths: the monitor's, inside the VM (the
+ * default), and the VMM's, on an exit. */
+static const char *const fills[] = { "--fill=monitor", "--fill=vmm" };
+#define NFILLS (sizeof(fills) / sizeof(fills[0]))
+
+/* How many shadow settings a case runs: every shadow_opts by every fill;
+ * the big guests, all and none. */
 static size_t shadow_settings(const struct diff_case *c)
 {
-	return c->big ? 2 : sizeof(shadow_opts) / sizeof(shadow_opts[0]);
+	return NFILLS * (c->big ? 2 : sizeof(shadow_opts) / sizeof(shadow_opts[0]));
 }
 
-/* Run c in shadow mode with shadow_opts[o]: paging=shadow is the default,
- * and --check-invariants keeps it, for all but the big guests. */
+/* Setting o's name, for messages. */
+static const char *setting_name(size_t o, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s %s", shadow_opts[o / NFILLS], fills[o % NFILLS]);
+	return buf;
+}
+
+/* Run c in shadow mode with setting o: paging=shadow is the default, and
+ * --check-invariants keeps it, for all but the big guests (with the
+ * monitor's fill, each fault it resolves is then handed over for the
+ * check). */
 static void run_shadow(struct run_result *r, const struct diff_case *c, size_t o)
 {
-	run_mode(r, c, c->big ? "--paging=shadow" : "--check-invariants", shadow_opts[o]);
+	run_with(r, c, c->big ? "--paging=shadow" : "--check-invariants", shadow_opts[o / NFILLS],
+		 fills[o % NFILLS]);
 }
 
 START_TEST(test_transcript_identical_under_shadow_and_hw)
@@ -260,12 +282,14 @@ START_TEST(test_transcript_identical_under_shadow_and_hw)
 	ck_assert_msg(strlen(hw.out) > 0, "%s printed nothing", c->guest);
 	ck_assert_msg(!strstr(hw.out, "FAIL"), "%s self-check failed:\n%s", c->guest, hw.out);
 	for (size_t o = 0; o < shadow_settings(c); o++) {
+		char name[64];
+
 		run_shadow(&sh, c, o);
 		ck_assert_msg(sh.status == c->status, "%s shadow %s: status %d, stderr: %s",
-			      c->guest, shadow_opts[o], sh.status, sh.err);
+			      c->guest, setting_name(o, name, sizeof(name)), sh.status, sh.err);
 		ck_assert_msg(strcmp(hw.out, sh.out) == 0,
 			      "%s %s: transcripts differ\n--- hw\n%s--- shadow\n%s", c->guest,
-			      shadow_opts[o], hw.out, sh.out);
+			      setting_name(o, name, sizeof(name)), hw.out, sh.out);
 		run_result_free(&sh);
 	}
 	transcript_save(_i, &hw);
@@ -951,15 +975,16 @@ START_TEST(test_both_modes_on_kvm_shadow_mmu_match_the_saved_transcript)
 	 * every shadow store (DESIGN.md §3); every setting of the shadow case */
 	for (size_t o = 0; o < shadow_settings(c); o++) {
 		struct run_result sh;
+		char name[64];
 
 		run_shadow(&sh, c, o);
 		ck_assert_msg(sh.status == hw.status,
 			      "%s shadow %s on npt=0: status %d, stderr: %s", c->guest,
-			      shadow_opts[o], sh.status, sh.err);
+			      setting_name(o, name, sizeof(name)), sh.status, sh.err);
 		ck_assert_msg(
 			strcmp(sh.out, nl + 1) == 0,
 			"%s %s on npt=0: transcripts differ\n--- shadow on npt=0\n%s--- npt=1\n%s",
-			c->guest, shadow_opts[o], sh.out, nl + 1);
+			c->guest, setting_name(o, name, sizeof(name)), sh.out, nl + 1);
 		run_result_free(&sh);
 	}
 	free(want);

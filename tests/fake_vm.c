@@ -154,7 +154,10 @@ struct vm *fake_vm_open(void)
 	memset(vcpu_msrs, 0, sizeof(vcpu_msrs));
 	vm->shadow_mode = true;
 	ck_assert_int_eq(mem_alloc(&vm->mem, FAKE_RAM_SIZE), 0);
-	ck_assert_int_eq(monitor_create(&vm->mon, POOL_PAGES), 0);
+	ck_assert_int_eq(
+		monitor_create(&vm->mon, &(struct monitor_config){ .pool_pages = POOL_PAGES,
+								   .ram_size = FAKE_RAM_SIZE }),
+		0);
 	fake_mem_init(&f->mem, vm->mem.host, vm->mem.size);
 	build_tables(vm);
 	create_shadow(f);

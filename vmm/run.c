@@ -56,7 +56,7 @@ static void report(const struct vm *vm, int status, double secs)
  * copies them into the real root before the guest runs on it). */
 static const uint64_t *root_table(const struct vm *vm)
 {
-	return (const uint64_t *)(vm->pool_copy + (shadow_root(vm->shadow) - HV_MPA(HV_PG_POOL)));
+	return monitor_copy(&vm->mon) + (shadow_root(vm->shadow) - HV_MPA(HV_PG_POOL)) / 8;
 }
 
 /* --dump-shadow: every present entry of the shadow root. */

@@ -75,8 +75,9 @@ struct vm {
 	struct vcpu_virt virt;
 	struct trap_stats tstats;
 	struct trap_history history;
-	uint8_t *pool_copy;   /* the shadow MMU's own view of the pool */
 	bool queue_failed;    /* a drain of the store queue failed */
+	bool ring_failed;     /* the fill monitor's event ring lost records */
+	uint64_t tsc_khz, tsc0, ns0; /* the guest TSC's rate, and at trace time ns0 */
 	uint64_t entry_cr3;   /* the real CR3 at this trap's entry */
 	struct trace *trace;  /* --trace, or NULL */
 	uint64_t cr4_allowed; /* guest CR4 bits the CPU supports */

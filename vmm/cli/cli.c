@@ -34,6 +34,9 @@ void cli_usage(FILE *out)
 		"                        tables kept across CR3 writes, guest tables write-\n"
 		"                        protected), prefetch (neighbours whose A bit is set),\n"
 		"                        huge (2 MiB shadow leaves); all (the default) or none\n"
+		"      --fill=WHERE      monitor (the default): hidden faults are resolved\n"
+		"                        inside the VM by the monitor, without an exit;\n"
+		"                        vmm: every hidden fault exits to shadowvm\n"
 		"      --dump-shadow     print the shadow root's entries at boot and at exit\n"
 		"      --check-invariants  after every trap, verify the shadow's safety\n"
 		"                        invariants (status 70 with the broken entry if not)\n"
@@ -123,6 +126,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_POOL,
 	OPT_DUMP_SHADOW,
+	OPT_FILL,
 	OPT_CHECK_INV,
 	OPT_TRACE,
 	OPT_TRACE_EVENTS,
@@ -213,6 +217,12 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 		o->stats_file = arg;
 		return 0;
 	case OPT_IGNORE_BACKEND: o->ignore_backend = 1; return 0;
+	case OPT_FILL:
+		if (strcmp(arg, "monitor") == 0 || strcmp(arg, "vmm") == 0) {
+			o->fill = arg[0] == 'm' ? FILL_MONITOR : FILL_VMM;
+			return 0;
+		}
+		return usage_err(err, errlen, "--fill '%s' is not a fill mode (monitor, vmm)", arg);
 	case OPT_PAGING:
 		if (strcmp(arg, "hw") == 0 || strcmp(arg, "shadow") == 0) {
 			o->paging = arg[0] == 'h' ? PAGING_HW : PAGING_SHADOW;
@@ -234,6 +244,7 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "shadow-pool", required_argument, NULL, OPT_POOL },
 		{ "shadow-opts", required_argument, NULL, OPT_SHADOW_OPTS },
+		{ "fill", required_argument, NULL, OPT_FILL },
 		{ "dump-shadow", no_argument, NULL, OPT_DUMP_SHADOW },
 		{ "check-invariants", no_argument, NULL, OPT_CHECK_INV },
 		{ "trace", required_argument, NULL, OPT_TRACE },

@@ -8,6 +8,7 @@
 
 enum cli_command { CLI_RUN, CLI_CHECK, CLI_TRACE_SUMMARY, CLI_KVM, CLI_HELP, CLI_VERSION };
 enum paging_mode { PAGING_SHADOW, PAGING_HW };
+enum fill_mode { FILL_MONITOR, FILL_VMM };
 
 #define CLI_POOL_DEFAULT 1024u /* 4 MiB of shadow tables */
 #define CLI_POOL_MIN 4u
@@ -22,6 +23,7 @@ struct options {
 	double timeout;       /* seconds; 0 = none */
 	uint32_t pool_pages;  /* shadow pool size */
 	unsigned shadow_opts; /* --shadow-opts: SHADOW_OPT_* */
+	enum fill_mode fill;  /* --fill: who resolves hidden faults */
 	int dump_shadow;      /* print the shadow root at boot and exit */
 	int check_invariants; /* shadow_check after every trap */
 	int verbosity;

@@ -1,5 +1,6 @@
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -74,6 +75,9 @@ static void build_idt(struct monitor *m)
 	for (unsigned v = 0; v < 256; v++)
 		idt[v] = x86_gate(HV_VA(HV_PG_STUBS) + v * HV_STUB_SIZE, HV_SEL_CS, 1,
 				  X86_GATE_TYPE_INTR, 0);
+	/* --fill=monitor: hidden faults go to the fill monitor first */
+	if (m->fill)
+		idt[X86_EXC_PF] = x86_gate(HV_PF_VA, HV_SEL_CS, 1, X86_GATE_TYPE_INTR, 0);
 }
 
 static void build_tss(struct monitor *m)
@@ -105,62 +109,150 @@ _Static_assert(HV_ASM_PG_STUBS == HV_PG_STUBS && HV_ASM_PG_QUEUE == HV_PG_QUEUE 
 	       "monitor_asm.h follows monitor.h");
 _Static_assert(HV_ASM_VA_BASE == SHADOWVM_ABI_RESERVED_VA_BASE, "monitor_asm.h: the reserved slot");
 _Static_assert(HV_ASM_QUEUE_OPS_OFF == sizeof(struct hv_queue), "queue header");
-_Static_assert(HV_ASM_APPLY_VA == HV_APPLY_VA, "the applier's address");
+_Static_assert(HV_ASM_APPLY_VA == HV_APPLY_VA && HV_ASM_PF_VA == HV_PF_VA,
+	       "the entries' addresses");
 
-/* Pages of the monitor root's page tables: one PT per 512 pages of slot. */
-static uint32_t mpt_pages(uint32_t pool_pages)
+extern const uint8_t monitor_pf_code[];
+extern const uint64_t monitor_pf_size;
+extern const uint8_t monitor_image[];
+extern const uint64_t monitor_image_size;
+
+_Static_assert(HV_ASM_PG_MON == HV_PG_MON && HV_ASM_PG_POOL == HV_PG_POOL &&
+		       HV_ASM_PG_MROOT == HV_PG_MROOT && HV_ASM_SLOT_MPA == HV_BASE &&
+		       HV_ASM_PORT_TRAP == HV_PORT_TRAP && HV_ASM_MON_IMAGE_VA == HV_MON_IMAGE_VA,
+	       "monitor_asm.h follows monitor.h and hv_mon.h");
+_Static_assert(HV_ASM_HEAD_ENTRY == offsetof(struct hv_mon_head, entry) &&
+		       HV_ASM_HEAD_STACK == offsetof(struct hv_mon_head, stack_top),
+	       "the image head");
+_Static_assert(sizeof(struct hv_mon) <= 4096, "the control page");
+
+static const struct hv_mon_head *image_head(void)
 {
-	return (HV_PG_POOL + pool_pages + X86_PT_ENTRIES - 1) / X86_PT_ENTRIES;
+	return (const struct hv_mon_head *)monitor_image;
 }
 
-uint64_t monitor_size(uint32_t pool_pages)
+static uint32_t pages_of(uint64_t bytes)
 {
-	return ((uint64_t)HV_PG_POOL + pool_pages + mpt_pages(pool_pages)) * 4096;
+	return (uint32_t)((bytes + 4095) / 4096);
 }
 
-/* The monitor's own root: slot 510 maps every page the guest roots map,
- * with the same rights, plus the queue and the pool, writable and NX.  Its
- * tables are written here, before the VM first runs, and never again. */
-static void build_monitor_root(struct monitor *m)
+bool monitor_layout(struct monitor *m, const struct monitor_config *cfg)
+{
+	const struct hv_mon_head *h = image_head();
+	uint64_t ring = (uint64_t)HV_RING_PAGES;
+
+	if (monitor_image_size < sizeof(*h) || h->magic != HV_MON_MAGIC ||
+	    h->image_bytes < monitor_image_size || h->text_bytes > h->image_bytes ||
+	    (h->image_bytes & 0xfff) || (h->text_bytes & 0xfff) ||
+	    h->image_bytes > (uint64_t)X86_PT_ENTRIES * 4096 || cfg->ram_size > HV_MON_RAM_MAX ||
+	    monitor_apply_size > (HV_PF_VA - HV_APPLY_VA) ||
+	    monitor_pf_size > 4096 - (HV_PF_VA & 0xfff))
+		return false;
+	m->pool_pages = cfg->pool_pages;
+	m->fill = cfg->fill;
+	m->state_pages = pages_of(cfg->state_bytes);
+	m->image_pages = pages_of(h->image_bytes);
+	m->ram_pds = (uint32_t)((cfg->ram_size + (1ull << 30) - 1) >> 30);
+	m->pg_copy = HV_PG_POOL + cfg->pool_pages;
+	m->pg_ring = m->pg_copy + cfg->pool_pages;
+	m->pg_state = m->pg_ring + (uint32_t)ring;
+	m->pg_image = m->pg_state + m->state_pages;
+	/* PML4 511's PDPT, the image's PD and PT, then the RAM PDs */
+	m->pg_tables = m->pg_image + m->image_pages;
+	m->pg_mpt = m->pg_tables + 3 + m->ram_pds;
+	/* one PT per 512 pages of slot mapped in slot 510, up to pg_mpt */
+	m->pg_end = m->pg_mpt + (m->pg_mpt + X86_PT_ENTRIES - 1) / X86_PT_ENTRIES;
+	m->size = (uint64_t)m->pg_end * 4096;
+	return m->pg_end - m->pg_mpt <= X86_PT_ENTRIES;
+}
+
+/* Slot 510 of the monitor's own root maps every page the guest roots map,
+ * with the same rights, plus the queue, the control page, the pool and
+ * what follows it, writable and NX.  Its tables are written here, before
+ * the VM first runs, and never again. */
+static void build_slot_tables(struct monitor *m)
 {
 	const uint64_t tab = X86_PTE_P | X86_PTE_W | X86_PTE_A;
 	const uint64_t *guest_pt = monitor_page(m, HV_PG_PT);
 	uint64_t *root = monitor_page(m, HV_PG_MROOT), *pdpt = monitor_page(m, HV_PG_MPDPT);
 	uint64_t *pd = monitor_page(m, HV_PG_MPD);
-	uint32_t first = HV_PG_POOL + m->pool_pages;
 
 	root[SHADOWVM_ABI_RESERVED_PML4_INDEX] = HV_MPA(HV_PG_MPDPT) | tab;
 	pdpt[0] = HV_MPA(HV_PG_MPD) | tab;
-	for (uint32_t i = 0; i < m->mpt_pages; i++)
-		pd[i] = HV_MPA(first + i) | tab;
-	for (uint32_t pg = HV_PG_IDT; pg < first; pg++) {
-		uint64_t *pt = monitor_page(m, first + pg / X86_PT_ENTRIES);
+	for (uint32_t i = 0; m->pg_mpt + i < m->pg_end; i++)
+		pd[i] = HV_MPA(m->pg_mpt + i) | tab;
+	for (uint32_t pg = HV_PG_IDT; pg < m->pg_mpt; pg++) {
+		uint64_t *pt = monitor_page(m, m->pg_mpt + pg / X86_PT_ENTRIES);
 		uint64_t e =
 			HV_MPA(pg) | X86_PTE_P | X86_PTE_W | X86_PTE_A | X86_PTE_D | X86_PTE_NX;
 
 		if (pg < HV_PG_MAPPED_END)
 			e = guest_pt[pg];
-		else if (pg >= HV_PG_MAPPED_END && pg < HV_PG_QUEUE)
+		else if (pg < HV_PG_QUEUE)
 			continue; /* the guard, and the root's own tables */
-		else if (pg >= HV_PG_QUEUE + HV_QUEUE_PAGES && pg < HV_PG_POOL)
-			continue;
 		pt[pg % X86_PT_ENTRIES] = e;
 	}
 }
 
-static void build_applier(struct monitor *m)
+/* PML4 511 of the monitor's root: the image at HV_MON_IMAGE_VA (code
+ * read-only, the rest writable and NX) and guest RAM at HV_MON_RAM_VA in
+ * 2 MiB pages, writable and NX (the walk's reads and A/D updates). */
+static void build_image_tables(struct monitor *m)
 {
-	uint8_t *p = (uint8_t *)monitor_page(m, HV_PG_STUBS + 1) + (HV_APPLY_VA & 0xfff);
+	const uint64_t tab = X86_PTE_P | X86_PTE_W | X86_PTE_A;
+	const uint64_t text = image_head()->text_bytes / 4096;
+	uint64_t *root = monitor_page(m, HV_PG_MROOT), *pdpt = monitor_page(m, m->pg_tables);
+	uint64_t *pd = monitor_page(m, m->pg_tables + 1), *pt = monitor_page(m, m->pg_tables + 2);
 
-	memcpy(p, monitor_apply_code, monitor_apply_size);
+	root[X86_LEVEL_INDEX(HV_MON_IMAGE_VA, 4)] = HV_MPA(m->pg_tables) | tab;
+	pdpt[X86_LEVEL_INDEX(HV_MON_IMAGE_VA, 3)] = HV_MPA(m->pg_tables + 1) | tab;
+	pd[X86_LEVEL_INDEX(HV_MON_IMAGE_VA, 2)] = HV_MPA(m->pg_tables + 2) | tab;
+	for (uint32_t i = 0; i < m->image_pages; i++)
+		pt[i] = HV_MPA(m->pg_image + i) | X86_PTE_P | X86_PTE_A | X86_PTE_D |
+			(i < text ? 0 : X86_PTE_W | X86_PTE_NX);
+	for (uint32_t g = 0; g < m->ram_pds; g++) {
+		uint64_t *ram_pd = monitor_page(m, m->pg_tables + 3 + g);
+
+		pdpt[X86_LEVEL_INDEX(HV_MON_RAM_VA, 3) + g] = HV_MPA(m->pg_tables + 3 + g) | tab;
+		for (unsigned i = 0; i < X86_PT_ENTRIES; i++)
+			ram_pd[i] = (((uint64_t)g << 30) + ((uint64_t)i << 21)) | X86_PTE_P |
+				    X86_PTE_W | X86_PTE_PS | X86_PTE_A | X86_PTE_D | X86_PTE_NX;
+	}
 }
 
-int monitor_create(struct monitor *m, uint32_t pool_pages)
+/* The applier and the fill monitor's #PF entry, after the syscall stub;
+ * the image at its pages, and the control page. */
+static void build_monitor_code(struct monitor *m, const struct monitor_config *cfg)
+{
+	uint8_t *p = monitor_page(m, HV_PG_STUBS + 1);
+	struct hv_mon *mon = monitor_mon(m);
+
+	memcpy(p + (HV_APPLY_VA & 0xfff), monitor_apply_code, monitor_apply_size);
+	memcpy(p + (HV_PF_VA & 0xfff), monitor_pf_code, monitor_pf_size);
+	memcpy(monitor_page(m, m->pg_image), monitor_image, monitor_image_size);
+	*mon = (struct hv_mon){
+		.magic = HV_MON_MAGIC,
+		.state_va = HV_VA(m->pg_state),
+		.state_bytes = cfg->state_bytes,
+		.pool_va = HV_VA(HV_PG_POOL),
+		.copy_va = HV_VA(m->pg_copy),
+		.ram_size = cfg->ram_size,
+		.guest_pml4_slot = SHADOWVM_ABI_RESERVED_PML4_INDEX,
+		.ring_va = HV_VA(m->pg_ring),
+		.ring_cap = HV_RING_PAGES * 4096 / sizeof(struct hv_mon_event),
+		.last_gva = ~0ull,
+		.last_rip = ~0ull,
+		.last_err = ~0ull,
+	};
+}
+
+int monitor_create(struct monitor *m, const struct monitor_config *cfg)
 {
 	memset(m, 0, sizeof(*m));
-	m->pool_pages = pool_pages;
-	m->mpt_pages = mpt_pages(pool_pages);
-	m->size = monitor_size(pool_pages);
+	if (!monitor_layout(m, cfg)) {
+		errno = EINVAL;
+		return -1;
+	}
 	m->host = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->host == MAP_FAILED) {
@@ -172,9 +264,30 @@ int monitor_create(struct monitor *m, uint32_t pool_pages)
 	build_idt(m);
 	build_tss(m);
 	build_gdt_monitor(m);
-	build_monitor_root(m);
-	build_applier(m);
+	build_slot_tables(m);
+	build_image_tables(m);
+	build_monitor_code(m, cfg);
 	return 0;
+}
+
+struct hv_mon *monitor_mon(const struct monitor *m)
+{
+	return monitor_page(m, HV_PG_MON);
+}
+
+void *monitor_state(const struct monitor *m)
+{
+	return monitor_page(m, m->pg_state);
+}
+
+uint64_t *monitor_pool(const struct monitor *m)
+{
+	return monitor_page(m, HV_PG_POOL);
+}
+
+uint64_t *monitor_copy(const struct monitor *m)
+{
+	return monitor_page(m, m->pg_copy);
 }
 
 void monitor_destroy(struct monitor *m)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hv_mon.h"
 #include "shadowvm_abi.h"
 #include "types.h"
 
@@ -32,10 +33,16 @@ enum {
 	HV_PG_MROOT = 25,
 	HV_PG_MPDPT = 26,
 	HV_PG_MPD = 27,
-	HV_PG_QUEUE = 28, /* 4 pages: struct hv_queue */
-	HV_QUEUE_PAGES = 4,
+	HV_PG_QUEUE = 28, /* 3 pages: struct hv_queue */
+	HV_QUEUE_PAGES = 3,
+	HV_PG_MON = 31,  /* struct hv_mon: the fill monitor's control page */
 	HV_PG_POOL = 32, /* first shadow-pool page */
+			 /* After the pool (struct monitor names where): the shadow MMU's own
+	 * view of the pool, the event ring, the state block, the fill
+	 * monitor's image, the monitor root's tables for PML4 511 (the image
+	 * and guest RAM), and last the page tables of its slot 510. */
 };
+#define HV_RING_PAGES 16u
 #define HV_GDT_PAGES 16
 
 #define HV_VA(pg) (SHADOWVM_ABI_RESERVED_VA_BASE + (uint64_t)(pg)*4096)
@@ -76,6 +83,7 @@ struct hv_queue {
 #define HV_QUEUE_OPS_MAX \
 	((HV_QUEUE_PAGES * 4096 - sizeof(struct hv_queue)) / sizeof(struct hv_queue_op))
 #define HV_APPLY_VA (HV_VA(HV_PG_STUBS + 1) + 64)
+#define HV_PF_VA (HV_VA(HV_PG_STUBS + 1) + 512) /* the fill monitor's #PF entry */
 /* The applier's iretq frame (RIP, CS, RFLAGS, RSP, SS) below the stack top. */
 #define HV_APPLY_FRAME_VA (HV_STACK_TOP - 5 * 8)
 
@@ -87,20 +95,38 @@ struct hv_trap_frame {
 };
 #define HV_TRAP_FRAME_VA (HV_STACK_TOP - sizeof(struct hv_trap_frame))
 
-struct monitor {
-	uint8_t *host; /* host view of the slot */
-	uint64_t size; /* bytes: monitor pages + pool + the monitor root's PTs */
+struct monitor_config {
 	uint32_t pool_pages;
-	uint32_t mpt_pages; /* page tables of the monitor root, after the pool */
-	uint64_t pml4e;     /* the hypervisor entry of every root */
+	uint64_t state_bytes; /* the shadow MMU's state block (shadow_state_bytes) */
+	uint64_t ram_size;    /* at most HV_MON_RAM_MAX */
+	bool fill;            /* IDT vector 14 to the fill monitor (--fill=monitor) */
 };
 
-/* Bytes of the slot for a pool of `pool_pages`. */
-uint64_t monitor_size(uint32_t pool_pages);
+struct monitor {
+	uint8_t *host; /* host view of the slot */
+	uint64_t size; /* bytes */
+	uint32_t pool_pages;
+	uint64_t pml4e; /* the hypervisor entry of every root */
+	/* first pages of the regions after the pool, and their sizes */
+	uint32_t pg_copy, pg_ring, pg_state, pg_image, pg_tables, pg_mpt, pg_end;
+	uint32_t state_pages, image_pages, ram_pds;
+	bool fill;
+};
+
+/* The slot's layout for `cfg` (every field of struct monitor but host and
+ * pml4e); false if the image is not a monitor image or RAM is too large. */
+bool monitor_layout(struct monitor *m, const struct monitor_config *cfg);
 
 /* Map the slot and build the monitor: page tables, IDT, GDT (monitor
- * descriptors only), TSS, stubs.  Returns 0, or -1 with errno set. */
-int monitor_create(struct monitor *m, uint32_t pool_pages);
+ * descriptors only), TSS, stubs, the fill monitor's image and control
+ * page.  Returns 0, or -1 with errno set. */
+int monitor_create(struct monitor *m, const struct monitor_config *cfg);
+
+/* The control page, the state block's host view, the pool's two views. */
+struct hv_mon *monitor_mon(const struct monitor *m);
+void *monitor_state(const struct monitor *m);
+uint64_t *monitor_pool(const struct monitor *m); /* the real tables */
+uint64_t *monitor_copy(const struct monitor *m); /* the shadow MMU's own view */
 void monitor_destroy(struct monitor *m);
 
 /* Host pointer to the page `pg` of the slot. */

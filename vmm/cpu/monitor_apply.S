@@ -58,4 +58,77 @@ monitor_apply_end:
 monitor_apply_size:
 	.quad	monitor_apply_end - monitor_apply_code
 
+/* The fill monitor's #PF entry (vmm/monitor/fill.c), copied to HV_PF_VA
+ * and named by IDT vector 14 under --fill=monitor.  Entry: IST1 (the trap
+ * stack), the CPU's #PF frame with its error code, CR3 the guest's shadow
+ * root.  It saves the guest's GPRs on the trap stack, moves to the monitor
+ * root and its own stack, and calls hv_mon_fault(frame).  A non-zero return
+ * is the shadow root to go back on: MOV to CR3 (a full flush: real
+ * CR4.PGE is never set, SDM 3A §4.10.4.1), restore, iretq.  Zero leaves
+ * the fault to the VMM: back on the guest's root, GPRs restored, and out
+ * through the #PF trap stub's own frame and port, as if the stub had run.
+ * A fault in the monitor itself (CPL0 in the frame) goes straight out. */
+	.globl monitor_pf_code
+	.globl monitor_pf_size
+	.p2align 4
+monitor_pf_code:
+	testb	$3, 16(%rsp)		/* the interrupted CS */
+	jz	9f
+	pushq	%rax
+	pushq	%rbx
+	pushq	%rcx
+	pushq	%rdx
+	pushq	%rbp
+	pushq	%rsi
+	pushq	%rdi
+	pushq	%r8
+	pushq	%r9
+	pushq	%r10
+	pushq	%r11
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	cld
+	movq	%cr3, %rbx		/* the guest's shadow root */
+	movq	%rsp, %rbp		/* struct hv_mon_frame */
+	movabsq	$HV_ASM_MROOT_MPA, %rax
+	movq	%rax, %cr3
+	movabsq	$HV_ASM_MON_IMAGE_VA, %rcx
+	movq	HV_ASM_HEAD_STACK(%rcx), %rsp
+	movq	%rbp, %rdi
+	call	*HV_ASM_HEAD_ENTRY(%rcx)
+	movq	%rbp, %rsp
+	testq	%rax, %rax
+	jz	1f
+	movq	%rax, %cr3
+	jmp	2f
+1:	movq	%rbx, %cr3
+2:	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%r11
+	popq	%r10
+	popq	%r9
+	popq	%r8
+	popq	%rdi
+	popq	%rsi
+	popq	%rbp
+	popq	%rdx
+	popq	%rcx
+	popq	%rbx
+	testq	%rax, %rax
+	popq	%rax
+	jz	9f
+	addq	$8, %rsp		/* the error code */
+	iretq
+9:	pushq	$14
+	outb	%al, $HV_ASM_PORT_TRAP
+	ud2
+monitor_pf_end:
+	.p2align 3
+monitor_pf_size:
+	.quad	monitor_pf_end - monitor_pf_code
+
 	.section .note.GNU-stack, "", @progbits

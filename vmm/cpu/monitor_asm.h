@@ -10,6 +10,19 @@
 #define HV_ASM_QUEUE_VA (HV_ASM_VA_BASE + HV_ASM_PG_QUEUE * 4096)
 #define HV_ASM_APPLY_VA (HV_ASM_VA_BASE + (HV_ASM_PG_STUBS + 1) * 4096 + 64)
 #define HV_ASM_QUEUE_OPS_OFF 64 /* the header, then {where, value} pairs */
+#define HV_ASM_PORT_TRAP 0xf6
 #define HV_ASM_PORT_APPLIED 0xf8
+#define HV_ASM_PG_MROOT 25
+#define HV_ASM_PG_MON 31
+#define HV_ASM_PG_POOL 32
+#define HV_ASM_SLOT_MPA 0x800000000 /* HV_BASE */
+#define HV_ASM_MROOT_MPA (HV_ASM_SLOT_MPA + HV_ASM_PG_MROOT * 4096)
+#define HV_ASM_POOL_MPA (HV_ASM_SLOT_MPA + HV_ASM_PG_POOL * 4096)
+#define HV_ASM_MON_VA (HV_ASM_VA_BASE + HV_ASM_PG_MON * 4096)
+/* the fill monitor's #PF entry, after the applier */
+#define HV_ASM_PF_VA (HV_ASM_VA_BASE + (HV_ASM_PG_STUBS + 1) * 4096 + 512)
+#define HV_ASM_MON_IMAGE_VA 0xffffffff80000000 /* HV_MON_IMAGE_VA */
+#define HV_ASM_HEAD_ENTRY 8                    /* struct hv_mon_head */
+#define HV_ASM_HEAD_STACK 16
 
 #endif

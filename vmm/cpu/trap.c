@@ -5,6 +5,7 @@
 
 #include "control.h"
 #include "emulate.h"
+#include "fillmon.h"
 #include "gva.h"
 #include "log.h"
 #include "reflect.h"
@@ -110,9 +111,16 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 	}
 	if (fill_stuck(vm, gva, err))
 		return VMM_E_INTERNAL;
-	st = shadow_fault(vm->shadow, gva, (uint32_t)err, &res);
-	if (evict_loop(vm, gva))
-		return VMM_E_INTERNAL;
+	/* a fault the fill monitor ran already is not run twice */
+	switch (fillmon_take(vm, gva, err, &st, &res)) {
+	case FILLMON_NONE:
+		st = shadow_fault(vm->shadow, gva, (uint32_t)err, &res);
+		if (evict_loop(vm, gva))
+			return VMM_E_INTERNAL;
+		break;
+	case FILLMON_TAKEN: break;
+	case FILLMON_BAD: return VMM_E_INTERNAL;
+	}
 	switch (gva_outcome(vm, st, &res, gva, &ev, &rc)) {
 	case GVA_OK: return VM_CONTINUE;
 	case GVA_FAULT: return reflect_event(vm, ev);
@@ -220,6 +228,8 @@ int trap_resume(struct vm *vm)
 		pr_err("monitor: the store queue could not be drained");
 		return VMM_E_INTERNAL;
 	}
+	if (vm->ring_failed)
+		return VMM_E_INTERNAL;
 	if (flush || monitor_queue_len(&vm->mon) || vm->sregs.cr3 != vm->entry_cr3)
 		return enter_applier(vm, false);
 	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &vm->regs) < 0 ||
@@ -253,7 +263,8 @@ static int commit(struct vm *vm)
  * store reached a shadow table any other way. */
 static int check_applied(struct vm *vm)
 {
-	const uint8_t *real = monitor_page(&vm->mon, HV_PG_POOL);
+	const uint8_t *real = (const uint8_t *)monitor_pool(&vm->mon);
+	const uint8_t *copy = (const uint8_t *)monitor_copy(&vm->mon);
 
 	if (monitor_queue_len(&vm->mon)) {
 		pr_err("monitor: %u queued stores were not applied", monitor_queue_len(&vm->mon));
@@ -262,7 +273,7 @@ static int check_applied(struct vm *vm)
 	for (uint32_t pg = 0; pg < vm->mon.pool_pages; pg++) {
 		size_t off = (size_t)pg * 4096;
 		const uint64_t *r = (const uint64_t *)(real + off);
-		const uint64_t *c = (const uint64_t *)(vm->pool_copy + off);
+		const uint64_t *c = (const uint64_t *)(copy + off);
 
 		if (!memcmp(r, c, 4096))
 			continue;

@@ -3,11 +3,11 @@
  * and the deprivileged boot state. */
 #include <errno.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
 #include "control.h"
+#include "fillmon.h"
 #include "segment.h"
 #include "shadow.h"
 #include "status.h"
@@ -121,29 +121,19 @@ static void pool_zero(void *opaque, mpa_t page)
 	enqueue(opaque, page, 0, true);
 }
 
-static int create_shadow(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
+/* The shadow MMU's context: its state block and its own view of the pool
+ * live in the monitor's slot, where the fill monitor attaches to them
+ * (shadow_attach); `cfg` sized the slot, and now gets those addresses. */
+static int create_shadow(struct vm *vm, struct shadow_config *cfg, char *err, size_t errlen)
 {
-	struct shadow_config cfg = {
-		.mem = { acc_read, acc_write, acc_cmpxchg, vm, vm->mem.size },
-		.pool = { HV_MPA(HV_PG_POOL), vm->pool_copy, pool_pages, pool_store, pool_zero,
-			  vm },
-		.hv_index = SHADOWVM_ABI_RESERVED_PML4_INDEX,
-		.hv_entry = vm->mon.pml4e,
-		.cpu = { .cr0_wp = true,
-			 .efer_nxe = true,
-			 .gbpages = vm->gbpages,
-			 .maxphyaddr = vm->maxphyaddr },
-		.vcr3 = SHADOWVM_ABI_PML4_GPA,
-		.hook = vm->trace ? trace_shadow_event : NULL,
-		.hook_opaque = vm->trace,
-		.opts = vm->opts->shadow_opts,
-	};
-
-	vm->shadow = shadow_create(&cfg);
+	cfg->pool.host = monitor_copy(&vm->mon);
+	cfg->hv_entry = vm->mon.pml4e;
+	cfg->state = monitor_state(&vm->mon);
+	vm->shadow = shadow_create(cfg);
 	if (!vm->shadow) {
 		snprintf(err, errlen,
 			 "cannot create the shadow MMU (pool of %u pages, maxphyaddr %u)",
-			 pool_pages, vm->maxphyaddr);
+			 cfg->pool.pages, vm->maxphyaddr);
 		return VMM_E_INTERNAL;
 	}
 	return VMM_OK;
@@ -219,30 +209,49 @@ fail:
 
 int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 {
+	struct shadow_config cfg = {
+		.mem = { acc_read, acc_write, acc_cmpxchg, vm, vm->mem.size },
+		.pool = { HV_MPA(HV_PG_POOL), NULL, pool_pages, pool_store, pool_zero, vm },
+		.hv_index = SHADOWVM_ABI_RESERVED_PML4_INDEX,
+		.vcr3 = SHADOWVM_ABI_PML4_GPA,
+		.hook = vm->trace ? trace_shadow_event : NULL,
+		.hook_opaque = vm->trace,
+		.opts = vm->opts->shadow_opts,
+	};
+	struct monitor_config mc = { .pool_pages = pool_pages, .ram_size = vm->mem.size };
+	struct monitor layout;
 	int rc;
 
 	probe_cpu(vm);
-	if (HV_BASE + monitor_size(pool_pages) > (1ull << vm->maxphyaddr)) {
+	cfg.cpu = (struct shadow_cpu){ .cr0_wp = true,
+				       .efer_nxe = true,
+				       .gbpages = vm->gbpages,
+				       .maxphyaddr = vm->maxphyaddr };
+	/* the size of the state block, with a stand-in for the pool's view */
+	cfg.pool.host = (void *)(uintptr_t)X86_PAGE_SIZE;
+	mc.state_bytes = shadow_state_bytes(&cfg);
+	mc.fill = vm->opts->fill == FILL_MONITOR;
+	if (!mc.state_bytes || !monitor_layout(&layout, &mc)) {
+		snprintf(err, errlen,
+			 "cannot lay out the monitor (pool of %u pages, %llu bytes of RAM)",
+			 pool_pages, (unsigned long long)vm->mem.size);
+		return VMM_E_INTERNAL;
+	}
+	if (HV_BASE + layout.size > (1ull << vm->maxphyaddr)) {
 		snprintf(err, errlen, "hypervisor slot end exceeds MAXPHYADDR %u", vm->maxphyaddr);
 		return VMM_E_NOKVM;
 	}
-	if (monitor_create(&vm->mon, pool_pages) != 0) {
+	if (monitor_create(&vm->mon, &mc) != 0) {
 		snprintf(err, errlen, "cannot map the monitor: %s", strerror(errno));
 		return VMM_E_INTERNAL;
 	}
 	if ((rc = kvm_set_memslot(&vm->kvm, 1, HV_BASE, vm->mon.size, vm->mon.host, err, errlen)))
 		return rc;
-	vm->pool_copy = mmap(NULL, (size_t)pool_pages * X86_PAGE_SIZE, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (vm->pool_copy == MAP_FAILED) {
-		vm->pool_copy = NULL;
-		snprintf(err, errlen, "cannot allocate the shadow MMU's view of %u pool pages",
-			 pool_pages);
-		return VMM_E_INTERNAL;
-	}
-	if ((rc = create_shadow(vm, pool_pages, err, errlen)))
+	if ((rc = create_shadow(vm, &cfg, err, errlen)))
 		return rc;
-	vm->vcpu.trap = (struct vcpu_trap){ HV_PORT_TRAP, HV_PORT_SYSCALL, trap_handle, vm };
+	fillmon_init(vm);
+	vm->vcpu.trap =
+		(struct vcpu_trap){ HV_PORT_TRAP, HV_PORT_SYSCALL, trap_handle, vm, fillmon_drain };
 	return boot_state(vm, err, errlen);
 }
 
@@ -251,8 +260,5 @@ void trap_fini(struct vm *vm)
 	if (vm->shadow)
 		shadow_destroy(vm->shadow);
 	vm->shadow = NULL;
-	if (vm->pool_copy)
-		munmap(vm->pool_copy, (size_t)vm->mon.pool_pages * X86_PAGE_SIZE);
-	vm->pool_copy = NULL;
 	monitor_destroy(&vm->mon);
 }

@@ -264,6 +264,8 @@ static int run_once(struct vcpu *vcpu)
 	vcpu->exits++;
 	vcpu->exits_by_reason[vcpu->run->exit_reason < VCPU_EXIT_REASONS ? vcpu->run->exit_reason
 									 : 0]++;
+	if (vcpu->trap.exited)
+		vcpu->trap.exited(vcpu->trap.opaque);
 	return CONTINUE;
 }
 

@@ -19,6 +19,7 @@ struct vcpu_trap {
 	uint16_t lo, hi;
 	int (*fn)(void *opaque, uint16_t port);
 	void *opaque;
+	void (*exited)(void *opaque); /* after every KVM_RUN that exited; may be NULL */
 };
 
 struct vcpu {

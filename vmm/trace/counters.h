@@ -14,7 +14,8 @@ struct vm;
 /* X(name, path, src, field, meaning):
  *   name     the key on the -v line and in the bench report; COUNTER_<name>
  *   path     the --stats key; "fills.1" is "1" inside the object "fills"
- *   src      trap: struct trap_stats (vm.h); shadow: struct shadow_stats (shadow.h)
+ *   src      trap: struct trap_stats (vm.h); shadow: struct shadow_stats (shadow.h);
+ *            mon: the fill monitor's struct hv_mon (hv_mon.h)
  *   field    its member
  *   meaning  what one count is
  * The order is --stats's and the -v line's; under --paging=hw the shadow
@@ -55,7 +56,28 @@ struct vm;
 	X(stores, "stores", trap, stores,                                                          \
 	  "shadow entry stores and page zeroings the monitor made")                                \
 	X(drains, "drains", trap, drains, "store queues applied mid-trap because they were full")  \
-	X(stores_peak, "stores_peak", trap, stores_peak, "most shadow stores queued for one resume")
+	X(stores_peak, "stores_peak", trap, stores_peak,                                           \
+	  "most shadow stores queued for one resume")                                              \
+	X(mon_resolved, "monitor.resolved", mon, resolved,                                         \
+	  "hidden faults the fill monitor resolved inside the VM, without an exit")                \
+	X(mon_guest_fault, "monitor.guest_fault", mon, exits[HV_MON_EXIT_GUEST_FAULT],             \
+	  "faults it left to the VMM: genuine, to reflect")                                        \
+	X(mon_error, "monitor.error", mon, exits[HV_MON_EXIT_ERROR],                               \
+	  "... outside RAM or in the reserved slot")                                               \
+	X(mon_rsvd, "monitor.rsvd", mon, exits[HV_MON_EXIT_RSVD],                                  \
+	  "... a reserved-bit fault on a shadow entry")                                            \
+	X(mon_repeat, "monitor.repeat", mon, exits[HV_MON_EXIT_REPEAT],                            \
+	  "... the fault it had just resolved, back")                                              \
+	X(mon_pool, "monitor.pool", mon, exits[HV_MON_EXIT_POOL],                                  \
+	  "... too few free pool pages (the fill could evict)")                                    \
+	X(mon_ring, "monitor.ring", mon, exits[HV_MON_EXIT_RING],                                  \
+	  "... no room in the event ring for a fault's events")                                    \
+	X(mon_slot, "monitor.slot", mon, exits[HV_MON_EXIT_SLOT],                                  \
+	  "... the guest maps the reserved PML4 slot")                                             \
+	X(mon_not_ready, "monitor.not_ready", mon, exits[HV_MON_EXIT_NOT_READY],                   \
+	  "... no shadow context to attach to")                                                    \
+	X(mon_check, "monitor.check", mon, exits[HV_MON_EXIT_CHECK],                               \
+	  "... resolved, then handed over for --check-invariants")
 /* clang-format on */
 
 enum counter {

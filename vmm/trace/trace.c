@@ -26,6 +26,7 @@ struct trace {
 	enum trace_format format;
 	void (*stop)(int status);
 	uint64_t seq;
+	uint64_t last_ns; /* records' times never go back */
 	struct timespec t0;
 };
 
@@ -165,18 +166,34 @@ static void str(struct rec *r, const char *key, const char *s)
 	put(r, r->json ? ",\"%s\":\"%s\"" : " %s=%s", key, s);
 }
 
-/* Returns false (nothing to write) when the event is filtered out; the
- * sequence number counts every event, so gaps show what was filtered. */
-static bool begin(struct trace *t, struct rec *r, enum trace_event ev)
+uint64_t trace_ns(const struct trace *t)
 {
 	struct timespec now;
+
+	if (!t)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - t->t0.tv_sec) * 1000000000ull + (uint64_t)now.tv_nsec -
+	       (uint64_t)t->t0.tv_nsec;
+}
+
+/* Returns false (nothing to write) when the event is filtered out; the
+ * sequence number counts every event, so gaps show what was filtered.  `at`
+ * is the event's time, or NOW: a time taken elsewhere (the monitor's TSC)
+ * is kept between the last record's and now. */
+#define NOW UINT64_MAX
+static bool begin_at(struct trace *t, struct rec *r, enum trace_event ev, uint64_t at)
+{
 	uint64_t seq = t->seq++, ns;
 
 	if (t->failed || !(t->events & (1u << ev)))
 		return false;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ns = (uint64_t)(now.tv_sec - t->t0.tv_sec) * 1000000000ull + (uint64_t)now.tv_nsec -
-	     (uint64_t)t->t0.tv_nsec;
+	ns = trace_ns(t);
+	if (at < ns)
+		ns = at;
+	if (ns < t->last_ns)
+		ns = t->last_ns;
+	t->last_ns = ns;
 	r->len = 0;
 	r->json = t->format == TRACE_FMT_JSON;
 	if (r->json)
@@ -187,6 +204,11 @@ static bool begin(struct trace *t, struct rec *r, enum trace_event ev)
 		    (unsigned long long)(ns % 1000000000ull), (unsigned long long)seq,
 		    event_names[ev]);
 	return true;
+}
+
+static bool begin(struct trace *t, struct rec *r, enum trace_event ev)
+{
+	return begin_at(t, r, ev, NOW);
 }
 
 static void end(struct trace *t, struct rec *r)
@@ -374,17 +396,19 @@ static void shadow_fields(struct rec *r, const struct shadow_event *ev)
 	num(r, "pages", ev->pages_in_use);
 }
 
-void trace_shadow_event(void *opaque, const struct shadow_event *ev)
+void trace_shadow_event_at(struct trace *t, const struct shadow_event *ev, uint64_t ns)
 {
-	struct trace *t = opaque;
 	struct rec r;
 
-	if (!t)
-		return;
-	if (!begin(t, &r, event_of(ev->kind)))
+	if (!t || !begin_at(t, &r, event_of(ev->kind), ns))
 		return;
 	shadow_fields(&r, ev);
 	end(t, &r);
+}
+
+void trace_shadow_event(void *opaque, const struct shadow_event *ev)
+{
+	trace_shadow_event_at(opaque, ev, NOW);
 }
 
 void trace_shadow_init(struct trace *t, mpa_t root, gpa_t vcr3, const uint64_t *table,

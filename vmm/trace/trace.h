@@ -65,6 +65,14 @@ bool trace_failed(const struct trace *t);
  * prefetch, unprotect. */
 void trace_shadow_event(void *t, const struct shadow_event *ev);
 
+/* The same for an event made at trace time `ns` (the fill monitor's,
+ * drained from its ring): recorded at the earlier of ns and now, and never
+ * before the last record. */
+void trace_shadow_event_at(struct trace *t, const struct shadow_event *ev, uint64_t ns);
+
+/* Nanoseconds since the trace was opened; 0 for NULL. */
+uint64_t trace_ns(const struct trace *t);
+
 /* A new shadow root and its present entries (table = its 512 entries). */
 void trace_shadow_init(struct trace *t, mpa_t root, gpa_t vcr3, const uint64_t *table,
 		       unsigned hv_index);
