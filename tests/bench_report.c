@@ -42,23 +42,35 @@ static const struct workload workloads[] = {
 };
 #define NWORK (sizeof(workloads) / sizeof(workloads[0]))
 
+/* npt0: run after the plan's "@npt0" line, which has scripts/bench-workloads
+ * reload kvm-amd with npt=0 inside the same VM: --paging=hw is then KVM's
+ * own shadow MMU, the peer to beat. */
 struct config {
 	const char *name;
 	const char *opts;
 	bool callgrind;
+	bool npt0;
 };
 
 static const struct config configs[] = {
-	{ "hw", "--paging=hw", false },
-	{ "none", "--paging=shadow --shadow-opts=none", true },
-	{ "cache", "--paging=shadow --shadow-opts=cache", false },
-	{ "prefetch", "--paging=shadow --shadow-opts=prefetch", false },
-	{ "huge", "--paging=shadow --shadow-opts=huge", false },
-	{ "all", "--paging=shadow --shadow-opts=all", true },
+	{ "hw", "--paging=hw", false, false },
+	{ "none", "--paging=shadow --fill=vmm --shadow-opts=none", true, false },
+	{ "cache", "--paging=shadow --fill=vmm --shadow-opts=cache", false, false },
+	{ "prefetch", "--paging=shadow --fill=vmm --shadow-opts=prefetch", false, false },
+	{ "huge", "--paging=shadow --fill=vmm --shadow-opts=huge", false, false },
+	{ "all", "--paging=shadow --fill=vmm --shadow-opts=all", true, false },
+	{ "mon-none", "--paging=shadow --fill=monitor --shadow-opts=none", false, false },
+	{ "mon-all", "--paging=shadow --fill=monitor --shadow-opts=all", false, false },
+	{ "kvm-shadow", "--paging=hw", false, true },
+	{ "mon-all-npt0", "--paging=shadow --fill=monitor --shadow-opts=all", false, true },
 };
 #define NCONF (sizeof(configs) / sizeof(configs[0]))
-#define BASE 1 /* the baseline column: none */
-#define OPT 5  /* the optimized column: all */
+#define BASE 1     /* the baseline column: none */
+#define OPT 5      /* the optimized column: all, filled by the VMM */
+#define MON_NONE 6 /* the fill monitor */
+#define MON 7
+#define KVM 8  /* KVM's shadow MMU */
+#define MON0 9 /* the fill monitor on npt=0 */
 
 /* The --stats counters the report subtracts: the KVM exits, then every one
  * of vmm/trace/counters.h's table (pages_peak, a high-water mark, is reported
@@ -122,15 +134,22 @@ static void plan_line(const struct workload *w, const struct config *c, const ch
 	       image, w->name, args, dry);
 }
 
-static int plan(const char *image)
+static void plan_phase(const char *image, bool npt0)
 {
 	for (size_t w = 0; w < NWORK; w++)
 		for (size_t c = 0; c < NCONF; c++) {
+			if (configs[c].npt0 != npt0)
+				continue;
 			plan_line(&workloads[w], &configs[c], "run", false, workloads[w].args, 0,
 				  image);
 			plan_line(&workloads[w], &configs[c], "dry", false, workloads[w].args, 1,
 				  image);
 		}
+}
+
+static int plan(const char *image)
+{
+	plan_phase(image, false);
 	for (size_t w = 0; w < NWORK; w++)
 		for (size_t c = 0; c < NCONF; c++) {
 			if (!configs[c].callgrind)
@@ -140,6 +159,8 @@ static int plan(const char *image)
 			plan_line(&workloads[w], &configs[c], "cgdry", false, workloads[w].cg_args,
 				  1, image);
 		}
+	printf("@npt0\n");
+	plan_phase(image, true);
 	return 0;
 }
 
@@ -453,32 +474,98 @@ struct target {
 	bool known;
 };
 
-static struct target targets[3];
+enum { W_FIRSTTOUCH, W_FIRSTTOUCH_A, W_RETOUCH, W_PINGPONG, W_FORK, W_HUGE };
+
+static struct target targets[16];
+static size_t ntargets;
+
+static void target(const char *name, const char *unit, double value, double limit, bool known)
+{
+	targets[ntargets++] = (struct target){ name, unit, value, limit, known };
+}
+
+/* Guest time of configuration c over KVM's shadow MMU's, workload w. */
+static double vs_kvm(size_t w, size_t c)
+{
+	const struct cell *k = &cells[w][KVM], *x = &cells[w][c];
+
+	return k->ok && x->ok && k->run.cycles ? (double)x->run.cycles / (double)k->run.cycles : 0;
+}
+
+static void exits_target(const char *name, size_t w, size_t c, double limit)
+{
+	const struct cell *x = &cells[w][c];
+
+	target(name, "exits/page", per(x->d[C_EXITS], x->run.units), limit, x->ok);
+}
+
+static void kvm_target(const char *name, size_t w, double limit)
+{
+	target(name, "x kvm-shadow", vs_kvm(w, MON), limit, cells[w][MON].ok && cells[w][KVM].ok);
+}
 
 static void compute_targets(void)
 {
-	const struct cell *re = &cells[2][OPT], *fa = &cells[1][OPT];
-	const struct cg *g = &cgs[0][OPT];
+	const struct cg *g = &cgs[W_FIRSTTOUCH][OPT];
 
-	targets[0] = (struct target){ "retouch exits/page (all)", "exits/page",
-				      per(re->d[C_EXITS], re->run.units), 0.01, re->ok };
-	targets[1] = (struct target){ "firsttouch_a exits/page (all)", "exits/page",
-				      per(fa->d[C_EXITS], fa->run.units), 0.125, fa->ok };
-	targets[2] = (struct target){ "firsttouch VMM Ir/fill (all)", "Ir/fill",
-				      ir_per(g, g->fills), 300, g->ok && g->fills };
+	ntargets = 0;
+	/* issue 8 */
+	exits_target("retouch exits/page (all)", W_RETOUCH, OPT, 0.01);
+	exits_target("firsttouch_a exits/page (all)", W_FIRSTTOUCH_A, OPT, 0.125);
+	target("firsttouch VMM Ir/fill (all)", "Ir/fill", ir_per(g, g->fills), 300,
+	       g->ok && g->fills);
+	/* issue 14: the fill monitor, every option */
+	exits_target("firsttouch exits/page (mon-all)", W_FIRSTTOUCH, MON, 0.01);
+	exits_target("firsttouch_a exits/page (mon-all)", W_FIRSTTOUCH_A, MON, 0.01);
+	exits_target("retouch exits/page (mon-all)", W_RETOUCH, MON, 0.01);
+	exits_target("pingpong exits/page (mon-all)", W_PINGPONG, MON, 0.01);
+	exits_target("huge exits/page (mon-all)", W_HUGE, MON, 0.01);
+	kvm_target("firsttouch time (mon-all)", W_FIRSTTOUCH, 1.0);
+	kvm_target("huge time (mon-all)", W_HUGE, 1.0);
+	kvm_target("fork time (mon-all)", W_FORK, 1.0);
+	kvm_target("retouch time (mon-all)", W_RETOUCH, 1.2);
+	kvm_target("pingpong time (mon-all)", W_PINGPONG, 1.2);
+}
+
+/* The issue-14 table: the peers side by side, each as exits per page and
+ * guest time over hw's. */
+static void print_peers(void)
+{
+	static const size_t cols[] = { 0, KVM, OPT, MON, MON0 };
+
+	printf("\nthe peers, every option: exits per page (x hw guest-time ratio); "
+	       "kvm-shadow = --paging=hw on npt=0, KVM's own shadow MMU; "
+	       "mon-all-npt0 = --fill=monitor on npt=0\n%-13s",
+	       "workload");
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+		printf(" %18s", configs[cols[i]].name);
+	printf(" %12s\n", "mon/kvm");
+	for (size_t w = 0; w < NWORK; w++) {
+		printf("%-13s", workloads[w].name);
+		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+			const struct cell *x = &cells[w][cols[i]];
+			char buf[40];
+
+			if (x->ok)
+				snprintf(buf, sizeof(buf), "%.4f (%.2fx)",
+					 per(x->d[C_EXITS], x->run.units), ratio(w, cols[i]));
+			printf(" %18s", x->ok ? buf : "(failed)");
+		}
+		printf(" %11.2fx\n", vs_kvm(w, MON));
+	}
 }
 
 static void print_targets(void)
 {
-	printf("\ntargets (issue 8)\n");
-	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+	printf("\ntargets (issues 8 and 14)\n");
+	for (size_t i = 0; i < ntargets; i++) {
 		const struct target *t = &targets[i];
 
 		if (!t->known)
-			printf("  %-32s unknown (the run failed)\n", t->name);
+			printf("  %-36s unknown (the run failed)\n", t->name);
 		else
-			printf("  %-32s %10.4f <= %g  %s\n", t->name, t->value, t->limit,
-			       t->value <= t->limit ? "met" : "NOT MET");
+			printf("  %-36s %10.4f <= %-5g %-13s %s\n", t->name, t->value, t->limit,
+			       t->unit, t->value <= t->limit ? "met" : "NOT MET");
 	}
 }
 
@@ -544,6 +631,30 @@ static void json_cg(FILE *f, size_t w)
 	fputc('}', f);
 }
 
+/* The four columns of the peers' table, by the names issue 14 gives them. */
+static void json_peers(FILE *f, size_t w)
+{
+	static const struct {
+		const char *name;
+		size_t c;
+	} peers[] = { { "hw", 0 }, { "kvm-shadow", KVM }, { "vmm", OPT }, { "monitor", MON } };
+
+	fputs(",\"peers\":{", f);
+	for (size_t i = 0; i < sizeof(peers) / sizeof(peers[0]); i++) {
+		const struct cell *x = &cells[w][peers[i].c];
+
+		fprintf(f, "%s\"%s\":{\"config\":\"%s\",\"exits_per_page\":", i ? "," : "",
+			peers[i].name, configs[peers[i].c].name);
+		json_num(f, per(x->d[C_EXITS], x->run.units), x->ok);
+		fputs(",\"ratio_hw\":", f);
+		json_num(f, ratio(w, peers[i].c), x->ok && cells[w][0].ok);
+		fputs(",\"ratio_kvm_shadow\":", f);
+		json_num(f, vs_kvm(w, peers[i].c), x->ok && cells[w][KVM].ok);
+		fputc('}', f);
+	}
+	fputc('}', f);
+}
+
 static void json_workload(FILE *f, size_t w, bool same)
 {
 	fprintf(f,
@@ -557,6 +668,7 @@ static void json_workload(FILE *f, size_t w, bool same)
 		json_cell(f, w, c);
 	}
 	fputc('}', f);
+	json_peers(f, w);
 	json_cg(f, w);
 	fputc('}', f);
 }
@@ -580,7 +692,7 @@ static int write_json(const char *path, const bool *same)
 		json_workload(f, w, same[w]);
 	}
 	fputs("],\"targets\":[", f);
-	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+	for (size_t i = 0; i < ntargets; i++) {
 		fprintf(f,
 			"%s{\"name\":\"%s\",\"unit\":\"%s\",\"limit\":%g,\"value\":", i ? "," : "",
 			targets[i].name, targets[i].unit, targets[i].limit);
@@ -612,6 +724,7 @@ static int report(const char *dir, const char *out)
 	compute_targets();
 	print_main();
 	print_configs();
+	print_peers();
 	print_cg();
 	print_targets();
 	if (write_json(out, same) == 0)

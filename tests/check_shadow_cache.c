@@ -455,6 +455,81 @@ START_TEST(test_cache_state_moves_with_rebase)
 }
 END_TEST
 
+/* ---- a second view of the same block (shadow_attach: the monitor) ---- */
+
+/* The real tables, written only through the views' store hooks. */
+static uint8_t *real_pool;
+
+static void real_store(void *opaque, mpa_t entry, uint64_t value)
+{
+	(void)opaque;
+	memcpy(real_pool + (entry - POOL_BASE), &value, 8);
+}
+
+static void real_zero(void *opaque, mpa_t page)
+{
+	(void)opaque;
+	memset(real_pool + (page - POOL_BASE), 0, X86_PAGE_SIZE);
+}
+
+/* Twin a worked on, turn about, through two views attached to its block
+ * (the VMM's and the monitor's: own callbacks, the same bytes): results
+ * identical to twin b's, byte for byte, and the real tables that only the
+ * views' store hooks write equal the shadow MMU's view.  A block that is
+ * not one is refused. */
+START_TEST(test_cache_state_shared_with_an_attached_view)
+{
+	static uint64_t view_mem[2][SHADOW_VIEW_BYTES / 8];
+	const size_t pool_bytes = (size_t)TWIN_POOL_PAGES * X86_PAGE_SIZE;
+	struct twin a, b;
+	gpa_t pml4[TWIN_SPACES];
+	uint64_t r = 0x9e3779b97f4a7c15ull, *magic;
+	struct shadow *created, *views[2];
+	struct shadow_view v;
+	size_t bytes;
+	void *state;
+	unsigned op;
+
+	real_pool = aligned_alloc(X86_PAGE_SIZE, pool_bytes);
+	ck_assert_ptr_nonnull(real_pool);
+	twin_guest(pml4, r);
+	twin_open(&a, twin_opts[_i]);
+	twin_open(&b, twin_opts[_i]);
+	memcpy(real_pool, a.pool, pool_bytes);
+	state = shadow_state(a.s, &bytes);
+	v = (struct shadow_view){
+		.mem = fake_mem_accessor(&a.mem),
+		.pool = { .host = a.pool, .store = real_store, .zero = real_zero }
+	};
+	created = a.s;
+	for (int i = 0; i < 2; i++)
+		ck_assert_ptr_nonnull(views[i] = shadow_attach(view_mem[i], state, bytes, &v));
+	for (op = 0; op < 3000; op++) {
+		a.s = views[(op / 50) % 2];
+		twin_step(&a, &b, pml4, r = lcg(r), op);
+		if (op % 20 == 0) {
+			twins_agree(&a, &b, op);
+			CHECK(!memcmp(real_pool, a.pool, pool_bytes), "op %u: real tables differ",
+			      op);
+		}
+	}
+	twins_agree(&a, &b, op);
+	ck_assert_uint_eq(shadow_root(views[0]), shadow_root(created));
+	/* refused: too short, misaligned, not a block (its first word is the
+	 * core's magic) */
+	ck_assert_ptr_null(shadow_attach(view_mem[0], state, sizeof(uint64_t), &v));
+	ck_assert_ptr_null(shadow_attach((char *)view_mem[0] + 4, state, bytes, &v));
+	magic = state;
+	*magic ^= 1;
+	ck_assert_ptr_null(shadow_attach(view_mem[0], state, bytes, &v));
+	*magic ^= 1;
+	a.s = created;
+	twin_close(&a);
+	twin_close(&b);
+	free(real_pool);
+}
+END_TEST
+
 START_TEST(test_cache_flooded_table_left_unprotected)
 {
 	struct shadow_fault_result r;
@@ -648,6 +723,8 @@ Suite *shadow_cache_suite(void)
 	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
 	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
 	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);
+	tcase_add_loop_test(tc, test_cache_state_shared_with_an_attached_view, 0,
+			    sizeof(twin_opts) / sizeof(twin_opts[0]));
 	tcase_add_loop_test(tc, test_cache_state_moves_with_rebase, 0,
 			    sizeof(twin_opts) / sizeof(twin_opts[0]));
 

@@ -152,6 +152,7 @@ bool monitor_layout(struct monitor *m, const struct monitor_config *cfg)
 	m->fill = cfg->fill;
 	m->state_pages = pages_of(cfg->state_bytes);
 	m->image_pages = pages_of(h->image_bytes);
+	m->ram_size = cfg->ram_size;
 	m->ram_pds = (uint32_t)((cfg->ram_size + (1ull << 30) - 1) >> 30);
 	m->pg_copy = HV_PG_POOL + cfg->pool_pages;
 	m->pg_ring = m->pg_copy + cfg->pool_pages;
@@ -214,7 +215,10 @@ static void build_image_tables(struct monitor *m)
 		uint64_t *ram_pd = monitor_page(m, m->pg_tables + 3 + g);
 
 		pdpt[X86_LEVEL_INDEX(HV_MON_RAM_VA, 3) + g] = HV_MPA(m->pg_tables + 3 + g) | tab;
-		for (unsigned i = 0; i < X86_PT_ENTRIES; i++)
+		/* RAM only: --mem is a multiple of 2 MiB */
+		for (unsigned i = 0;
+		     i < X86_PT_ENTRIES && ((uint64_t)g << 30) + ((uint64_t)i << 21) < m->ram_size;
+		     i++)
 			ram_pd[i] = (((uint64_t)g << 30) + ((uint64_t)i << 21)) | X86_PTE_P |
 				    X86_PTE_W | X86_PTE_PS | X86_PTE_A | X86_PTE_D | X86_PTE_NX;
 	}

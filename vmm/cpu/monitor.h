@@ -110,6 +110,7 @@ struct monitor {
 	/* first pages of the regions after the pool, and their sizes */
 	uint32_t pg_copy, pg_ring, pg_state, pg_image, pg_tables, pg_mpt, pg_end;
 	uint32_t state_pages, image_pages, ram_pds;
+	uint64_t ram_size;
 	bool fill;
 };
 
