@@ -1,0 +1,1037 @@
+#include <cairo.h>
+#include <cairo-svg.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "status.h"
+#include "trace_plot.h"
+#include "trace_read.h"
+#include "x86.h"
+
+#define NO_PAGES UINT32_MAX
+#define FRAME_SHIFT 21 /* bands are made of used 2 MiB frames */
+#define MERGE_FRAMES 8 /* used frames this close share a band */
+#define MAX_BANDS 6    /* the address panel's bands at the most */
+#define BAND_GAP 10    /* pixels between two bands: the addresses elided */
+#define BIN_PIXELS 5   /* the rate panel's bin width */
+#define MARK_CLASSES 8 /* fill and prefetch by level, guest_fault, unprotect */
+#define RULE_CR3 1u
+#define RULE_FLUSH 2u
+#define RULE_EVICT 4u
+
+/* One record as the picture needs it (the JSON is gone after the read). */
+struct rec {
+	uint64_t t;     /* ns, or seq under --x=seq */
+	uint64_t val;   /* a mark's GVA, a rule's CR3 */
+	uint32_t pages; /* NO_PAGES where the record has none */
+	uint8_t ev;     /* TRACE_EV_* */
+	uint8_t level;  /* 1..3 */
+	bool has_val;
+};
+
+struct band {
+	uint64_t lo;     /* first byte */
+	uint64_t frames; /* 2 MiB frames from lo */
+	int y, h;        /* pixel rows: high addresses on top */
+};
+
+struct box {
+	int x, y, w, h;
+};
+
+struct trace_plot {
+	struct trace_plot_options o;
+	char title[256];
+	struct rec *recs;
+	size_t n, cap;
+	size_t pending; /* first unprotect still waiting for its write's fill, or SIZE_MAX */
+	uint64_t events[TRACE_EV_COUNT], unknown, fills[4];
+	uint64_t root, cr3, exits, ns_last, t0, t1, truncated;
+	int64_t status;
+	char reason[32];
+	bool shadow_init, exited, huge_leaves;
+	uint32_t pages_peak;
+	struct band bands[MAX_BANDS];
+	int nbands;
+	struct box addr, pool, rate;
+};
+
+/* ---- reading ---- */
+
+__attribute__((format(printf, 3, 4))) static int bad(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static unsigned rec_level(struct json_object *o)
+{
+	uint64_t level = 1;
+
+	trace_rec_u64(o, "level", &level);
+	return level < 1 ? 1 : level > 3 ? 3 : (unsigned)level;
+}
+
+/* An unprotect record carries the guest table's gfn, not the GVA written:
+ * that write's fill, the next fill record, names it. */
+static void resolve_unprotects(struct trace_plot *p, uint64_t gva)
+{
+	for (size_t i = p->pending; i < p->n; i++)
+		if (p->recs[i].ev == TRACE_EV_UNPROTECT)
+			p->recs[i].val = gva, p->recs[i].has_val = true;
+	p->pending = SIZE_MAX;
+}
+
+static int mark_fields(struct trace_plot *p, struct json_object *o, struct rec *r, char *why,
+		       size_t whylen)
+{
+	uint64_t spte;
+
+	if (!trace_rec_u64(o, "gva", &r->val))
+		return bad(why, whylen, "%s record without \"gva\"", trace_event_name(r->ev));
+	r->has_val = true;
+	r->level = (uint8_t)rec_level(o);
+	if (r->ev != TRACE_EV_FILL)
+		return 0;
+	p->fills[r->level]++;
+	if (r->level > 1 && trace_rec_u64(o, "spte", &spte) && (spte & X86_PTE_PS))
+		p->huge_leaves = true;
+	if (p->pending != SIZE_MAX)
+		resolve_unprotects(p, r->val);
+	return 0;
+}
+
+static void exit_fields(struct trace_plot *p, struct json_object *o)
+{
+	const char *reason = trace_rec_str(o, "reason");
+	uint64_t v;
+
+	p->exited = true;
+	if (trace_rec_u64(o, "status", &v))
+		p->status = (int64_t)v;
+	trace_rec_u64(o, "exits", &p->exits);
+	snprintf(p->reason, sizeof(p->reason), "%s", reason ? reason : "?");
+}
+
+/* The fields of the record's kind that the picture uses. */
+static int kind_fields(struct trace_plot *p, struct json_object *o, struct rec *r, char *why,
+		       size_t whylen)
+{
+	switch (r->ev) {
+	case TRACE_EV_FILL:
+	case TRACE_EV_PREFETCH:
+	case TRACE_EV_GUEST_FAULT: return mark_fields(p, o, r, why, whylen);
+	case TRACE_EV_UNPROTECT:
+		if (p->pending == SIZE_MAX)
+			p->pending = p->n;
+		return 0;
+	case TRACE_EV_CR3:
+		if (!trace_rec_u64(o, "cr3", &r->val))
+			return bad(why, whylen, "cr3 record without \"cr3\"");
+		r->has_val = true;
+		return 0;
+	case TRACE_EV_FLUSH:
+	case TRACE_EV_EVICT: r->has_val = trace_rec_u64(o, "cr3", &r->val); return 0;
+	case TRACE_EV_SHADOW_INIT:
+		p->shadow_init = true;
+		trace_rec_u64(o, "root", &p->root);
+		trace_rec_u64(o, "cr3", &p->cr3);
+		return 0;
+	case TRACE_EV_EXIT: exit_fields(p, o); return 0;
+	default: return 0;
+	}
+}
+
+static int push(struct trace_plot *p, const struct rec *r, char *why, size_t whylen)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 4096;
+		struct rec *recs = realloc(p->recs, cap * sizeof(*recs));
+		if (!recs)
+			return bad(why, whylen, "out of memory");
+		p->recs = recs, p->cap = cap;
+	}
+	p->recs[p->n++] = *r;
+	return 0;
+}
+
+/* trace_record_fn */
+static int plot_record(void *ctx, struct json_object *o, char *why, size_t whylen)
+{
+	struct trace_plot *p = ctx;
+	int e = trace_rec_event(o);
+	struct rec r = { .pages = NO_PAGES, .level = 1 };
+	uint64_t ns, seq, pages;
+
+	if (e < 0)
+		return bad(why, whylen, "not a trace record (no \"event\")");
+	if (!trace_rec_u64(o, "ns", &ns) || !trace_rec_u64(o, "seq", &seq))
+		return bad(why, whylen, "record without \"ns\" or \"seq\"");
+	if (e == TRACE_EV_COUNT) {
+		p->unknown++;
+		return 0;
+	}
+	p->events[e]++;
+	r.ev = (uint8_t)e;
+	r.t = p->o.x == TRACE_PLOT_X_SEQ ? seq : ns;
+	p->ns_last = ns > p->ns_last ? ns : p->ns_last;
+	if (trace_rec_u64(o, "pages", &pages) && pages < NO_PAGES) {
+		r.pages = (uint32_t)pages;
+		p->pages_peak = r.pages > p->pages_peak ? r.pages : p->pages_peak;
+	}
+	if (kind_fields(p, o, &r, why, whylen))
+		return -1;
+	return push(p, &r, why, whylen);
+}
+
+/* ---- the layout: the time range, the bands, the panels ---- */
+
+static bool is_mark(const struct rec *r)
+{
+	return r->has_val && (r->ev == TRACE_EV_FILL || r->ev == TRACE_EV_PREFETCH ||
+			      r->ev == TRACE_EV_GUEST_FAULT || r->ev == TRACE_EV_UNPROTECT);
+}
+
+static int by_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The used 2 MiB frames, sorted and unique; their count, or -1. */
+static long used_frames(const struct trace_plot *p, uint64_t **out)
+{
+	uint64_t *f = malloc((p->n ? p->n : 1) * sizeof(*f));
+	size_t n = 0, u = 0;
+
+	if (!f)
+		return -1;
+	for (size_t i = 0; i < p->n; i++)
+		if (is_mark(&p->recs[i]))
+			f[n++] = p->recs[i].val >> FRAME_SHIFT;
+	qsort(f, n, sizeof(*f), by_u64);
+	for (size_t i = 0; i < n; i++)
+		if (!u || f[u - 1] != f[i])
+			f[u++] = f[i];
+	*out = f;
+	return (long)u;
+}
+
+/* Where the frames split into bands: after frame i when the gap to frame
+ * i + 1 is one of the MAX_BANDS - 1 widest and wider than MERGE_FRAMES. */
+static uint64_t split_gap(const uint64_t *f, long n)
+{
+	uint64_t widest[MAX_BANDS - 1] = { 0 };
+
+	for (long i = 0; i + 1 < n; i++) {
+		uint64_t g = f[i + 1] - f[i];
+		for (int k = 0; k < MAX_BANDS - 1 && g > MERGE_FRAMES; k++)
+			if (g > widest[k]) {
+				uint64_t t = widest[k];
+				widest[k] = g, g = t;
+			}
+	}
+	for (int k = MAX_BANDS - 2; k >= 0; k--)
+		if (widest[k])
+			return widest[k];
+	return UINT64_MAX;
+}
+
+static int find_bands(struct trace_plot *p)
+{
+	uint64_t *f, cut;
+	long n = used_frames(p, &f);
+	int nb = 0;
+
+	if (n < 0)
+		return -1;
+	cut = split_gap(f, n);
+	for (long i = 0; i < n; i++) {
+		bool split = i && f[i] - f[i - 1] >= cut && nb < MAX_BANDS;
+		if (!i || split)
+			p->bands[nb++] = (struct band){ .lo = f[i] << FRAME_SHIFT };
+		p->bands[nb - 1].frames = f[i] - (p->bands[nb - 1].lo >> FRAME_SHIFT) + 1;
+	}
+	if (!nb)
+		p->bands[nb++] = (struct band){ .lo = 0, .frames = 1 };
+	p->nbands = nb;
+	free(f);
+	return 0;
+}
+
+/* Panels and bands in pixels: the address panel takes 3/5 of the height
+ * below the title, the pool and rate panels 1/5 each; the top band holds
+ * the highest addresses. */
+static void layout(struct trace_plot *p)
+{
+	const int left = 150, right = 24, top = 104, bottom = 50, gap = 34;
+	int w = (int)p->o.width - left - right;
+	int avail = (int)p->o.height - top - bottom - 2 * gap;
+	int ah = avail * 3 / 5, ph = avail / 5, bh;
+
+	p->addr = (struct box){ left, top, w, ah };
+	p->pool = (struct box){ left, top + ah + gap, w, ph };
+	p->rate = (struct box){ left, p->pool.y + ph + gap, w, avail - ah - ph };
+	bh = (ah - (p->nbands - 1) * BAND_GAP) / p->nbands;
+	for (int b = p->nbands - 1, y = top; b >= 0; b--, y += bh + BAND_GAP)
+		p->bands[b].y = y, p->bands[b].h = bh;
+}
+
+static void time_range(struct trace_plot *p)
+{
+	p->t0 = p->n ? p->recs[0].t : 0;
+	p->t1 = p->t0;
+	for (size_t i = 0; i < p->n; i++) {
+		p->t0 = p->recs[i].t < p->t0 ? p->recs[i].t : p->t0;
+		p->t1 = p->recs[i].t > p->t1 ? p->recs[i].t : p->t1;
+	}
+}
+
+static struct trace_plot *plot_new(const char *name, const struct trace_plot_options *o)
+{
+	struct trace_plot *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->o = *o;
+	p->o.width = o->width ? o->width : TRACE_PLOT_WIDTH;
+	p->o.height = o->height ? o->height : TRACE_PLOT_HEIGHT;
+	p->pending = SIZE_MAX;
+	snprintf(p->title, sizeof(p->title), "%s", o->title ? o->title : name);
+	p->o.title = p->title;
+	return p;
+}
+
+static int plot_finish(struct trace_plot *p, const struct trace_read_result *res)
+{
+	p->truncated = res->truncated;
+	time_range(p);
+	if (find_bands(p))
+		return -1;
+	layout(p);
+	return 0;
+}
+
+int trace_plot_read(FILE *in, const char *name, const struct trace_plot_options *o,
+		    struct trace_plot **out, char *err, size_t errlen)
+{
+	struct trace_plot *p = plot_new(name, o);
+	struct trace_read_result res;
+
+	*out = NULL;
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (trace_read(in, plot_record, p, &res, err, errlen)) {
+		trace_plot_free(p);
+		return -1;
+	}
+	if (plot_finish(p, &res)) {
+		snprintf(err, errlen, "out of memory");
+		trace_plot_free(p);
+		return -1;
+	}
+	*out = p;
+	return 0;
+}
+
+void trace_plot_free(struct trace_plot *p)
+{
+	if (!p)
+		return;
+	free(p->recs);
+	free(p);
+}
+
+uint64_t trace_plot_truncated(const struct trace_plot *p)
+{
+	return p->truncated;
+}
+
+int trace_plot_format_of(const char *out)
+{
+	const char *dot = strrchr(out, '.');
+
+	if (dot && !strcasecmp(dot, ".png"))
+		return TRACE_PLOT_PNG;
+	if (dot && !strcasecmp(dot, ".svg"))
+		return TRACE_PLOT_SVG;
+	return -1;
+}
+
+/* ---- the mapping ---- */
+
+int trace_plot_x(const struct trace_plot *p, uint64_t t)
+{
+	const struct box *a = &p->addr;
+
+	t = t < p->t0 ? p->t0 : t > p->t1 ? p->t1 : t;
+	if (p->t1 == p->t0)
+		return a->x;
+	return a->x +
+	       (int)((unsigned __int128)(t - p->t0) * (unsigned)(a->w - 1) / (p->t1 - p->t0));
+}
+
+int trace_plot_y(const struct trace_plot *p, uint64_t gva)
+{
+	for (int i = 0; i < p->nbands; i++) {
+		const struct band *b = &p->bands[i];
+		uint64_t off = gva - b->lo;
+		unsigned __int128 span = (unsigned __int128)b->frames << FRAME_SHIFT;
+
+		if (gva >= b->lo && off < span)
+			return b->y + b->h - 1 -
+			       (int)((unsigned __int128)off * (unsigned)b->h / span);
+	}
+	return -1;
+}
+
+uint32_t trace_plot_colour(enum trace_plot_mark m, unsigned level)
+{
+	static const uint32_t shades[2][3] = {
+		{ 0x1f5fd1, 0x7b2fd6, 0x00a0a0 }, /* fill: blue, violet, teal */
+		{ 0x2ca02c, 0x9acd32, 0x0f5f0f }, /* prefetch: green, yellow-green, dark green */
+	};
+	unsigned l = level < 1 ? 0 : level > 3 ? 2 : level - 1;
+
+	switch (m) {
+	case TRACE_PLOT_FILL: return shades[0][l];
+	case TRACE_PLOT_PREFETCH: return shades[1][l];
+	case TRACE_PLOT_GUEST_FAULT: return 0xd62728;
+	case TRACE_PLOT_UNPROTECT: return 0xff7f0e;
+	case TRACE_PLOT_MARKS: break;
+	}
+	return 0;
+}
+
+/* ---- drawing ---- */
+
+static const uint32_t rule_colours[3] = { 0xc9d3e8, 0xf0d59a, 0xf2b0b0 }; /* cr3, flush, evict */
+#define INK 0x222222u
+#define FAINT 0x888888u
+#define GAP_FILL 0xecececu
+#define POOL_FILL 0xc9d9ee
+#define EXITS_INK 0x555555u
+
+static void rgb(cairo_t *cr, uint32_t c)
+{
+	cairo_set_source_rgb(cr, (c >> 16 & 0xff) / 255.0, (c >> 8 & 0xff) / 255.0,
+			     (c & 0xff) / 255.0);
+}
+
+enum align { LEFT, RIGHT, CENTRE };
+
+/* Text with its baseline at y; returns its width. */
+__attribute__((format(printf, 6, 7))) static double text(cairo_t *cr, double x, double y,
+							 enum align al, double size,
+							 const char *fmt, ...)
+{
+	cairo_text_extents_t ext;
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	cairo_set_font_size(cr, size);
+	cairo_text_extents(cr, buf, &ext);
+	x -= al == RIGHT ? ext.x_advance : al == CENTRE ? ext.x_advance / 2 : 0;
+	cairo_move_to(cr, x, y);
+	cairo_show_text(cr, buf);
+	return ext.x_advance;
+}
+
+static void line(cairo_t *cr, double x0, double y0, double x1, double y1)
+{
+	cairo_move_to(cr, x0, y0);
+	cairo_line_to(cr, x1, y1);
+	cairo_stroke(cr);
+}
+
+/* The mark class of a record: fill by level, prefetch by level, guest
+ * fault, unprotect; classes later in draw_order are drawn on top. */
+static int mark_class(const struct rec *r)
+{
+	switch (r->ev) {
+	case TRACE_EV_FILL: return r->level - 1;
+	case TRACE_EV_PREFETCH: return 3 + r->level - 1;
+	case TRACE_EV_GUEST_FAULT: return 6;
+	default: return 7;
+	}
+}
+
+static const int draw_order[MARK_CLASSES] = { 3, 4, 5, 0, 1, 2, 7, 6 };
+
+static uint32_t class_colour(int c)
+{
+	return c < 3    ? trace_plot_colour(TRACE_PLOT_FILL, (unsigned)c + 1)
+	       : c < 6  ? trace_plot_colour(TRACE_PLOT_PREFETCH, (unsigned)c - 2)
+	       : c == 6 ? trace_plot_colour(TRACE_PLOT_GUEST_FAULT, 1)
+			: trace_plot_colour(TRACE_PLOT_UNPROTECT, 1);
+}
+
+static unsigned rule_of(const struct rec *r)
+{
+	return r->ev == TRACE_EV_CR3     ? RULE_CR3
+	       : r->ev == TRACE_EV_FLUSH ? RULE_FLUSH
+	       : r->ev == TRACE_EV_EVICT ? RULE_EVICT
+					 : 0;
+}
+
+/* The address panel's pixels: which mark classes fall in each pixel, which
+ * rules in each column (and the last CR3 loaded in it). */
+struct grid {
+	uint8_t *cells; /* w * h bit sets of mark classes */
+	uint8_t *rules; /* w RULE_* sets */
+	uint64_t *cr3;  /* w: the CR3 of the column's last cr3 record */
+};
+
+static int grid_fill(const struct trace_plot *p, struct grid *g)
+{
+	const struct box *a = &p->addr;
+
+	g->cells = calloc((size_t)a->w * (size_t)a->h, 1);
+	g->rules = calloc((size_t)a->w, 1);
+	g->cr3 = calloc((size_t)a->w, sizeof(*g->cr3));
+	if (!g->cells || !g->rules || !g->cr3)
+		return -1;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct rec *r = &p->recs[i];
+		int x = trace_plot_x(p, r->t) - a->x, y;
+		g->rules[x] |= (uint8_t)rule_of(r);
+		if (r->ev == TRACE_EV_CR3)
+			g->cr3[x] = r->val;
+		if (is_mark(r) && (y = trace_plot_y(p, r->val)) >= 0)
+			g->cells[(size_t)(y - a->y) * (size_t)a->w + (size_t)x] |=
+				(uint8_t)(1u << mark_class(r));
+	}
+	return 0;
+}
+
+static void grid_free(struct grid *g)
+{
+	free(g->cells);
+	free(g->rules);
+	free(g->cr3);
+}
+
+static void paint_square(uint32_t *px, int stride, const struct box *a, int cx, int cy, uint32_t c)
+{
+	for (int y = cy - TRACE_PLOT_DOT; y <= cy + TRACE_PLOT_DOT; y++)
+		for (int x = cx - TRACE_PLOT_DOT; x <= cx + TRACE_PLOT_DOT; x++)
+			if (x >= 0 && y >= 0 && x < a->w && y < a->h)
+				px[y * stride + x] = c;
+}
+
+/* Background, the elided gaps between bands, the rules, then the marks by
+ * class in draw_order. */
+static void grid_paint(const struct trace_plot *p, const struct grid *g, uint32_t *px, int stride)
+{
+	const struct box *a = &p->addr;
+
+	for (int y = 0; y < a->h; y++)
+		for (int x = 0; x < a->w; x++)
+			px[y * stride + x] = GAP_FILL;
+	for (int b = 0; b < p->nbands; b++)
+		for (int y = p->bands[b].y - a->y; y < p->bands[b].y - a->y + p->bands[b].h; y++)
+			for (int x = 0; x < a->w; x++)
+				px[y * stride + x] = TRACE_PLOT_BACKGROUND;
+	for (int x = 0; x < a->w; x++)
+		for (int k = 2; k >= 0; k--)
+			if (g->rules[x] & (1u << k)) {
+				for (int y = 0; y < a->h; y++)
+					px[y * stride + x] = rule_colours[k];
+				break;
+			}
+	for (int k = 0; k < MARK_CLASSES; k++) {
+		int c = draw_order[k];
+		for (int y = 0; y < a->h; y++)
+			for (int x = 0; x < a->w; x++)
+				if (g->cells[(size_t)y * (size_t)a->w + (size_t)x] & (1u << c))
+					paint_square(px, stride, a, x, y, class_colour(c));
+	}
+}
+
+static void cr3_labels(cairo_t *cr, const struct trace_plot *p, const struct grid *g)
+{
+	const struct box *a = &p->addr;
+	double next = 0;
+
+	rgb(cr, FAINT);
+	for (int x = 0; x < a->w; x++)
+		if ((g->rules[x] & RULE_CR3) && a->x + x >= next)
+			next = a->x + x + 8 +
+			       text(cr, a->x + x, a->y - 4, LEFT, 9, "0x%llx",
+				    (unsigned long long)g->cr3[x]);
+}
+
+/* The address panel: the grid painted into an image surface, put on the
+ * page pixel for pixel. */
+static int draw_addresses(cairo_t *cr, const struct trace_plot *p)
+{
+	const struct box *a = &p->addr;
+	cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, a->w, a->h);
+	struct grid g = { 0 };
+	int rc = -1;
+
+	if (cairo_surface_status(s) == CAIRO_STATUS_SUCCESS && !grid_fill(p, &g)) {
+		cairo_surface_flush(s);
+		grid_paint(p, &g, (uint32_t *)(void *)cairo_image_surface_get_data(s),
+			   cairo_image_surface_get_stride(s) / 4);
+		cairo_surface_mark_dirty(s);
+		cairo_set_source_surface(cr, s, a->x, a->y);
+		cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+		cairo_rectangle(cr, a->x, a->y, a->w, a->h);
+		cairo_fill(cr);
+		cr3_labels(cr, p, &g);
+		rc = 0;
+	}
+	grid_free(&g);
+	cairo_surface_destroy(s);
+	return rc;
+}
+
+static const char *size_str(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
+	unsigned u = 0;
+
+	bytes >>= 10;
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes >= 1024 && !(bytes & 1023))
+		bytes >>= 10, u++;
+	snprintf(buf, len, "%llu %s", (unsigned long long)bytes, units[u]);
+	return buf;
+}
+
+static void vertical_title(cairo_t *cr, double x, const struct box *b, const char *s)
+{
+	cairo_save(cr);
+	cairo_translate(cr, x, b->y + b->h / 2.0);
+	cairo_rotate(cr, -1.5707963267948966);
+	text(cr, 0, 0, CENTRE, 11, "%s", s);
+	cairo_restore(cr);
+}
+
+/* Each band's first and last address and its size; a zigzag across the
+ * axis where addresses are elided. */
+static void address_axis(cairo_t *cr, const struct trace_plot *p)
+{
+	const struct box *a = &p->addr;
+	char sz[32];
+
+	rgb(cr, INK);
+	cairo_set_line_width(cr, 1);
+	for (int i = 0; i < p->nbands; i++) {
+		const struct band *b = &p->bands[i];
+		uint64_t last = b->lo + (b->frames << FRAME_SHIFT) - 1;
+		text(cr, a->x - 6, b->y + 8, RIGHT, 10, "0x%llx", (unsigned long long)last);
+		if (b->h >= 30)
+			text(cr, a->x - 6, b->y + b->h - 1, RIGHT, 10, "0x%llx",
+			     (unsigned long long)b->lo);
+		if (b->h >= 50)
+			text(cr, a->x - 6, b->y + b->h / 2 + 4, RIGHT, 9, "(%s)",
+			     size_str(b->frames << FRAME_SHIFT, sz, sizeof(sz)));
+		line(cr, a->x - 4, b->y + 0.5, a->x - 1, b->y + 0.5);
+		line(cr, a->x - 4, b->y + b->h - 0.5, a->x - 1, b->y + b->h - 0.5);
+		if (i + 1 < p->nbands) { /* the gap above this band */
+			double y = b->y - BAND_GAP / 2.0;
+			cairo_move_to(cr, a->x - 12, y + 2);
+			cairo_line_to(cr, a->x - 8, y - 2);
+			cairo_line_to(cr, a->x - 4, y + 2);
+			cairo_line_to(cr, a->x, y - 2);
+			cairo_stroke(cr);
+		}
+	}
+	vertical_title(cr, 16, a, "guest virtual address (used ranges; gaps elided)");
+}
+
+/* The smallest 1, 2 or 5 times a power of ten that cuts range into at most
+ * `ticks` steps. */
+static uint64_t nice_step(uint64_t range, unsigned ticks)
+{
+	static const uint64_t k[] = { 1, 2, 5 };
+	uint64_t raw = range / ticks + (range % ticks != 0);
+
+	for (uint64_t m = 1; m <= UINT64_MAX / 10; m *= 10)
+		for (unsigned i = 0; i < 3; i++)
+			if (k[i] * m >= raw)
+				return k[i] * m;
+	return raw;
+}
+
+/* The axis unit: a divisor of t and its name. */
+static void time_unit(const struct trace_plot *p, double *div, const char **name)
+{
+	uint64_t range = p->t1 - p->t0;
+
+	if (p->o.x == TRACE_PLOT_X_SEQ)
+		*div = 1, *name = "seq";
+	else if (range < 10000)
+		*div = 1, *name = "ns";
+	else if (range < 10000000)
+		*div = 1e3, *name = "\xc2\xb5s";
+	else if (range < 10000000000ull)
+		*div = 1e6, *name = "ms";
+	else
+		*div = 1e9, *name = "s";
+}
+
+static void time_axis(cairo_t *cr, const struct trace_plot *p, const struct box *b, bool labels)
+{
+	uint64_t step = nice_step(p->t1 - p->t0, (unsigned)b->w / 120 + 1);
+	uint64_t t = (p->t0 + step - 1) / step * step;
+	const char *unit;
+	double div;
+
+	time_unit(p, &div, &unit);
+	rgb(cr, INK);
+	for (; t <= p->t1 && t >= p->t0; t += step) {
+		double x = trace_plot_x(p, t) + 0.5;
+		line(cr, x, b->y + b->h + 1, x, b->y + b->h + 5);
+		if (labels)
+			text(cr, x, b->y + b->h + 17, CENTRE, 10, "%g", (double)t / div);
+	}
+	if (labels)
+		text(cr, b->x + b->w / 2.0, b->y + b->h + 36, CENTRE, 11, "%s (%s)",
+		     p->o.x == TRACE_PLOT_X_SEQ ? "event order: the records' sequence number"
+						: "time since the trace was opened",
+		     unit);
+}
+
+/* The nice top of a value axis that holds max. */
+static uint64_t value_top(uint64_t max)
+{
+	uint64_t step = nice_step(max ? max : 1, 4), top = (max + step - 1) / step * step;
+
+	return top ? top : step;
+}
+
+static double value_y(const struct box *b, uint64_t v, uint64_t top)
+{
+	return b->y + b->h - 0.5 - (double)v * (b->h - 1) / (double)top;
+}
+
+static void value_axis(cairo_t *cr, const struct box *b, uint64_t top, const char *title)
+{
+	uint64_t step = nice_step(top, 4);
+
+	rgb(cr, INK);
+	for (uint64_t v = 0; v <= top; v += step) {
+		double y = value_y(b, v, top);
+		line(cr, b->x - 4, y, b->x - 1, y);
+		text(cr, b->x - 6, y + 3, RIGHT, 9, "%llu", (unsigned long long)v);
+	}
+	vertical_title(cr, b->x - 62, b, title);
+}
+
+static void frame(cairo_t *cr, const struct box *b)
+{
+	rgb(cr, FAINT);
+	cairo_set_line_width(cr, 1);
+	cairo_rectangle(cr, b->x - 0.5, b->y - 0.5, b->w + 1, b->h + 1);
+	cairo_stroke(cr);
+}
+
+/* The pool panel: the most pages in use in each column (carried over
+ * columns without a record), evictions as red rules. */
+static int draw_pool(cairo_t *cr, const struct trace_plot *p)
+{
+	const struct box *b = &p->pool;
+	int64_t *most = malloc((size_t)b->w * sizeof(*most)), last = -1;
+	uint64_t top = value_top(p->pages_peak);
+	int first = -1;
+
+	if (!most)
+		return -1;
+	for (int x = 0; x < b->w; x++)
+		most[x] = -1;
+	rgb(cr, 0xd62728);
+	cairo_set_line_width(cr, 1);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct rec *r = &p->recs[i];
+		int x = trace_plot_x(p, r->t) - b->x;
+		if (r->pages != NO_PAGES && (int64_t)r->pages > most[x])
+			most[x] = r->pages;
+		if (r->ev == TRACE_EV_EVICT)
+			line(cr, b->x + x + 0.5, b->y, b->x + x + 0.5, b->y + b->h);
+	}
+	for (int x = 0; x < b->w; x++) {
+		last = most[x] >= 0 ? most[x] : last;
+		if (last < 0)
+			continue;
+		if (first < 0)
+			cairo_move_to(cr, b->x + x, b->y + b->h), first = x;
+		cairo_line_to(cr, b->x + x, value_y(b, (uint64_t)last, top));
+		cairo_line_to(cr, b->x + x + 1, value_y(b, (uint64_t)last, top));
+	}
+	if (first >= 0) {
+		cairo_line_to(cr, b->x + b->w, b->y + b->h);
+		cairo_close_path(cr);
+		rgb(cr, POOL_FILL);
+		cairo_fill_preserve(cr);
+		rgb(cr, INK);
+		cairo_stroke(cr);
+	}
+	free(most);
+	value_axis(cr, b, top, "pages");
+	text(cr, b->x, b->y - 7, LEFT, 10,
+	     "shadow pool in use (the records' \"pages\", peak %u); evictions in red",
+	     p->pages_peak);
+	return 0;
+}
+
+/* A record that begins a trap, i.e. a VM exit the trace shows: a hidden
+ * fault (fill, guest_fault), an emulation, or a reflect of its own (not
+ * the delivery of the fault or emulation just before it). */
+static bool begins_trap(const struct rec *r, int prev)
+{
+	if (r->ev == TRACE_EV_FILL || r->ev == TRACE_EV_GUEST_FAULT || r->ev == TRACE_EV_EMULATE)
+		return true;
+	return r->ev == TRACE_EV_REFLECT && prev != TRACE_EV_GUEST_FAULT &&
+	       prev != TRACE_EV_EMULATE;
+}
+
+static void steps(cairo_t *cr, const struct box *b, const uint64_t *v, int nb, uint64_t top,
+		  uint32_t colour)
+{
+	cairo_move_to(cr, b->x, value_y(b, 0, top));
+	for (int i = 0; i < nb; i++) {
+		cairo_line_to(cr, b->x + (double)i * b->w / nb, value_y(b, v[i], top));
+		cairo_line_to(cr, b->x + (double)(i + 1) * b->w / nb, value_y(b, v[i], top));
+	}
+	rgb(cr, colour);
+	cairo_set_line_width(cr, 1.2);
+	cairo_stroke(cr);
+}
+
+/* The rate panel: fills and exits per bin of BIN_PIXELS columns. */
+static int draw_rate(cairo_t *cr, const struct trace_plot *p)
+{
+	const struct box *b = &p->rate;
+	int nb = b->w / BIN_PIXELS > 0 ? b->w / BIN_PIXELS : 1, prev = -1;
+	uint64_t *fills = calloc((size_t)nb, sizeof(*fills)), *exits = calloc((size_t)nb, 8);
+	uint64_t span = p->t1 - p->t0 + 1, max = 0;
+	const char *unit;
+	double div;
+
+	if (!fills || !exits) {
+		free(fills);
+		free(exits);
+		return -1;
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		const struct rec *r = &p->recs[i];
+		size_t bin = (size_t)((unsigned __int128)(r->t - p->t0) * (unsigned)nb / span);
+		fills[bin] += r->ev == TRACE_EV_FILL;
+		exits[bin] += begins_trap(r, prev);
+		max = exits[bin] > max ? exits[bin] : max;
+		prev = r->ev;
+	}
+	steps(cr, b, exits, nb, value_top(max), EXITS_INK);
+	steps(cr, b, fills, nb, value_top(max), trace_plot_colour(TRACE_PLOT_FILL, 1));
+	value_axis(cr, b, value_top(max), "per bin");
+	time_unit(p, &div, &unit);
+	rgb(cr, INK);
+	text(cr, b->x, b->y - 7, LEFT, 10,
+	     "fills and exits (traps: fill, guest_fault, emulate, a reflect of its own) per bin of "
+	     "%.3g %s",
+	     (double)span / nb / div, unit);
+	free(fills);
+	free(exits);
+	return 0;
+}
+
+static double swatch(cairo_t *cr, double x, double y, uint32_t c, bool rule, const char *label)
+{
+	rgb(cr, c);
+	if (rule)
+		cairo_rectangle(cr, x + 3, y - 10, 4, 12);
+	else
+		cairo_rectangle(cr, x, y - 8, 10, 8);
+	cairo_fill(cr);
+	rgb(cr, INK);
+	return x + 14 + text(cr, x + 14, y, LEFT, 10, "%s", label) + 14;
+}
+
+static void legend(cairo_t *cr, const struct trace_plot *p, double y)
+{
+	static const char *const levels[] = { "4K", "2M", "1G" };
+	static const char *const rules[] = { "cr3 (value above)", "flush", "evict" };
+	char label[32];
+	double x = 12;
+
+	for (unsigned m = TRACE_PLOT_FILL; m <= TRACE_PLOT_PREFETCH; m++)
+		for (unsigned l = 1; l <= 3; l++) {
+			snprintf(label, sizeof(label), "%s %s",
+				 m == TRACE_PLOT_FILL ? "fill" : "prefetch", levels[l - 1]);
+			x = swatch(cr, x, y, trace_plot_colour(m, l), false, label);
+		}
+	x = swatch(cr, x, y, trace_plot_colour(TRACE_PLOT_GUEST_FAULT, 1), false, "guest fault");
+	x = swatch(cr, x, y, trace_plot_colour(TRACE_PLOT_UNPROTECT, 1), false,
+		   "unprotect (at its write's GVA)");
+	if (x > p->o.width - 300)
+		x = 12, y += 14;
+	for (unsigned k = 0; k < 3; k++)
+		x = swatch(cr, x, y, rule_colours[k], true, rules[k]);
+	x = swatch(cr, x, y, POOL_FILL, false, "pool pages");
+	swatch(cr, x, y, EXITS_INK, true, "exits / bin");
+}
+
+static void titles(cairo_t *cr, const struct trace_plot *p)
+{
+	const uint64_t *e = p->events;
+	char opts[128];
+
+	snprintf(opts, sizeof(opts), "%s%s%s", e[TRACE_EV_UNPROTECT] ? " cache (unprotects)" : "",
+		 e[TRACE_EV_PREFETCH] ? " prefetch" : "",
+		 p->huge_leaves ? " huge (2 MiB shadow leaves)" : "");
+	rgb(cr, INK);
+	cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
+	text(cr, 12, 22, LEFT, 15, "%s", p->title);
+	cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+	if (p->shadow_init)
+		text(cr, 12, 42, LEFT, 11,
+		     "paging=shadow (shadow_init: root 0x%llx, guest cr3 0x%llx); options the records "
+		     "show:%s",
+		     (unsigned long long)p->root, (unsigned long long)p->cr3,
+		     *opts ? opts : " none");
+	else
+		text(cr, 12, 42, LEFT, 11, "no shadow_init record (paging=hw, or filtered out)");
+	text(cr, p->o.width - 12.0, 42, RIGHT, 11,
+	     p->exited ? "exit status %lld (%s), %llu KVM exits, %.3f s traced"
+		       : "no exit record%.0lld%s%.0llu, %.3f s traced",
+	     (long long)p->status, p->reason, (unsigned long long)p->exits, p->ns_last / 1e9);
+	text(cr, 12, 60, LEFT, 11,
+	     "%zu records: fills %llu (4K %llu, 2M %llu, 1G %llu), prefetches %llu, guest faults "
+	     "%llu, unprotects %llu, cr3 writes %llu, flushes %llu, evictions %llu, pool peak %u "
+	     "pages%s",
+	     p->n, (unsigned long long)e[TRACE_EV_FILL], (unsigned long long)p->fills[1],
+	     (unsigned long long)p->fills[2], (unsigned long long)p->fills[3],
+	     (unsigned long long)e[TRACE_EV_PREFETCH], (unsigned long long)e[TRACE_EV_GUEST_FAULT],
+	     (unsigned long long)e[TRACE_EV_UNPROTECT], (unsigned long long)e[TRACE_EV_CR3],
+	     (unsigned long long)e[TRACE_EV_FLUSH], (unsigned long long)e[TRACE_EV_EVICT],
+	     p->pages_peak, p->truncated ? " (truncated last line skipped)" : "");
+}
+
+static int draw(cairo_t *cr, const struct trace_plot *p)
+{
+	rgb(cr, 0xffffff);
+	cairo_paint(cr);
+	titles(cr, p);
+	legend(cr, p, 80);
+	if (draw_addresses(cr, p) || draw_pool(cr, p) || draw_rate(cr, p))
+		return -1;
+	address_axis(cr, p);
+	frame(cr, &p->addr);
+	frame(cr, &p->pool);
+	frame(cr, &p->rate);
+	time_axis(cr, p, &p->addr, false);
+	time_axis(cr, p, &p->pool, false);
+	time_axis(cr, p, &p->rate, true);
+	return cairo_status(cr) == CAIRO_STATUS_SUCCESS ? 0 : -1;
+}
+
+/* ---- the file ---- */
+
+static cairo_status_t put_bytes(void *f, const unsigned char *data, unsigned int len)
+{
+	return fwrite(data, 1, len, f) == len ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
+static cairo_surface_t *surface_for(const struct trace_plot *p, enum trace_plot_format fmt, FILE *f)
+{
+	if (fmt == TRACE_PLOT_SVG)
+		return cairo_svg_surface_create_for_stream(put_bytes, f, p->o.width, p->o.height);
+	return cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)p->o.width, (int)p->o.height);
+}
+
+/* Drop what a failed write left, if it is a file of its own (never a
+ * device such as /dev/full). */
+static void discard(const char *out)
+{
+	struct stat st;
+
+	if (!lstat(out, &st) && S_ISREG(st.st_mode))
+		unlink(out);
+}
+
+int trace_plot_write(const struct trace_plot *p, const char *out, enum trace_plot_format fmt,
+		     char *err, size_t errlen)
+{
+	FILE *f = fopen(out, "wb");
+	cairo_surface_t *s;
+	cairo_t *cr;
+	int rc = VMM_OK, e = 0;
+
+	if (!f) {
+		snprintf(err, errlen, "cannot write: %s", strerror(errno));
+		return VMM_E_TRACE;
+	}
+	s = surface_for(p, fmt, f);
+	cr = cairo_create(s);
+	if (draw(cr, p))
+		rc = VMM_E_INTERNAL;
+	cairo_destroy(cr);
+	errno = 0;
+	if (!rc && fmt == TRACE_PLOT_PNG && cairo_surface_write_to_png_stream(s, put_bytes, f))
+		rc = VMM_E_TRACE, e = errno;
+	cairo_surface_finish(s);
+	if (!rc && cairo_surface_status(s))
+		rc = cairo_surface_status(s) == CAIRO_STATUS_WRITE_ERROR ? VMM_E_TRACE
+									 : VMM_E_INTERNAL,
+		e = errno;
+	if (rc == VMM_E_INTERNAL)
+		snprintf(err, errlen, "cannot draw: %s",
+			 cairo_status_to_string(cairo_surface_status(s)));
+	cairo_surface_destroy(s);
+	if (fclose(f) && !rc)
+		rc = VMM_E_TRACE, e = errno;
+	if (rc == VMM_E_TRACE)
+		snprintf(err, errlen, "cannot write: %s", e ? strerror(e) : "write error");
+	if (rc)
+		discard(out);
+	return rc;
+}
+
+int trace_plot_main(const char *path, const char *out, const struct trace_plot_options *o)
+{
+	struct trace_plot *p = plot_new(path, o);
+	struct trace_read_result res;
+	int fmt = trace_plot_format_of(out), rc;
+	char err[256] = "";
+
+	if (fmt < 0) {
+		pr_err("trace plot: -o %s: not a .png or .svg file name", out);
+		trace_plot_free(p);
+		return VMM_E_USAGE;
+	}
+	if (!p) {
+		pr_err("trace plot: out of memory");
+		return VMM_E_INTERNAL;
+	}
+	rc = trace_read_path("trace plot", path, plot_record, p, &res);
+	if (!rc && plot_finish(p, &res)) {
+		pr_err("trace plot: %s: out of memory", path);
+		rc = VMM_E_INTERNAL;
+	}
+	if (!rc && (rc = trace_plot_write(p, out, (enum trace_plot_format)fmt, err, sizeof(err))))
+		pr_err("trace plot: %s: %s", out, err);
+	if (!rc)
+		printf("trace plot: %s: %zu records -> %s (%ux%u %s)\n", path, p->n, out,
+		       p->o.width, p->o.height, fmt == TRACE_PLOT_PNG ? "PNG" : "SVG");
+	trace_plot_free(p);
+	return rc;
+}
