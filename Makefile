@@ -59,7 +59,7 @@ SHADOW_TEST_SRCS := tests/check_shadow_walk.c tests/check_shadow_spte.c tests/ch
                     tests/check_shadow_cache.c tests/check_shadow_check.c tests/shadow_fixture.c \
                     tests/fake_mem.c
 UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
-                $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c tests/check_control.c \
+                $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_trace_plot.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c tests/check_control.c \
                 tests/check_counters.c
 INTEG_SUITES := tests/check_integration.c
 TEST_SRCS    := tests/runner.c tests/util.c tests/fake_vm.c $(UNIT_SUITES) $(INTEG_SUITES) \
