@@ -160,7 +160,7 @@ check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
 	$(Q)scripts/check-integration
 
 # ---- benchmarks ----------------------------------------------------------------
-bench: all bench-workloads bench-workloads-npt0 bench-shadow bench-exit bench-trace
+bench: all bench-workloads bench-workloads-npt0 bench-shadow bench-exit bench-trace bench-plot
 
 # The bench guest's workloads under --paging=hw and every --shadow-opts, in one
 # scripts/with-kvm session; the table on stdout, the figures in build/bench.json.
@@ -183,6 +183,11 @@ bench-workloads-npt0: $(BUILD)/shadowvm $(BUILD)/guest/bench.elf $(BUILD)/bench_
 .PHONY: bench-trace
 bench-trace: $(BUILD)/shadowvm $(BUILD)/guest/paging.elf
 	$(Q)scripts/with-kvm scripts/bench-trace
+
+# trace plot on a made-up trace of 10^6 records (no KVM): its wall time.
+.PHONY: bench-plot
+bench-plot: $(BUILD)/shadowvm
+	$(Q)scripts/bench-plot
 
 # The cost of one exit, portloop guest, both paging modes side by side.
 .PHONY: bench-exit

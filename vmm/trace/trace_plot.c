@@ -425,6 +425,7 @@ static const uint32_t rule_colours[3] = { 0xc9d3e8, 0xf0d59a, 0xf2b0b0 }; /* cr3
 #define GAP_FILL 0xecececu
 #define POOL_FILL 0xc9d9ee
 #define EXITS_INK 0x555555u
+#define EVICT_INK 0xd62728u
 
 static void rgb(cairo_t *cr, uint32_t c)
 {
@@ -758,15 +759,12 @@ static int draw_pool(cairo_t *cr, const struct trace_plot *p)
 		return -1;
 	for (int x = 0; x < b->w; x++)
 		most[x] = -1;
-	rgb(cr, 0xd62728);
 	cairo_set_line_width(cr, 1);
 	for (size_t i = 0; i < p->n; i++) {
 		const struct rec *r = &p->recs[i];
 		int x = trace_plot_x(p, r->t) - b->x;
 		if (r->pages != NO_PAGES && (int64_t)r->pages > most[x])
 			most[x] = r->pages;
-		if (r->ev == TRACE_EV_EVICT)
-			line(cr, b->x + x + 0.5, b->y, b->x + x + 0.5, b->y + b->h);
 	}
 	for (int x = 0; x < b->w; x++) {
 		last = most[x] >= 0 ? most[x] : last;
@@ -786,6 +784,12 @@ static int draw_pool(cairo_t *cr, const struct trace_plot *p)
 		cairo_stroke(cr);
 	}
 	free(most);
+	rgb(cr, EVICT_INK);
+	for (size_t i = 0; i < p->n; i++)
+		if (p->recs[i].ev == TRACE_EV_EVICT) {
+			double x = trace_plot_x(p, p->recs[i].t) + 0.5;
+			line(cr, x, b->y, x, b->y + b->h);
+		}
 	value_axis(cr, b, top, "pages");
 	text(cr, b->x, b->y - 7, LEFT, 10,
 	     "shadow pool in use (the records' \"pages\", peak %u); evictions in red",
