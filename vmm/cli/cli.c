@@ -331,6 +331,11 @@ static int parse_pixels(const char *opt, const char *arg, unsigned min, unsigned
 static int parse_plot_option(int c, const char *arg, struct options *o, char *err, size_t errlen)
 {
 	switch (c) {
+	case 1: /* "-" in the short options: FILE, in place (argv is not permuted) */
+		if (o->summary)
+			return usage_err(err, errlen, "trace plot: expects exactly one FILE");
+		o->summary = arg;
+		return 0;
 	case 'o': o->plot_out = arg; return 0;
 	case 'h': o->command = CLI_HELP; return 0;
 	case 't': o->plot.title = arg; return 0;
@@ -366,13 +371,12 @@ static int parse_plot_command(int argc, char **argv, struct options *o, char *er
 	int rc;
 
 	o->command = CLI_TRACE_PLOT;
-	if ((rc = each_option(argc, argv, "o:h", longopts, "trace plot", parse_plot_option, o, err,
+	if ((rc = each_option(argc, argv, "-o:h", longopts, "trace plot", parse_plot_option, o, err,
 			      errlen)) != 0 ||
 	    o->command == CLI_HELP)
 		return rc;
-	if (optind + 1 != argc)
+	if (!o->summary || optind != argc)
 		return usage_err(err, errlen, "trace plot: expects exactly one FILE");
-	o->summary = argv[optind];
 	if (!o->plot_out)
 		return usage_err(err, errlen, "trace plot: missing -o OUT (a .png or .svg file)");
 	if (trace_plot_format_of(o->plot_out) < 0)

@@ -26,6 +26,11 @@
 #define RULE_CR3 1u
 #define RULE_FLUSH 2u
 #define RULE_EVICT 4u
+/* The header's rows: the facts' lines (3 at 640 pixels wide), the legend's
+ * (2), then the CR3 labels just above the panels. */
+#define FACTS_Y 38
+#define LEGEND_Y 82
+#define PANELS_Y 116
 
 /* One record as the picture needs it (the JSON is gone after the read). */
 struct rec {
@@ -276,7 +281,7 @@ static int find_bands(struct trace_plot *p)
  * the highest addresses. */
 static void layout(struct trace_plot *p)
 {
-	const int left = 150, right = 24, top = 104, bottom = 50, gap = 34;
+	const int left = 150, right = 24, top = PANELS_Y, bottom = 50, gap = 34;
 	int w = (int)p->o.width - left - right;
 	int avail = (int)p->o.height - top - bottom - 2 * gap;
 	int ah = avail * 3 / 5, ph = avail / 5, bh;
@@ -455,6 +460,15 @@ __attribute__((format(printf, 6, 7))) static double text(cairo_t *cr, double x, 
 	return ext.x_advance;
 }
 
+static double text_width(cairo_t *cr, double size, const char *s)
+{
+	cairo_text_extents_t ext;
+
+	cairo_set_font_size(cr, size);
+	cairo_text_extents(cr, s, &ext);
+	return ext.x_advance;
+}
+
 static void line(cairo_t *cr, double x0, double y0, double x1, double y1)
 {
 	cairo_move_to(cr, x0, y0);
@@ -617,12 +631,14 @@ static const char *size_str(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
-static void vertical_title(cairo_t *cr, double x, const struct box *b, const char *s)
+/* A title up the left of box b: `s`, or `brief` where s is taller than b. */
+static void vertical_title(cairo_t *cr, double x, const struct box *b, const char *s,
+			   const char *brief)
 {
 	cairo_save(cr);
 	cairo_translate(cr, x, b->y + b->h / 2.0);
 	cairo_rotate(cr, -1.5707963267948966);
-	text(cr, 0, 0, CENTRE, 11, "%s", s);
+	text(cr, 0, 0, CENTRE, 11, "%s", text_width(cr, 11, s) <= b->h ? s : brief);
 	cairo_restore(cr);
 }
 
@@ -656,7 +672,7 @@ static void address_axis(cairo_t *cr, const struct trace_plot *p)
 			cairo_stroke(cr);
 		}
 	}
-	vertical_title(cr, 16, a, "guest virtual address (used ranges; gaps elided)");
+	vertical_title(cr, 16, a, "guest virtual address (used ranges; gaps elided)", "GVA");
 }
 
 /* The smallest 1, 2 or 5 times a power of ten that cuts range into at most
@@ -735,7 +751,7 @@ static void value_axis(cairo_t *cr, const struct box *b, uint64_t top, const cha
 		line(cr, b->x - 4, y, b->x - 1, y);
 		text(cr, b->x - 6, y + 3, RIGHT, 9, "%llu", (unsigned long long)v);
 	}
-	vertical_title(cr, b->x - 62, b, title);
+	vertical_title(cr, b->x - 62, b, title, title);
 }
 
 static void frame(cairo_t *cr, const struct box *b)
@@ -858,76 +874,110 @@ static int draw_rate(cairo_t *cr, const struct trace_plot *p)
 	return 0;
 }
 
-static double swatch(cairo_t *cr, double x, double y, uint32_t c, bool rule, const char *label)
+/* Pieces of text laid left to right, wrapping at `right`. */
+struct flow {
+	double x, y, left, right, line;
+};
+
+/* Where the next piece, w pixels wide, goes: on this line, or the next. */
+static double flow_at(struct flow *f, double w)
 {
-	rgb(cr, c);
-	if (rule)
-		cairo_rectangle(cr, x + 3, y - 10, 4, 12);
-	else
-		cairo_rectangle(cr, x, y - 8, 10, 8);
-	cairo_fill(cr);
-	rgb(cr, INK);
-	return x + 14 + text(cr, x + 14, y, LEFT, 10, "%s", label) + 14;
+	double at;
+
+	if (f->x > f->left && f->x + w > f->right)
+		f->x = f->left, f->y += f->line;
+	at = f->x;
+	f->x += w;
+	return at;
 }
 
-static void legend(cairo_t *cr, const struct trace_plot *p, double y)
+static void swatch(cairo_t *cr, struct flow *f, uint32_t c, bool rule, const char *label)
+{
+	double x = flow_at(f, 14 + text_width(cr, 10, label) + 14);
+
+	rgb(cr, c);
+	if (rule)
+		cairo_rectangle(cr, x + 3, f->y - 10, 4, 12);
+	else
+		cairo_rectangle(cr, x, f->y - 8, 10, 8);
+	cairo_fill(cr);
+	rgb(cr, INK);
+	text(cr, x + 14, f->y, LEFT, 10, "%s", label);
+}
+
+static void legend(cairo_t *cr, const struct trace_plot *p)
 {
 	static const char *const levels[] = { "4K", "2M", "1G" };
 	static const char *const rules[] = { "cr3 (value above)", "flush", "evict" };
+	struct flow f = { 12, LEGEND_Y, 12, p->o.width - 12.0, 14 };
 	char label[32];
-	double x = 12;
 
 	for (unsigned m = TRACE_PLOT_FILL; m <= TRACE_PLOT_PREFETCH; m++)
 		for (unsigned l = 1; l <= 3; l++) {
 			snprintf(label, sizeof(label), "%s %s",
 				 m == TRACE_PLOT_FILL ? "fill" : "prefetch", levels[l - 1]);
-			x = swatch(cr, x, y, trace_plot_colour(m, l), false, label);
+			swatch(cr, &f, trace_plot_colour(m, l), false, label);
 		}
-	x = swatch(cr, x, y, trace_plot_colour(TRACE_PLOT_GUEST_FAULT, 1), false, "guest fault");
-	x = swatch(cr, x, y, trace_plot_colour(TRACE_PLOT_UNPROTECT, 1), false,
-		   "unprotect (at its write's GVA)");
-	if (x > p->o.width - 300)
-		x = 12, y += 14;
+	swatch(cr, &f, trace_plot_colour(TRACE_PLOT_GUEST_FAULT, 1), false, "guest fault");
+	swatch(cr, &f, trace_plot_colour(TRACE_PLOT_UNPROTECT, 1), false,
+	       "unprotect (at its write's GVA)");
 	for (unsigned k = 0; k < 3; k++)
-		x = swatch(cr, x, y, rule_colours[k], true, rules[k]);
-	x = swatch(cr, x, y, POOL_FILL, false, "pool pages");
-	swatch(cr, x, y, EXITS_INK, true, "exits / bin");
+		swatch(cr, &f, rule_colours[k], true, rules[k]);
+	swatch(cr, &f, POOL_FILL, false, "pool pages");
+	swatch(cr, &f, EXITS_INK, true, "exits / bin");
+}
+
+#define FACTS 8
+
+/* What the records say about the run, as pieces of the title's lines. */
+static void facts(const struct trace_plot *p, char out[FACTS][192])
+{
+	const uint64_t *e = p->events;
+
+	if (p->shadow_init)
+		snprintf(out[0], 192, "paging=shadow (shadow_init: root 0x%llx, guest cr3 0x%llx)",
+			 (unsigned long long)p->root, (unsigned long long)p->cr3);
+	else
+		snprintf(out[0], 192, "no shadow_init record (paging=hw, or filtered out)");
+	snprintf(out[1], 192, "options the records show:%s%s%s%s",
+		 e[TRACE_EV_UNPROTECT] ? " cache (unprotects)" : "",
+		 e[TRACE_EV_PREFETCH] ? " prefetch" : "",
+		 p->huge_leaves ? " huge (2 MiB shadow leaves)" : "",
+		 e[TRACE_EV_UNPROTECT] || e[TRACE_EV_PREFETCH] || p->huge_leaves ? "" : " none");
+	if (p->exited)
+		snprintf(out[2], 192, "exit status %lld (%s), %llu KVM exits", (long long)p->status,
+			 p->reason, (unsigned long long)p->exits);
+	else
+		snprintf(out[2], 192, "no exit record");
+	snprintf(out[3], 192, "%.3f s traced%s", p->ns_last / 1e9,
+		 p->truncated ? " (truncated last line skipped)" : "");
+	snprintf(out[4], 192, "%zu records: fills %llu (4K %llu, 2M %llu, 1G %llu)", p->n,
+		 (unsigned long long)e[TRACE_EV_FILL], (unsigned long long)p->fills[1],
+		 (unsigned long long)p->fills[2], (unsigned long long)p->fills[3]);
+	snprintf(out[5], 192, "prefetches %llu, guest faults %llu, unprotects %llu",
+		 (unsigned long long)e[TRACE_EV_PREFETCH],
+		 (unsigned long long)e[TRACE_EV_GUEST_FAULT],
+		 (unsigned long long)e[TRACE_EV_UNPROTECT]);
+	snprintf(out[6], 192, "cr3 writes %llu, flushes %llu, evictions %llu",
+		 (unsigned long long)e[TRACE_EV_CR3], (unsigned long long)e[TRACE_EV_FLUSH],
+		 (unsigned long long)e[TRACE_EV_EVICT]);
+	snprintf(out[7], 192, "pool peak %u pages", p->pages_peak);
 }
 
 static void titles(cairo_t *cr, const struct trace_plot *p)
 {
-	const uint64_t *e = p->events;
-	char opts[128];
+	struct flow f = { 12, FACTS_Y, 12, p->o.width - 12.0, 13 };
+	char fact[FACTS][192];
 
-	snprintf(opts, sizeof(opts), "%s%s%s", e[TRACE_EV_UNPROTECT] ? " cache (unprotects)" : "",
-		 e[TRACE_EV_PREFETCH] ? " prefetch" : "",
-		 p->huge_leaves ? " huge (2 MiB shadow leaves)" : "");
+	facts(p, fact);
 	rgb(cr, INK);
 	cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
-	text(cr, 12, 22, LEFT, 15, "%s", p->title);
+	text(cr, 12, 20, LEFT, 15, "%s", p->title);
 	cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-	if (p->shadow_init)
-		text(cr, 12, 42, LEFT, 11,
-		     "paging=shadow (shadow_init: root 0x%llx, guest cr3 0x%llx); options the records "
-		     "show:%s",
-		     (unsigned long long)p->root, (unsigned long long)p->cr3,
-		     *opts ? opts : " none");
-	else
-		text(cr, 12, 42, LEFT, 11, "no shadow_init record (paging=hw, or filtered out)");
-	text(cr, p->o.width - 12.0, 42, RIGHT, 11,
-	     p->exited ? "exit status %lld (%s), %llu KVM exits, %.3f s traced"
-		       : "no exit record%.0lld%s%.0llu, %.3f s traced",
-	     (long long)p->status, p->reason, (unsigned long long)p->exits, p->ns_last / 1e9);
-	text(cr, 12, 60, LEFT, 11,
-	     "%zu records: fills %llu (4K %llu, 2M %llu, 1G %llu), prefetches %llu, guest faults "
-	     "%llu, unprotects %llu, cr3 writes %llu, flushes %llu, evictions %llu, pool peak %u "
-	     "pages%s",
-	     p->n, (unsigned long long)e[TRACE_EV_FILL], (unsigned long long)p->fills[1],
-	     (unsigned long long)p->fills[2], (unsigned long long)p->fills[3],
-	     (unsigned long long)e[TRACE_EV_PREFETCH], (unsigned long long)e[TRACE_EV_GUEST_FAULT],
-	     (unsigned long long)e[TRACE_EV_UNPROTECT], (unsigned long long)e[TRACE_EV_CR3],
-	     (unsigned long long)e[TRACE_EV_FLUSH], (unsigned long long)e[TRACE_EV_EVICT],
-	     p->pages_peak, p->truncated ? " (truncated last line skipped)" : "");
+	for (int i = 0; i < FACTS; i++) {
+		double at = flow_at(&f, text_width(cr, 10, fact[i]) + 16);
+		text(cr, at, f.y, LEFT, 10, "%s%s", fact[i], i + 1 < FACTS ? ";" : "");
+	}
 }
 
 static int draw(cairo_t *cr, const struct trace_plot *p)
@@ -935,7 +985,7 @@ static int draw(cairo_t *cr, const struct trace_plot *p)
 	rgb(cr, 0xffffff);
 	cairo_paint(cr);
 	titles(cr, p);
-	legend(cr, p, 80);
+	legend(cr, p);
 	if (draw_addresses(cr, p) || draw_pool(cr, p) || draw_rate(cr, p))
 		return -1;
 	address_axis(cr, p);
