@@ -46,7 +46,7 @@ FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdin
 
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/load/elf_load.c vmm/load/mem.c vmm/cli/size.c vmm/cli/status.c vmm/cli/cli.c vmm/cli/log.c \
-                vmm/trace/trace.c vmm/trace/trace_read.c vmm/trace/trace_summary.c vmm/trace/trace_plot.c vmm/kvm/backend.c vmm/kvm/kvm.c \
+                vmm/trace/trace.c vmm/trace/trace_read.c vmm/trace/trace_summary.c vmm/trace/trace_plot.c vmm/trace/trace_plot_draw.c vmm/kvm/backend.c vmm/kvm/kvm.c \
                 vmm/cpu/monitor.c vmm/cpu/monitor_apply.S vmm/cpu/segment.c vmm/cpu/gva.c vmm/cpu/reflect.c vmm/cpu/emulate.c vmm/cpu/control.c \
                 vmm/trace/counters.c
 VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/load/boot.c vmm/cpu/trap.c vmm/cpu/trap_setup.c \
