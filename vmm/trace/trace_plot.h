@@ -69,8 +69,10 @@ uint32_t trace_plot_colour(enum trace_plot_mark m, unsigned level);
 int trace_plot_write(const struct trace_plot *p, const char *out, enum trace_plot_format fmt,
 		     char *err, size_t errlen);
 
-/* The command: VMM_OK, VMM_E_NOINPUT (unreadable trace), VMM_E_IMAGE (a bad
- * line), VMM_E_TRACE (OUT cannot be written) or VMM_E_INTERNAL. */
+/* The command: VMM_OK, VMM_E_USAGE (OUT neither .png nor .svg),
+ * VMM_E_NOINPUT (unreadable trace), VMM_E_IMAGE (a bad line), VMM_E_TRACE
+ * (OUT cannot be written) or VMM_E_INTERNAL, each with one line on stderr;
+ * a truncated last line is a warning. */
 int trace_plot_main(const char *path, const char *out, const struct trace_plot_options *o);
 
 #endif

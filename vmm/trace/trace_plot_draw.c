@@ -356,24 +356,14 @@ static void frame(cairo_t *cr, const struct box *b)
 
 /* The pool panel: the most pages in use in each column (carried over
  * columns without a record), evictions as red rules. */
-static int draw_pool(cairo_t *cr, const struct trace_plot *p)
+/* The area under the most pages in use in each column, carried over the
+ * columns without a record. */
+static void pool_area(cairo_t *cr, const struct trace_plot *p, const int64_t *most, uint64_t top)
 {
 	const struct box *b = &p->pool;
-	int64_t *most = malloc((size_t)b->w * sizeof(*most)), last = -1;
-	uint64_t top = value_top(p->pages_peak);
+	int64_t last = -1;
 	int first = -1;
 
-	if (!most)
-		return -1;
-	for (int x = 0; x < b->w; x++)
-		most[x] = -1;
-	cairo_set_line_width(cr, 1);
-	for (size_t i = 0; i < p->n; i++) {
-		const struct rec *r = &p->recs[i];
-		int x = trace_plot_x(p, r->t) - b->x;
-		if (r->pages != NO_PAGES && (int64_t)r->pages > most[x])
-			most[x] = r->pages;
-	}
 	for (int x = 0; x < b->w; x++) {
 		last = most[x] >= 0 ? most[x] : last;
 		if (last < 0)
@@ -383,14 +373,35 @@ static int draw_pool(cairo_t *cr, const struct trace_plot *p)
 		cairo_line_to(cr, b->x + x, value_y(b, (uint64_t)last, top));
 		cairo_line_to(cr, b->x + x + 1, value_y(b, (uint64_t)last, top));
 	}
-	if (first >= 0) {
-		cairo_line_to(cr, b->x + b->w, b->y + b->h);
-		cairo_close_path(cr);
-		rgb(cr, POOL_FILL);
-		cairo_fill_preserve(cr);
-		rgb(cr, INK);
-		cairo_stroke(cr);
+	if (first < 0)
+		return;
+	cairo_line_to(cr, b->x + b->w, b->y + b->h);
+	cairo_close_path(cr);
+	rgb(cr, POOL_FILL);
+	cairo_fill_preserve(cr);
+	rgb(cr, INK);
+	cairo_set_line_width(cr, 1);
+	cairo_stroke(cr);
+}
+
+/* The pool panel: pages in use, evictions as red rules over them. */
+static int draw_pool(cairo_t *cr, const struct trace_plot *p)
+{
+	const struct box *b = &p->pool;
+	int64_t *most = malloc((size_t)b->w * sizeof(*most));
+	uint64_t top = value_top(p->pages_peak);
+
+	if (!most)
+		return -1;
+	for (int x = 0; x < b->w; x++)
+		most[x] = -1;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct rec *r = &p->recs[i];
+		int x = trace_plot_x(p, r->t) - b->x;
+		if (r->pages != NO_PAGES && (int64_t)r->pages > most[x])
+			most[x] = r->pages;
 	}
+	pool_area(cr, p, most, top);
 	free(most);
 	rgb(cr, EVICT_INK);
 	for (size_t i = 0; i < p->n; i++)
