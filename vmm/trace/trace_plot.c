@@ -246,6 +246,13 @@ static void time_range(struct trace_plot *p)
 	}
 }
 
+/* A size within min..TRACE_PLOT_SIZE_MAX (the command line refuses any
+ * other with its limits; this keeps the layout sane for other callers). */
+static unsigned clamp(unsigned v, unsigned min)
+{
+	return v < min ? min : v > TRACE_PLOT_SIZE_MAX ? TRACE_PLOT_SIZE_MAX : v;
+}
+
 static struct trace_plot *plot_new(const char *name, const struct trace_plot_options *o)
 {
 	struct trace_plot *p = calloc(1, sizeof(*p));
@@ -253,8 +260,8 @@ static struct trace_plot *plot_new(const char *name, const struct trace_plot_opt
 	if (!p)
 		return NULL;
 	p->o = *o;
-	p->o.width = o->width ? o->width : TRACE_PLOT_WIDTH;
-	p->o.height = o->height ? o->height : TRACE_PLOT_HEIGHT;
+	p->o.width = clamp(o->width ? o->width : TRACE_PLOT_WIDTH, TRACE_PLOT_WIDTH_MIN);
+	p->o.height = clamp(o->height ? o->height : TRACE_PLOT_HEIGHT, TRACE_PLOT_HEIGHT_MIN);
 	p->pending = SIZE_MAX;
 	snprintf(p->title, sizeof(p->title), "%s", o->title ? o->title : name);
 	p->o.title = p->title;
