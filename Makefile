@@ -16,7 +16,7 @@ else
 Q := @
 endif
 
-PKGS       := libelf check json-c
+PKGS       := libelf check json-c cairo
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -46,7 +46,7 @@ FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdin
 
 # ---- vmm/ ----------------------------------------------------------------
 VMM_LIB_SRCS := vmm/load/elf_load.c vmm/load/mem.c vmm/cli/size.c vmm/cli/status.c vmm/cli/cli.c vmm/cli/log.c \
-                vmm/trace/trace.c vmm/trace/trace_summary.c vmm/kvm/backend.c vmm/kvm/kvm.c \
+                vmm/trace/trace.c vmm/trace/trace_read.c vmm/trace/trace_summary.c vmm/trace/trace_plot.c vmm/trace/trace_plot_draw.c vmm/kvm/backend.c vmm/kvm/kvm.c \
                 vmm/cpu/monitor.c vmm/cpu/monitor_apply.S vmm/cpu/monitor_image.S vmm/cpu/segment.c vmm/cpu/gva.c vmm/cpu/reflect.c vmm/cpu/emulate.c vmm/cpu/control.c \
                 vmm/trace/counters.c
 VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/load/boot.c vmm/cpu/trap.c vmm/cpu/trap_setup.c vmm/cpu/fillmon.c \
@@ -59,7 +59,7 @@ SHADOW_TEST_SRCS := tests/check_shadow_walk.c tests/check_shadow_spte.c tests/ch
                     tests/check_shadow_cache.c tests/check_shadow_check.c tests/shadow_fixture.c \
                     tests/fake_mem.c
 UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
-                $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c tests/check_control.c \
+                $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_trace_plot.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c tests/check_control.c \
                 tests/check_counters.c
 INTEG_SUITES := tests/check_integration.c
 TEST_SRCS    := tests/runner.c tests/util.c tests/fake_vm.c $(UNIT_SUITES) $(INTEG_SUITES) \
@@ -160,7 +160,7 @@ check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
 	$(Q)scripts/check-integration
 
 # ---- benchmarks ----------------------------------------------------------------
-bench: all bench-workloads bench-workloads-npt0 bench-shadow bench-exit bench-trace
+bench: all bench-workloads bench-workloads-npt0 bench-shadow bench-exit bench-trace bench-plot
 
 # The bench guest's workloads under --paging=hw and every --shadow-opts, in one
 # scripts/with-kvm session; the table on stdout, the figures in build/bench.json.
@@ -183,6 +183,11 @@ bench-workloads-npt0: $(BUILD)/shadowvm $(BUILD)/guest/bench.elf $(BUILD)/bench_
 .PHONY: bench-trace
 bench-trace: $(BUILD)/shadowvm $(BUILD)/guest/paging.elf
 	$(Q)scripts/with-kvm scripts/bench-trace
+
+# trace plot on a made-up trace of 10^6 records (no KVM): its wall time.
+.PHONY: bench-plot
+bench-plot: $(BUILD)/shadowvm
+	$(Q)scripts/bench-plot
 
 # The cost of one exit, portloop guest, both paging modes side by side.
 .PHONY: bench-exit

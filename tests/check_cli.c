@@ -92,6 +92,31 @@ static const struct cli_case clis[] = {
 	{ { "shadowvm", "check", "--timeout", "3", "g.elf" },
 	  VMM_E_USAGE,
 	  "check: only -m, -v and -q apply" },
+	{ { "shadowvm", "trace", "fly" },
+	  VMM_E_USAGE,
+	  "trace: unknown or missing subcommand (summary, plot)" },
+	{ { "shadowvm", "trace", "plot", "t.jsonl" },
+	  VMM_E_USAGE,
+	  "trace plot: missing -o OUT (a .png or .svg file)" },
+	{ { "shadowvm", "trace", "plot", "-o", "t.png" },
+	  VMM_E_USAGE,
+	  "trace plot: expects exactly one FILE" },
+	{ { "shadowvm", "trace", "plot", "t.jsonl", "-o", "t.jpg" },
+	  VMM_E_USAGE,
+	  "trace plot: -o t.jpg: not a .png or .svg file name" },
+	{ { "shadowvm", "trace", "plot", "t.jsonl", "-o", "t.png", "--x=time" },
+	  VMM_E_USAGE,
+	  "trace plot: --x 'time' is not an axis (ns, seq)" },
+	{ { "shadowvm", "trace", "plot", "t.jsonl", "-o", "t.png", "--width=639" },
+	  VMM_E_USAGE,
+	  "trace plot: --width '639' is not a pixel count in 640..8192" },
+	{ { "shadowvm", "trace", "plot", "t.jsonl", "-o", "t.png", "--height=9000" },
+	  VMM_E_USAGE,
+	  "trace plot: --height '9000' is not a pixel count in 480..8192" },
+	{ { "shadowvm", "trace", "plot", "t.jsonl", "-o", "t.png", "--depth=3" },
+	  VMM_E_USAGE,
+	  "trace plot: option '--depth=3' is unknown or lacks its argument" },
+	{ { "shadowvm", "trace", "plot", "t.jsonl", "-o", "t.SVG" }, 0, NULL },
 };
 
 START_TEST(test_cli_parse_table)
@@ -128,6 +153,25 @@ START_TEST(test_cli_parse_run_options)
 }
 END_TEST
 
+START_TEST(test_cli_parse_plot_options)
+{
+	const char *argv[] = { "shadowvm", "trace",       "plot",        "--x=seq",
+			       "t.jsonl",  "--title=T 1", "--width=800", "--height",
+			       "600",      "-o",          "t.png",       NULL };
+	struct options o;
+	char err[256] = "";
+
+	ck_assert_msg(cli_parse(11, (char **)argv, &o, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(o.command, CLI_TRACE_PLOT);
+	ck_assert_str_eq(o.summary, "t.jsonl");
+	ck_assert_str_eq(o.plot_out, "t.png");
+	ck_assert_int_eq(o.plot.x, TRACE_PLOT_X_SEQ);
+	ck_assert_str_eq(o.plot.title, "T 1");
+	ck_assert_uint_eq(o.plot.width, 800);
+	ck_assert_uint_eq(o.plot.height, 600);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -136,6 +180,7 @@ Suite *cli_suite(void)
 	tcase_add_loop_test(tc, test_size_parse_table, 0, (int)(sizeof(sizes) / sizeof(sizes[0])));
 	tcase_add_loop_test(tc, test_cli_parse_table, 0, (int)(sizeof(clis) / sizeof(clis[0])));
 	tcase_add_test(tc, test_cli_parse_run_options);
+	tcase_add_test(tc, test_cli_parse_plot_options);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -16,6 +16,7 @@
 #include "shadowvm_abi.h"
 #include "status.h"
 #include "suites.h"
+#include "trace_plot.h"
 #include "util.h"
 
 #define VMM "build/shadowvm"
@@ -740,6 +741,104 @@ START_TEST(test_trace_summary_reads_a_real_trace)
 }
 END_TEST
 
+/* A record's mark class as the plotter ranks them (trace_plot.c draw
+ * order): 0..2 fills by level, 3 unprotect, 4 guest_fault; -1 for none.
+ * Prefetches are drawn under fills and do not matter here. */
+static int plot_rank(struct json_object *o)
+{
+	const char *ev = rec_str(o, "event");
+
+	if (!strcmp(ev, "fill"))
+		return (int)rec_int(o, "level") - 1;
+	return !strcmp(ev, "unprotect") ? 3 : !strcmp(ev, "guest_fault") ? 4 : -1;
+}
+
+/* The GVA a mark is drawn at: its own, or for an unprotect that of the
+ * fill after it. */
+static uint64_t plot_gva(const struct trace_file *tf, size_t i)
+{
+	while (i < tf->n && !strcmp(rec_str(tf->rec[i], "event"), "unprotect"))
+		i++;
+	return i < tf->n ? strtoull(rec_str(tf->rec[i], "gva"), NULL, 16) : 0;
+}
+
+/* A fill whose pixel no mark drawn over fills of its level covers. */
+static size_t clear_fill(const struct trace_file *tf, const struct trace_plot *p)
+{
+	for (size_t i = 0; i < tf->n; i++) {
+		int x, y, rank = plot_rank(tf->rec[i]);
+		bool clear = true;
+		if (rank < 0 || rank > 2)
+			continue;
+		x = trace_plot_x(p, (uint64_t)rec_int(tf->rec[i], "ns"));
+		y = trace_plot_y(p, plot_gva(tf, i));
+		for (size_t k = 0; k < tf->n && clear; k++) {
+			int xk, yk;
+			if (plot_rank(tf->rec[k]) <= rank)
+				continue;
+			xk = trace_plot_x(p, (uint64_t)rec_int(tf->rec[k], "ns"));
+			yk = trace_plot_y(p, plot_gva(tf, k));
+			clear = abs(xk - x) > 2 * TRACE_PLOT_DOT ||
+				abs(yk - y) > 2 * TRACE_PLOT_DOT;
+		}
+		if (clear)
+			return i;
+	}
+	ck_abort_msg("every fill is covered by another mark");
+	return 0;
+}
+
+static unsigned fill_pixels(cairo_surface_t *png)
+{
+	unsigned n = 0;
+
+	for (int y = 0; y < cairo_image_surface_get_height(png); y++)
+		for (int x = 0; x < cairo_image_surface_get_width(png); x++)
+			for (unsigned l = 1; l <= 3; l++)
+				n += png_pixel(png, x, y) == trace_plot_colour(TRACE_PLOT_FILL, l);
+	return n;
+}
+
+/* trace plot on a real guest's trace: the PNG's size, marks on it, and one
+ * fill, picked from the trace, at the pixel the plotter's mapping names. */
+START_TEST(test_trace_plot_draws_a_real_trace)
+{
+	const char *trace = test_file("pp.jsonl"), *png_path = test_file("pp.png");
+	struct trace_plot_options o = { 0 };
+	struct trace_plot *p;
+	cairo_surface_t *png;
+	struct run_result r;
+	char err[256] = "";
+	size_t i;
+	FILE *f;
+
+	RUN(&r, "run", "--trace", trace, GUEST("paging"));
+	ck_assert_int_eq(r.status, 0);
+	run_result_free(&r);
+	RUN(&r, "trace", "plot", trace, "-o", png_path);
+	ck_assert_msg(r.status == 0, "status %d, stderr: %s", r.status, r.err);
+	run_result_free(&r);
+	png = png_load(png_path);
+	ck_assert_int_eq(cairo_image_surface_get_width(png), TRACE_PLOT_WIDTH);
+	ck_assert_int_eq(cairo_image_surface_get_height(png), TRACE_PLOT_HEIGHT);
+	ck_assert_uint_ge(fill_pixels(png), 9); /* one mark at least */
+	ck_assert_ptr_nonnull(f = fopen(trace, "r"));
+	ck_assert_msg(trace_plot_read(f, trace, &o, &p, err, sizeof(err)) == 0, "%s", err);
+	fclose(f);
+	trace_load(trace, &the_trace, "paging (plot)");
+	i = clear_fill(&the_trace, p);
+	ck_assert_msg(png_pixel(png, trace_plot_x(p, (uint64_t)rec_int(the_trace.rec[i], "ns")),
+				trace_plot_y(p, plot_gva(&the_trace, i))) ==
+			      trace_plot_colour(TRACE_PLOT_FILL,
+						(unsigned)rec_int(the_trace.rec[i], "level")),
+		      "fill at line %zu (gva %s) is not in the fill colour", i + 1,
+		      rec_str(the_trace.rec[i], "gva"));
+	trace_free(&the_trace);
+	trace_plot_free(p);
+	cairo_surface_destroy(png);
+}
+END_TEST
+
 /* ---- hostile guests: each ends in its diagnosis, never a VMM crash ---- */
 
 struct adv_case {
@@ -1132,6 +1231,7 @@ Suite *integration_suite(void)
 	tcase_add_test(tc, test_trace_survives_timeout);
 	tcase_add_test(tc, test_trace_write_error_ends_the_run_with_73);
 	tcase_add_test(tc, test_trace_summary_reads_a_real_trace);
+	tcase_add_test(tc, test_trace_plot_draws_a_real_trace);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -27,6 +27,7 @@ int main(int argc, char **argv)
 		srunner_add_suite(sr, shadow_cache_suite());
 		srunner_add_suite(sr, shadow_check_suite());
 		srunner_add_suite(sr, trace_suite());
+		srunner_add_suite(sr, trace_plot_suite());
 		srunner_add_suite(sr, segment_suite());
 		srunner_add_suite(sr, reflect_suite());
 		srunner_add_suite(sr, emulate_suite());

@@ -15,6 +15,7 @@ Suite *shadow_vtlb_suite(void);
 Suite *shadow_cache_suite(void);
 Suite *shadow_check_suite(void);
 Suite *trace_suite(void);
+Suite *trace_plot_suite(void);
 Suite *segment_suite(void);
 Suite *reflect_suite(void);
 Suite *emulate_suite(void);

@@ -317,3 +317,25 @@ const char *trace_schema_error(struct json_object *rec)
 	}
 	return "unknown event";
 }
+
+cairo_surface_t *png_load(const char *path)
+{
+	cairo_surface_t *png = cairo_image_surface_create_from_png(path);
+
+	ck_assert_msg(cairo_surface_status(png) == CAIRO_STATUS_SUCCESS, "%s: %s", path,
+		      cairo_status_to_string(cairo_surface_status(png)));
+	return png;
+}
+
+uint32_t png_pixel(cairo_surface_t *png, int x, int y)
+{
+	const unsigned char *row;
+
+	ck_assert_msg(x >= 0 && y >= 0 && x < cairo_image_surface_get_width(png) &&
+			      y < cairo_image_surface_get_height(png),
+		      "pixel (%d, %d) outside the image", x, y);
+	cairo_surface_flush(png);
+	row = cairo_image_surface_get_data(png) +
+	      (size_t)y * (size_t)cairo_image_surface_get_stride(png);
+	return ((const uint32_t *)(const void *)row)[x] & 0xffffffu;
+}

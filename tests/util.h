@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cairo.h>
 #include <check.h>
 
 /* Every temporary file of the suites lives in a directory of its test's own,
@@ -44,5 +45,10 @@ const char *trace_schema_error(struct json_object *rec);
  * vmm/trace/counters.h names the --stats keys, into *out; false where there is
  * none. */
 bool json_path_int(struct json_object *o, const char *path, int64_t *out);
+
+/* A PNG read back with cairo (the test fails if it cannot be read), and
+ * one of its pixels as 0xRRGGBB. */
+cairo_surface_t *png_load(const char *path);
+uint32_t png_pixel(cairo_surface_t *png, int x, int y);
 
 #endif

@@ -18,6 +18,8 @@ void cli_usage(FILE *out)
 		"usage: shadowvm run [options] IMAGE [-- GUEST-ARGS...]\n"
 		"       shadowvm check [-m SIZE] IMAGE\n"
 		"       shadowvm trace summary FILE\n"
+		"       shadowvm trace plot FILE -o OUT [--x=ns|seq] [--title=TEXT]\n"
+		"                           [--width=N] [--height=N]\n"
 		"       shadowvm kvm [--json | --brief]\n"
 		"       shadowvm --help | --version\n"
 		"\n"
@@ -55,6 +57,11 @@ void cli_usage(FILE *out)
 		"\n"
 		"check validates IMAGE for a guest of SIZE bytes of RAM without running it.\n"
 		"trace summary reads a --trace file: counts per event, the most-faulting pages.\n"
+		"trace plot draws one (PNG or SVG by OUT's extension): the address space over\n"
+		"time (a mark per fill, prefetch, guest fault, unprotect at its GVA; cr3, flush,\n"
+		"evict as rules), the shadow pool in use, fills and exits per bin.  --x=seq\n"
+		"puts the records in event order instead of time; --width %u..%u (default %u),\n"
+		"--height %u..%u (default %u) pixels; --title replaces the file name on top.\n"
 		"kvm prints what serves /dev/kvm (kvm_intel, kvm_amd, kvm_pvm; EPT/NPT; the\n"
 		"CPU features offered) and whether each paging mode runs on it; status 0 when\n"
 		"both do, else 69.  run refuses a mode that cannot run with 69.\n"
@@ -66,7 +73,8 @@ void cli_usage(FILE *out)
 		"  73 trace not written        74 exit value out of range\n"
 		"  75 guest broke the ABI      124 timeout              128+N killed by signal N\n",
 		SHADOWVM_ABI_VERSION, CLI_POOL_DEFAULT, CLI_POOL_MIN, CLI_POOL_MAX,
-		SHADOWVM_ABI_EXIT_MAX);
+		TRACE_PLOT_WIDTH_MIN, TRACE_PLOT_SIZE_MAX, TRACE_PLOT_WIDTH, TRACE_PLOT_HEIGHT_MIN,
+		TRACE_PLOT_SIZE_MAX, TRACE_PLOT_HEIGHT, SHADOWVM_ABI_EXIT_MAX);
 }
 
 __attribute__((format(printf, 3, 4))) static int usage_err(char *err, size_t errlen,
@@ -235,6 +243,40 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 	}
 }
 
+typedef int (*option_fn)(int c, const char *arg, struct options *o, char *err, size_t errlen);
+
+/* getopt_long over argv (argv[0] the command, named `cmd` in errors), each
+ * option through fn; stops early at --help.  0 or fn's status. */
+static int each_option(int argc, char **argv, const char *shortopts, const struct option *longopts,
+		       const char *cmd, option_fn fn, struct options *o, char *err, size_t errlen)
+{
+	int c, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return usage_err(err, errlen,
+					 "%s: option '%s' is unknown or lacks its argument", cmd,
+					 argv[optind - 1]);
+		if ((rc = fn(c, optarg, o, err, errlen)) != 0)
+			return rc;
+		if (o->command == CLI_HELP)
+			return 0;
+	}
+	return 0;
+}
+
+/* option_fn of run and check: check takes only -m, -v and -q. */
+static int run_option(int c, const char *arg, struct options *o, char *err, size_t errlen)
+{
+	int rc = parse_option(c, arg, o, err, errlen);
+
+	if (!rc && o->command == CLI_CHECK && c != 'm' && c != 'v' && c != 'q')
+		return usage_err(err, errlen, "check: only -m, -v and -q apply");
+	return rc;
+}
+
 static int parse_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
 {
 	static const struct option longopts[] = {
@@ -257,22 +299,12 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, rc;
+	int rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+m:p:vqh", longopts, NULL)) != -1) {
-		if (c == '?' || c == ':')
-			return usage_err(err, errlen,
-					 "%s: option '%s' is unknown or lacks its argument",
-					 argv[0], argv[optind - 1]);
-		if ((rc = parse_option(c, optarg, o, err, errlen)) != 0)
-			return rc;
-		if (o->command == CLI_HELP)
-			return 0;
-		if (o->command == CLI_CHECK && c != 'm' && c != 'v' && c != 'q')
-			return usage_err(err, errlen, "check: only -m, -v and -q apply");
-	}
+	if ((rc = each_option(argc, argv, "+m:p:vqh", longopts, argv[0], run_option, o, err,
+			      errlen)) != 0 ||
+	    o->command == CLI_HELP)
+		return rc;
 	if (optind >= argc)
 		return usage_err(err, errlen, "%s: missing IMAGE (see shadowvm --help)", argv[0]);
 	o->image = argv[optind++];
@@ -293,11 +325,85 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 	return 0;
 }
 
-/* `shadowvm trace summary FILE` */
+static int parse_pixels(const char *opt, const char *arg, unsigned min, unsigned *out, char *err,
+			size_t errlen)
+{
+	char *end;
+	unsigned long n = strtoul(arg, &end, 10);
+
+	if (end == arg || *end || n < min || n > TRACE_PLOT_SIZE_MAX)
+		return usage_err(err, errlen,
+				 "trace plot: --%s '%s' is not a pixel count in %u..%u", opt, arg,
+				 min, TRACE_PLOT_SIZE_MAX);
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int parse_plot_option(int c, const char *arg, struct options *o, char *err, size_t errlen)
+{
+	switch (c) {
+	case 1: /* "-" in the short options: FILE, in place (argv is not permuted) */
+		if (o->summary)
+			return usage_err(err, errlen, "trace plot: expects exactly one FILE");
+		o->summary = arg;
+		return 0;
+	case 'o': o->plot_out = arg; return 0;
+	case 'h': o->command = CLI_HELP; return 0;
+	case 't': o->plot.title = arg; return 0;
+	case 'W':
+		return parse_pixels("width", arg, TRACE_PLOT_WIDTH_MIN, &o->plot.width, err,
+				    errlen);
+	case 'H':
+		return parse_pixels("height", arg, TRACE_PLOT_HEIGHT_MIN, &o->plot.height, err,
+				    errlen);
+	case 'x':
+		if (strcmp(arg, "ns") && strcmp(arg, "seq"))
+			return usage_err(err, errlen,
+					 "trace plot: --x '%s' is not an axis (ns, seq)", arg);
+		o->plot.x = arg[0] == 's' ? TRACE_PLOT_X_SEQ : TRACE_PLOT_X_NS;
+		return 0;
+	default: return usage_err(err, errlen, "trace plot: unknown option (see shadowvm --help)");
+	}
+}
+
+/* `shadowvm trace plot FILE -o OUT [--x=ns|seq] [--title=T] [--width=N] [--height=N]`;
+ * argv[0] is "plot". */
+static int parse_plot_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "x", required_argument, NULL, 'x' },
+		{ "title", required_argument, NULL, 't' },
+		{ "width", required_argument, NULL, 'W' },
+		{ "height", required_argument, NULL, 'H' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int rc;
+
+	o->command = CLI_TRACE_PLOT;
+	if ((rc = each_option(argc, argv, "-o:h", longopts, "trace plot", parse_plot_option, o, err,
+			      errlen)) != 0 ||
+	    o->command == CLI_HELP)
+		return rc;
+	if (!o->summary || optind != argc)
+		return usage_err(err, errlen, "trace plot: expects exactly one FILE");
+	if (!o->plot_out)
+		return usage_err(err, errlen, "trace plot: missing -o OUT (a .png or .svg file)");
+	if (trace_plot_format_of(o->plot_out) < 0)
+		return usage_err(err, errlen, "trace plot: -o %s: not a .png or .svg file name",
+				 o->plot_out);
+	return 0;
+}
+
+/* `shadowvm trace summary FILE`, `shadowvm trace plot FILE -o OUT ...` */
 static int parse_trace_command(int argc, char **argv, struct options *o, char *err, size_t errlen)
 {
+	if (argc >= 3 && !strcmp(argv[2], "plot"))
+		return parse_plot_command(argc - 2, argv + 2, o, err, errlen);
 	if (argc < 3 || strcmp(argv[2], "summary"))
-		return usage_err(err, errlen, "trace: unknown or missing subcommand (summary)");
+		return usage_err(err, errlen,
+				 "trace: unknown or missing subcommand (summary, plot)");
 	if (argc != 4)
 		return usage_err(err, errlen, "trace summary: expects exactly one FILE");
 	o->command = CLI_TRACE_SUMMARY;

@@ -6,7 +6,17 @@
 #include <stdio.h>
 #include <stdint.h>
 
-enum cli_command { CLI_RUN, CLI_CHECK, CLI_TRACE_SUMMARY, CLI_KVM, CLI_HELP, CLI_VERSION };
+#include "trace_plot.h"
+
+enum cli_command {
+	CLI_RUN,
+	CLI_CHECK,
+	CLI_TRACE_SUMMARY,
+	CLI_TRACE_PLOT,
+	CLI_KVM,
+	CLI_HELP,
+	CLI_VERSION
+};
 enum paging_mode { PAGING_SHADOW, PAGING_HW };
 enum fill_mode { FILL_MONITOR, FILL_VMM };
 
@@ -32,9 +42,11 @@ struct options {
 	int trace_text;         /* --trace-format=text */
 	int stats;              /* --stats given */
 	const char *stats_file; /* --stats=FILE, or NULL for stderr */
-	const char *summary;    /* `trace summary FILE` */
-	int kvm_format;         /* `kvm`: BACKEND_OUT_* (0 text, 1 --json, 2 --brief) */
-	int ignore_backend;     /* --ignore-backend: run where backend_refuses says no */
+	const char *summary;    /* `trace summary FILE`, `trace plot FILE` */
+	const char *plot_out;   /* `trace plot -o OUT` */
+	struct trace_plot_options plot;
+	int kvm_format;     /* `kvm`: BACKEND_OUT_* (0 text, 1 --json, 2 --brief) */
+	int ignore_backend; /* --ignore-backend: run where backend_refuses says no */
 };
 
 /* Fill opts from argv.  Returns 0, or VMM_E_USAGE with one line in err. */

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "log.h"
 #include "status.h"
+#include "trace_plot.h"
 #include "trace_summary.h"
 #include "run.h"
 
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
 	case CLI_RUN: return run_guest(&opts);
 	case CLI_KVM: return backend_main(opts.kvm_format);
 	case CLI_TRACE_SUMMARY: return trace_summary_main(opts.summary);
+	case CLI_TRACE_PLOT: return trace_plot_main(opts.summary, opts.plot_out, &opts.plot);
 	}
 	return VMM_E_INTERNAL;
 }

@@ -1,10 +1,10 @@
-#include <errno.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "status.h"
+#include "trace_read.h"
 #include "trace_summary.h"
 #include "x86.h"
 
@@ -14,47 +14,44 @@ struct touch {
 };
 
 struct reader {
+	struct trace_summary *s;
 	struct touch *touches;
 	size_t n, cap;
 };
 
-static const char *get_str(struct json_object *o, const char *key)
+static int touch(struct reader *rd, struct json_object *o, bool fill, char *why, size_t whylen)
 {
-	struct json_object *v;
+	uint64_t gva;
 
-	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : NULL;
-}
-
-static int touch(struct reader *rd, struct json_object *o, bool fill)
-{
-	const char *gva = get_str(o, "gva");
-
-	if (!gva)
+	if (!trace_rec_u64(o, "gva", &gva)) {
+		snprintf(why, whylen, "not a trace record (no \"event\" or \"gva\")");
 		return -1;
+	}
 	if (rd->n == rd->cap) {
 		size_t cap = rd->cap ? rd->cap * 2 : 1024;
 		struct touch *t = realloc(rd->touches, cap * sizeof(*t));
-		if (!t)
+		if (!t) {
+			snprintf(why, whylen, "out of memory");
 			return -1;
+		}
 		rd->touches = t, rd->cap = cap;
 	}
-	rd->touches[rd->n++] = (struct touch){ strtoull(gva, NULL, 16) & X86_PAGE_MASK, fill };
+	rd->touches[rd->n++] = (struct touch){ gva & X86_PAGE_MASK, fill };
 	return 0;
 }
 
-/* Account one parsed record; -1 if it is not a trace record. */
-static int account(struct trace_summary *s, struct reader *rd, struct json_object *o)
+/* trace_record_fn: account one parsed record; -1 if it is not a trace record. */
+static int account(void *ctx, struct json_object *o, char *why, size_t whylen)
 {
-	const char *ev = get_str(o, "event");
+	struct reader *rd = ctx;
+	struct trace_summary *s = rd->s;
+	int e = trace_rec_event(o);
 	struct json_object *lv;
-	unsigned e;
 
-	if (!ev)
+	if (e < 0) {
+		snprintf(why, whylen, "not a trace record (no \"event\" or \"gva\")");
 		return -1;
-	for (e = 0; e < TRACE_EV_COUNT && strcmp(ev, trace_event_name(e)); e++)
-		;
+	}
 	if (e == TRACE_EV_COUNT) {
 		s->unknown++;
 		return 0;
@@ -65,26 +62,8 @@ static int account(struct trace_summary *s, struct reader *rd, struct json_objec
 		s->fills_by_level[level >= 1 && level <= 3 ? level : 0]++;
 	}
 	if (e == TRACE_EV_FILL || e == TRACE_EV_GUEST_FAULT)
-		return touch(rd, o, e == TRACE_EV_FILL);
+		return touch(rd, o, e == TRACE_EV_FILL, why, whylen);
 	return 0;
-}
-
-static struct json_object *parse_line(const char *line, size_t len)
-{
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *o;
-
-	if (!tok)
-		return NULL;
-	o = json_tokener_parse_ex(tok, line, (int)len);
-	if (o &&
-	    (json_tokener_get_error(tok) != json_tokener_success ||
-	     json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object))) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
 }
 
 static int by_page(const void *a, const void *b)
@@ -112,50 +91,36 @@ static int build_pages(struct trace_summary *s, struct reader *rd)
 	return 0;
 }
 
+/* The reader's result into s: the counts and the merged pages. */
+static int finish(struct reader *rd, const struct trace_read_result *res)
+{
+	int rc;
+
+	rd->s->lines = res->records;
+	rd->s->truncated = res->truncated;
+	rc = build_pages(rd->s, rd);
+	free(rd->touches);
+	rd->touches = NULL;
+	return rc;
+}
+
 int trace_summary_read(FILE *in, struct trace_summary *s, char *err, size_t errlen)
 {
-	struct reader rd = { 0 };
-	char *line = NULL;
-	size_t cap = 0;
-	uint64_t lineno = 0, bad = 0;
-	ssize_t n;
-	int rc = 0;
+	struct reader rd = { .s = s };
+	struct trace_read_result res;
+	int rc;
 
 	memset(s, 0, sizeof(*s));
-	while (!rc && (n = getline(&line, &cap, in)) >= 0) {
-		struct json_object *o;
-		lineno++;
-		if (bad) /* a bad line with more after it is not a truncated tail */
-			break;
-		if (n > 0 && line[n - 1] == '\n')
-			line[--n] = 0;
-		if (n == 0)
-			continue;
-		if (!(o = parse_line(line, (size_t)n))) {
-			bad = lineno;
-			continue;
-		}
-		s->lines++;
-		rc = account(s, &rd, o);
-		json_object_put(o);
-		if (rc)
-			snprintf(err, errlen,
-				 "line %llu: not a trace record (no \"event\" or \"gva\")",
-				 (unsigned long long)lineno);
+	rc = trace_read(in, account, &rd, &res, err, errlen);
+	if (rc) {
+		free(rd.touches);
+		return rc;
 	}
-	if (!rc && bad && bad != lineno) {
-		snprintf(err, errlen, "line %llu: not JSON", (unsigned long long)bad);
-		rc = -1;
-	}
-	if (!rc && bad)
-		s->truncated = bad;
-	if (!rc && build_pages(s, &rd)) {
+	if (finish(&rd, &res)) {
 		snprintf(err, errlen, "out of memory");
-		rc = -1;
+		return -1;
 	}
-	free(line);
-	free(rd.touches);
-	return rc;
+	return 0;
 }
 
 void trace_summary_free(struct trace_summary *s)
@@ -224,25 +189,20 @@ void trace_summary_print(const struct trace_summary *s, const char *name, unsign
 int trace_summary_main(const char *path)
 {
 	struct trace_summary s;
-	char err[256] = "";
-	FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
+	struct reader rd = { .s = &s };
+	struct trace_read_result res;
 	int rc;
 
-	if (!in) {
-		pr_err("trace summary: %s: cannot open: %s", path, strerror(errno));
-		return VMM_E_NOINPUT;
-	}
-	rc = trace_summary_read(in, &s, err, sizeof(err));
-	if (in != stdin)
-		fclose(in);
+	memset(&s, 0, sizeof(s));
+	rc = trace_read_path("trace summary", path, account, &rd, &res);
 	if (rc) {
-		pr_err("trace summary: %s: %s", path, err);
-		trace_summary_free(&s);
-		return VMM_E_IMAGE;
+		free(rd.touches);
+		return rc;
 	}
-	if (s.truncated)
-		pr_warn("trace summary: %s: line %llu: truncated last line skipped", path,
-			(unsigned long long)s.truncated);
+	if (finish(&rd, &res)) {
+		pr_err("trace summary: %s: out of memory", path);
+		return VMM_E_INTERNAL;
+	}
 	trace_summary_print(&s, path, 10, stdout);
 	trace_summary_free(&s);
 	return VMM_OK;
