@@ -174,6 +174,19 @@ struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struc
 	return s;
 }
 
+bool shadow_translate(const struct shadow *s, gva_t gva, unsigned access, gpa_t *gpa)
+{
+	struct shadow_walk_env env = {
+		.mode = s->mode, .mem = &s->mem, .cpu = &s->core->cpu, .cr3 = s->core->vcr3
+	};
+	struct shadow_walk w;
+
+	if (shadow_walk(&env, gva, access, &w) != SHADOW_WALK_OK || w.gpa >= s->mem.ram_size)
+		return false;
+	*gpa = w.gpa;
+	return true;
+}
+
 uint32_t shadow_pool_free_pages(const struct shadow *s)
 {
 	return s->tab.pool.pages - shadow_pool_in_use(&s->tab.pool);

@@ -283,6 +283,11 @@ struct shadow_view {
 #define SHADOW_VIEW_BYTES 320u
 struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struct shadow_view *v);
 
+/* The guest's own translation of gva for `access` (SHADOW_ACC_*), with no
+ * side effect: no A/D bit set, no shadow installed, no event.  True with
+ * the GPA when the walk allows the access and the page is in RAM. */
+bool shadow_translate(const struct shadow *s, gva_t gva, unsigned access, gpa_t *gpa);
+
 /* Free pool pages: a fill with at least SHADOW_LEVELS - 1 of them never
  * evicts (it makes at most one table per level below the root). */
 uint32_t shadow_pool_free_pages(const struct shadow *s);

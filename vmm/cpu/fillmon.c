@@ -40,6 +40,13 @@ void fillmon_drain(void *opaque)
 	const struct hv_mon_event *ring = monitor_page(&vm->mon, vm->mon.pg_ring);
 	uint64_t head = mon->ring_head, tail = mon->ring_tail;
 
+	/* what the monitor emulated: the guest's virtual CR3, the count */
+	if (mon->cr3_written) {
+		vm->virt.cr3 = mon->guest_cr3;
+		mon->cr3_written = 0;
+	}
+	vm->tstats.emulated += mon->emulated;
+	mon->emulated = 0;
 	if (head == tail)
 		return;
 	if (head - tail > mon->ring_cap || head < tail) {
@@ -53,7 +60,11 @@ void fillmon_drain(void *opaque)
 	for (; tail != head; tail++) {
 		const struct hv_mon_event *r = &ring[tail % mon->ring_cap];
 
-		trace_shadow_event_at(vm->trace, &r->ev, tsc_ns(vm, r->tsc));
+		if (r->type == HV_MON_REC_EMULATE)
+			trace_emulate_at(vm->trace, r->rip, r->vector, "mov", r->bytes, r->len,
+					 "done", tsc_ns(vm, r->tsc));
+		else
+			trace_shadow_event_at(vm->trace, &r->ev, tsc_ns(vm, r->tsc));
 	}
 	mon->ring_tail = tail;
 }

@@ -15,8 +15,9 @@ struct vm;
  * of its events. */
 void fillmon_init(struct vm *vm);
 
-/* Trace the events the monitor made since the last call, in order, with
- * the times their TSC stamps give (vcpu_trap.exited: after every exit).
+/* Take what the monitor did since the last call (vcpu_trap.exited: after
+ * every exit): the guest CR3 and the count of what it emulated, and its
+ * records, traced in order with the times their TSC stamps give.
  * A ring whose head passed its tail by more than its size lost records:
  * that stops the run (vm->ring_failed). */
 void fillmon_drain(void *vm);

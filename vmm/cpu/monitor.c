@@ -76,8 +76,10 @@ static void build_idt(struct monitor *m)
 		idt[v] = x86_gate(HV_VA(HV_PG_STUBS) + v * HV_STUB_SIZE, HV_SEL_CS, 1,
 				  X86_GATE_TYPE_INTR, 0);
 	/* --fill=monitor: hidden faults go to the fill monitor first */
-	if (m->fill)
+	if (m->fill) {
 		idt[X86_EXC_PF] = x86_gate(HV_PF_VA, HV_SEL_CS, 1, X86_GATE_TYPE_INTR, 0);
+		idt[X86_EXC_GP] = x86_gate(HV_GP_VA, HV_SEL_CS, 1, X86_GATE_TYPE_INTR, 0);
+	}
 }
 
 static void build_tss(struct monitor *m)
@@ -114,6 +116,7 @@ _Static_assert(HV_ASM_APPLY_VA == HV_APPLY_VA && HV_ASM_PF_VA == HV_PF_VA,
 
 extern const uint8_t monitor_pf_code[];
 extern const uint64_t monitor_pf_size;
+extern const uint64_t monitor_gp_offset;
 extern const uint8_t monitor_image[];
 extern const uint64_t monitor_image_size;
 
@@ -146,7 +149,7 @@ bool monitor_layout(struct monitor *m, const struct monitor_config *cfg)
 	    (h->image_bytes & 0xfff) || (h->text_bytes & 0xfff) ||
 	    h->image_bytes > (uint64_t)X86_PT_ENTRIES * 4096 || cfg->ram_size > HV_MON_RAM_MAX ||
 	    monitor_apply_size > (HV_PF_VA - HV_APPLY_VA) ||
-	    monitor_pf_size > 4096 - (HV_PF_VA & 0xfff))
+	    monitor_pf_size > 4096 - (HV_PF_VA & 0xfff) || monitor_gp_offset != HV_GP_VA - HV_PF_VA)
 		return false;
 	m->pool_pages = cfg->pool_pages;
 	m->fill = cfg->fill;

@@ -84,6 +84,7 @@ struct hv_queue {
 	((HV_QUEUE_PAGES * 4096 - sizeof(struct hv_queue)) / sizeof(struct hv_queue_op))
 #define HV_APPLY_VA (HV_VA(HV_PG_STUBS + 1) + 64)
 #define HV_PF_VA (HV_VA(HV_PG_STUBS + 1) + 512) /* the fill monitor's #PF entry */
+#define HV_GP_VA (HV_PF_VA + 16)                /* and its #GP entry */
 /* The applier's iretq frame (RIP, CS, RFLAGS, RSP, SS) below the stack top. */
 #define HV_APPLY_FRAME_VA (HV_STACK_TOP - 5 * 8)
 

@@ -58,21 +58,29 @@ monitor_apply_end:
 monitor_apply_size:
 	.quad	monitor_apply_end - monitor_apply_code
 
-/* The fill monitor's #PF entry (vmm/monitor/fill.c), copied to HV_PF_VA
- * and named by IDT vector 14 under --fill=monitor.  Entry: IST1 (the trap
- * stack), the CPU's #PF frame with its error code, CR3 the guest's shadow
- * root.  It saves the guest's GPRs on the trap stack, moves to the monitor
- * root and its own stack, and calls hv_mon_fault(frame).  A non-zero return
- * is the shadow root to go back on: MOV to CR3 (a full flush: real
- * CR4.PGE is never set, SDM 3A §4.10.4.1), restore, iretq.  Zero leaves
- * the fault to the VMM: back on the guest's root, GPRs restored, and out
- * through the #PF trap stub's own frame and port, as if the stub had run.
- * A fault in the monitor itself (CPL0 in the frame) goes straight out. */
+/* The fill monitor's entries (vmm/monitor/fill.c), copied to HV_PF_VA
+ * (#PF) and HV_PF_VA + 16 (#GP), named by IDT vectors 14 and 13 under
+ * --fill=monitor.  Entry: IST1 (the trap stack), the CPU's frame with its
+ * error code, CR3 the guest's shadow root.  Each pushes its vector, saves
+ * the guest's GPRs on the trap stack, moves to the monitor root and its own
+ * stack, and calls hv_mon_fault(frame).  A non-zero return is the shadow
+ * root to go back on: MOV to CR3 (a full flush: real CR4.PGE is never set,
+ * SDM 3A §4.10.4.1), restore, iretq through the frame (RIP advanced past an
+ * instruction it emulated).  Zero leaves the event to the VMM: back on the
+ * guest's root, GPRs restored, and out through the trap stubs' own frame
+ * (vector, error code, the CPU's) and port, as if the stub had run.  A
+ * fault in the monitor itself (CPL0 in the frame) goes straight out. */
 	.globl monitor_pf_code
 	.globl monitor_pf_size
+	.globl monitor_gp_offset
 	.p2align 4
 monitor_pf_code:
-	testb	$3, 16(%rsp)		/* the interrupted CS */
+	pushq	$14
+	jmp	1f
+	.p2align 4
+monitor_gp_entry:
+	pushq	$13
+1:	testb	$3, 24(%rsp)		/* the interrupted CS */
 	jz	9f
 	pushq	%rax
 	pushq	%rbx
@@ -100,11 +108,11 @@ monitor_pf_code:
 	call	*HV_ASM_HEAD_ENTRY(%rcx)
 	movq	%rbp, %rsp
 	testq	%rax, %rax
-	jz	1f
+	jz	2f
 	movq	%rax, %cr3
-	jmp	2f
-1:	movq	%rbx, %cr3
-2:	popq	%r15
+	jmp	3f
+2:	movq	%rbx, %cr3
+3:	popq	%r15
 	popq	%r14
 	popq	%r13
 	popq	%r12
@@ -121,14 +129,15 @@ monitor_pf_code:
 	testq	%rax, %rax
 	popq	%rax
 	jz	9f
-	addq	$8, %rsp		/* the error code */
+	addq	$16, %rsp		/* the vector and the error code */
 	iretq
-9:	pushq	$14
-	outb	%al, $HV_ASM_PORT_TRAP
+9:	outb	%al, $HV_ASM_PORT_TRAP	/* the vector is where a stub puts it */
 	ud2
 monitor_pf_end:
 	.p2align 3
 monitor_pf_size:
 	.quad	monitor_pf_end - monitor_pf_code
+monitor_gp_offset:
+	.quad	monitor_gp_entry - monitor_pf_code
 
 	.section .note.GNU-stack, "", @progbits

@@ -120,15 +120,26 @@ static uint64_t ring_used(void)
  * this never finds the ring full; if it ever did, the record would still
  * not be lost: the head would pass the tail and the VMM would refuse the
  * ring (a run error, never a silent gap). */
+static struct hv_mon_event *ring_next(enum hv_mon_rec type)
+{
+	struct hv_mon_event *r =
+		(struct hv_mon_event *)MON->ring_va + MON->ring_head % MON->ring_cap;
+
+	r->tsc = rdtsc();
+	r->type = type;
+	MON->ring_head++;
+	return r;
+}
+
 static void ring_push(void *opaque, const struct shadow_event *ev)
 {
-	struct hv_mon_event *r = (struct hv_mon_event *)MON->ring_va;
-	uint64_t at = MON->ring_head % MON->ring_cap;
-
 	(void)opaque;
-	r[at].tsc = rdtsc();
-	r[at].ev = *ev;
-	MON->ring_head++;
+	ring_next(HV_MON_REC_SHADOW)->ev = *ev;
+}
+
+static bool ring_room(uint64_t records)
+{
+	return !(MON->flags & HV_MON_TRACE) || MON->ring_cap - ring_used() >= records;
 }
 
 /* ---- the fault --------------------------------------------------------------------- */
@@ -168,41 +179,42 @@ static uint64_t leave(enum hv_mon_exit why)
 
 /* Whether the guest maps the reserved slot (DESIGN.md §2): the VMM stops
  * the run then, so the monitor must not hide it behind a fill. */
-static bool maps_reserved_slot(void)
+static bool maps_reserved_slot(uint64_t cr3)
 {
 	uint64_t e;
 
-	if (ram_read(0, (shadow_vcr3(sh) & X86_CR3_ADDR_MASK) + MON->guest_pml4_slot * 8, &e) !=
-	    SHADOW_MEM_OK)
+	if (ram_read(0, (cr3 & X86_CR3_ADDR_MASK) + MON->guest_pml4_slot * 8, &e) != SHADOW_MEM_OK)
 		return true;
 	return e & X86_PTE_P;
 }
 
-/* The CR3 to return to the guest on, or 0: leave the fault to the VMM
- * (the entry stub then exits through the #PF trap stub). */
-uint64_t hv_mon_fault(struct hv_mon_frame *f)
+/* SMAP's view of the access: the guest's RFLAGS.AC (control.c) */
+static void refresh_ac(const struct hv_mon_frame *f)
+{
+	struct shadow_cpu cpu = *shadow_cpu_state(sh);
+
+	cpu.rflags_ac = f->rflags & X86_RFLAGS_AC;
+	shadow_set_cpu(sh, &cpu);
+}
+
+/* A hidden #PF: the CR3 to return to the guest on, or 0. */
+static uint64_t page_fault(struct hv_mon_frame *f)
 {
 	struct shadow_fault_result res;
-	struct shadow_cpu cpu;
 	uint64_t gva = read_cr2();
 	enum shadow_status st;
 
-	if (!attach())
-		return leave(HV_MON_EXIT_NOT_READY);
 	if (f->error_code & X86_PF_RSVD)
 		return leave(HV_MON_EXIT_RSVD);
 	if (gva == MON->last_gva && f->rip == MON->last_rip && f->error_code == MON->last_err)
 		return leave(HV_MON_EXIT_REPEAT);
 	if (shadow_pool_free_pages(sh) < SHADOW_LEVELS - 1)
 		return leave(HV_MON_EXIT_POOL);
-	if ((MON->flags & HV_MON_TRACE) && MON->ring_cap - ring_used() < HV_MON_EVENTS_PER_FAULT)
+	if (!ring_room(HV_MON_EVENTS_PER_FAULT))
 		return leave(HV_MON_EXIT_RING);
-	if (maps_reserved_slot())
+	if (maps_reserved_slot(shadow_vcr3(sh)))
 		return leave(HV_MON_EXIT_SLOT);
-	/* SMAP's view of the access: the guest's RFLAGS.AC (control.c) */
-	cpu = *shadow_cpu_state(sh);
-	cpu.rflags_ac = f->rflags & X86_RFLAGS_AC;
-	shadow_set_cpu(sh, &cpu);
+	refresh_ac(f);
 	st = shadow_fault(sh, gva, (uint32_t)f->error_code, &res);
 	if ((st == SHADOW_FILLED || st == SHADOW_RETRY) && !(MON->flags & HV_MON_CHECK)) {
 		/* entries were only added or raised, or dropped (an unprotect's
@@ -224,4 +236,120 @@ uint64_t hv_mon_fault(struct hv_mon_frame *f)
 		return leave(HV_MON_EXIT_CHECK);
 	}
 	return leave(st == SHADOW_ERROR ? HV_MON_EXIT_ERROR : HV_MON_EXIT_GUEST_FAULT);
+}
+
+/* ---- #GP: the guest kernel's mov to CR3 ---------------------------------------- */
+
+#define INSN_MAX 15  /* the VMM's fetch window (emulate.c decode) */
+#define GVA_TRIES 16 /* its retries of an unstable translation (gva.c) */
+
+static uint64_t *gpr(struct hv_mon_frame *f, unsigned n)
+{
+	uint64_t *const r[16] = { &f->rax, &f->rcx, &f->rdx, &f->rbx, &f->rsp, &f->rbp,
+				  &f->rsi, &f->rdi, &f->r8,  &f->r9,  &f->r10, &f->r11,
+				  &f->r12, &f->r13, &f->r14, &f->r15 };
+	return r[n & 15];
+}
+
+/* `mov r64, %cr3` (0F 22 /r, ModRM.reg = 3, a register operand, REX.B
+ * allowed): its length and source register, or 0. */
+static unsigned decode_mov_cr3(const uint8_t *b, unsigned *reg)
+{
+	unsigned n = 0, rex = 0;
+
+	if ((b[0] & 0xf0) == 0x40)
+		rex = b[n++];
+	if (b[n] != 0x0f || b[n + 1] != 0x22 || (b[n + 2] & 0xc0) != 0xc0 ||
+	    ((b[n + 2] >> 3) & 7) != 3 || (rex & 0x4))
+		return 0;
+	*reg = (b[n + 2] & 7) | (rex & 1 ? 8 : 0);
+	return n + 3;
+}
+
+/* The VMM's fetch of the instruction (emulate.c decode, gva.c translate),
+ * made the same way so that the shadow MMU sees the same calls and the
+ * trace gets the same records: the page at rip, then the rest of the
+ * window on the next page, whose failure does not matter. */
+static bool fetch_like_the_vmm(uint64_t rip)
+{
+	uint64_t first = X86_PAGE_SIZE - (rip & (X86_PAGE_SIZE - 1));
+	struct shadow_fault_result res;
+	enum shadow_status st;
+	int tries = 0;
+
+	while ((st = shadow_fault(sh, rip, SHADOW_ACC_FETCH, &res)) == SHADOW_RETRY &&
+	       ++tries < GVA_TRIES)
+		;
+	if (st != SHADOW_FILLED)
+		return false;
+	if (first < INSN_MAX) {
+		tries = 0;
+		while (shadow_fault(sh, rip + first, SHADOW_ACC_FETCH, &res) == SHADOW_RETRY &&
+		       ++tries < GVA_TRIES)
+			;
+	}
+	return true;
+}
+
+/* A #GP: the CR3 to return on after emulating the guest kernel's mov to
+ * CR3 as the VMM would (control_write_cr3), or 0 for anything else, left
+ * to the VMM before any side effect. */
+static uint64_t general_protection(struct hv_mon_frame *f)
+{
+	uint8_t b[INSN_MAX] = { 0 };
+	unsigned len, reg;
+	uint64_t v, w;
+	gpa_t gpa;
+
+	/* the guest kernel (CPL1), #GP(0), no check to make after each trap */
+	if ((f->cs & 3) != 1 || f->error_code || (MON->flags & HV_MON_CHECK))
+		return leave(HV_MON_EXIT_INSN);
+	refresh_ac(f);
+	/* the bytes, read without a side effect: within one page, 8-byte reads */
+	if ((f->rip & (X86_PAGE_SIZE - 1)) > X86_PAGE_SIZE - 4 ||
+	    !shadow_translate(sh, f->rip, SHADOW_ACC_FETCH, &gpa))
+		return leave(HV_MON_EXIT_INSN);
+	for (unsigned i = 0; i < 4; i++) {
+		if (ram_read(0, (gpa + i) & ~7ull, &w) != SHADOW_MEM_OK)
+			return leave(HV_MON_EXIT_INSN);
+		b[i] = (uint8_t)(w >> (8 * ((gpa + i) & 7)));
+	}
+	if (!(len = decode_mov_cr3(b, &reg)))
+		return leave(HV_MON_EXIT_INSN);
+	v = *gpr(f, reg);
+	/* what would make the VMM's emulation fail: a reserved bit (#GP), a
+	 * root that maps the reserved slot (the run stops) */
+	if ((v >> shadow_cpu_state(sh)->maxphyaddr) || maps_reserved_slot(v) ||
+	    !ring_room(2 * HV_MON_EVENTS_PER_FAULT + 8) ||
+	    shadow_pool_free_pages(sh) < 2 * SHADOW_LEVELS)
+		return leave(HV_MON_EXIT_INSN);
+	if (!fetch_like_the_vmm(f->rip))
+		return leave(HV_MON_EXIT_INSN);
+	/* the VMM's order: the fetch, the write's own events, its record */
+	shadow_set_cr3(sh, v);
+	if (MON->flags & HV_MON_TRACE) {
+		struct hv_mon_event *r = ring_next(HV_MON_REC_EMULATE);
+
+		r->vector = X86_EXC_GP;
+		r->rip = f->rip;
+		r->len = (uint8_t)len;
+		for (unsigned i = 0; i < len; i++)
+			r->bytes[i] = b[i];
+	}
+	MON->guest_cr3 = v;
+	MON->cr3_written = 1;
+	MON->emulated++;
+	f->rip += len;
+	f->rflags &= ~X86_RFLAGS_RF;
+	shadow_take_tlb_flush(sh);
+	return shadow_root(sh);
+}
+
+/* The CR3 to return to the guest on, or 0: leave the event to the VMM
+ * (the entry stub then exits through the trap stubs' frame and port). */
+uint64_t hv_mon_fault(struct hv_mon_frame *f)
+{
+	if (!attach())
+		return leave(HV_MON_EXIT_NOT_READY);
+	return f->vector == X86_EXC_PF ? page_fault(f) : general_protection(f);
 }

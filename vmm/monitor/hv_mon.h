@@ -41,6 +41,7 @@ enum hv_mon_exit {
 	HV_MON_EXIT_SLOT,        /* the guest maps the reserved PML4 slot */
 	HV_MON_EXIT_NOT_READY,   /* no context to attach to */
 	HV_MON_EXIT_CHECK,       /* resolved, then shown to --check-invariants */
+	HV_MON_EXIT_INSN,        /* a #GP it does not emulate (all but mov to CR3) */
 	HV_MON_EXITS,
 };
 
@@ -48,10 +49,17 @@ enum hv_mon_exit {
 #define HV_MON_TRACE 0x1u /* events go to the ring */
 #define HV_MON_CHECK 0x2u /* --check-invariants: every fault resolved is handed over */
 
-/* One event the monitor's view of the shadow MMU made, stamped with the
- * guest TSC. */
+/* One record of the ring, stamped with the guest TSC: an event the
+ * monitor's view of the shadow MMU made, or an instruction it emulated
+ * (the VMM's `emulate` record: at rip, after #GP, `len` bytes, done). */
+enum hv_mon_rec { HV_MON_REC_SHADOW, HV_MON_REC_EMULATE };
 struct hv_mon_event {
 	uint64_t tsc;
+	uint32_t type; /* enum hv_mon_rec */
+	uint32_t vector;
+	uint64_t rip;
+	uint8_t len;
+	uint8_t bytes[15];
 	struct shadow_event ev;
 };
 
@@ -80,6 +88,13 @@ struct hv_mon {
 	uint32_t exit_reason;
 	uint64_t handoff_gva, handoff_err;
 	struct shadow_fault_result handoff_res;
+	/* the guest's mov to CR3 the monitor emulated: the VMM's virtual CR3
+	 * from now on (cr3_written set), and how many it emulated since the
+	 * VMM last looked */
+	uint64_t guest_cr3;
+	uint32_t cr3_written;
+	uint32_t reserved2;
+	uint64_t emulated;
 	/* counters */
 	uint64_t resolved; /* hidden faults resolved without an exit */
 	uint64_t exits[HV_MON_EXITS];
@@ -92,11 +107,12 @@ struct hv_mon {
 #define HV_MON_EVENTS_PER_FAULT 32u
 
 /* The frame the entry stub (monitor_apply.S) hands hv_mon_fault: the
- * guest's GPRs it pushed, then what the CPU pushed for the #PF. */
+ * guest's GPRs it pushed, the vector, then what the CPU pushed for the
+ * #PF or #GP. */
 struct hv_mon_frame {
 	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
 	uint64_t rdi, rsi, rbp, rdx, rcx, rbx, rax;
-	uint64_t error_code, rip, cs, rflags, rsp, ss;
+	uint64_t vector, error_code, rip, cs, rflags, rsp, ss;
 };
 
 #endif

@@ -77,7 +77,9 @@ struct vm;
 	X(mon_not_ready, "monitor.not_ready", mon, exits[HV_MON_EXIT_NOT_READY],                   \
 	  "... no shadow context to attach to")                                                    \
 	X(mon_check, "monitor.check", mon, exits[HV_MON_EXIT_CHECK],                               \
-	  "... resolved, then handed over for --check-invariants")
+	  "... resolved, then handed over for --check-invariants")                                 \
+	X(mon_insn, "monitor.insn", mon, exits[HV_MON_EXIT_INSN],                                  \
+	  "#GPs it left to the VMM: every one but the guest kernel's mov to CR3")
 /* clang-format on */
 
 enum counter {

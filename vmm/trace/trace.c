@@ -438,13 +438,13 @@ void trace_shadow_init(struct trace *t, mpa_t root, gpa_t vcr3, const uint64_t *
 	end(t, &r);
 }
 
-void trace_emulate(struct trace *t, uint64_t rip, unsigned vector, const char *mnemonic,
-		   const uint8_t *bytes, size_t len, const char *result)
+void trace_emulate_at(struct trace *t, uint64_t rip, unsigned vector, const char *mnemonic,
+		      const uint8_t *bytes, size_t len, const char *result, uint64_t ns)
 {
 	char hexb[3 * 16 + 1] = "";
 	struct rec r;
 
-	if (!t || !begin(t, &r, TRACE_EV_EMULATE))
+	if (!t || !begin_at(t, &r, TRACE_EV_EMULATE, ns))
 		return;
 	for (size_t i = 0, n = 0; i < len && i < 16; i++)
 		n += (size_t)snprintf(hexb + n, sizeof(hexb) - n, "%s%02x", i ? " " : "", bytes[i]);
@@ -454,6 +454,12 @@ void trace_emulate(struct trace *t, uint64_t rip, unsigned vector, const char *m
 	put(&r, r.json ? ",\"bytes\":\"%s\"" : " bytes=\"%s\"", hexb);
 	str(&r, "result", result);
 	end(t, &r);
+}
+
+void trace_emulate(struct trace *t, uint64_t rip, unsigned vector, const char *mnemonic,
+		   const uint8_t *bytes, size_t len, const char *result)
+{
+	trace_emulate_at(t, rip, vector, mnemonic, bytes, len, result, NOW);
 }
 
 void trace_reflect(struct trace *t, unsigned vector, bool has_err, uint32_t err, uint64_t cr2,

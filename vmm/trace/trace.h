@@ -82,6 +82,11 @@ void trace_shadow_init(struct trace *t, mpa_t root, gpa_t vcr3, const uint64_t *
 void trace_emulate(struct trace *t, uint64_t rip, unsigned vector, const char *mnemonic,
 		   const uint8_t *bytes, size_t len, const char *result);
 
+/* The same for an instruction the fill monitor emulated at trace time ns
+ * (as trace_shadow_event_at). */
+void trace_emulate_at(struct trace *t, uint64_t rip, unsigned vector, const char *mnemonic,
+		      const uint8_t *bytes, size_t len, const char *result, uint64_t ns);
+
 /* An event delivered through the guest's IDT (an exception, or `int n`
  * when `soft`), with its error code when it has one, at rip. */
 void trace_reflect(struct trace *t, unsigned vector, bool has_err, uint32_t err, uint64_t cr2,
