@@ -539,9 +539,10 @@ static struct trace_file the_trace;
 /* Every event kind but evict: the guests that exercise the trap path
  * (accessmatrix and friends would write traces of hundreds of MiB). */
 static const struct diff_case traced[] = {
-	{ "hello", NULL, 0, false },  { "exitcode", "7", 7, false },
-	{ "paging", NULL, 0, false }, { "usermode", NULL, 0, false },
-	{ "faults", NULL, 0, false }, { "triplefault", NULL, VMM_E_CRASH, false },
+	{ "hello", NULL, 0, false },     { "exitcode", "7", 7, false },
+	{ "paging", NULL, 0, false },    { "usermode", NULL, 0, false },
+	{ "faults", NULL, 0, false },    { "triplefault", NULL, VMM_E_CRASH, false },
+	{ "scenarios", NULL, 0, false },
 };
 #define NTRACED ((int)(sizeof(traced) / sizeof(traced[0])))
 

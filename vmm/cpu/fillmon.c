@@ -61,8 +61,12 @@ void fillmon_drain(void *opaque)
 		const struct hv_mon_event *r = &ring[tail % mon->ring_cap];
 
 		if (r->type == HV_MON_REC_EMULATE)
-			trace_emulate_at(vm->trace, r->rip, r->vector, "mov", r->bytes, r->len,
-					 "done", tsc_ns(vm, r->tsc));
+			trace_emulate_at(vm->trace, r->rip, r->vector,
+					 strnlen(r->mnemonic, HV_MON_MNEMONIC_MAX) <
+							 HV_MON_MNEMONIC_MAX
+						 ? r->mnemonic
+						 : "?",
+					 r->bytes, r->len, "done", tsc_ns(vm, r->tsc));
 		else
 			trace_shadow_event_at(vm->trace, &r->ev, tsc_ns(vm, r->tsc));
 	}

@@ -224,6 +224,9 @@ int trap_resume(struct vm *vm)
 {
 	bool flush = shadow_take_tlb_flush(vm->shadow);
 
+	/* what the fill monitor's mov from CR2 reads */
+	monitor_mon(&vm->mon)->guest_cr2 = vm->virt.cr2;
+
 	if (vm->queue_failed) {
 		pr_err("monitor: the store queue could not be drained");
 		return VMM_E_INTERNAL;

@@ -251,19 +251,52 @@ static uint64_t *gpr(struct hv_mon_frame *f, unsigned n)
 	return r[n & 15];
 }
 
-/* `mov r64, %cr3` (0F 22 /r, ModRM.reg = 3, a register operand, REX.B
- * allowed): its length and source register, or 0. */
-static unsigned decode_mov_cr3(const uint8_t *b, unsigned *reg)
+/* The instructions the monitor emulates, decoded by hand: 64-bit mode, no
+ * prefix but REX (REX.R refused: CR8 and up), a register operand for
+ * `mov`, a register with no SIB and an optional displacement for invlpg. */
+enum insn_kind { INSN_NONE, INSN_MOV_TO_CR3, INSN_MOV_FROM_CR2, INSN_INVLPG };
+
+struct insn {
+	enum insn_kind kind;
+	unsigned len, reg; /* the GPR written or read, or invlpg's base */
+	int64_t disp;
+};
+
+static struct insn decode(const uint8_t *b, unsigned avail)
 {
-	unsigned n = 0, rex = 0;
+	struct insn x = { INSN_NONE, 0, 0, 0 };
+	unsigned n = 0, rex = 0, modrm, mod, regf, rm;
 
 	if ((b[0] & 0xf0) == 0x40)
 		rex = b[n++];
-	if (b[n] != 0x0f || b[n + 1] != 0x22 || (b[n + 2] & 0xc0) != 0xc0 ||
-	    ((b[n + 2] >> 3) & 7) != 3 || (rex & 0x4))
-		return 0;
-	*reg = (b[n + 2] & 7) | (rex & 1 ? 8 : 0);
-	return n + 3;
+	if (n + 3 > avail || b[n] != 0x0f || (rex & 0x4))
+		return x;
+	modrm = b[n + 2], mod = modrm >> 6, regf = (modrm >> 3) & 7, rm = modrm & 7;
+	x.reg = rm | (rex & 1 ? 8 : 0);
+	x.len = n + 3;
+	if ((b[n + 1] == 0x22 || b[n + 1] == 0x20) && mod == 3) {
+		if (b[n + 1] == 0x22 && regf == 3)
+			x.kind = INSN_MOV_TO_CR3;
+		else if (b[n + 1] == 0x20 && regf == 2)
+			x.kind = INSN_MOV_FROM_CR2;
+		return x;
+	}
+	/* invlpg m: 0F 01 /7, mod 0..2, no SIB (rm 4), no RIP-relative */
+	if (b[n + 1] != 0x01 || regf != 7 || mod == 3 || rm == 4 || (mod == 0 && rm == 5))
+		return x;
+	if (mod == 1) {
+		if (x.len + 1 > avail)
+			return x;
+		x.disp = (int8_t)b[x.len++];
+	} else if (mod == 2) {
+		if (x.len + 4 > avail)
+			return x;
+		x.disp = (int32_t)((uint32_t)b[x.len] | (uint32_t)b[x.len + 1] << 8 |
+				   (uint32_t)b[x.len + 2] << 16 | (uint32_t)b[x.len + 3] << 24);
+		x.len += 4;
+	}
+	x.kind = INSN_INVLPG;
+	return x;
 }
 
 /* The VMM's fetch of the instruction (emulate.c decode, gva.c translate),
@@ -291,55 +324,84 @@ static bool fetch_like_the_vmm(uint64_t rip)
 	return true;
 }
 
-/* A #GP: the CR3 to return on after emulating the guest kernel's mov to
- * CR3 as the VMM would (control_write_cr3), or 0 for anything else, left
- * to the VMM before any side effect. */
+/* The instruction's bytes at rip, read without a side effect (the guest's
+ * own translation), as far as rip's page goes: how many, or 0. */
+static unsigned peek(uint64_t rip, uint8_t *b, unsigned max)
+{
+	unsigned n = X86_PAGE_SIZE - (unsigned)(rip & (X86_PAGE_SIZE - 1));
+	gpa_t gpa;
+	uint64_t w;
+
+	if (n > max)
+		n = max;
+	if (!shadow_translate(sh, rip, SHADOW_ACC_FETCH, &gpa))
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (ram_read(0, (gpa + i) & ~7ull, &w) != SHADOW_MEM_OK)
+			return 0;
+		b[i] = (uint8_t)(w >> (8 * ((gpa + i) & 7)));
+	}
+	return n;
+}
+
+static const char *const mnemonic[] = {
+	[INSN_MOV_TO_CR3] = "mov", [INSN_MOV_FROM_CR2] = "mov", [INSN_INVLPG] = "invlpg"
+};
+
+/* A #GP: the CR3 to return on after emulating one of the guest kernel's
+ * privileged instructions as the VMM would (emulate.c: mov to CR3, mov
+ * from CR2, invlpg), or 0 for anything else, left to the VMM before any
+ * side effect. */
 static uint64_t general_protection(struct hv_mon_frame *f)
 {
 	uint8_t b[INSN_MAX] = { 0 };
-	unsigned len, reg;
-	uint64_t v, w;
-	gpa_t gpa;
+	struct insn x;
+	unsigned avail;
+	uint64_t v = 0;
 
 	/* the guest kernel (CPL1), #GP(0), no check to make after each trap */
 	if ((f->cs & 3) != 1 || f->error_code || (MON->flags & HV_MON_CHECK))
 		return leave(HV_MON_EXIT_INSN);
 	refresh_ac(f);
-	/* the bytes, read without a side effect: within one page, 8-byte reads */
-	if ((f->rip & (X86_PAGE_SIZE - 1)) > X86_PAGE_SIZE - 4 ||
-	    !shadow_translate(sh, f->rip, SHADOW_ACC_FETCH, &gpa))
+	if (!(avail = peek(f->rip, b, 8)) || (x = decode(b, avail)).kind == INSN_NONE)
 		return leave(HV_MON_EXIT_INSN);
-	for (unsigned i = 0; i < 4; i++) {
-		if (ram_read(0, (gpa + i) & ~7ull, &w) != SHADOW_MEM_OK)
+	if (x.kind == INSN_MOV_TO_CR3) {
+		v = *gpr(f, x.reg);
+		/* what would make the VMM's emulation fail: a reserved bit
+		 * (#GP), a root that maps the reserved slot (the run stops) */
+		if ((v >> shadow_cpu_state(sh)->maxphyaddr) || maps_reserved_slot(v))
 			return leave(HV_MON_EXIT_INSN);
-		b[i] = (uint8_t)(w >> (8 * ((gpa + i) & 7)));
 	}
-	if (!(len = decode_mov_cr3(b, &reg)))
+	if (!ring_room(2 * HV_MON_EVENTS_PER_FAULT + 8) ||
+	    shadow_pool_free_pages(sh) < 2 * SHADOW_LEVELS || !fetch_like_the_vmm(f->rip))
 		return leave(HV_MON_EXIT_INSN);
-	v = *gpr(f, reg);
-	/* what would make the VMM's emulation fail: a reserved bit (#GP), a
-	 * root that maps the reserved slot (the run stops) */
-	if ((v >> shadow_cpu_state(sh)->maxphyaddr) || maps_reserved_slot(v) ||
-	    !ring_room(2 * HV_MON_EVENTS_PER_FAULT + 8) ||
-	    shadow_pool_free_pages(sh) < 2 * SHADOW_LEVELS)
-		return leave(HV_MON_EXIT_INSN);
-	if (!fetch_like_the_vmm(f->rip))
-		return leave(HV_MON_EXIT_INSN);
-	/* the VMM's order: the fetch, the write's own events, its record */
-	shadow_set_cr3(sh, v);
+	/* the VMM's order: the fetch, the instruction's own events, its record */
+	switch (x.kind) {
+	case INSN_MOV_TO_CR3:
+		shadow_set_cr3(sh, v);
+		MON->guest_cr3 = v;
+		MON->cr3_written = 1;
+		break;
+	case INSN_MOV_FROM_CR2: *gpr(f, x.reg) = MON->guest_cr2; break;
+	case INSN_INVLPG: shadow_invlpg(sh, *gpr(f, x.reg) + (uint64_t)x.disp); break;
+	case INSN_NONE: break;
+	}
 	if (MON->flags & HV_MON_TRACE) {
 		struct hv_mon_event *r = ring_next(HV_MON_REC_EMULATE);
 
 		r->vector = X86_EXC_GP;
 		r->rip = f->rip;
-		r->len = (uint8_t)len;
-		for (unsigned i = 0; i < len; i++)
+		r->len = (uint8_t)x.len;
+		/* the slot is reused: every byte, the terminator included */
+		for (unsigned i = 0, end = 0; i < HV_MON_MNEMONIC_MAX; i++) {
+			end |= !mnemonic[x.kind][i];
+			r->mnemonic[i] = end ? 0 : mnemonic[x.kind][i];
+		}
+		for (unsigned i = 0; i < x.len; i++)
 			r->bytes[i] = b[i];
 	}
-	MON->guest_cr3 = v;
-	MON->cr3_written = 1;
 	MON->emulated++;
-	f->rip += len;
+	f->rip += x.len;
 	f->rflags &= ~X86_RFLAGS_RF;
 	shadow_take_tlb_flush(sh);
 	return shadow_root(sh);

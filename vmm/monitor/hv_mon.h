@@ -41,7 +41,8 @@ enum hv_mon_exit {
 	HV_MON_EXIT_SLOT,        /* the guest maps the reserved PML4 slot */
 	HV_MON_EXIT_NOT_READY,   /* no context to attach to */
 	HV_MON_EXIT_CHECK,       /* resolved, then shown to --check-invariants */
-	HV_MON_EXIT_INSN,        /* a #GP it does not emulate (all but mov to CR3) */
+	HV_MON_EXIT_INSN,        /* a #GP it does not emulate: all but mov to CR3,
+	                            mov from CR2 and invlpg */
 	HV_MON_EXITS,
 };
 
@@ -52,6 +53,7 @@ enum hv_mon_exit {
 /* One record of the ring, stamped with the guest TSC: an event the
  * monitor's view of the shadow MMU made, or an instruction it emulated
  * (the VMM's `emulate` record: at rip, after #GP, `len` bytes, done). */
+#define HV_MON_MNEMONIC_MAX 8
 enum hv_mon_rec { HV_MON_REC_SHADOW, HV_MON_REC_EMULATE };
 struct hv_mon_event {
 	uint64_t tsc;
@@ -60,6 +62,7 @@ struct hv_mon_event {
 	uint64_t rip;
 	uint8_t len;
 	uint8_t bytes[15];
+	char mnemonic[HV_MON_MNEMONIC_MAX]; /* NUL-terminated */
 	struct shadow_event ev;
 };
 
@@ -95,6 +98,7 @@ struct hv_mon {
 	uint32_t cr3_written;
 	uint32_t reserved2;
 	uint64_t emulated;
+	uint64_t guest_cr2; /* the VMM's virtual CR2, set before every resume */
 	/* counters */
 	uint64_t resolved; /* hidden faults resolved without an exit */
 	uint64_t exits[HV_MON_EXITS];

@@ -79,7 +79,7 @@ struct vm;
 	X(mon_check, "monitor.check", mon, exits[HV_MON_EXIT_CHECK],                               \
 	  "... resolved, then handed over for --check-invariants")                                 \
 	X(mon_insn, "monitor.insn", mon, exits[HV_MON_EXIT_INSN],                                  \
-	  "#GPs it left to the VMM: every one but the guest kernel's mov to CR3")
+	  "#GPs it left to the VMM: all but the kernel's mov to CR3, from CR2, invlpg")
 /* clang-format on */
 
 enum counter {
