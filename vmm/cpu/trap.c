@@ -72,17 +72,26 @@ static bool evict_loop(struct vm *vm, gva_t gva)
 	return true;
 }
 
+/* A count that grows by exactly one from one trap to the next only when
+ * nothing happened in between: no other trap, and nothing the fill monitor
+ * resolved or emulated without one. */
+static uint64_t activity(const struct vm *vm)
+{
+	return vm->tstats.traps + vm->tstats.emulated + monitor_mon(&vm->mon)->resolved;
+}
+
 /* True (with the diagnosis printed) when the same hidden fault comes back
  * REPEAT_LIMIT times in a row: the fill did not take.  Only back-to-back
- * traps count: a guest that rewrites its entry and flushes (trapping) in
- * between may fault at the same place again. */
+ * traps count: a guest that rewrites its entry and flushes (trapping, or
+ * through the fill monitor) in between may fault at the same place again. */
 static bool fill_stuck(struct vm *vm, gva_t gva, uint64_t err)
 {
 	struct trap_fault_history *last = &vm->history.repeat;
+	uint64_t now = activity(vm);
 
-	if (last->trap + 1 == vm->tstats.traps && last->gva == gva && last->rip == vm->regs.rip &&
+	if (last->trap + 1 == now && last->gva == gva && last->rip == vm->regs.rip &&
 	    last->err == err) {
-		last->trap = vm->tstats.traps;
+		last->trap = now;
 		if (++last->n < REPEAT_LIMIT)
 			return false;
 		pr_err("shadow: fill did not resolve the fault gva=0x%llx err=0x%llx rip=0x%llx",
@@ -91,7 +100,7 @@ static bool fill_stuck(struct vm *vm, gva_t gva, uint64_t err)
 		return true;
 	}
 	*last = (struct trap_fault_history){
-		.gva = gva, .rip = vm->regs.rip, .err = err, .trap = vm->tstats.traps
+		.gva = gva, .rip = vm->regs.rip, .err = err, .trap = now
 	};
 	return false;
 }

@@ -169,11 +169,15 @@ static uint64_t read_cr2(void)
 	return v;
 }
 
+/* Leave the event to the VMM.  The fault last resolved is forgotten, but
+ * for a repeat: that one keeps exiting while it comes back, so that the
+ * VMM sees it trap back to back (trap.c fill_stuck). */
 static uint64_t leave(enum hv_mon_exit why)
 {
 	MON->exit_reason = why;
 	MON->exits[why]++;
-	MON->last_gva = MON->last_rip = MON->last_err = ~0ull;
+	if (why != HV_MON_EXIT_REPEAT)
+		MON->last_gva = MON->last_rip = MON->last_err = ~0ull;
 	return 0;
 }
 
