@@ -59,6 +59,35 @@ struct shadow_mem {
 	uint64_t ram_size; /* guest RAM is GPA [0, ram_size), page-aligned */
 };
 
+/* For an accessor over mapped memory (the VMM's of guest RAM, the fill
+ * monitor's): the sequentially consistent load, store and compare-exchange
+ * of the entry at p, the entry's mapping or NULL (SHADOW_MEM_OUTSIDE). */
+static inline int shadow_mem_load(const uint64_t *p, uint64_t *val)
+{
+	if (!p)
+		return SHADOW_MEM_OUTSIDE;
+	*val = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+	return SHADOW_MEM_OK;
+}
+
+static inline int shadow_mem_store(uint64_t *p, uint64_t val)
+{
+	if (!p)
+		return SHADOW_MEM_OUTSIDE;
+	__atomic_store_n(p, val, __ATOMIC_SEQ_CST);
+	return SHADOW_MEM_OK;
+}
+
+static inline int shadow_mem_cmpxchg(uint64_t *p, uint64_t *expected, uint64_t desired)
+{
+	if (!p)
+		return SHADOW_MEM_OUTSIDE;
+	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST)
+		       ? SHADOW_MEM_OK
+		       : SHADOW_MEM_CHANGED;
+}
+
 /* The pool of shadow pages: `pages` 4 KiB pages at machine address `base`,
  * seen by the host at `host` (page-aligned).  Must not overlap guest RAM's
  * MPA range.  Never grows. */

@@ -27,34 +27,17 @@ static uint64_t *pte_ptr(void *opaque, gpa_t gpa)
 
 static int acc_read(void *opaque, gpa_t gpa, uint64_t *val)
 {
-	uint64_t *p = pte_ptr(opaque, gpa);
-
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	*val = __atomic_load_n(p, __ATOMIC_SEQ_CST);
-	return SHADOW_MEM_OK;
+	return shadow_mem_load(pte_ptr(opaque, gpa), val);
 }
 
 static int acc_write(void *opaque, gpa_t gpa, uint64_t val)
 {
-	uint64_t *p = pte_ptr(opaque, gpa);
-
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	__atomic_store_n(p, val, __ATOMIC_SEQ_CST);
-	return SHADOW_MEM_OK;
+	return shadow_mem_store(pte_ptr(opaque, gpa), val);
 }
 
 static int acc_cmpxchg(void *opaque, gpa_t gpa, uint64_t *expected, uint64_t desired)
 {
-	uint64_t *p = pte_ptr(opaque, gpa);
-
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
-					   __ATOMIC_SEQ_CST)
-		       ? SHADOW_MEM_OK
-		       : SHADOW_MEM_CHANGED;
+	return shadow_mem_cmpxchg(pte_ptr(opaque, gpa), expected, desired);
 }
 
 /* ---- set-up ------------------------------------------------------------------------ */

@@ -46,37 +46,20 @@ static uint64_t *ram(gpa_t gpa)
 
 static int ram_read(void *opaque, gpa_t gpa, uint64_t *val)
 {
-	uint64_t *p = ram(gpa);
-
 	(void)opaque;
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	*val = __atomic_load_n(p, __ATOMIC_SEQ_CST);
-	return SHADOW_MEM_OK;
+	return shadow_mem_load(ram(gpa), val);
 }
 
 static int ram_write(void *opaque, gpa_t gpa, uint64_t val)
 {
-	uint64_t *p = ram(gpa);
-
 	(void)opaque;
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	__atomic_store_n(p, val, __ATOMIC_SEQ_CST);
-	return SHADOW_MEM_OK;
+	return shadow_mem_store(ram(gpa), val);
 }
 
 static int ram_cmpxchg(void *opaque, gpa_t gpa, uint64_t *expected, uint64_t desired)
 {
-	uint64_t *p = ram(gpa);
-
 	(void)opaque;
-	if (!p)
-		return SHADOW_MEM_OUTSIDE;
-	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
-					   __ATOMIC_SEQ_CST)
-		       ? SHADOW_MEM_OK
-		       : SHADOW_MEM_CHANGED;
+	return shadow_mem_cmpxchg(ram(gpa), expected, desired);
 }
 
 /* ---- the real tables: every store the shadow MMU makes to its view ------------- */
