@@ -56,12 +56,16 @@ static void set_view(struct shadow *s, const struct shadow_view *v)
 	s->tab.pool.opaque = v->pool.opaque;
 }
 
-/* The core of a new context for cfg, its block's layout included. */
-static bool new_core(const struct shadow_config *cfg, struct shadow *s, struct shadow_core *core)
+/* The core of a new context for cfg, its block's layout included: sized on
+ * a view of its own (the engine's state_size reads the pool and RAM). */
+static bool new_core(const struct shadow_config *cfg, struct shadow_core *core)
 {
 	const struct shadow_view view = { cfg->mem, cfg->pool, cfg->hook, cfg->hook_opaque };
+	struct shadow probe = { .core = core };
 	uint64_t engine;
 
+	if (!config_valid(cfg))
+		return false;
 	*core = (struct shadow_core){
 		.magic = SHADOW_CORE_MAGIC,
 		.ram_size = cfg->mem.ram_size,
@@ -73,23 +77,18 @@ static bool new_core(const struct shadow_config *cfg, struct shadow *s, struct s
 		.cpu = cfg->cpu,
 		.vcr3 = cfg->vcr3 & X86_CR3_ADDR_MASK,
 	};
-	if (!config_valid(cfg))
-		return false;
-	s->core = core;
-	set_view(s, &view);
-	engine = SHADOW_ENGINE_OFF + s->ops->state_size(s);
+	set_view(&probe, &view);
+	engine = SHADOW_ENGINE_OFF + probe.ops->state_size(&probe);
 	core->free_off = (engine + STATE_ALIGN - 1) & ~(uint64_t)(STATE_ALIGN - 1);
 	core->state_size = core->free_off + shadow_pool_stack_bytes(cfg->pool.pages);
-	s->core = NULL;
 	return core->state_size == (size_t)core->state_size;
 }
 
 uint64_t shadow_state_bytes(const struct shadow_config *cfg)
 {
 	struct shadow_core core;
-	struct shadow s = { 0 };
 
-	return new_core(cfg, &s, &core) ? core.state_size : 0;
+	return new_core(cfg, &core) ? core.state_size : 0;
 }
 
 struct shadow *shadow_create(const struct shadow_config *cfg)
@@ -98,14 +97,12 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 	struct shadow_core core;
 	struct shadow *s;
 
-	if (!config_valid(cfg))
+	if (!new_core(cfg, &core))
 		return NULL;
 	s = shadow_zalloc(&cfg->alloc, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->alloc = cfg->alloc;
-	if (!new_core(cfg, s, &core))
-		goto err;
 	/* the one allocation of the state: nothing later allocates */
 	s->own_state = !cfg->state;
 	s->state = cfg->state ? cfg->state : shadow_zalloc(&s->alloc, (size_t)core.state_size);
@@ -168,7 +165,7 @@ struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struc
 	    bytes < sizeof(*c) || c->magic != SHADOW_CORE_MAGIC || c->state_size > bytes ||
 	    c->free_off + shadow_pool_stack_bytes(c->pool_pages) != c->state_size ||
 	    c->free_off < SHADOW_ENGINE_OFF || !v->mem.read64 || !v->mem.cmpxchg64)
-		return false;
+		return NULL;
 	*s = (struct shadow){ .state = state, .core = state };
 	set_view(s, v);
 	return s;
