@@ -49,7 +49,7 @@ void fillmon_drain(void *opaque)
 	mon->emulated = 0;
 	if (head == tail)
 		return;
-	if (head - tail > mon->ring_cap || head < tail) {
+	if (head - tail > mon->ring_cap) { /* also a head behind the tail */
 		if (!vm->ring_failed)
 			pr_err("monitor: the event ring lost records (head %llu, tail %llu, %u slots)",
 			       (unsigned long long)head, (unsigned long long)tail, mon->ring_cap);

@@ -190,6 +190,7 @@ static uint64_t page_fault(struct hv_mon_frame *f)
 	struct shadow_fault_result res;
 	uint64_t gva = read_cr2();
 	enum shadow_status st;
+	bool resolved;
 
 	if (f->error_code & X86_PF_RSVD)
 		return leave(HV_MON_EXIT_RSVD);
@@ -203,25 +204,25 @@ static uint64_t page_fault(struct hv_mon_frame *f)
 		return leave(HV_MON_EXIT_SLOT);
 	refresh_ac(f);
 	st = shadow_fault(sh, gva, (uint32_t)f->error_code, &res);
-	if ((st == SHADOW_FILLED || st == SHADOW_RETRY) && !(MON->flags & HV_MON_CHECK)) {
+	resolved = st == SHADOW_FILLED || st == SHADOW_RETRY;
+	MON->resolved += resolved;
+	if (resolved && !(MON->flags & HV_MON_CHECK)) {
 		/* entries were only added or raised, or dropped (an unprotect's
 		 * zaps): the return's MOV to CR3 flushes either way */
 		shadow_take_tlb_flush(sh);
-		MON->resolved++;
 		MON->last_gva = gva;
 		MON->last_rip = f->rip;
 		MON->last_err = f->error_code;
 		return shadow_root(sh);
 	}
+	/* the VMM reflects, stops, or (CHECK) checks, takes the TLB flush if
+	 * one is due and resumes */
 	MON->handoff = 1;
 	MON->handoff_gva = gva;
 	MON->handoff_err = f->error_code;
 	MON->handoff_res = res;
-	if (st == SHADOW_FILLED || st == SHADOW_RETRY) {
-		/* the VMM checks, takes the TLB flush if one is due, and resumes */
-		MON->resolved++;
+	if (resolved)
 		return leave(HV_MON_EXIT_CHECK);
-	}
 	return leave(st == SHADOW_ERROR ? HV_MON_EXIT_ERROR : HV_MON_EXIT_GUEST_FAULT);
 }
 
@@ -286,6 +287,20 @@ static struct insn decode(const uint8_t *b, unsigned avail)
 	return x;
 }
 
+/* gva.c translate's shadow_fault for one page of a fetch: repeated while
+ * the guest's tables change under it, GVA_TRIES times at most. */
+static enum shadow_status fetch_page(uint64_t gva)
+{
+	struct shadow_fault_result res;
+	enum shadow_status st;
+	int tries = 0;
+
+	while ((st = shadow_fault(sh, gva, SHADOW_ACC_FETCH, &res)) == SHADOW_RETRY &&
+	       ++tries < GVA_TRIES)
+		;
+	return st;
+}
+
 /* The VMM's fetch of the instruction (emulate.c decode, gva.c translate),
  * made the same way so that the shadow MMU sees the same calls and the
  * trace gets the same records: the page at rip, then the rest of the
@@ -293,21 +308,11 @@ static struct insn decode(const uint8_t *b, unsigned avail)
 static bool fetch_like_the_vmm(uint64_t rip)
 {
 	uint64_t first = X86_PAGE_SIZE - (rip & (X86_PAGE_SIZE - 1));
-	struct shadow_fault_result res;
-	enum shadow_status st;
-	int tries = 0;
 
-	while ((st = shadow_fault(sh, rip, SHADOW_ACC_FETCH, &res)) == SHADOW_RETRY &&
-	       ++tries < GVA_TRIES)
-		;
-	if (st != SHADOW_FILLED)
+	if (fetch_page(rip) != SHADOW_FILLED)
 		return false;
-	if (first < INSN_MAX) {
-		tries = 0;
-		while (shadow_fault(sh, rip + first, SHADOW_ACC_FETCH, &res) == SHADOW_RETRY &&
-		       ++tries < GVA_TRIES)
-			;
-	}
+	if (first < INSN_MAX)
+		fetch_page(rip + first);
 	return true;
 }
 
