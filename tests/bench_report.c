@@ -409,6 +409,19 @@ static void print_main(void)
 	}
 }
 
+/* One cell of the configuration tables: exits per page (x hw guest time),
+ * right-aligned in `width`, the ratio with `prec` decimals. */
+static void print_exits_cell(size_t w, size_t c, int width, int prec)
+{
+	const struct cell *x = &cells[w][c];
+	char buf[48];
+
+	if (x->ok)
+		snprintf(buf, sizeof(buf), "%.4f (%.*fx)", per(x->d[C_EXITS], x->run.units), prec,
+			 ratio(w, c));
+	printf(" %*s", width, x->ok ? buf : "(failed)");
+}
+
 static void print_configs(void)
 {
 	printf("\nexits per page (x hw guest-time ratio) by --shadow-opts\n%-13s", "workload");
@@ -418,13 +431,7 @@ static void print_configs(void)
 	for (size_t w = 0; w < NWORK; w++) {
 		printf("%-13s", workloads[w].name);
 		for (size_t c = 0; c < NCONF; c++) {
-			const struct cell *x = &cells[w][c];
-			char buf[32];
-
-			if (x->ok)
-				snprintf(buf, sizeof(buf), "%.4f (%.1fx)",
-					 per(x->d[C_EXITS], x->run.units), ratio(w, c));
-			printf(" %17s", x->ok ? buf : "(failed)");
+			print_exits_cell(w, c, 17, 1);
 		}
 		printf("\n");
 	}
@@ -543,13 +550,7 @@ static void print_peers(void)
 	for (size_t w = 0; w < NWORK; w++) {
 		printf("%-13s", workloads[w].name);
 		for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-			const struct cell *x = &cells[w][cols[i]];
-			char buf[40];
-
-			if (x->ok)
-				snprintf(buf, sizeof(buf), "%.4f (%.2fx)",
-					 per(x->d[C_EXITS], x->run.units), ratio(w, cols[i]));
-			printf(" %18s", x->ok ? buf : "(failed)");
+			print_exits_cell(w, cols[i], 18, 2);
 		}
 		printf(" %11.2fx\n", vs_kvm(w, MON));
 	}
