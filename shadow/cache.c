@@ -317,7 +317,7 @@ static void revalidate_root(struct shadow *s)
 		child = &cache_sp(c)[cache_page_of(s, tab[i])];
 		if (s->mem.read64(s->mem.opaque, s->core->vcr3 + 8 * i, &g) != SHADOW_MEM_OK ||
 		    !(g & X86_PTE_P) ||
-		    shadow_walk_reserved(s->mode, &s->core->cpu, SHADOW_LEVELS, g) ||
+		    shadow_walk_reserved(&shadow_mode_long4, &s->core->cpu, SHADOW_LEVELS, g) ||
 		    (g & X86_PTE_ADDR_MASK) != child->gfn ||
 		    child->role != ((SHADOW_LEVELS - 1) | cache_cpu_role(&s->core->cpu) |
 				    cache_role_rights(shadow_entry_rights(&s->core->cpu, g))))
@@ -528,7 +528,7 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 	i = X86_LEVEL_INDEX(gva, 1);
 	at = sp->gfn + 8 * i;
 	if (s->mem.read64(s->mem.opaque, at, &pte) != SHADOW_MEM_OK || !(pte & X86_PTE_P) ||
-	    shadow_walk_reserved(s->mode, &s->core->cpu, 1, pte))
+	    shadow_walk_reserved(&shadow_mode_long4, &s->core->cpu, 1, pte))
 		return false;
 	r = shadow_rights_and(cache_role_to_rights(sp->role),
 			      shadow_entry_rights(&s->core->cpu, pte));

@@ -24,7 +24,7 @@ void shadow_drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gv
 {
 	struct shadow_event ev = { .kind = SHADOW_EV_FLUSH, .gva = gva, .reason = reason };
 
-	s->ops->reset(s);
+	shadow_ops(s)->reset(s);
 	s->core->tlb_flush = true;
 	if (reason == SHADOW_FLUSH_EVICT) {
 		shadow_note_evict(s, gva);
@@ -40,8 +40,8 @@ void shadow_drop_all(struct shadow *s, enum shadow_flush_reason reason, gva_t gv
 unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 {
 	unsigned first = pf->idx & ~(PREFETCH_WINDOW - 1), n = 0, j;
-	uint64_t rsvd = shadow_walk_reserved_mask(s->mode, &s->core->cpu, 1, 0);
-	void (*set_leaf)(struct shadow *, uint64_t *, mpa_t, int, uint64_t) = s->ops->set_leaf;
+	uint64_t rsvd = shadow_walk_reserved_mask(&shadow_mode_long4, &s->core->cpu, 1, 0);
+	void (*set_leaf)(struct shadow *, uint64_t *, mpa_t, int, uint64_t) = shadow_ops(s)->set_leaf;
 
 	for (j = first; j < first + PREFETCH_WINDOW; j++) {
 		struct shadow_rights r;

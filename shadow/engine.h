@@ -33,6 +33,10 @@ struct shadow_core {
 	bool tlb_flush;
 	struct shadow_cpu cpu;
 	gpa_t vcr3;
+	/* enum shadow_paging, a number: every view maps it to its own
+	 * descriptor and engine (shadow_guest_mode, shadow_ops) */
+	uint32_t paging;
+	uint64_t pdpte[4]; /* PAE: the PDPTE registers (§4.4.1) */
 	struct shadow_stats stats;
 	struct shadow_pool_books books;
 };
@@ -57,10 +61,8 @@ struct shadow_core {
  * the same bytes work wherever they are mapped (shadow_rebase,
  * shadow_attach). */
 struct shadow {
-	const struct shadow_engine_ops *ops;
-	void *state;                    /* the state block's base */
-	struct shadow_core *core;       /* == state */
-	const struct shadow_mode *mode; /* the guest's paging mode */
+	void *state;              /* the state block's base */
+	struct shadow_core *core; /* == state */
 	struct shadow_mem mem;
 	struct shadow_alloc alloc;
 	struct shadow_tables tab;
@@ -68,6 +70,41 @@ struct shadow {
 	void *hook_opaque;
 	bool own_state; /* the block came from alloc */
 };
+
+extern const struct shadow_engine_ops shadow_vtlb_ops, shadow_cache_ops;
+
+/* The engine in force: the cache only with SHADOW_OPT_CACHE in 4-level
+ * paging (its shadow pages assume guest tables of 512 8-byte entries),
+ * else the virtual TLB.  Read from the state block at every use, so that a
+ * mode change made through one view holds in every other. */
+static inline const struct shadow_engine_ops *shadow_ops(const struct shadow *s)
+{
+	return (s->core->opts & SHADOW_OPT_CACHE) && s->core->paging == SHADOW_PAGING_LONG4
+		       ? &shadow_cache_ops
+		       : &shadow_vtlb_ops;
+}
+
+/* The guest mode's walk descriptor (none for SHADOW_PAGING_OFF: callers
+ * handle it first; 4-level is answered for it). */
+static inline const struct shadow_mode *shadow_guest_mode(const struct shadow *s)
+{
+	switch (s->core->paging) {
+	case SHADOW_PAGING_32: return &shadow_mode_legacy32;
+	case SHADOW_PAGING_PAE: return &shadow_mode_pae;
+	case SHADOW_PAGING_LONG5: return &shadow_mode_long5;
+	default: return &shadow_mode_long4;
+	}
+}
+
+/* The walk environment of the guest's current mode, CR3 and PDPTEs. */
+static inline struct shadow_walk_env shadow_walk_env_of(const struct shadow *s)
+{
+	return (struct shadow_walk_env){ .mode = shadow_guest_mode(s),
+					 .mem = &s->mem,
+					 .cpu = &s->core->cpu,
+					 .cr3 = s->core->vcr3,
+					 .pdpte = s->core->pdpte };
+}
 
 /* The engine's own state (after the core). */
 static inline void *shadow_engine_state(const struct shadow *s)

@@ -1,5 +1,5 @@
 /* The shadow MMU's API: the context, the hidden-fault flow, guest control
- * events.  What differs between the engines is behind s->ops (engine.h). */
+ * events.  What differs between the engines is behind shadow_ops (engine.h). */
 #include "shadow.h"
 
 #include "cache.h"
@@ -43,8 +43,6 @@ static void set_view(struct shadow *s, const struct shadow_view *v)
 {
 	const struct shadow_core *c = s->core;
 
-	s->ops = c->opts & SHADOW_OPT_CACHE ? &shadow_cache_ops : &shadow_vtlb_ops;
-	s->mode = &shadow_mode_long4;
 	s->mem = v->mem;
 	s->mem.ram_size = c->ram_size;
 	s->hook = v->hook;
@@ -76,9 +74,11 @@ static bool new_core(const struct shadow_config *cfg, struct shadow_core *core)
 		.hv_index = cfg->hv_index,
 		.cpu = cfg->cpu,
 		.vcr3 = cfg->vcr3 & X86_CR3_ADDR_MASK,
+		.paging = SHADOW_PAGING_LONG4,
 	};
 	set_view(&probe, &view);
-	engine = SHADOW_ENGINE_OFF + probe.ops->state_size(&probe);
+	/* sized in 4-level paging: the configured engine, the largest */
+	engine = SHADOW_ENGINE_OFF + shadow_ops(&probe)->state_size(&probe);
 	core->free_off = (engine + STATE_ALIGN - 1) & ~(uint64_t)(STATE_ALIGN - 1);
 	core->state_size = core->free_off + shadow_pool_stack_bytes(cfg->pool.pages);
 	return core->state_size == (size_t)core->state_size;
@@ -111,7 +111,7 @@ struct shadow *shadow_create(const struct shadow_config *cfg)
 	s->core = s->state;
 	*s->core = core;
 	set_view(s, &view);
-	if (!s->ops->create(s))
+	if (!shadow_ops(s)->create(s))
 		goto err;
 	return s;
 err:
@@ -173,11 +173,15 @@ struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struc
 
 bool shadow_translate(const struct shadow *s, gva_t gva, unsigned access, gpa_t *gpa)
 {
-	struct shadow_walk_env env = {
-		.mode = s->mode, .mem = &s->mem, .cpu = &s->core->cpu, .cr3 = s->core->vcr3
-	};
+	struct shadow_walk_env env = shadow_walk_env_of(s);
 	struct shadow_walk w;
 
+	if (s->core->paging == SHADOW_PAGING_OFF) {
+		if ((gva >> 32) || gva >= s->mem.ram_size)
+			return false;
+		*gpa = gva;
+		return true;
+	}
 	if (shadow_walk(&env, gva, access, &w) != SHADOW_WALK_OK || w.gpa >= s->mem.ram_size)
 		return false;
 	*gpa = w.gpa;
@@ -210,7 +214,8 @@ static void walk_event(struct shadow_event *ev, enum shadow_event_kind kind, gva
 				     .error_code = pferr,
 				     .level = w->level,
 				     .depth = w->depth };
-	for (level = SHADOW_LEVELS; level > SHADOW_LEVELS - w->depth; level--) {
+	assert(w->level + w->depth - 1 <= SHADOW_LEVELS); /* no 5-level walk here */
+	for (level = w->level + w->depth - 1; level >= w->level; level--) {
 		ev->gpte[level] = w->pte[level];
 		ev->gpte_gpa[level] = w->pte_gpa[level];
 		ev->ad_set[level] = ad_set ? ad_set[level] : 0;
@@ -225,6 +230,18 @@ static enum shadow_status fail(struct shadow_fault_result *res, enum shadow_erro
 	return SHADOW_ERROR;
 }
 
+/* Drop the shadow of the guest page holding gva.  A 4 MiB page of 32-bit
+ * paging is shadowed in two 2 MiB halves, each marked huge (or a 2 MiB
+ * leaf): the other half goes too, as the one TLB entry of the page would
+ * (§4.10.4.1; for a 4 KiB page that drops one more leaf than needed, which
+ * a TLB may do). */
+static void drop_gva(struct shadow *s, gva_t gva)
+{
+	shadow_ops(s)->drop_gva(s, gva);
+	if (s->core->paging == SHADOW_PAGING_32)
+		shadow_ops(s)->drop_gva(s, gva ^ X86_LEVEL_SIZE(2));
+}
+
 static enum shadow_status guest_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 				      const struct shadow_walk *w, bool gp,
 				      struct shadow_fault_result *res)
@@ -235,7 +252,7 @@ static enum shadow_status guest_fault(struct shadow *s, gva_t gva, uint32_t pfer
 	/* a #PF invalidates the TLB entries for its address (SDM 3A
 	 * §4.10.4.1): a stale shadow leaf must not outlive the fault */
 	if (!gp) {
-		s->ops->drop_gva(s, gva);
+		drop_gva(s, gva);
 		s->core->tlb_flush = true;
 	}
 	res->status = gp ? SHADOW_GUEST_GP : SHADOW_GUEST_PF;
@@ -279,7 +296,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 
 	for (int round = 0;; round++) {
 		spte = want;
-		if (!s->ops->install(s, gva, w, &spte, &spte_mpa, &leaf_level))
+		if (!shadow_ops(s)->install(s, gva, w, &spte, &spte_mpa, &leaf_level))
 			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
 		/* A write must leave a writable leaf.  With the cache the install
 		 * itself can write-protect the page written: it became a shadowed
@@ -292,7 +309,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 			res->status = SHADOW_RETRY;
 			return SHADOW_RETRY;
 		}
-		s->ops->unprotect(s, w->gpa, true);
+		shadow_ops(s)->unprotect(s, w->gpa, true);
 	}
 	s->core->stats.fills[w->level]++;
 	res->status = SHADOW_FILLED;
@@ -309,9 +326,9 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 	 * accessed before: a leaf whose A bit this very fault set is a first
 	 * touch, and its neighbours most likely are too (A clear: nothing to
 	 * prefetch). */
-	if ((s->core->opts & SHADOW_OPT_PREFETCH) && leaf_level == 1 &&
-	    !(ad_set[w->level] & X86_PTE_A))
-		s->ops->prefetch(s, gva, w, spte_mpa);
+	if ((s->core->opts & SHADOW_OPT_PREFETCH) && s->core->paging == SHADOW_PAGING_LONG4 &&
+	    leaf_level == 1 && !(ad_set[w->level] & X86_PTE_A))
+		shadow_ops(s)->prefetch(s, gva, w, spte_mpa);
 	return SHADOW_FILLED;
 }
 
@@ -322,10 +339,34 @@ static bool translates_itself(const struct shadow_walk *w)
 {
 	gpa_t page = w->gpa & X86_PAGE_MASK;
 
-	for (int level = SHADOW_LEVELS; level > w->level; level--)
+	for (int level = w->level + w->depth - 1; level > w->level; level--)
 		if ((w->pte[level] & X86_PTE_ADDR_MASK) == page)
 			return true;
 	return false;
+}
+
+/* Paging off: the identity, every right, no guest entry and no A/D (SDM
+ * 3A §4.1.2); linear addresses are 32 bits, so a GVA above is #GP as in
+ * the 32-bit modes. */
+static enum shadow_status fault_identity(struct shadow *s, gva_t gva, uint32_t pferr,
+					 struct shadow_fault_result *res)
+{
+	static const uint64_t none[SHADOW_WALK_LEVELS + 1];
+	struct shadow_walk w = {
+		.level = 1, .entry_size = 4, .gpa = gva, .rights = SHADOW_RIGHTS_ALL
+	};
+	mpa_t mpa;
+
+	if (gva >> 32)
+		return guest_fault(s, gva, pferr, &w, true, res);
+	if (!shadow_gpa_to_mpa(s, gva & X86_PAGE_MASK, &mpa)) {
+		res->level = 1;
+		return fail(res, SHADOW_ERR_PAGE_OUTSIDE_RAM, gva);
+	}
+	/* the leaf a dirty, writable user page would get (U = 1: the
+	 * contract in shadow.h asks for real SMEP = SMAP = 0 then) */
+	w.pte[1] = X86_PTE_P | X86_PTE_W | X86_PTE_U | X86_PTE_A | X86_PTE_D;
+	return fill(s, gva, pferr, &w, mpa, none, res);
 }
 
 /* One walk + A/D sync + fill; SHADOW_RETRY if a guest entry changed. */
@@ -333,14 +374,14 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, uint32_t pferr
 				     struct shadow_fault_result *res)
 {
 	unsigned access = shadow_access_from_pferr(pferr);
-	struct shadow_walk_env env = {
-		.mode = s->mode, .mem = &s->mem, .cpu = &s->core->cpu, .cr3 = s->core->vcr3
-	};
-	uint64_t ad_set[SHADOW_LEVELS + 1];
+	struct shadow_walk_env env = shadow_walk_env_of(s);
+	uint64_t ad_set[SHADOW_WALK_LEVELS + 1];
 	struct shadow_event ev;
 	struct shadow_walk w;
 	mpa_t mpa;
 
+	if (s->core->paging == SHADOW_PAGING_OFF)
+		return fault_identity(s, gva, pferr, res);
 	switch (shadow_walk(&env, gva, access, &w)) {
 	case SHADOW_WALK_OK: break;
 	case SHADOW_WALK_PF: return guest_fault(s, gva, pferr, &w, false, res);
@@ -363,8 +404,8 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, uint32_t pferr
 		walk_event(&ev, SHADOW_EV_AD_SET, gva, pferr, &w, ad_set);
 		shadow_emit(s, &ev);
 	}
-	if ((access & SHADOW_ACC_WRITE) && s->ops->tracked(s, w.gpa))
-		s->ops->unprotect(s, w.gpa, translates_itself(&w));
+	if ((access & SHADOW_ACC_WRITE) && shadow_ops(s)->tracked(s, w.gpa))
+		shadow_ops(s)->unprotect(s, w.gpa, translates_itself(&w));
 	return fill(s, gva, pferr, &w, mpa, ad_set, res);
 }
 
@@ -381,8 +422,8 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 		return fail(res, SHADOW_ERR_BAD_ARG, 0);
 	if (x86_is_canonical48(gva) && X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->core->hv_index)
 		return fail(res, SHADOW_ERR_RESERVED_SLOT, 0);
-	if (s->ops->fast_fault && !s->hook && x86_is_canonical48(gva) &&
-	    s->ops->fast_fault(s, gva, access, res))
+	if (shadow_ops(s)->fast_fault && !s->hook && x86_is_canonical48(gva) &&
+	    shadow_ops(s)->fast_fault(s, gva, access, res))
 		return SHADOW_FILLED;
 	for (try = 0; try < AD_TRIES; try++) {
 		enum shadow_status st = fault_once(s, gva, pferr, res);
@@ -395,18 +436,107 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 	return SHADOW_RETRY;
 }
 
-bool shadow_set_cr3(struct shadow *s, uint64_t vcr3)
+/* Whether vcr3 sets a reserved bit in the current mode: without PCIDE,
+ * bits 63:MAXPHYADDR in 4-level paging (§4.5); CR3 is 32 bits in the
+ * others, the VMM passes the low half (table 4-3, table 4-7). */
+static bool cr3_reserved(const struct shadow *s, enum shadow_paging mode, uint64_t vcr3)
+{
+	if (mode == SHADOW_PAGING_LONG4 || mode == SHADOW_PAGING_LONG5)
+		return vcr3 >> s->core->cpu.maxphyaddr;
+	return vcr3 >> 32;
+}
+
+/* CR3's bits that address the root table (paging off: as in 32-bit). */
+static gpa_t cr3_addr(enum shadow_paging mode, uint64_t vcr3)
+{
+	switch (mode) {
+	case SHADOW_PAGING_PAE: return vcr3 & shadow_mode_pae.cr3_mask;
+	case SHADOW_PAGING_OFF:
+	case SHADOW_PAGING_32: return vcr3 & shadow_mode_legacy32.cr3_mask;
+	default: return vcr3 & X86_CR3_ADDR_MASK;
+	}
+}
+
+/* What loading vcr3 in `mode` gives: SHADOW_OK with the PDPTEs in pdpte[]
+ * (PAE), or the #GP / outside-RAM outcome. */
+static enum shadow_status cr3_check(const struct shadow *s, enum shadow_paging mode, uint64_t vcr3,
+				    uint64_t pdpte[4])
+{
+	if (cr3_reserved(s, mode, vcr3))
+		return SHADOW_GUEST_GP;
+	memset(pdpte, 0, 4 * sizeof(*pdpte));
+	if (mode != SHADOW_PAGING_PAE)
+		return SHADOW_OK;
+	switch (shadow_pae_load_pdptes(&s->mem, &s->core->cpu, vcr3, pdpte)) {
+	case SHADOW_PDPTE_OK: return SHADOW_OK;
+	case SHADOW_PDPTE_GP: return SHADOW_GUEST_GP;
+	default: return SHADOW_ERROR;
+	}
+}
+
+static void note_cr3(struct shadow *s, uint64_t vcr3, const uint64_t pdpte[4])
 {
 	struct shadow_event ev = { .kind = SHADOW_EV_CR3 };
 
-	/* without PCIDE, bits 63:MAXPHYADDR of CR3 are reserved (§4.5) */
-	if (vcr3 >> s->core->cpu.maxphyaddr)
-		return false;
-	s->core->vcr3 = vcr3 & X86_CR3_ADDR_MASK;
+	s->core->vcr3 = cr3_addr(s->core->paging, vcr3);
+	memcpy(s->core->pdpte, pdpte, sizeof(s->core->pdpte));
 	s->core->stats.cr3_loads++;
 	shadow_emit(s, &ev);
-	s->ops->set_cr3(s);
-	return true;
+}
+
+enum shadow_status shadow_load_cr3(struct shadow *s, uint64_t vcr3)
+{
+	uint64_t pdpte[4];
+	enum shadow_status st = cr3_check(s, s->core->paging, vcr3, pdpte);
+
+	if (st != SHADOW_OK)
+		return st;
+	note_cr3(s, vcr3, pdpte);
+	shadow_ops(s)->set_cr3(s);
+	return SHADOW_OK;
+}
+
+bool shadow_set_cr3(struct shadow *s, uint64_t vcr3)
+{
+	return shadow_load_cr3(s, vcr3) == SHADOW_OK;
+}
+
+enum shadow_status shadow_set_paging(struct shadow *s, enum shadow_paging mode, gpa_t cr3)
+{
+	const struct shadow_engine_ops *was = shadow_ops(s);
+	uint64_t pdpte[4];
+	enum shadow_status st;
+
+	/* a 4-level shadow cannot map 57-bit addresses: LONG5 is walker-only */
+	if (mode != SHADOW_PAGING_OFF && mode != SHADOW_PAGING_32 && mode != SHADOW_PAGING_PAE &&
+	    mode != SHADOW_PAGING_LONG4)
+		return SHADOW_ERROR;
+	st = cr3_check(s, mode, cr3, pdpte);
+	if (st != SHADOW_OK)
+		return st;
+	s->core->paging = mode;
+	note_cr3(s, cr3, pdpte);
+	/* the engine follows the mode: the new one starts on an empty pool */
+	if (shadow_ops(s) != was) {
+		bool made;
+
+		shadow_pool_reset(&s->tab.pool, 0);
+		made = shadow_ops(s)->create(s); /* an empty pool holds a root */
+		assert(made);
+		(void)made;
+	}
+	shadow_drop_all(s, SHADOW_FLUSH_CPU_STATE, 0);
+	return SHADOW_OK;
+}
+
+enum shadow_paging shadow_paging_mode(const struct shadow *s)
+{
+	return (enum shadow_paging)s->core->paging;
+}
+
+const uint64_t *shadow_pae_pdptes(const struct shadow *s)
+{
+	return s->core->pdpte;
 }
 
 void shadow_invlpg(struct shadow *s, gva_t gva)
@@ -415,7 +545,10 @@ void shadow_invlpg(struct shadow *s, gva_t gva)
 
 	s->core->stats.invlpgs++;
 	/* invlpg of a non-canonical address is a no-op (SDM 2, INVLPG) */
-	s->ops->invlpg(s, gva);
+	shadow_ops(s)->invlpg(s, gva);
+	/* the other 2 MiB half of a 4 MiB page (drop_gva) */
+	if (s->core->paging == SHADOW_PAGING_32 && !(gva >> 32))
+		shadow_ops(s)->invlpg(s, gva ^ X86_LEVEL_SIZE(2));
 	s->core->tlb_flush = true;
 	shadow_emit(s, &ev);
 }
@@ -434,12 +567,15 @@ bool shadow_set_cpu(struct shadow *s, const struct shadow_cpu *cpu)
 		return false;
 	keyed = o->cr0_wp != cpu->cr0_wp || o->cr4_smep != cpu->cr4_smep ||
 		o->cr4_smap != cpu->cr4_smap || o->efer_nxe != cpu->efer_nxe;
-	walk = o->gbpages != cpu->gbpages || o->maxphyaddr != cpu->maxphyaddr;
+	/* CR4.PSE and PSE-36 change 32-bit walks; a mov to CR4 that changes
+	 * PSE flushes the whole TLB (§4.10.4.1) */
+	walk = o->gbpages != cpu->gbpages || o->maxphyaddr != cpu->maxphyaddr ||
+	       o->cr4_pse != cpu->cr4_pse || o->pse36 != cpu->pse36;
 	s->core->cpu = *cpu;
 	if (walk)
 		shadow_drop_all(s, SHADOW_FLUSH_CPU_STATE, 0);
 	else if (keyed)
-		s->ops->set_cpu(s);
+		shadow_ops(s)->set_cpu(s);
 	return true;
 }
 
@@ -475,5 +611,5 @@ void shadow_get_stats(const struct shadow *s, struct shadow_stats *out)
 
 bool shadow_check(const struct shadow *s, char *why, size_t len)
 {
-	return s->ops->check(s, why, len);
+	return shadow_ops(s)->check(s, why, len);
 }

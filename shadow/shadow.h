@@ -1,6 +1,10 @@
 /* The shadow MMU (DESIGN.md §3): shadow page tables for a guest running with
- * 4-level paging, kept as a virtual TLB (vtlb.h), or with SHADOW_OPT_CACHE as
- * a cache of write-protected guest tables (cache.h).  Pure logic with no KVM in it: guest
+ * paging off, 32-bit, PAE or 4-level paging (enum shadow_paging), kept as a
+ * virtual TLB (vtlb.h), or, in 4-level paging with SHADOW_OPT_CACHE, as a
+ * cache of write-protected guest tables (cache.h).  The shadow tables are
+ * 4-level tables in every mode: the real vCPU always runs in long mode
+ * (the guest's 32-bit code in compatibility mode), and a guest mode only
+ * changes how the guest's tables are walked.  Pure logic with no KVM in it: guest
  * memory is reached only through struct shadow_mem, shadow tables live in a
  * caller-provided pool, and every operation returns a status (it never prints
  * and never exits).
@@ -18,8 +22,13 @@
  *     the real CR3).  Fills only add entries or raise permissions, which needs
  *     no flush (a #PF invalidates the faulting translation, SDM 3A §4.10.4.1).
  *
+ *   - with guest paging off (SHADOW_PAGING_OFF) the shadow leaves are user
+ *     pages (U = 1: no U/S distinction without paging), so the real CR4.SMEP
+ *     and CR4.SMAP must be 0 then, as they have no effect on the guest.
+ *
  * Not modelled: protection keys (CR4.PKE; bits 62:59 are ignored and the PK
- * error bit never set), PCIDs, 5-level paging, and implicit supervisor
+ * error bit never set), PCIDs, 5-level paging in the engine (the walker has
+ * it, a 4-level shadow cannot map 57-bit addresses), and implicit supervisor
  * accesses (every supervisor access is an explicit one for SMAP; the VMM
  * reads descriptor tables itself).  Known imprecision (no hardware entry is
  * "supervisor-writable, user-readable"): under CR0.WP = 0 with SMAP, a
@@ -126,6 +135,8 @@ struct shadow_cpu {
 	bool efer_nxe;
 	bool gbpages;        /* CPUID.80000001H:EDX.Page1GB */
 	unsigned maxphyaddr; /* CPUID.80000008H:EAX[7:0], 32..52 */
+	bool cr4_pse;        /* 32-bit paging only: 4 MiB pages (SDM 3A §4.3) */
+	bool pse36;          /* CPUID.01H:EDX.PSE-36[17]: 4 MiB pages above 4 GiB */
 };
 
 /* Kind of access, bit-compatible with the #PF error code (W, U, I/D), so a
@@ -163,8 +174,13 @@ enum shadow_flush_reason {
 
 #define SHADOW_LEVELS X86_PT_LEVELS
 
-/* Per-level arrays are indexed by level: 4 = PML4E .. 1 = PTE.  Entries are
- * valid for levels SHADOW_LEVELS down to SHADOW_LEVELS - depth + 1. */
+/* Per-level arrays are indexed by the guest mode's level: 1 = PTE, 2 = PDE
+ * (a 2 MiB page in PAE and 4-level paging, a 4 MiB page in 32-bit paging),
+ * 3 = PDPTE, 4 = PML4E.  Entries are valid for levels level + depth - 1
+ * down to level: SHADOW_LEVELS down to SHADOW_LEVELS - depth + 1 in 4-level
+ * paging, from 2 in 32-bit and PAE paging (PAE's PDPTEs are registers,
+ * never reported), none with paging off.  A 32-bit paging entry is its
+ * 4-byte value, at its own GPA. */
 struct shadow_event {
 	enum shadow_event_kind kind;
 	gva_t gva;           /* FILL, AD_SET, GUEST_FAULT, INVLPG, EVICT, PREFETCH */
@@ -225,6 +241,7 @@ enum shadow_status {
 	                       write's page could not be unprotected: no usable
 	                       leaf, resume (it faults again) */
 	SHADOW_ERROR,    /* guest broke the contract or bad argument: res->err */
+	SHADOW_OK,       /* shadow_set_paging, shadow_load_cr3: done */
 };
 
 enum shadow_error {
@@ -330,12 +347,50 @@ uint32_t shadow_pool_free_pages(const struct shadow *s);
 enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 				struct shadow_fault_result *res);
 
-/* Guest `mov cr3`: remember vcr3 (bits 11:0 ignored) and drop every shadow
+/* Guest `mov cr3`: remember vcr3 (bits 11:0 ignored; in PAE bits 4:0, and
+ * the PDPTEs are loaded, see shadow_load_cr3) and drop every shadow
  * but the hypervisor entry (with SHADOW_OPT_CACHE: switch to vcr3's cached
  * root, or a new one, dropping only volatile shadows).  Returns false, changing nothing, if vcr3 sets a
  * bit at or above MAXPHYADDR: the guest gets #GP(0) (SDM 3A §4.5; CR4.PCIDE
  * is not supported, so bit 63 is reserved too). */
 bool shadow_set_cr3(struct shadow *s, uint64_t vcr3);
+
+/* Guest paging modes (SDM 3A §4.1.1, table 4-1). */
+enum shadow_paging {
+	SHADOW_PAGING_OFF,   /* CR0.PG = 0: GVA = GPA, below 4 GiB */
+	SHADOW_PAGING_32,    /* 32-bit paging: CR4.PSE in shadow_cpu.cr4_pse */
+	SHADOW_PAGING_PAE,   /* PAE paging */
+	SHADOW_PAGING_LONG4, /* 4-level paging: the mode a context starts in */
+	SHADOW_PAGING_LONG5, /* 5-level paging: walker only, refused here */
+};
+
+/* Options by guest mode: in LONG4 every SHADOW_OPT_*.  In OFF, 32 and PAE
+ * the engine is the plain virtual TLB whatever the options: no root cache
+ * and no prefetch, which assume guest tables of 512 8-byte entries (KVM
+ * shadows 32-bit tables with "quadrants" of its 512-entry shadow pages:
+ * future work); SHADOW_OPT_HUGE works in 32-bit (a 4 MiB guest page maps
+ * as 2 MiB shadow leaves, one per half) and PAE (2 MiB pages).
+ *
+ * Switch the guest's paging mode and its CR3 together, as a mov to CR0 or
+ * CR4 (or an EFER write) that changes the mode: every shadow but the
+ * hypervisor entry is dropped (a flush, reason CPU_STATE).  In PAE the
+ * PDPTEs are loaded from the PDPT first (§4.4.1).  SHADOW_OK; changing
+ * nothing: SHADOW_GUEST_GP when a PDPTE sets a reserved bit or cr3 a bit at
+ * or above MAXPHYADDR (32 in OFF, 32 and PAE: CR3 is 32 bits there; the
+ * VMM passes the low 32), SHADOW_ERROR for a PDPT outside guest RAM and for
+ * LONG5 or an unknown mode. */
+enum shadow_status shadow_set_paging(struct shadow *s, enum shadow_paging mode, gpa_t cr3);
+
+/* shadow_set_cr3 with the outcome spelled out: SHADOW_OK, SHADOW_GUEST_GP
+ * (a reserved CR3 bit, or in PAE a reserved PDPTE bit), SHADOW_ERROR (in
+ * PAE, a PDPT outside guest RAM), changing nothing but on SHADOW_OK.  In
+ * PAE a CR3 load reloads the PDPTEs (§4.4.1); shadow_set_cr3 answers false
+ * for both failures. */
+enum shadow_status shadow_load_cr3(struct shadow *s, uint64_t vcr3);
+
+/* The guest's paging mode, and in PAE its four PDPTE registers. */
+enum shadow_paging shadow_paging_mode(const struct shadow *s);
+const uint64_t *shadow_pae_pdptes(const struct shadow *s);
 
 /* Guest `invlpg gva`: drop the shadow translation of the page holding gva,
  * all 4 KiB shadow leaves of it when the guest mapped it with a 2M/1G page

@@ -33,9 +33,11 @@ static inline struct shadow_rights shadow_rights_and(struct shadow_rights a, str
 
 /* ---- paging modes ---- */
 
-/* Levels a mode descriptor can describe (5-level paging needs 5; struct
- * shadow_walk holds SHADOW_LEVELS, which it would have to follow). */
+/* Levels a mode descriptor can describe, and a walk records: 5-level
+ * paging needs 5.  The real shadow stays 4-level (SHADOW_LEVELS): the
+ * engine never runs a 5-level walk (shadow_set_paging refuses LONG5). */
 #define SHADOW_MODE_MAX_LEVELS 5
+#define SHADOW_WALK_LEVELS SHADOW_MODE_MAX_LEVELS
 
 /* What bit 7 (PS) of an entry at one level means. */
 enum shadow_mode_ps {
@@ -43,6 +45,12 @@ enum shadow_mode_ps {
 	SHADOW_PS_LEAF,     /* the entry maps a page whatever bit 7 says (PTE: PAT) */
 	SHADOW_PS_PAGE,     /* PS = 1 maps a page (PDE) */
 	SHADOW_PS_PAGE_1G,  /* PS = 1 maps a page if CPUID says so, else reserved (PDPTE) */
+	/* 32-bit PDE (SDM 3A §4.3, tables 4-4, 4-5): PS = 1 maps a 4 MiB page
+	 * with CR4.PSE, and is ignored without it (the PDE names a table);
+	 * the page's address bits (M-1):32 sit in bits (M-20):13 with PSE-36,
+	 * M = min(MAXPHYADDR, 40), and bits 21:(M-19) are reserved; without
+	 * PSE-36 bits 21:13 are (M = 32). */
+	SHADOW_PS_PAGE_PSE,
 };
 
 struct shadow_mode_level {
@@ -53,15 +61,23 @@ struct shadow_mode_level {
 	uint64_t frame;     /* when it maps a page: the page frame's address bits */
 };
 
-/* One guest paging mode: 4-level long mode today; 32-bit (4-byte entries,
- * 10 index bits, no XD), PAE (3 levels, a 4-entry PDPT) and 5-level go in
- * a descriptor of their own, not another walker. */
+/* One guest paging mode (SDM 3A §4.1.1, table 4-1): a descriptor, not
+ * another walker. */
 struct shadow_mode {
 	const char *name;
 	int levels;          /* the root table's level */
 	unsigned entry_size; /* bytes per entry: 8, or 4 */
 	unsigned index_bits; /* per level */
 	unsigned va_bits;    /* linear addresses must be canonical in this many bits */
+	/* Linear addresses are 32 bits, zero-extended (32-bit and PAE paging,
+	 * §4.3, §4.4): a GVA at or above 4 GiB cannot occur; the walker
+	 * refuses one as it does a non-canonical one (SHADOW_WALK_GP). */
+	bool linear32;
+	/* The root level's entries are not read from memory: they are the
+	 * PDPTE registers (PAE, §4.4.1), loaded at CR3 load and checked then
+	 * (shadow_pae_load_pdptes); the walk neither checks them again nor
+	 * combines rights over them (they have no R/W, U/S, XD) nor sets A. */
+	bool root_regs;
 	uint64_t cr3_mask;   /* CR3 bits that address the root table */
 	uint64_t table_mask; /* entry bits that address the next table */
 	bool xd;             /* entries have XD (bit 63), reserved without EFER.NXE */
@@ -70,10 +86,19 @@ struct shadow_mode {
 
 /* IA-32e 4-level paging (SDM 3A §4.5, tables 4-14 to 4-20). */
 extern const struct shadow_mode shadow_mode_long4;
+/* 32-bit paging (§4.3, tables 4-4 to 4-6). */
+extern const struct shadow_mode shadow_mode_legacy32;
+/* PAE paging (§4.4, tables 4-8 to 4-11). */
+extern const struct shadow_mode shadow_mode_pae;
+/* 5-level paging, CR4.LA57 (§4.5: PML5E as a PML4E, 57-bit linear addresses). */
+extern const struct shadow_mode shadow_mode_long5;
 
 static inline bool shadow_mode_canonical(const struct shadow_mode *m, gva_t gva)
 {
 	unsigned drop = 64 - m->va_bits;
+
+	if (m->linear32)
+		return !(gva >> 32);
 
 	return (gva_t)((int64_t)(gva << drop) >> drop) == gva;
 }
@@ -90,6 +115,7 @@ struct shadow_walk_env {
 	const struct shadow_mem *mem;
 	const struct shadow_cpu *cpu;
 	gpa_t cr3;
+	const uint64_t *pdpte; /* root_regs modes (PAE): the 4 PDPTE registers */
 };
 
 enum shadow_walk_status {
@@ -100,12 +126,16 @@ enum shadow_walk_status {
 };
 
 /* Mirrors the hardware walker (Linux paging_tmpl.h guest_walker): the
- * entries read and where they live, indexed by level (4 = PML4E .. 1 = PTE),
- * valid for levels 4 .. 4 - depth + 1. */
+ * entries read from memory and where they live, indexed by level (1 = PTE;
+ * 4 = PML4E in 4-level paging, 2 = PDE in 32-bit paging), valid for levels
+ * level + depth - 1 down to level.  A 4-byte entry is held zero-extended,
+ * at its own GPA (not its quadword's).  PAE's PDPTEs are registers, never
+ * in these arrays: a PAE walk reads at most the PDE and the PTE. */
 struct shadow_walk {
-	uint64_t pte[SHADOW_LEVELS + 1];
-	gpa_t pte_gpa[SHADOW_LEVELS + 1];
+	uint64_t pte[SHADOW_WALK_LEVELS + 1];
+	gpa_t pte_gpa[SHADOW_WALK_LEVELS + 1];
 	int depth;
+	unsigned entry_size;         /* the mode's: 8, or 4 */
 	int level;                   /* OK: leaf level (1..3); otherwise where it stopped */
 	gpa_t gpa;                   /* OK: the translated address */
 	struct shadow_rights rights; /* combined over the levels */
@@ -182,10 +212,35 @@ static inline enum shadow_ad_status shadow_walk_set_entry_ad(const struct shadow
 	return SHADOW_AD_OK;
 }
 
+/* The same for the 4-byte entry *pte at `gpa` (32-bit paging): a
+ * compare-exchange of the aligned quadword holding it that changes only
+ * its half; a change of the other half alone is retried, a change of this
+ * one is SHADOW_AD_CHANGED. */
+enum shadow_ad_status shadow_walk_set_entry_ad32(const struct shadow_mem *mem, gpa_t gpa,
+						 uint64_t *pte, uint64_t want, uint64_t *set);
+
 /* After a successful walk: set A in every entry used and D in the leaf on a
  * write, each by compare-exchange and only where not already set (§4.8).
  * w->pte[] is updated and the bits set now are stored in set[level]. */
 enum shadow_ad_status shadow_walk_set_ad(const struct shadow_mem *mem, struct shadow_walk *w,
-					 unsigned access, uint64_t set[SHADOW_LEVELS + 1]);
+					 unsigned access, uint64_t set[SHADOW_WALK_LEVELS + 1]);
+
+/* PAE (§4.4.1): load the four PDPTEs of the PDPT that CR3 bits 31:5 name,
+ * as mov to CR3 and a change into PAE paging do.  SHADOW_PDPTE_OK with
+ * pdpte[] filled; SHADOW_PDPTE_GP (the load raises #GP) when a present one
+ * sets a reserved bit (bits 2:1, 8:5, 63:MAXPHYADDR, table 4-8);
+ * SHADOW_PDPTE_OUTSIDE when the PDPT is not in guest RAM.  pdpte[] is left
+ * alone on failure. */
+enum shadow_pdpte_status {
+	SHADOW_PDPTE_OK,
+	SHADOW_PDPTE_GP,
+	SHADOW_PDPTE_OUTSIDE,
+};
+enum shadow_pdpte_status shadow_pae_load_pdptes(const struct shadow_mem *mem,
+						const struct shadow_cpu *cpu, gpa_t cr3,
+						uint64_t pdpte[4]);
+
+/* The reserved bits of a present PDPTE (table 4-8). */
+uint64_t shadow_pae_pdpte_reserved(const struct shadow_cpu *cpu);
 
 #endif

@@ -703,8 +703,9 @@ START_TEST(test_walk_mode_descriptor_generic_path_agrees)
 					  .efer_nxe = c & 16,
 					  .gbpages = c & 1,
 					  .maxphyaddr = 40 };
-		struct shadow_walk_env folded = { &shadow_mode_long4, &mem, &cpu, TABLES_GPA };
-		struct shadow_walk_env generic = { &copy, &mem, &cpu, TABLES_GPA };
+		struct shadow_walk_env folded = { &shadow_mode_long4, &mem, &cpu, TABLES_GPA,
+						  NULL };
+		struct shadow_walk_env generic = { &copy, &mem, &cpu, TABLES_GPA, NULL };
 
 		for (unsigned j = 0; j < 260; j++) {
 			gva_t gva = j >= 256 ? 0x0000800000000000ull + j : /* non-canonical */

@@ -277,16 +277,16 @@ static void error_code(struct rec *r, uint64_t err)
 	str(r, "pferr", pferr_flags(err, flags, sizeof(flags)));
 }
 
-/* The guest entries walked, PML4E first: where each lives, its value after
+/* The guest entries walked, the root's first (PML4E in 4-level paging): where each lives, its value after
  * the A/D update, and the A/D bits this fault set in it. */
 static void walk(struct rec *r, const struct shadow_event *ev)
 {
 	uint64_t all = 0;
-	int stop = SHADOW_LEVELS - ev->depth;
+	int top = ev->level + ev->depth - 1; /* the mode's first entry read (shadow.h) */
 
 	put(r, r->json ? ",\"walk\":[" : " walk=");
-	for (int l = SHADOW_LEVELS; l > stop; l--) {
-		const char *sep = l == SHADOW_LEVELS ? "" : ",";
+	for (int l = top; l >= ev->level; l--) {
+		const char *sep = l == top ? "" : ",";
 		if (r->json)
 			put(r,
 			    "%s{\"level\":%d,\"gpa\":\"0x%llx\",\"pte\":\"0x%llx\",\"ad\":\"%s\"}",
