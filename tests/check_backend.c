@@ -291,6 +291,32 @@ START_TEST(test_backend_reads_each_guest_cpu_feature)
 }
 END_TEST
 
+/* What the guest is not offered (kvm_cpuid_restrict): these bits only,
+ * leaf 7 subleaf 0 only, every other bit left as KVM reported it. */
+START_TEST(test_backend_cpuid_withdraws_what_is_not_implemented)
+{
+	struct kvm_cpuid_entry2 t[5] = {
+		leaf(1, ~0u, ~0u, ~0u, ~0u),          leaf(7, ~0u, ~0u, ~0u, ~0u),
+		leaf(0x80000001, ~0u, ~0u, ~0u, ~0u), leaf(0x80000008, ~0u, ~0u, ~0u, ~0u),
+		leaf(7, ~0u, ~0u, ~0u, ~0u),
+	};
+
+	t[4].index = 1;
+	t[1].flags = t[4].flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+	/* 1.ECX: MONITOR VMX PCID x2APIC; 7.EBX INVPCID; 7.ECX PKU OSPKE LA57; SVM */
+	ck_assert_uint_eq(kvm_cpuid_restrict(t, 5), 4 + 1 + 3 + 1);
+	ck_assert_uint_eq(t[0].ecx, ~((1u << 3) | (1u << 5) | (1u << 17) | (1u << 21)));
+	ck_assert_uint_eq(t[0].edx, ~0u);         /* PSE, PSE-36, PAE, APIC stay */
+	ck_assert_uint_eq(t[1].ebx, ~(1u << 10)); /* SMEP, SMAP stay */
+	ck_assert_uint_eq(t[1].ecx, ~((1u << 3) | (1u << 4) | (1u << 16))); /* UMIP stays */
+	ck_assert_uint_eq(t[2].ecx, ~(1u << 2));
+	ck_assert_uint_eq(t[2].edx, ~0u);
+	ck_assert_uint_eq(t[3].eax, ~0u); /* MAXPHYADDR as KVM says */
+	ck_assert_uint_eq(t[4].ebx & t[4].ecx, ~0u);
+	ck_assert_uint_eq(kvm_cpuid_restrict(t, 5), 0);
+}
+END_TEST
+
 Suite *backend_suite(void)
 {
 	Suite *s = suite_create("backend");
@@ -304,6 +330,7 @@ Suite *backend_suite(void)
 	tcase_add_test(tc, test_backend_none_and_missing_caps_refuse_both);
 	tcase_add_loop_test(tc, test_backend_reads_each_guest_cpu_feature, 0,
 			    (int)(sizeof(feats) / sizeof(feats[0])));
+	tcase_add_test(tc, test_backend_cpuid_withdraws_what_is_not_implemented);
 	suite_add_tcase(s, tc);
 	return s;
 }

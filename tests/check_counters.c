@@ -55,7 +55,7 @@ START_TEST(test_counters_json_keeps_the_stats_layout)
 			       "\"drains\":27,\"stores_peak\":28,"
 			       "\"monitor\":{\"resolved\":29,\"guest_fault\":30,\"error\":31,"
 			       "\"rsvd\":32,\"repeat\":33,\"pool\":34,\"ring\":35,\"slot\":36,"
-			       "\"not_ready\":37,\"check\":38,\"insn\":39}}");
+			       "\"not_ready\":37,\"check\":38,\"insn\":39,\"mode\":40}}");
 	free(text);
 }
 END_TEST

@@ -950,7 +950,7 @@ static const struct insn_bytes unsupported[] = {
 	I(0x0f, 0x01, 0xd1), /* xsetbv */
 	I(0x0f, 0x23, 0xf8), /* mov %rax,%db7 */
 	I(0x0f, 0x21, 0xf8), /* mov %db7,%rax */
-	I(0xcf),             /* iret (32-bit) */
+	I(0x66, 0xcf),       /* iretw (16-bit) */
 	I(0x0f, 0x07),       /* sysretl: to compatibility mode */
 };
 

@@ -134,7 +134,7 @@ START_TEST(test_segment_null_ldt_and_outside_selectors_read_zero)
 {
 	uint64_t guest[3] = { FAKE_DESC_KCODE, FAKE_DESC_KCODE, FAKE_DESC_KDATA };
 
-	monitor_load_gdt(&vm->mon, guest, 3);
+	monitor_load_gdt(&vm->mon, guest, 3, false);
 	/* Entry 0 is the null descriptor, whatever the guest put there. */
 	ck_assert_uint_eq(monitor_descriptor(&vm->mon, 0), 0);
 	ck_assert_uint_eq(monitor_descriptor(&vm->mon, 3), 0);
@@ -153,7 +153,7 @@ START_TEST(test_segment_guest_gdt_never_overwrites_the_monitor)
 
 	for (unsigned i = 0; i < HV_GDT_ENTRIES; i++)
 		big[i] = FAKE_DESC_UDATA;
-	monitor_load_gdt(&vm->mon, big, HV_GDT_ENTRIES);
+	monitor_load_gdt(&vm->mon, big, HV_GDT_ENTRIES, false);
 	ck_assert_uint_eq(monitor_descriptor(&vm->mon, HV_SEL_CS), cs);
 	/* The monitor's CS: 64-bit code at real DPL 0. */
 	ck_assert(cs & X86_DESC_L);
@@ -183,9 +183,10 @@ static const struct load_case load_cases[] = {
 	{ false, FAKE_DESC_KCODE, 3, false, X86_EXC_GP },
 	{ false, FAKE_DESC_UCODE, 3, true, 0 },
 	{ false, FAKE_DESC_UCODE, 1, false, X86_EXC_GP },
-	{ false, FAKE_DESC_KDATA, 1, false, X86_EXC_GP },               /* data */
-	{ false, 0x00cf9a000000ffffull, 1, false, X86_EXC_GP },         /* 32-bit code */
-	{ false, 0x00ef9a000000ffffull, 1, false, X86_EXC_GP },         /* L = 1 with D = 1 */
+	{ false, FAKE_DESC_KDATA, 1, false, X86_EXC_GP },       /* data */
+	{ false, 0x00cf9a000000ffffull, 1, true, 0 },           /* 32-bit: compatibility mode */
+	{ false, 0x008f9a000000ffffull, 1, true, 0 },           /* 16-bit: compatibility mode */
+	{ false, 0x00ef9a000000ffffull, 1, false, X86_EXC_GP }, /* L = 1 with D = 1 */
 	{ false, FAKE_DESC_KCODE & ~X86_DESC_P, 1, false, X86_EXC_NP }, /* not present */
 	{ false, 0x00af9e000000ffffull, 1, true, 0 },                   /* conforming, DPL 0 */
 	{ false, 0x00af9e000000ffffull, 3, true, 0 },
@@ -223,7 +224,7 @@ START_TEST(test_segment_load_checks_type_and_privilege)
 	if (c->ss)
 		ck_assert_uint_eq(seg->dpl, c->cpl);
 	else
-		ck_assert_uint_eq(seg->l, 1);
+		ck_assert_uint_eq(seg->l, x86_desc_bit(c->desc, X86_DESC_L_BIT));
 }
 END_TEST
 

@@ -193,7 +193,7 @@ void fake_vm_set_desc(struct vm *vm, unsigned index, uint64_t desc)
 
 	ck_assert_uint_lt(index, FAKE_GDT_ENTRIES);
 	gdt[index] = desc;
-	monitor_load_gdt(&vm->mon, gdt, FAKE_GDT_ENTRIES);
+	monitor_load_gdt(&vm->mon, gdt, FAKE_GDT_ENTRIES, false);
 }
 
 void fake_vm_set_gate(struct vm *vm, unsigned v, uint64_t target, uint16_t sel, unsigned type,

@@ -75,15 +75,16 @@ struct vm {
 	struct vcpu_virt virt;
 	struct trap_stats tstats;
 	struct trap_history history;
-	bool queue_failed;    /* a drain of the store queue failed */
-	bool ring_failed;     /* the fill monitor's event ring lost records */
+	bool queue_failed;           /* a drain of the store queue failed */
+	bool ring_failed;            /* the fill monitor's event ring lost records */
 	uint64_t tsc_khz, tsc0, ns0; /* the guest TSC's rate, and at trace time ns0 */
-	uint64_t entry_cr3;   /* the real CR3 at this trap's entry */
-	struct trace *trace;  /* --trace, or NULL */
-	uint64_t cr4_allowed; /* guest CR4 bits the CPU supports */
-	bool umip;            /* real CR4.UMIP available */
+	uint64_t entry_cr3;          /* the real CR3 at this trap's entry */
+	struct trace *trace;         /* --trace, or NULL */
+	uint64_t cr4_allowed;        /* guest CR4 bits the CPU supports */
+	bool umip;                   /* real CR4.UMIP available */
 	unsigned maxphyaddr;
 	bool gbpages;
+	bool pse36;                        /* CPUID.01H:EDX.PSE-36 */
 	uint64_t gdt_copy[HV_GDT_ENTRIES]; /* lgdt's read of the guest GDT */
 	/* register cache of the current trap */
 	struct kvm_regs regs;

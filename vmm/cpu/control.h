@@ -15,6 +15,14 @@ bool control_write_cr0(struct vm *vm, uint64_t v);
 bool control_write_cr3(struct vm *vm, uint64_t v);
 bool control_write_cr4(struct vm *vm, uint64_t v);
 
+/* WRMSR to IA32_EFER, as control_write_cr*: LME is fixed while paging is
+ * on, LMA follows CR0.PG (SDM 3A §9.8.5). */
+bool control_write_efer(struct vm *vm, uint64_t v);
+
+/* Whether the guest is in legacy protected mode (EFER.LMA = 0): 32-bit
+ * IDT gates and TSS, no L bit in its code segments. */
+bool control_legacy(const struct vm *vm);
+
 /* RFLAGS.AC into the shadow MMU's CPU state: the one control bit a guest
  * changes without trapping (POPF at CPL1, SDM 2B), needed by SMAP checks
  * of the walks a trap makes. */

@@ -108,11 +108,18 @@ static uint64_t effective_address(struct vm *vm, const struct insn *x,
 		if (gpr(vm, r))
 			ctx.values[r] = reg_read(vm, r);
 	ZydisCalcAbsoluteAddressEx(&x->in, op, vm->regs.rip, &ctx, &ea);
-	if (op->mem.segment == ZYDIS_REGISTER_FS)
-		ea += vm->sregs.fs.base;
-	else if (op->mem.segment == ZYDIS_REGISTER_GS)
-		ea += vm->sregs.gs.base;
-	return ea;
+	/* every segment's base counts outside 64-bit mode, FS and GS only in
+	 * it (SDM 3A §3.4.4); linear addresses wrap at 4 GiB there */
+	switch (op->mem.segment) {
+	case ZYDIS_REGISTER_FS: ea += vm->sregs.fs.base; break;
+	case ZYDIS_REGISTER_GS: ea += vm->sregs.gs.base; break;
+	case ZYDIS_REGISTER_DS: ea += vm->sregs.cs.l ? 0 : vm->sregs.ds.base; break;
+	case ZYDIS_REGISTER_ES: ea += vm->sregs.cs.l ? 0 : vm->sregs.es.base; break;
+	case ZYDIS_REGISTER_SS: ea += vm->sregs.cs.l ? 0 : vm->sregs.ss.base; break;
+	case ZYDIS_REGISTER_CS: ea += vm->sregs.cs.l ? 0 : vm->sregs.cs.base; break;
+	default: break;
+	}
+	return vm->sregs.cs.l ? ea : (uint32_t)ea;
 }
 
 /* Read an r/m operand of at most 8 bytes. */
@@ -183,21 +190,26 @@ static enum emu gdt_sync(struct vm *vm, struct insn *x)
 		x->status = VMM_E_CONTRACT;
 		return EMU_FATAL;
 	}
-	monitor_load_gdt(&vm->mon, buf, count);
+	monitor_load_gdt(&vm->mon, buf, count, control_legacy(vm));
 	return EMU_DONE;
 }
 
+/* LGDT/LIDT (SDM 2A): a 16-bit limit and a 64-bit base in 64-bit mode,
+ * else a 32-bit base (24 bits of it with a 16-bit operand). */
 static enum emu load_dt(struct vm *vm, struct insn *x, bool gdt)
 {
 	struct __attribute__((packed)) {
 		uint16_t limit;
 		uint64_t base;
-	} d;
-	enum emu e = from_gva(gva_read(vm, effective_address(vm, x, &x->op[0]), &d, sizeof(d),
-				       x->acc, &x->ev, &x->status));
+	} d = { 0 };
+	bool wide = vm->sregs.cs.l;
+	enum emu e = from_gva(gva_read(vm, effective_address(vm, x, &x->op[0]), &d,
+				       wide ? sizeof(d) : 6, x->acc, &x->ev, &x->status));
 
 	if (e != EMU_DONE)
 		return e;
+	if (!wide && x->in.operand_width == 16)
+		d.base &= 0xffffff;
 	if (!x86_is_canonical48(d.base))
 		return EMU_GP;
 	if (!gdt) {
@@ -234,10 +246,13 @@ static enum emu sel_fault(struct insn *x, unsigned vector, uint16_t sel)
 	return EMU_FAULT;
 }
 
-/* LTR (SDM 2A): an available 64-bit TSS in the GDT, then marked busy. */
+/* LTR (SDM 2A): an available TSS in the GDT, then marked busy: a 16-byte
+ * 64-bit TSS descriptor in IA-32e mode, an 8-byte 32-bit one outside it
+ * (the same type code, SDM 3A table 3-2). */
 static enum emu ltr(struct vm *vm, struct insn *x)
 {
-	uint64_t sel, d[2];
+	bool legacy = control_legacy(vm);
+	uint64_t sel, d[2] = { 0, 0 };
 	gva_t at;
 	enum emu e;
 
@@ -246,10 +261,10 @@ static enum emu ltr(struct vm *vm, struct insn *x)
 	sel &= 0xffff;
 	if ((sel & ~3u) == 0)
 		return EMU_GP;
-	if ((sel & X86_SEL_TI) || (sel | 7) + 8 > vm->virt.gdt_limit)
+	if ((sel & X86_SEL_TI) || (sel | 7) + (legacy ? 0 : 8) > vm->virt.gdt_limit)
 		return sel_fault(x, X86_EXC_GP, (uint16_t)sel);
 	at = vm->virt.gdt_base + (sel & ~7u);
-	if ((e = from_gva(gva_read(vm, at, d, 16, 0, &x->ev, &x->status))) != EMU_DONE)
+	if ((e = from_gva(gva_read(vm, at, d, legacy ? 8 : 16, 0, &x->ev, &x->status))) != EMU_DONE)
 		return e;
 	if ((d[0] & X86_DESC_S) || x86_desc_type(d[0]) != X86_SEG_TYPE_TSS64_AVAIL)
 		return sel_fault(x, X86_EXC_GP, (uint16_t)sel);
@@ -278,14 +293,17 @@ static enum emu lldt(struct vm *vm, struct insn *x)
 
 /* ---- MSRs -------------------------------------------------------------------------- */
 
-static enum emu wrmsr_efer(struct vm *vm, uint64_t v)
+/* MSRs KVM keeps for the vCPU that the guest may use as it would under
+ * --paging=hw: KVM's answer (or its refusal, #GP) is the same in both
+ * modes.  Test kernels touch the performance counters without asking
+ * CPUID (AMD's PERF_CTL/CTR0-3, Intel's PMC/PERFEVTSEL0-3). */
+static bool msr_passed(uint32_t idx)
 {
-	const uint64_t ok = X86_EFER_SCE | X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE;
-
-	if ((v & ~ok) || !(v & X86_EFER_LME))
-		return EMU_GP;
-	vm->virt.efer = (v | X86_EFER_LMA);
-	return EMU_DONE;
+	return idx == 0x10 /* TSC */ || idx == 0x1b /* APIC_BASE */ ||
+	       (idx >= 0x174 && idx <= 0x176) /* SYSENTER_CS/ESP/EIP */ ||
+	       idx == 0x1a0 /* MISC_ENABLE */ || idx == 0x277 /* PAT */ ||
+	       (idx >= 0xc1 && idx <= 0xc4) || (idx >= 0x186 && idx <= 0x189) ||
+	       (idx >= 0xc0010000u && idx <= 0xc0010007u);
 }
 
 static enum emu msr(struct vm *vm, bool write)
@@ -297,7 +315,7 @@ static enum emu msr(struct vm *vm, bool write)
 	switch (idx) {
 	case X86_MSR_EFER:
 		if (write)
-			return wrmsr_efer(vm, v);
+			return control_write_efer(vm, v) ? EMU_DONE : EMU_GP;
 		v = vm->virt.efer;
 		break;
 	case X86_MSR_STAR: virt = &vm->virt.star; break;
@@ -323,7 +341,10 @@ static enum emu msr(struct vm *vm, bool write)
 		if (vcpu_msr(&vm->vcpu, idx, &v, write) != 0)
 			return EMU_GP;
 		break;
-	default: return EMU_GP;
+	default:
+		if (!msr_passed(idx) || vcpu_msr(&vm->vcpu, idx, &v, write) != 0)
+			return EMU_GP; /* an MSR no CPU has: #GP, as on hardware */
+		break;
 	}
 	if (virt && write) {
 		if ((idx == X86_MSR_LSTAR || idx == X86_MSR_CSTAR) && !x86_is_canonical48(v))
@@ -375,19 +396,38 @@ static enum emu far_return(struct vm *vm, struct insn *x, uint64_t rip, uint16_t
 	return EMU_JUMPED;
 }
 
-static enum emu iretq(struct vm *vm, struct insn *x)
+/* IRET (SDM 2A): IRETQ, or IRETD from 32-bit code.  In 64-bit mode the
+ * frame always holds SS:RSP; from compatibility-mode (or legacy) code only
+ * a return to an outer privilege level pops them. */
+static enum emu iret(struct vm *vm, struct insn *x)
 {
-	uint64_t f[5]; /* RIP, CS, RFLAGS, RSP, SS */
+	unsigned w = x->in.operand_width / 8;
+	uint64_t f[5] = { 0 }; /* RIP, CS, RFLAGS, RSP, SS */
+	uint8_t raw[5 * 8];
+	bool outer;
 	enum emu e;
 
-	if (x->in.operand_width != 64)
+	if (w != 8 && w != 4)
 		return EMU_UNSUPPORTED;
-	if ((e = from_gva(gva_read(vm, vm->regs.rsp, f, sizeof(f), x->acc, &x->ev, &x->status))))
+	if ((e = from_gva(gva_read(vm, vm->regs.rsp, raw, 3 * w, x->acc, &x->ev, &x->status))))
 		return e;
+	for (unsigned i = 0; i < 3; i++)
+		memcpy(&f[i], raw + i * w, w);
+	outer = vm->sregs.cs.l || ((f[1] & 3) == 3 && x->vcpl == 0);
+	if (outer) {
+		if ((e = from_gva(gva_read(vm, vm->regs.rsp + 3 * w, raw, 2 * w, x->acc, &x->ev,
+					   &x->status))))
+			return e;
+		memcpy(&f[3], raw, w);
+		memcpy(&f[4], raw + w, w);
+	}
 	if (vm->regs.rflags & X86_RFLAGS_NT)
-		return EMU_GP; /* task return: not in IA-32e mode */
-	if ((e = far_return(vm, x, f[0], (uint16_t)f[1], true, f[3], (uint16_t)f[4])) != EMU_JUMPED)
+		return EMU_GP; /* task return: not emulated (none in IA-32e mode) */
+	if ((e = far_return(vm, x, f[0], (uint16_t)f[1], outer, f[3], (uint16_t)f[4])) !=
+	    EMU_JUMPED)
 		return e;
+	if (!outer)
+		vm->regs.rsp = (uint32_t)(vm->regs.rsp + 3 * w);
 	vm->regs.rflags = rflags_from_guest(vm, f[2], x->vcpl == 0);
 	return EMU_JUMPED;
 }
@@ -521,7 +561,8 @@ static enum emu kernel_insn(struct vm *vm, struct insn *x)
 	case ZYDIS_MNEMONIC_WRMSR: return msr(vm, true);
 	case ZYDIS_MNEMONIC_SWAPGS: return swapgs(vm);
 	case ZYDIS_MNEMONIC_SYSRET: return sysret(vm, x);
-	case ZYDIS_MNEMONIC_IRETQ: return iretq(vm, x);
+	case ZYDIS_MNEMONIC_IRETQ:
+	case ZYDIS_MNEMONIC_IRETD: return iret(vm, x);
 	case ZYDIS_MNEMONIC_RET:
 		return x->in.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR ? lret(vm, x) : EMU_REFLECT;
 	case ZYDIS_MNEMONIC_HLT: return hlt(vm, x);
@@ -529,7 +570,6 @@ static enum emu kernel_insn(struct vm *vm, struct insn *x)
 	case ZYDIS_MNEMONIC_WBINVD:
 	case ZYDIS_MNEMONIC_INVD: return EMU_DONE; /* no caches to model */
 	case ZYDIS_MNEMONIC_IRET:
-	case ZYDIS_MNEMONIC_IRETD:
 	case ZYDIS_MNEMONIC_LMSW:
 	case ZYDIS_MNEMONIC_XSETBV:
 	case ZYDIS_MNEMONIC_INVPCID:
@@ -556,7 +596,13 @@ static enum emu decode(struct vm *vm, struct insn *x)
 	    gva_read(vm, rip + x->len, x->bytes + x->len, sizeof(x->bytes) - x->len, acc, &x->ev,
 		     &x->status) == GVA_OK)
 		x->len = sizeof(x->bytes);
-	ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+	/* the mode of the code segment: 64-bit, or compatibility mode */
+	if (vm->sregs.cs.l)
+		ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+	else if (vm->sregs.cs.db)
+		ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_COMPAT_32, ZYDIS_STACK_WIDTH_32);
+	else
+		ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_COMPAT_16, ZYDIS_STACK_WIDTH_16);
 	if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, x->bytes, x->len, &x->in, x->op)))
 		return x->len < sizeof(x->bytes) ? EMU_FAULT : EMU_REFLECT;
 	return EMU_DONE;

@@ -304,7 +304,7 @@ void monitor_destroy(struct monitor *m)
 	m->host = NULL;
 }
 
-void monitor_load_gdt(struct monitor *m, const uint64_t *guest, unsigned count)
+void monitor_load_gdt(struct monitor *m, const uint64_t *guest, unsigned count, bool legacy)
 {
 	uint64_t *gdt = monitor_page(m, HV_PG_GDT);
 
@@ -319,6 +319,10 @@ void monitor_load_gdt(struct monitor *m, const uint64_t *guest, unsigned count)
 			continue; /* TSS, LDT, gates: emulated or refused */
 		if (dpl == 0)
 			d = (d & ~X86_DESC_DPL(3)) | X86_DESC_DPL(1);
+		/* outside IA-32e mode the L bit means nothing (SDM 3A §3.4.5):
+		 * the real CPU, always in IA-32e mode, must not see it */
+		if (legacy && (d & X86_BIT(X86_DESC_TYPE_SHIFT + 3)))
+			d &= ~X86_BIT(X86_DESC_L_BIT);
 		/* Accessed preset: the CPU would otherwise write it into a
 		 * read-only page (SDM 3A §3.4.5.1). */
 		gdt[i] = d | X86_BIT(X86_DESC_TYPE_SHIFT);

@@ -137,7 +137,7 @@ void *monitor_page(const struct monitor *m, unsigned pg);
 /* Translate the guest's GDT (`count` 8-byte descriptors read by the caller)
  * into the real GDT: code/data DPL 0 becomes 1 and gets its accessed bit;
  * system descriptors and gates never reach the real GDT (zeroed). */
-void monitor_load_gdt(struct monitor *m, const uint64_t *guest, unsigned count);
+void monitor_load_gdt(struct monitor *m, const uint64_t *guest, unsigned count, bool legacy);
 
 /* The trap frame just pushed by a stub. */
 const struct hv_trap_frame *monitor_frame(const struct monitor *m);

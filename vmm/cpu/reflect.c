@@ -1,6 +1,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "control.h"
 #include "log.h"
 #include "reflect.h"
 #include "segment.h"
@@ -75,6 +76,9 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 	new_vcpl = x86_desc_dpl(desc) == 3 ? 3 : 0;
 	if (new_vcpl > vcpl)
 		return *f = fault_ev(X86_EXC_GP, (sel & ~3u) + !ev->soft), GVA_FAULT;
+	/* SDM 3A §6.14.1: in IA-32e mode a gate's target is 64-bit code */
+	if (!x86_desc_bit(desc, X86_DESC_L_BIT) || x86_desc_bit(desc, X86_DESC_DB_BIT))
+		return *f = fault_ev(X86_EXC_GP, (sel & ~3u) + !ev->soft), GVA_FAULT;
 	if ((st = handler_stack(vm, gate[0], new_vcpl, &rsp, f, status)))
 		return st;
 	/* SDM 2A INT n (IA-32e mode): a non-canonical target is #GP(EXT). */
@@ -113,6 +117,86 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 	return GVA_OK;
 }
 
+/* Delivery through a legacy-mode IDT (EFER.LMA = 0): 8-byte 32-bit
+ * interrupt and trap gates, the stack switch from the 32-bit TSS's
+ * SS0:ESP0, read from guest memory at every delivery, and a frame of
+ * 4-byte slots (SDM 3A §6.11, §6.12.1, figure 6-4).  Task gates and 16-bit
+ * gates are refused as #GP. */
+static enum gva_status deliver32(struct vm *vm, const struct x86_event *ev, struct x86_event *f,
+				 int *status)
+{
+	uint32_t idt_err = ev->vector * 8 + 2 + (ev->soft ? 0 : 1);
+	unsigned vcpl = seg_vcpl(vm), new_vcpl, type, cpl;
+	uint32_t frame[6], esp, target, tss[3];
+	uint64_t gate, desc;
+	uint16_t sel, ss0 = 0;
+	enum gva_status st;
+	int n = 0;
+
+	if (ev->vector * 8 + 7 > vm->virt.idt_limit)
+		return *f = fault_ev(X86_EXC_GP, idt_err), GVA_FAULT;
+	if ((st = gva_read(vm, (uint32_t)(vm->virt.idt_base + ev->vector * 8), &gate, 8, 0, f,
+			   status)))
+		return st;
+	type = x86_desc_type(gate);
+	if ((gate & X86_DESC_S) || (type != X86_GATE_TYPE_INTR && type != X86_GATE_TYPE_TRAP))
+		return *f = fault_ev(X86_EXC_GP, idt_err), GVA_FAULT;
+	if (ev->soft && x86_desc_dpl(gate) < vcpl)
+		return *f = fault_ev(X86_EXC_GP, idt_err), GVA_FAULT;
+	if (!(gate & X86_DESC_P))
+		return *f = fault_ev(X86_EXC_NP, idt_err), GVA_FAULT;
+	sel = x86_gate_sel(gate);
+	desc = monitor_descriptor(&vm->mon, sel);
+	new_vcpl = x86_desc_dpl(desc) == 3 ? 3 : 0;
+	if (new_vcpl > vcpl)
+		return *f = fault_ev(X86_EXC_GP, (sel & ~3u) + !ev->soft), GVA_FAULT;
+	target = (uint32_t)(gate & 0xffff) | (uint32_t)(gate >> 32 & 0xffff0000u);
+	cpl = seg_real_cpl(new_vcpl);
+	esp = (uint32_t)vm->regs.rsp;
+	if (new_vcpl < vcpl) {
+		/* ESP0 at offset 4, SS0 at 8 (SDM 3A figure 8-2) */
+		if ((st = gva_read(vm, (uint32_t)(vm->virt.tr_base + 4), tss, 8, 0, f, status)))
+			return st;
+		esp = tss[0];
+		ss0 = (uint16_t)tss[1];
+		frame[n++] = vm->sregs.ss.selector;
+		frame[n++] = (uint32_t)vm->regs.rsp;
+	}
+	frame[n++] = (uint32_t)vm->regs.rflags;
+	frame[n++] = vm->sregs.cs.selector;
+	frame[n++] = (uint32_t)vm->regs.rip + (ev->soft ? ev->insn_len : 0);
+	if (ev->has_err)
+		frame[n++] = ev->err;
+	for (int i = 0; i < n / 2; i++) {
+		uint32_t t = frame[i];
+		frame[i] = frame[n - 1 - i];
+		frame[n - 1 - i] = t;
+	}
+	esp -= (uint32_t)n * 4;
+	{
+		struct kvm_segment old_ss = vm->sregs.ss;
+
+		if (new_vcpl < vcpl && !seg_load_ss(vm, ss0, cpl))
+			return *f = fault_ev(X86_EXC_TS, ss0 & ~3u), GVA_FAULT;
+		st = gva_write(vm, (uint32_t)(vm->sregs.ss.base + esp), frame, (size_t)n * 4,
+			       new_vcpl == 3 ? SHADOW_ACC_USER : 0, f, status);
+		if (st == GVA_OK && !seg_load_cs(vm, sel, cpl)) {
+			*f = fault_ev(seg_load_fault(vm, sel, cpl, false), (sel & ~3u) + !ev->soft);
+			st = GVA_FAULT;
+		}
+		if (st != GVA_OK) {
+			vm->sregs.ss = old_ss;
+			return st;
+		}
+	}
+	vm->regs.rsp = esp;
+	vm->regs.rip = target;
+	vm->regs.rflags &= ~(X86_RFLAGS_TF | X86_RFLAGS_NT | X86_RFLAGS_RF | X86_RFLAGS_VM);
+	if (type == X86_GATE_TYPE_INTR)
+		vm->regs.rflags &= ~X86_RFLAGS_IF;
+	return GVA_OK;
+}
+
 static int triple_fault(struct vm *vm, const struct x86_event *ev)
 {
 	pr_err("guest crash: triple fault (fault vector %u while delivering #DF) at rip=0x%llx cr2=0x%llx",
@@ -128,7 +212,8 @@ int reflect_event(struct vm *vm, struct x86_event ev)
 	for (;;) {
 		if (ev.vector == X86_EXC_PF)
 			vm->virt.cr2 = ev.cr2;
-		switch (deliver(vm, &ev, &f, &status)) {
+		switch (control_legacy(vm) ? deliver32(vm, &ev, &f, &status)
+					   : deliver(vm, &ev, &f, &status)) {
 		case GVA_OK:
 			vm->tstats.reflected++;
 			trace_reflect(vm->trace, ev.vector, ev.has_err, ev.err, ev.cr2, ev.soft,

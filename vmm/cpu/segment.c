@@ -25,11 +25,12 @@ void seg_from_desc(struct kvm_segment *s, uint16_t sel, uint64_t d)
 	s->padding = 0;
 }
 
-/* A 64-bit code segment `cpl` may run, present or not (SDM 2B RET):
- * non-conforming with DPL == CPL, or conforming with DPL <= CPL. */
+/* A code segment `cpl` may run, present or not (SDM 2B RET): 64-bit, or
+ * 32-/16-bit (compatibility mode on the real CPU; L and D together are
+ * reserved), non-conforming with DPL == CPL, or conforming with DPL <= CPL. */
 static bool cs_fits(const struct kvm_segment *s, unsigned cpl)
 {
-	if (!s->s || !(s->type & 8) || !s->l || s->db)
+	if (!s->s || !(s->type & 8) || (s->l && s->db))
 		return false;
 	return (s->type & 4) ? s->dpl <= cpl : s->dpl == cpl;
 }

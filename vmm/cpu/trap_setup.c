@@ -59,6 +59,7 @@ static void probe_cpu(struct vm *vm)
 	vcpu_cpuid(&vm->vcpu, X86_CPUID_ADDR_SIZES, 0, e8);
 	vm->maxphyaddr = (e8[EAX] & 0xff) ? e8[EAX] & 0xff : 36;
 	vm->gbpages = cpuid_has(e1, EDX, X86_CPUID_E1_EDX_PAGE1GB_BIT);
+	vm->pse36 = cpuid_has(l1, EDX, 17);
 	vm->umip = cpuid_has(l7, ECX, X86_CPUID_7_ECX_UMIP_BIT);
 	vm->cr4_allowed = X86_CR4_PSE | X86_CR4_PAE | X86_CR4_PGE | X86_CR4_OSFXSR |
 			  X86_CR4_OSXMMEXCPT | X86_BIT(1) /* PVI */ | X86_BIT(2) /* TSD */ |
@@ -144,8 +145,37 @@ static int set_msrs(struct vm *vm, char *err, size_t errlen)
 	return VMM_OK;
 }
 
+/* The entry selectors a Multiboot image finds (its CS and DS; QEMU's). */
+#define MB_ENTRY_SEL_CODE 0x10u
+#define MB_ENTRY_SEL_DATA 0x18u
+#define MB_ENTRY_GDT_ENTRIES 4u
+
+/* A Multiboot image's entry state (Multiboot §3.2), deprivileged: 32-bit
+ * protected mode with paging off, which the real vCPU runs as
+ * compatibility-mode code on an identity shadow.  Flat 32-bit CS and DS
+ * at the selectors QEMU uses, in the real GDT only: the guest has none
+ * yet and must load its own before it loads a segment. */
+static bool multiboot_state(struct vm *vm)
+{
+	uint64_t gdt[MB_ENTRY_GDT_ENTRIES] = { 0 };
+	struct kvm_segment data;
+
+	vm->virt = (struct vcpu_virt){ .cr0 = X86_CR0_PE | X86_CR0_ET, .idt_limit = 0x3ff };
+	if (shadow_set_paging(vm->shadow, SHADOW_PAGING_OFF, 0) != SHADOW_OK)
+		return false;
+	gdt[MB_ENTRY_SEL_CODE >> 3] = x86_desc_flat(X86_SEG_TYPE_CODE_XR | 1, 0, X86_DESC_DB);
+	gdt[MB_ENTRY_SEL_DATA >> 3] = x86_desc_flat(X86_SEG_TYPE_DATA_RW | 1, 0, X86_DESC_DB);
+	monitor_load_gdt(&vm->mon, gdt, MB_ENTRY_GDT_ENTRIES, true);
+	if (!seg_load_cs(vm, MB_ENTRY_SEL_CODE, 1) || !seg_load_ss(vm, MB_ENTRY_SEL_DATA, 1))
+		return false;
+	seg_from_desc(&data, MB_ENTRY_SEL_DATA | 1,
+		      monitor_descriptor(&vm->mon, MB_ENTRY_SEL_DATA));
+	vm->sregs.ds = vm->sregs.es = vm->sregs.fs = vm->sregs.gs = data;
+	return true;
+}
+
 /* The ABI boot state (include/shadowvm_abi.h), deprivileged. */
-static int boot_state(struct vm *vm, char *err, size_t errlen)
+static bool abi_state(struct vm *vm)
 {
 	struct vcpu_virt *v = &vm->virt;
 	struct kvm_segment data;
@@ -158,20 +188,29 @@ static int boot_state(struct vm *vm, char *err, size_t errlen)
 		.gdt_base = SHADOWVM_ABI_GDT_GPA,
 		.gdt_limit = SHADOWVM_ABI_BOOT_GDT_ENTRIES * 8 - 1,
 	};
-	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &vm->regs) < 0 ||
-	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &vm->sregs) < 0)
-		goto fail;
 	monitor_load_gdt(&vm->mon,
 			 mem_gpa(&vm->mem, SHADOWVM_ABI_GDT_GPA, SHADOWVM_ABI_BOOT_GDT_ENTRIES * 8),
-			 SHADOWVM_ABI_BOOT_GDT_ENTRIES);
+			 SHADOWVM_ABI_BOOT_GDT_ENTRIES, false);
 	if (!seg_load_cs(vm, SHADOWVM_ABI_SEL_CODE64, 1) ||
-	    !seg_load_ss(vm, SHADOWVM_ABI_SEL_DATA, 1)) {
-		snprintf(err, errlen, "boot GDT descriptors rejected");
-		return VMM_E_INTERNAL;
-	}
+	    !seg_load_ss(vm, SHADOWVM_ABI_SEL_DATA, 1))
+		return false;
 	seg_from_desc(&data, SHADOWVM_ABI_SEL_DATA,
 		      monitor_descriptor(&vm->mon, SHADOWVM_ABI_SEL_DATA));
 	vm->sregs.ds = vm->sregs.es = vm->sregs.fs = vm->sregs.gs = data;
+	return true;
+}
+
+/* The boot state, deprivileged: the registers boot_setup_vcpu set, with
+ * the monitor's tables and the virtual control registers. */
+static int boot_state(struct vm *vm, char *err, size_t errlen)
+{
+	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &vm->regs) < 0 ||
+	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &vm->sregs) < 0)
+		goto fail;
+	if (!(vm->img.multiboot ? multiboot_state(vm) : abi_state(vm))) {
+		snprintf(err, errlen, "boot GDT descriptors rejected");
+		return VMM_E_INTERNAL;
+	}
 	vm->sregs.gdt =
 		(struct kvm_dtable){ .base = HV_VA(HV_PG_GDT), .limit = HV_GDT_ENTRIES * 8 - 1 };
 	vm->sregs.idt = (struct kvm_dtable){ .base = HV_VA(HV_PG_IDT), .limit = 256 * 16 - 1 };

@@ -9,6 +9,7 @@
 
 #include "kvm.h"
 #include "status.h"
+#include "x86.h"
 
 #define KVM_PATH "/dev/kvm"
 
@@ -155,6 +156,36 @@ const struct kvm_cpuid_entry2 *kvm_cpuid_find(const struct kvm_cpuid_entry2 *t, 
 		    (!(t[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || t[i].index == index))
 			return &t[i];
 	return NULL;
+}
+
+static const struct {
+	uint32_t leaf;
+	unsigned reg; /* 0 EAX .. 3 EDX */
+	uint32_t bits;
+} withdrawn[] = {
+	{ X86_CPUID_FEATURES, 2, X86_BIT(3) | X86_BIT(5) | X86_BIT(17) | X86_BIT(21) },
+	{ X86_CPUID_EXT_FEATURES, 1, X86_BIT(10) },                           /* INVPCID */
+	{ X86_CPUID_EXT_FEATURES, 2, X86_BIT(3) | X86_BIT(4) | X86_BIT(16) }, /* PKU OSPKE LA57 */
+	{ X86_CPUID_EXT_INFO, 2, X86_BIT(2) },                                /* SVM */
+};
+
+unsigned kvm_cpuid_restrict(struct kvm_cpuid_entry2 *t, unsigned n)
+{
+	unsigned cleared = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		for (size_t w = 0; w < sizeof(withdrawn) / sizeof(withdrawn[0]); w++) {
+			uint32_t *r[4] = { &t[i].eax, &t[i].ebx, &t[i].ecx, &t[i].edx };
+
+			/* leaf 7: subleaf 0 only holds these flags */
+			if (t[i].function != withdrawn[w].leaf ||
+			    (withdrawn[w].leaf == X86_CPUID_EXT_FEATURES && t[i].index != 0))
+				continue;
+			cleared += (unsigned)__builtin_popcount(*r[withdrawn[w].reg] &
+								withdrawn[w].bits);
+			*r[withdrawn[w].reg] &= ~withdrawn[w].bits;
+		}
+	return cleared;
 }
 
 void kvm_close(struct kvm *kvm)

@@ -40,6 +40,13 @@ const struct kvm_cpuid2 *kvm_supported_cpuid(struct kvm *kvm, char *err, size_t 
 const struct kvm_cpuid_entry2 *kvm_cpuid_find(const struct kvm_cpuid_entry2 *t, unsigned n,
 					      uint32_t leaf, uint32_t index);
 
+/* Withdraw from a CPUID table what shadowvm does not implement in both
+ * paging modes, so that a guest sees one CPU whichever it runs under
+ * (README, "The CPU a guest sees"): MONITOR/MWAIT, VMX and SVM, PCID and
+ * INVPCID, x2APIC, PKU (CR4.PKE is not shadowed) and LA57 (5-level guest
+ * paging is not offered).  Returns how many bits it cleared. */
+unsigned kvm_cpuid_restrict(struct kvm_cpuid_entry2 *t, unsigned n);
+
 /* Check every capability shadowvm uses and create the VM.  VMM_OK,
  * VMM_E_NOKVM (a capability missing) or VMM_E_INTERNAL, with one line in
  * err; the caller closes with kvm_close either way. */

@@ -41,17 +41,27 @@ const char *vcpu_exit_name(uint32_t reason)
 	return "?";
 }
 
+/* KVM's supported CPUID less what shadowvm does not implement
+ * (kvm_cpuid_restrict), the same in both paging modes. */
 static int set_cpuid(struct kvm *kvm, struct vcpu *vcpu, char *err, size_t errlen)
 {
-	const struct kvm_cpuid2 *cpuid = kvm_supported_cpuid(kvm, err, errlen);
+	const struct kvm_cpuid2 *sup = kvm_supported_cpuid(kvm, err, errlen);
+	size_t bytes;
 
-	if (!cpuid)
+	if (!sup)
 		return VMM_E_INTERNAL;
-	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0) {
+	bytes = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
+	if (!(vcpu->own_cpuid = malloc(bytes))) {
+		snprintf(err, errlen, "no memory for the vCPU's CPUID (%zu bytes)", bytes);
+		return VMM_E_INTERNAL;
+	}
+	memcpy(vcpu->own_cpuid, sup, bytes);
+	kvm_cpuid_restrict(vcpu->own_cpuid->entries, vcpu->own_cpuid->nent);
+	if (ioctl(vcpu->fd, KVM_SET_CPUID2, vcpu->own_cpuid) < 0) {
 		snprintf(err, errlen, "setting the vCPU's CPUID: %s", strerror(errno));
 		return VMM_E_INTERNAL;
 	}
-	vcpu->cpuid = cpuid;
+	vcpu->cpuid = vcpu->own_cpuid;
 	return VMM_OK;
 }
 
@@ -108,6 +118,8 @@ int vcpu_msr(const struct vcpu *vcpu, uint32_t index, uint64_t *val, bool set)
 void vcpu_destroy(struct vcpu *vcpu)
 {
 	vcpu->cpuid = NULL;
+	free(vcpu->own_cpuid);
+	vcpu->own_cpuid = NULL;
 	if (vcpu->run)
 		munmap(vcpu->run, vcpu->run_size);
 	if (vcpu->fd >= 0)

@@ -29,6 +29,7 @@ struct vcpu {
 	uint64_t exits; /* all KVM_RUN returns with an exit */
 	uint64_t exits_by_reason[VCPU_EXIT_REASONS];
 	const struct kvm_cpuid2 *cpuid; /* what the vCPU was given */
+	struct kvm_cpuid2 *own_cpuid;   /* ... the copy it points to */
 	struct vcpu_trap trap;          /* fn NULL: no trap ports (hw mode) */
 };
 

@@ -2,6 +2,7 @@
 #ifndef SHADOWVM_ELF_LOAD_H
 #define SHADOWVM_ELF_LOAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@ struct elf_image {
 	gva_t entry;     /* e_entry (identity-mapped at boot) */
 	gpa_t end;       /* first GPA past the highest segment */
 	unsigned nloads; /* PT_LOAD segments placed */
+	bool multiboot;  /* a Multiboot v1 image: 32-bit entry, paging off */
 };
 
 /* Validate the image in `fd` for a guest with `ram_size` bytes of RAM and, if

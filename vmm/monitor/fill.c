@@ -340,6 +340,17 @@ static const char *const mnemonic[] = {
 	[INSN_MOV_TO_CR3] = "mov", [INSN_MOV_FROM_CR2] = "mov", [INSN_INVLPG] = "invlpg"
 };
 
+/* Whether `cs` is a 64-bit code segment: LAR's L bit set, D clear (SDM
+ * 2A LAR: it reports bits 23:8 of the descriptor's high word). */
+static bool code64(uint64_t cs)
+{
+	uint32_t ar = 0;
+	uint8_t ok;
+
+	__asm__("lar %2, %0\n\tsetz %1" : "=r"(ar), "=q"(ok) : "r"((uint32_t)cs) : "cc");
+	return ok && (ar & X86_BIT(21)) && !(ar & X86_BIT(22));
+}
+
 /* A #GP: the CR3 to return on after emulating one of the guest kernel's
  * privileged instructions as the VMM would (emulate.c: mov to CR3, mov
  * from CR2, invlpg), or 0 for anything else, left to the VMM before any
@@ -354,6 +365,9 @@ static uint64_t general_protection(struct hv_mon_frame *f)
 	/* the guest kernel (CPL1), #GP(0), no check to make after each trap */
 	if ((f->cs & 3) != 1 || f->error_code || (MON->flags & HV_MON_CHECK))
 		return leave(HV_MON_EXIT_INSN);
+	/* the decoder below knows 64-bit code only */
+	if (!code64(f->cs))
+		return leave(HV_MON_EXIT_MODE);
 	refresh_ac(f);
 	if (!(avail = peek(f->rip, b, 8)) || (x = decode(b, avail)).kind == INSN_NONE)
 		return leave(HV_MON_EXIT_INSN);
@@ -405,5 +419,9 @@ uint64_t hv_mon_fault(struct hv_mon_frame *f)
 {
 	if (!attach())
 		return leave(HV_MON_EXIT_NOT_READY);
+	/* the engine runs here in 4-level paging only: the other modes'
+	 * faults, rarer and on foreign kernels, exit to the VMM */
+	if (shadow_paging_mode(sh) != SHADOW_PAGING_LONG4)
+		return leave(HV_MON_EXIT_MODE);
 	return f->vector == X86_EXC_PF ? page_fault(f) : general_protection(f);
 }
