@@ -32,8 +32,8 @@ static uint64_t pml4[512] __attribute__((aligned(4096)));
 static uint64_t pdpt_l[512] __attribute__((aligned(4096)));
 
 /* the last #PF, from trap32 */
-static volatile uint32_t pf_err, pf_cr2, pf_count;
-static volatile uint32_t exec_target;
+volatile uint32_t pf_err, pf_cr2, pf_count; /* also long.S's */
+volatile uint32_t exec_target;
 
 enum { B_P = 1, B_W = 2, B_U = 4, B_NX = 8, B_PS = 16 };
 
@@ -296,13 +296,44 @@ static unsigned paging_off(void)
 }
 
 extern void long_mode_visit(void); /* long.S */
+extern char idt64_pf[], idt64_int80[], idt64_bad[];
+
+static uint64_t idt64[2 * 256] __attribute__((aligned(16)));
+
+/* A 64-bit interrupt gate (SDM 3A figure 6-8). */
+static void gate64(unsigned v, char *handler, unsigned dpl)
+{
+	uint32_t off = (uint32_t)handler;
+
+	idt64[2 * v] = (off & 0xffff) | ((uint64_t)SEL_KCODE64 << 16) | (0xeull << 40) |
+		       ((uint64_t)dpl << 45) | (1ull << 47) | ((uint64_t)(off >> 16) << 48);
+	idt64[2 * v + 1] = 0;
+}
+
+/* IA-32e mode's IDT and 64-bit TSS, loaded from compatibility mode. */
+static void long_mode_tables(void)
+{
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint32_t base;
+	} idtr = { sizeof(idt64) - 1, (uint32_t)idt64 };
+
+	for (unsigned v = 0; v < 32; v++)
+		gate64(v, idt64_bad, 0);
+	gate64(14, idt64_pf, 0);
+	gate64(0x80, idt64_int80, 3);
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+	mb_ltr64();
+}
 
 void mb_main(uint32_t magic, const struct mb_info_head *mbi);
 void mb_main(uint32_t magic, const struct mb_info_head *mbi)
 {
 	struct matrix m32 = { .name = "32-bit 4K" }, m4m = { .name = "32-bit 4M", .big = 1 },
 		      mpae = { .name = "PAE 4K", .pae = 1 },
-		      mpae2m = { .name = "PAE 2M", .pae = 1, .big = 1 };
+		      mpae2m = { .name = "PAE 2M", .pae = 1, .big = 1 },
+		      m4k = { .name = "4-level 4K, compatibility mode", .pae = 1 },
+		      m2m = { .name = "4-level 2M, compatibility mode", .pae = 1, .big = 1 };
 	unsigned bad = 0;
 	uint64_t efer;
 
@@ -341,6 +372,11 @@ void mb_main(uint32_t magic, const struct mb_info_head *mbi)
 	mb_printf("mbmodes: long mode: efer %x (LMA %u), compatibility mode code running\n",
 		  (uint32_t)efer, (uint32_t)(efer >> 10) & 1);
 	bad += !(efer & X86_EFER_LMA);
+	long_mode_tables();
+	bad += run_matrix(&m4k);
+	bad += run_matrix(&m2m);
+	pt_t[0] = FRAME | X86_PTE_P | X86_PTE_W | X86_PTE_U;
+	pd_t[0] = (uint32_t)pt_t | X86_PTE_P | X86_PTE_W | X86_PTE_U;
 	long_mode_visit();
 	mb_printf("mbmodes: back in compatibility mode, cr4 %x\n", read_cr4());
 	mb_printf("mbmodes: %s\n", bad ? "FAILED" : "all modes agree with the model");

@@ -85,9 +85,10 @@ void mb_exit(uint32_t code)
 
 /* ---- descriptor tables ---- */
 
-static uint64_t gdt[8] __attribute__((aligned(16)));
+static uint64_t gdt[10] __attribute__((aligned(16)));
 static uint64_t idt[256] __attribute__((aligned(16)));
-static uint32_t tss[26] __attribute__((aligned(16))); /* 32-bit TSS, SDM 3A §8.2.1 */
+static uint32_t tss[26] __attribute__((aligned(16)));   /* 32-bit TSS, SDM 3A §8.2.1 */
+static uint32_t tss64[26] __attribute__((aligned(16))); /* 64-bit TSS, §8.7 */
 
 struct __attribute__((packed)) dtr {
 	uint16_t limit;
@@ -108,6 +109,11 @@ static uint64_t gate32(uint32_t off, uint32_t dpl)
 	       ((uint64_t)dpl << 45) | (1ull << 47) | ((uint64_t)(off >> 16) << 48);
 }
 
+void mb_ltr64(void)
+{
+	__asm__ volatile("ltr %w0" : : "r"(SEL_TSS64));
+}
+
 void mb_cpu_init(void)
 {
 	struct dtr idtr = { sizeof(idt) - 1, (uint32_t)idt };
@@ -121,6 +127,14 @@ void mb_cpu_init(void)
 	/* available 32-bit TSS, byte granular (SDM 3A §8.2.2) */
 	gdt[SEL_TSS >> 3] = (sizeof(tss) - 1) | ((uint64_t)(tb & 0xffffff) << 16) | (0x9ull << 40) |
 			    (1ull << 47) | ((uint64_t)(tb >> 24) << 56);
+	/* 64-bit TSS (16 bytes, SDM 3A figure 8-4): RSP0 for IA-32e mode */
+	gdt[SEL_TSS64 >> 3] = (sizeof(tss64) - 1) | ((uint64_t)((uint32_t)tss64 & 0xffffff) << 16) |
+			      (0x9ull << 40) | (1ull << 47) |
+			      ((uint64_t)((uint32_t)tss64 >> 24) << 56);
+	gdt[(SEL_TSS64 >> 3) + 1] = 0;
+	mb_memset(tss64, 0, sizeof(tss64));
+	tss64[1] = (uint32_t)trap_stack_top; /* RSP0, low half */
+	tss64[25] = sizeof(tss64) << 16;
 	__asm__ volatile("lgdt %0" : : "m"(gdt_desc));
 	mb_memset(tss, 0, sizeof(tss));
 	tss[1] = (uint32_t)trap_stack_top; /* ESP0 */

@@ -13,6 +13,7 @@
 #define SEL_UDATA 0x23
 #define SEL_TSS 0x28
 #define SEL_KCODE64 0x30
+#define SEL_TSS64 0x38 /* 16 bytes */
 
 #define MB_BOOT_MAGIC 0x2BADB002 /* EAX at entry (Multiboot §3.2) */
 
@@ -48,6 +49,7 @@ void mb_putc(char c);
 void mb_printf(const char *fmt, ...);
 __attribute__((noreturn)) void mb_exit(uint32_t code);
 void mb_cpu_init(void);
+void mb_ltr64(void); /* in IA-32e mode */
 void mb_memset(void *p, int c, uint32_t n);
 
 static inline void outb(uint16_t port, uint8_t v)
