@@ -181,6 +181,8 @@ static const struct diff_case diffs[] = {
 	{ "bench", "case=pingpong pages=8 procs=4 rounds=2 cycles=0", 0, false },
 	{ "bench", "case=fork pages=64 rounds=1 cycles=0", 0, false },
 	{ "bench", "case=huge pages=1024 rounds=1 cycles=0", 0, false },
+	/* Multiboot ELF32: every paging mode; isa-debug-exit 0 is status 1 */
+	{ "mbmodes", NULL, 1, true },
 };
 
 static void run_with(struct run_result *r, const struct diff_case *c, const char *mode,

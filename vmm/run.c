@@ -114,6 +114,9 @@ static int setup(struct vm *vm, const struct options *opts, char *err, size_t er
 	    (rc = admit(vm, opts, err, errlen)) != VMM_OK ||
 	    (rc = kvm_create_vm(&vm->kvm, err, errlen)) != VMM_OK)
 		return rc;
+	/* the PC a Multiboot kernel probes: KVM's local APIC, IOAPIC, 8259s */
+	if (vm->img.multiboot && (rc = kvm_create_irqchip(&vm->kvm, err, errlen)) != VMM_OK)
+		return rc;
 	if ((rc = kvm_set_memslot(&vm->kvm, RAM_SLOT, mem_gpa_to_mpa(0), vm->mem.size, vm->mem.host,
 				  err, errlen)) != VMM_OK)
 		return rc;

@@ -102,6 +102,21 @@ int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen)
 	return VMM_OK;
 }
 
+int kvm_create_irqchip(struct kvm *kvm, char *err, size_t errlen)
+{
+	if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP) <= 0) {
+		snprintf(err, errlen,
+			 "KVM lacks KVM_CAP_IRQCHIP (the in-kernel local APIC, IOAPIC "
+			 "and 8259s a Multiboot kernel is given)");
+		return VMM_E_NOKVM;
+	}
+	if (ioctl(kvm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	return VMM_OK;
+}
+
 int kvm_set_memslot(struct kvm *kvm, uint32_t slot, mpa_t mpa, uint64_t size, void *host, char *err,
 		    size_t errlen)
 {

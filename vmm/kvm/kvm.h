@@ -47,6 +47,12 @@ const struct kvm_cpuid_entry2 *kvm_cpuid_find(const struct kvm_cpuid_entry2 *t, 
  * paging is not offered).  Returns how many bits it cleared. */
 unsigned kvm_cpuid_restrict(struct kvm_cpuid_entry2 *t, unsigned n);
 
+/* KVM's in-kernel interrupt controllers (KVM_CREATE_IRQCHIP): a local
+ * APIC at 0xfee00000, an IOAPIC at 0xfec00000 and the two 8259s, served
+ * without an exit.  Before the first vCPU.  VMM_OK, VMM_E_NOKVM without
+ * KVM_CAP_IRQCHIP, VMM_E_INTERNAL, with one line in err. */
+int kvm_create_irqchip(struct kvm *kvm, char *err, size_t errlen);
+
 /* Check every capability shadowvm uses and create the VM.  VMM_OK,
  * VMM_E_NOKVM (a capability missing) or VMM_E_INTERNAL, with one line in
  * err; the caller closes with kvm_close either way. */
