@@ -45,12 +45,12 @@ FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdin
                        -fno-asynchronous-unwind-tables -mcmodel=kernel -Iinclude
 
 # ---- vmm/ ----------------------------------------------------------------
-VMM_LIB_SRCS := vmm/load/elf_load.c vmm/load/mem.c vmm/cli/size.c vmm/cli/status.c vmm/cli/cli.c vmm/cli/log.c \
+VMM_LIB_SRCS := vmm/load/elf_load.c vmm/load/multiboot_load.c vmm/load/boot.c vmm/dev/devices.c vmm/load/mem.c vmm/cli/size.c vmm/cli/status.c vmm/cli/cli.c vmm/cli/log.c \
                 vmm/trace/trace.c vmm/trace/trace_read.c vmm/trace/trace_summary.c vmm/trace/trace_plot.c vmm/trace/trace_plot_draw.c vmm/kvm/backend.c vmm/kvm/kvm.c \
                 vmm/cpu/monitor.c vmm/cpu/monitor_apply.S vmm/cpu/monitor_image.S vmm/cpu/segment.c vmm/cpu/gva.c vmm/cpu/reflect.c vmm/cpu/emulate.c vmm/cpu/control.c \
                 vmm/trace/counters.c
-VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/load/boot.c vmm/cpu/trap.c vmm/cpu/trap_setup.c vmm/cpu/fillmon.c \
-                vmm/dev/devices.c vmm/kvm/watchdog.c vmm/trace/stats.c $(VMM_LIB_SRCS)
+VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/cpu/trap.c vmm/cpu/trap_setup.c vmm/cpu/fillmon.c \
+                vmm/kvm/watchdog.c vmm/trace/stats.c $(VMM_LIB_SRCS)
 
 # ---- tests/ ----------------------------------------------------------------
 # the shadow MMU's suites, their fixture, and the fake guest memory they
@@ -58,7 +58,7 @@ VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/load/boot.c vmm/cpu/
 SHADOW_TEST_SRCS := tests/check_shadow_walk.c tests/check_shadow_spte.c tests/check_shadow_vtlb.c \
                     tests/check_shadow_cache.c tests/check_shadow_check.c tests/shadow_fixture.c \
                     tests/fake_mem.c
-UNIT_SUITES  := tests/check_elf_load.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
+UNIT_SUITES  := tests/check_elf_load.c tests/check_multiboot.c tests/check_devices.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
                 $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_trace_plot.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c tests/check_control.c \
                 tests/check_counters.c
 INTEG_SUITES := tests/check_integration.c
@@ -288,7 +288,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Iinclude -I
 .PHONY: fuzz fuzz-build
 fuzz-build: $(BUILD)/fuzz/fuzz_elf $(BUILD)/fuzz/fuzz_walk
 
-$(BUILD)/fuzz/fuzz_elf: tests/fuzz_elf.c vmm/load/elf_load.c vmm/load/mem.c
+$(BUILD)/fuzz/fuzz_elf: tests/fuzz_elf.c vmm/load/elf_load.c vmm/load/multiboot_load.c vmm/load/mem.c
 	@echo "  FUZZ-LD $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $^ $(shell pkg-config --libs libelf)

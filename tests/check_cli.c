@@ -117,6 +117,12 @@ static const struct cli_case clis[] = {
 	  VMM_E_USAGE,
 	  "trace plot: option '--depth=3' is unknown or lacks its argument" },
 	{ { "shadowvm", "trace", "plot", "t.jsonl", "-o", "t.SVG" }, 0, NULL },
+	{ { "shadowvm", "run", "--module", ",env", "k.elf" },
+	  VMM_E_USAGE,
+	  "--module ',env': empty file name" },
+	{ { "shadowvm", "check", "--module", "env.txt", "k.elf" },
+	  VMM_E_USAGE,
+	  "check: only -m, -v and -q apply" },
 };
 
 START_TEST(test_cli_parse_table)
@@ -172,6 +178,53 @@ START_TEST(test_cli_parse_plot_options)
 }
 END_TEST
 
+START_TEST(test_cli_parse_modules)
+{
+	const char *argv[] = { "shadowvm",       "run",         "--module", "env.txt,env a=b",
+			       "--module=m.bin", "--paging=hw", "k.elf",    NULL };
+	struct options o;
+	char err[256] = "";
+
+	ck_assert_msg(cli_parse(7, (char **)argv, &o, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(o.nmodules, 2);
+	ck_assert_str_eq(o.modules[0].path, "env.txt");
+	ck_assert_str_eq(o.modules[0].string, "env a=b");
+	ck_assert_str_eq(o.modules[1].path, "m.bin");
+	ck_assert_str_eq(o.modules[1].string, "m.bin"); /* no comma: the file name */
+	ck_assert_str_eq(o.image, "k.elf");
+}
+END_TEST
+
+START_TEST(test_cli_parse_rejects_module_count_and_length)
+{
+	const char *argv[2 + 2 * (BOOT_MODULES_MAX + 1) + 2];
+	static char longname[CLI_MODULE_PATH_MAX + 1];
+	struct options o;
+	char err[256] = "";
+	int argc = 0;
+
+	argv[argc++] = "shadowvm";
+	argv[argc++] = "run";
+	for (unsigned i = 0; i <= BOOT_MODULES_MAX; i++) {
+		argv[argc++] = "--module";
+		argv[argc++] = "m.bin";
+	}
+	argv[argc++] = "k.elf";
+	argv[argc] = NULL;
+	ck_assert_int_eq(cli_parse(argc, (char **)argv, &o, err, sizeof(err)), VMM_E_USAGE);
+	ck_assert_str_eq(err, "--module m.bin: more than 16 modules");
+	/* exactly the limit is fine */
+	argv[argc - 3] = "k.elf";
+	argv[argc - 2] = NULL;
+	ck_assert_msg(cli_parse(argc - 2, (char **)argv, &o, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(o.nmodules, BOOT_MODULES_MAX);
+	memset(longname, 'a', CLI_MODULE_PATH_MAX);
+	argv[3] = longname;
+	ck_assert_int_eq(cli_parse(argc - 2, (char **)argv, &o, err, sizeof(err)), VMM_E_USAGE);
+	ck_assert_str_eq(err, "--module: file name of 1025 bytes exceeds limit 1024");
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
@@ -181,6 +234,8 @@ Suite *cli_suite(void)
 	tcase_add_loop_test(tc, test_cli_parse_table, 0, (int)(sizeof(clis) / sizeof(clis[0])));
 	tcase_add_test(tc, test_cli_parse_run_options);
 	tcase_add_test(tc, test_cli_parse_plot_options);
+	tcase_add_test(tc, test_cli_parse_modules);
+	tcase_add_test(tc, test_cli_parse_rejects_module_count_and_length);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -21,6 +21,8 @@ int main(int argc, char **argv)
 		srunner_add_suite(sr, cli_suite());
 		srunner_add_suite(sr, backend_suite());
 		srunner_add_suite(sr, elf_load_suite());
+		srunner_add_suite(sr, multiboot_suite());
+		srunner_add_suite(sr, devices_suite());
 		srunner_add_suite(sr, shadow_walk_suite());
 		srunner_add_suite(sr, shadow_spte_suite());
 		srunner_add_suite(sr, shadow_vtlb_suite());

@@ -99,6 +99,10 @@ static int admit(struct vm *vm, const struct options *opts, char *err, size_t er
 
 static int setup(struct vm *vm, const struct options *opts, char *err, size_t errlen)
 {
+	const struct boot_args args = { .image = opts->image,
+					.cmdline = opts->cmdline,
+					.mods = opts->modules,
+					.nmods = opts->nmodules };
 	int rc;
 
 	if (mem_alloc(&vm->mem, opts->mem_size) != 0) {
@@ -108,7 +112,7 @@ static int setup(struct vm *vm, const struct options *opts, char *err, size_t er
 	}
 	if ((rc = elf_load(opts->image, opts->mem_size, &vm->mem, &vm->img, err, errlen)) != VMM_OK)
 		return rc;
-	if ((rc = boot_setup_memory(&vm->mem, &vm->img, opts->cmdline, err, errlen)) != VMM_OK)
+	if ((rc = boot_setup_memory(&vm->mem, &vm->img, &args, err, errlen)) != VMM_OK)
 		return rc;
 	if ((rc = kvm_open(&vm->kvm, err, errlen)) != VMM_OK ||
 	    (rc = admit(vm, opts, err, errlen)) != VMM_OK ||
@@ -124,7 +128,7 @@ static int setup(struct vm *vm, const struct options *opts, char *err, size_t er
 		return rc;
 	if ((rc = boot_setup_vcpu(vm->vcpu.fd, &vm->img, err, errlen)) != VMM_OK)
 		return rc;
-	devices_init(&vm->dev, stdout);
+	devices_init(&vm->dev, stdout, vm->mem.size, vm->img.multiboot);
 	if (opts->paging == PAGING_SHADOW)
 		return trap_init(vm, opts->pool_pages, err, errlen);
 	return VMM_OK;

@@ -23,7 +23,8 @@ void cli_usage(FILE *out)
 		"       shadowvm kvm [--json | --brief]\n"
 		"       shadowvm --help | --version\n"
 		"\n"
-		"Run an ELF64 x86-64 guest image (ABI v%u, include/shadowvm_abi.h) on KVM.\n"
+		"Run an ELF64 x86-64 guest image (ABI v%u, include/shadowvm_abi.h) on KVM, or\n"
+		"an ELF32/ELF64 kernel with a Multiboot v1 header (include/multiboot.h).\n"
 		"\n"
 		"run options:\n"
 		"  -m, --mem SIZE        guest RAM; K/M/G suffix, MiB if none (default 64M,\n"
@@ -43,6 +44,9 @@ void cli_usage(FILE *out)
 		"      --check-invariants  after every trap, verify the shadow's safety\n"
 		"                        invariants (status 70 with the broken entry if not)\n"
 		"  -p, --cmdline STR     guest command line; GUEST-ARGS after -- are appended\n"
+		"      --module FILE[,STRING]  Multiboot images only: load FILE as a boot\n"
+		"                        module, page-aligned above the kernel, with STRING\n"
+		"                        as its string (default FILE); repeat, at most %u\n"
 		"      --timeout SECS    stop the guest after SECS seconds (status 124)\n"
 		"      --trace FILE      write every event as JSON Lines to FILE (- = stderr)\n"
 		"      --trace-events L  only the events matching L, comma-separated globs\n"
@@ -71,10 +75,14 @@ void cli_usage(FILE *out)
 		"  69 KVM unavailable or unfit for the paging mode (see shadowvm kvm)\n"
 		"  70 internal VMM error       71 guest crash           72 guest halted forever\n"
 		"  73 trace not written        74 exit value out of range\n"
-		"  75 guest broke the ABI      124 timeout              128+N killed by signal N\n",
+		"  75 guest broke the ABI\n"
+		"  124 timeout                 128+N killed by signal N\n"
+		"  A Multiboot guest's write of N to port 0xf4 ends it with ((N << 1) | 1) & 0xff,\n"
+		"  as QEMU's isa-debug-exit does.\n",
 		SHADOWVM_ABI_VERSION, CLI_POOL_DEFAULT, CLI_POOL_MIN, CLI_POOL_MAX,
-		TRACE_PLOT_WIDTH_MIN, TRACE_PLOT_SIZE_MAX, TRACE_PLOT_WIDTH, TRACE_PLOT_HEIGHT_MIN,
-		TRACE_PLOT_SIZE_MAX, TRACE_PLOT_HEIGHT, SHADOWVM_ABI_EXIT_MAX);
+		BOOT_MODULES_MAX, TRACE_PLOT_WIDTH_MIN, TRACE_PLOT_SIZE_MAX, TRACE_PLOT_WIDTH,
+		TRACE_PLOT_HEIGHT_MIN, TRACE_PLOT_SIZE_MAX, TRACE_PLOT_HEIGHT,
+		SHADOWVM_ABI_EXIT_MAX);
 }
 
 __attribute__((format(printf, 3, 4))) static int usage_err(char *err, size_t errlen,
@@ -129,6 +137,29 @@ static int append_cmdline(struct options *o, const char *s, char *err, size_t er
 	return 0;
 }
 
+/* --module FILE[,STRING] */
+static int add_module(struct options *o, const char *arg, char *err, size_t errlen)
+{
+	const char *comma = strchr(arg, ',');
+	size_t len = comma ? (size_t)(comma - arg) : strlen(arg);
+	struct boot_module *m = &o->modules[o->nmodules];
+
+	if (o->nmodules == BOOT_MODULES_MAX)
+		return usage_err(err, errlen, "--module %s: more than %u modules", arg,
+				 BOOT_MODULES_MAX);
+	if (len == 0)
+		return usage_err(err, errlen, "--module '%s': empty file name", arg);
+	if (len >= CLI_MODULE_PATH_MAX)
+		return usage_err(err, errlen, "--module: file name of %zu bytes exceeds limit %u",
+				 len + 1, CLI_MODULE_PATH_MAX);
+	memcpy(o->module_paths[o->nmodules], arg, len);
+	o->module_paths[o->nmodules][len] = '\0';
+	m->path = o->module_paths[o->nmodules];
+	m->string = comma ? comma + 1 : m->path;
+	o->nmodules++;
+	return 0;
+}
+
 enum {
 	OPT_PAGING = 256,
 	OPT_TIMEOUT,
@@ -141,7 +172,8 @@ enum {
 	OPT_TRACE_FORMAT,
 	OPT_STATS,
 	OPT_SHADOW_OPTS,
-	OPT_IGNORE_BACKEND
+	OPT_IGNORE_BACKEND,
+	OPT_MODULE
 };
 
 static int parse_trace_format(const char *arg, struct options *o, char *err, size_t errlen)
@@ -225,6 +257,7 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 		o->stats_file = arg;
 		return 0;
 	case OPT_IGNORE_BACKEND: o->ignore_backend = 1; return 0;
+	case OPT_MODULE: return add_module(o, arg, err, errlen);
 	case OPT_FILL:
 		if (strcmp(arg, "monitor") == 0 || strcmp(arg, "vmm") == 0) {
 			o->fill = arg[0] == 'm' ? FILL_MONITOR : FILL_VMM;
@@ -294,6 +327,7 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "trace-format", required_argument, NULL, OPT_TRACE_FORMAT },
 		{ "stats", optional_argument, NULL, OPT_STATS },
 		{ "ignore-backend", no_argument, NULL, OPT_IGNORE_BACKEND },
+		{ "module", required_argument, NULL, OPT_MODULE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "elf_load.h"
 #include "trace_plot.h"
 
 enum cli_command {
@@ -23,6 +24,7 @@ enum fill_mode { FILL_MONITOR, FILL_VMM };
 #define CLI_POOL_DEFAULT 1024u /* 4 MiB of shadow tables */
 #define CLI_POOL_MIN 4u
 #define CLI_POOL_MAX 65536u
+#define CLI_MODULE_PATH_MAX 1024u /* bytes of a --module file name, with its NUL */
 
 struct options {
 	enum cli_command command;
@@ -47,6 +49,11 @@ struct options {
 	struct trace_plot_options plot;
 	int kvm_format;     /* `kvm`: BACKEND_OUT_* (0 text, 1 --json, 2 --brief) */
 	int ignore_backend; /* --ignore-backend: run where backend_refuses says no */
+	/* --module FILE[,STRING]: path points into module_paths, string after
+	 * the comma (or is the path when there is none) */
+	struct boot_module modules[BOOT_MODULES_MAX];
+	unsigned nmodules;
+	char module_paths[BOOT_MODULES_MAX][CLI_MODULE_PATH_MAX];
 };
 
 /* Fill opts from argv.  Returns 0, or VMM_E_USAGE with one line in err. */

@@ -5,6 +5,8 @@
 #include <sys/ioctl.h>
 
 #include "boot.h"
+#include "multiboot.h"
+#include "multiboot_load.h"
 #include "shadowvm_abi.h"
 #include "status.h"
 #include "x86.h"
@@ -12,7 +14,6 @@
 #define PAGE_2M (2ull << 20)
 #define PAGE_1G (1ull << 30)
 
-/* Flat 64-bit code and data descriptors (SDM 3A §3.4.5, §5.2.1). */
 /* The ABI's boot values, spelt out in the SDM's bits (shadowvm_abi.h keeps
  * to C99 headers and cannot name them). */
 _Static_assert(SHADOWVM_ABI_BOOT_CR0 == (X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE |
@@ -23,6 +24,8 @@ _Static_assert(SHADOWVM_ABI_BOOT_CR4 == (X86_CR4_PAE | X86_CR4_OSFXSR | X86_CR4_
 _Static_assert(SHADOWVM_ABI_BOOT_EFER == (X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE), "boot EFER");
 _Static_assert(SHADOWVM_ABI_SEL_DATA >> 3 < SHADOWVM_ABI_BOOT_GDT_ENTRIES,
 	       "boot selectors in the boot GDT");
+_Static_assert(MULTIBOOT_ENTRY_CR0 == (X86_CR0_PE | X86_CR0_ET), "Multiboot CR0: PE, no PG");
+_Static_assert(MULTIBOOT_ENTRY_EFLAGS == X86_RFLAGS_FIXED, "Multiboot EFLAGS: IF = VM = 0");
 
 static uint64_t boot_desc(unsigned type, uint64_t flags)
 {
@@ -59,8 +62,8 @@ static void write_page_tables(struct guest_mem *mem)
 	}
 }
 
-int boot_setup_memory(struct guest_mem *mem, const struct elf_image *img, const char *cmdline,
-		      char *err, size_t errlen)
+static int abi_setup_memory(struct guest_mem *mem, const struct elf_image *img, const char *cmdline,
+			    char *err, size_t errlen)
 {
 	struct shadowvm_boot_info *bi = mem_gpa(mem, SHADOWVM_ABI_BOOTINFO_GPA, sizeof(*bi));
 	char *cl = mem_gpa(mem, SHADOWVM_ABI_CMDLINE_GPA, SHADOWVM_ABI_CMDLINE_MAX);
@@ -93,6 +96,21 @@ int boot_setup_memory(struct guest_mem *mem, const struct elf_image *img, const 
 	return VMM_OK;
 }
 
+int boot_setup_memory(struct guest_mem *mem, struct elf_image *img, const struct boot_args *args,
+		      char *err, size_t errlen)
+{
+	if (img->multiboot)
+		return multiboot_setup_memory(mem, img, args, err, errlen);
+	if (args->nmods) {
+		snprintf(
+			err, errlen,
+			"%s: --module needs a Multiboot image (no Multiboot header in its first %u bytes)",
+			args->image, MULTIBOOT_SEARCH);
+		return VMM_E_USAGE;
+	}
+	return abi_setup_memory(mem, img, args->cmdline, err, errlen);
+}
+
 static struct kvm_segment flat_seg(uint16_t sel, uint8_t type, uint8_t l, uint8_t db)
 {
 	return (struct kvm_segment){
@@ -109,6 +127,62 @@ static struct kvm_segment flat_seg(uint16_t sel, uint8_t type, uint8_t l, uint8_
 	};
 }
 
+/* No TSS or LDT yet: the guest loads its own.  A busy TSS type keeps VM
+ * entry's checks on TR satisfied (SDM 3C §28.3.1.2, checks on guest segment registers): type 11 is the busy
+ * 64-bit TSS in IA-32e mode and the busy 32-bit one outside it. */
+static void boot_tr_ldt(struct kvm_sregs *sregs)
+{
+	sregs->tr = (struct kvm_segment){ .limit = 0x67,
+					  .type = X86_SEG_TYPE_TSS64_BUSY,
+					  .present = 1 };
+	sregs->ldt = (struct kvm_segment){ .limit = 0xffff, .type = 2, .present = 1 };
+}
+
+static void abi_sregs(struct kvm_sregs *sregs)
+{
+	sregs->cs = flat_seg(SHADOWVM_ABI_SEL_CODE64, X86_SEG_TYPE_CODE_XR | 1, 1, 0);
+	sregs->ds = sregs->es = sregs->fs = sregs->gs = sregs->ss =
+		flat_seg(SHADOWVM_ABI_SEL_DATA, X86_SEG_TYPE_DATA_RW | 1, 0, 1);
+	boot_tr_ldt(sregs);
+	sregs->gdt.base = SHADOWVM_ABI_GDT_GPA;
+	sregs->gdt.limit = SHADOWVM_ABI_BOOT_GDT_ENTRIES * 8 - 1;
+	sregs->idt.base = 0;
+	sregs->idt.limit = 0;
+	sregs->cr0 = SHADOWVM_ABI_BOOT_CR0;
+	sregs->cr3 = SHADOWVM_ABI_PML4_GPA;
+	sregs->cr4 = SHADOWVM_ABI_BOOT_CR4;
+	sregs->efer = SHADOWVM_ABI_BOOT_EFER;
+}
+
+void boot_multiboot_regs(struct kvm_regs *regs, const struct elf_image *img)
+{
+	*regs = (struct kvm_regs){
+		.rax = MULTIBOOT_BOOTLOADER_MAGIC,
+		.rbx = img->mb_info,
+		.rip = img->entry,
+		.rflags = MULTIBOOT_ENTRY_EFLAGS,
+	};
+}
+
+void boot_multiboot_sregs(struct kvm_sregs *sregs)
+{
+	sregs->cs = flat_seg(MULTIBOOT_SEL_CODE32, X86_SEG_TYPE_CODE_XR | 1, 0, 1);
+	sregs->ds = sregs->es = sregs->fs = sregs->gs = sregs->ss =
+		flat_seg(MULTIBOOT_SEL_DATA32, X86_SEG_TYPE_DATA_RW | 1, 0, 1);
+	boot_tr_ldt(sregs);
+	/* §3.2: GDTR may be invalid, the OS must load its own; IDTR is as a
+	 * BIOS leaves it, the real-mode vector table. */
+	sregs->gdt.base = 0;
+	sregs->gdt.limit = 0;
+	sregs->idt.base = 0;
+	sregs->idt.limit = MULTIBOOT_ENTRY_IDT_LIMIT;
+	sregs->cr0 = MULTIBOOT_ENTRY_CR0;
+	sregs->cr2 = 0;
+	sregs->cr3 = 0;
+	sregs->cr4 = 0;
+	sregs->efer = 0;
+}
+
 int boot_setup_vcpu(int vcpu_fd, const struct elf_image *img, char *err, size_t errlen)
 {
 	struct kvm_sregs sregs;
@@ -121,23 +195,12 @@ int boot_setup_vcpu(int vcpu_fd, const struct elf_image *img, char *err, size_t 
 
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
 		goto fail;
-	sregs.cs = flat_seg(SHADOWVM_ABI_SEL_CODE64, X86_SEG_TYPE_CODE_XR | 1, 1, 0);
-	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss =
-		flat_seg(SHADOWVM_ABI_SEL_DATA, X86_SEG_TYPE_DATA_RW | 1, 0, 1);
-	/* No TSS yet: the guest loads its own with ltr.  A busy 64-bit TSS type
-	 * keeps VM entry's checks on TR satisfied (SDM 3A §28.3.1.2). */
-	sregs.tr = (struct kvm_segment){ .limit = 0x67,
-					 .type = X86_SEG_TYPE_TSS64_BUSY,
-					 .present = 1 };
-	sregs.ldt = (struct kvm_segment){ .limit = 0xffff, .type = 2, .present = 1 };
-	sregs.gdt.base = SHADOWVM_ABI_GDT_GPA;
-	sregs.gdt.limit = SHADOWVM_ABI_BOOT_GDT_ENTRIES * 8 - 1;
-	sregs.idt.base = 0;
-	sregs.idt.limit = 0;
-	sregs.cr0 = SHADOWVM_ABI_BOOT_CR0;
-	sregs.cr3 = SHADOWVM_ABI_PML4_GPA;
-	sregs.cr4 = SHADOWVM_ABI_BOOT_CR4;
-	sregs.efer = SHADOWVM_ABI_BOOT_EFER;
+	if (img->multiboot) {
+		boot_multiboot_sregs(&sregs);
+		boot_multiboot_regs(&regs, img);
+	} else {
+		abi_sregs(&sregs);
+	}
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0)
 		goto fail;
 	return VMM_OK;

@@ -1,4 +1,6 @@
-/* Guest image loader (ABI boot protocol, include/shadowvm_abi.h), with libelf. */
+/* Guest image loader, with libelf: the ABI boot protocol (ELF64,
+ * include/shadowvm_abi.h) or, when the image carries a Multiboot header,
+ * Multiboot v1 (ELF32 or ELF64, include/multiboot.h). */
 #ifndef SHADOWVM_ELF_LOAD_H
 #define SHADOWVM_ELF_LOAD_H
 
@@ -12,10 +14,31 @@
 #define ELF_LOAD_PHNUM_MAX 64u           /* most program headers accepted */
 
 struct elf_image {
-	gva_t entry;     /* e_entry (identity-mapped at boot) */
-	gpa_t end;       /* first GPA past the highest segment */
-	unsigned nloads; /* PT_LOAD segments placed */
-	bool multiboot;  /* a Multiboot v1 image: 32-bit entry, paging off */
+	gva_t entry;        /* e_entry (identity-mapped at boot; physical for Multiboot) */
+	gpa_t end;          /* first GPA past the highest segment */
+	unsigned nloads;    /* PT_LOAD segments placed */
+	bool multiboot;     /* a Multiboot v1 header was found: that protocol boots it */
+	uint32_t mb_flags;  /* the Multiboot header's flags */
+	uint32_t mb_header; /* its file offset */
+	uint32_t mb_info;   /* GPA of the info block (multiboot_setup_memory) */
+	gpa_t mb_end;       /* first GPA past the modules and the info area */
+};
+
+#define BOOT_MODULES_MAX 16u /* --module files a run takes */
+
+/* A --module: a file loaded for a Multiboot kernel and its module string. */
+struct boot_module {
+	const char *path;
+	const char *string;
+};
+
+/* What the boot protocols need beyond the image.  `image` names it in
+ * messages. */
+struct boot_args {
+	const char *image;
+	const char *cmdline;
+	const struct boot_module *mods;
+	unsigned nmods;
 };
 
 /* Validate the image in `fd` for a guest with `ram_size` bytes of RAM and, if
