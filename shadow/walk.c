@@ -30,6 +30,7 @@ const struct shadow_mode shadow_mode_long4 = {
 	.cr3_mask = X86_CR3_ADDR_MASK,
 	.table_mask = X86_PTE_ADDR_MASK,
 	.xd = true,
+	.rsvd_hi = 51,
 	.level = { IA32E_LEVELS },
 };
 
@@ -67,6 +68,7 @@ const struct shadow_mode shadow_mode_pae = {
 	.cr3_mask = 0xffffffe0ull, /* CR3 bits 31:5: a 32-byte aligned PDPT (table 4-7) */
 	.table_mask = X86_PTE_ADDR_MASK,
 	.xd = true,
+	.rsvd_hi = 62,
 	.level = {
 		[1] = { .shift = 12, .ps = SHADOW_PS_LEAF, .frame = X86_PTE_ADDR_MASK },
 		/* 2 MiB page whatever CR4.PSE says: bits 20:13 reserved (table 4-9) */
@@ -87,6 +89,7 @@ const struct shadow_mode shadow_mode_long5 = {
 	.cr3_mask = X86_CR3_ADDR_MASK,
 	.table_mask = X86_PTE_ADDR_MASK,
 	.xd = true,
+	.rsvd_hi = 51,
 	.level = { IA32E_LEVELS, [5] = { .shift = 48,
 					 .ps = SHADOW_PS_RESERVED,
 					 .rsvd = X86_PTE_PS } },
@@ -106,8 +109,9 @@ static inline uint64_t pse_4m_reserved(const struct shadow_cpu *cpu)
 static inline __attribute__((always_inline)) uint64_t reserved_any_level(
 	const struct shadow_mode *m, const struct shadow_cpu *cpu)
 {
-	uint64_t r =
-		m->entry_size == 8 && cpu->maxphyaddr < 52 ? BIT_RANGE(cpu->maxphyaddr, 51) : 0;
+	uint64_t r = m->rsvd_hi && cpu->maxphyaddr <= m->rsvd_hi
+			     ? BIT_RANGE(cpu->maxphyaddr, m->rsvd_hi)
+			     : 0;
 
 	return m->xd && !cpu->efer_nxe ? r | X86_PTE_NX : r;
 }
