@@ -540,6 +540,21 @@ static struct mref ref_long5(const uint64_t e[5], enum kind k, bool user, const 
 	return ref_finish(r, k, user, c, why);
 }
 
+/* A/D afterwards (§4.8): A in all five entries, D in the PTE on a write;
+ * nothing on a fault. */
+static void l5_check_ad(const gpa_t at[5], const uint64_t e[5], const struct mref *x, enum kind k,
+			const char *d)
+{
+	for (int i = 0; i < 5; i++) {
+		uint64_t want = e[i];
+
+		if (!x->fault)
+			want |= X86_PTE_A | (i == 4 && k == WR ? X86_PTE_D : 0);
+		CHECK(gget(at[i]) == want, "level %d: 0x%llx: %s", 5 - i,
+		      (unsigned long long)gget(at[i]), d);
+	}
+}
+
 START_TEST(test_walk_long5_exhaustive)
 {
 	struct ctl c = { .wp = _i & 1, .nxe = _i & 2 };
@@ -566,6 +581,7 @@ START_TEST(test_walk_long5_exhaustive)
 							spread(L5_PTE_BITS, pt) | L5_PAGE,
 						};
 						enum kind k = kinds[ki];
+						uint64_t set[SHADOW_WALK_LEVELS + 1];
 						struct shadow_walk w;
 						enum shadow_walk_status st;
 						struct mref x;
@@ -584,6 +600,12 @@ START_TEST(test_walk_long5_exhaustive)
 							c.nxe);
 						st = shadow_walk(&env, L5_GVA, acc_of(k, user), &w);
 						check_walk(st, &w, &x, d);
+						if (st == SHADOW_WALK_OK)
+							CHECK(shadow_walk_set_ad(
+								      &mem, &w, acc_of(k, user),
+								      set) == SHADOW_AD_OK,
+							      "A/D: %s", d);
+						l5_check_ad(at, e, &x, k, d);
 						n++;
 					}
 	ck_assert_uint_eq(n, L5_CASES_PER_CTL);
@@ -877,6 +899,30 @@ START_TEST(test_engine_modes_keep_invariants)
 }
 END_TEST
 
+/* shadow_check notices a shadow entry above 4 GiB in a 32-bit mode, at
+ * the root and in the PDPT below entry 0; 4-level paging allows both. */
+START_TEST(test_engine_check_below_4g)
+{
+	struct shadow_fault_result r;
+	char why[160];
+	uint64_t *root, *pdpt;
+
+	ck_assert_int_eq(shadow_set_paging(fx.s, SHADOW_PAGING_OFF, 0), SHADOW_OK);
+	ck_assert_int_eq(fx_fault(0x3000, 0, &r), SHADOW_FILLED);
+	root = pool_page(shadow_root(fx.s));
+	pdpt = pool_page(root[0] & X86_PTE_ADDR_MASK);
+	pdpt[4] = pdpt[0];
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_ptr_nonnull(strstr(why, "above 4 GiB"));
+	pdpt[4] = 0;
+	root[1] = root[0];
+	ck_assert(!shadow_check(fx.s, why, sizeof(why)));
+	ck_assert_ptr_nonnull(strstr(why, "above 4 GiB"));
+	root[1] = 0;
+	ck_assert(shadow_check(fx.s, why, sizeof(why)));
+}
+END_TEST
+
 /* Each exhaustive table asserts its own case count (32-bit: L32_CTLS x
  * L32_CASES_PER_CTL, PAE: PAE_CTLS x PAE_CASES_PER_CTL, 5-level: L5_CTLS x
  * L5_CASES_PER_CTL). */
@@ -934,6 +980,7 @@ void shadow_walk_mode_tcases(Suite *s)
 	tcase_add_checked_fixture(tc, fx_setup_plain, fx_teardown);
 	tcase_add_test(tc, test_engine_paging_off_identity);
 	tcase_add_test(tc, test_engine_mode_switch_drops_shadow);
+	tcase_add_test(tc, test_engine_check_below_4g);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mode_switch_all_opts");
