@@ -165,7 +165,8 @@ struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struc
 	if (!mem || ((uintptr_t)mem & 7) || !block_aligned(state, v->pool.host) ||
 	    bytes < sizeof(*c) || c->magic != SHADOW_CORE_MAGIC || c->state_size > bytes ||
 	    c->free_off + shadow_pool_stack_bytes(c->pool_pages) != c->state_size ||
-	    c->free_off < SHADOW_ENGINE_OFF || !v->mem.read64 || !v->mem.cmpxchg64)
+	    c->free_off < SHADOW_ENGINE_OFF || !v->mem.read64 || !v->mem.cmpxchg64 ||
+	    c->paging > SHADOW_PAGING_LONG4 || c->cache_on != shadow_cache_in_force(c))
 		return NULL;
 	*s = (struct shadow){ .state = state, .core = state };
 	set_view(s, v);

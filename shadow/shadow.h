@@ -329,9 +329,10 @@ struct shadow_view {
 #define SHADOW_VIEW_BYTES 320u
 struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struct shadow_view *v);
 
-/* The guest's own translation of gva for `access` (SHADOW_ACC_*), with no
- * side effect: no A/D bit set, no shadow installed, no event.  True with
- * the GPA when the walk allows the access and the page is in RAM. */
+/* The guest's own translation of gva for `access` (SHADOW_ACC_*) in the
+ * guest's paging mode, with no side effect: no A/D bit set, no shadow
+ * installed, no event.  True with the GPA when the walk allows the access
+ * and the page is in RAM (paging off: gva itself, below 4 GiB). */
 bool shadow_translate(const struct shadow *s, gva_t gva, unsigned access, gpa_t *gpa);
 
 /* Free pool pages: a fill with at least SHADOW_LEVELS - 1 of them never
@@ -378,7 +379,11 @@ enum shadow_paging {
  * nothing: SHADOW_GUEST_GP when a PDPTE sets a reserved bit or cr3 a bit at
  * or above MAXPHYADDR (32 in OFF, 32 and PAE: CR3 is 32 bits there; the
  * VMM passes the low 32), SHADOW_ERROR for a PDPT outside guest RAM and for
- * LONG5 or an unknown mode. */
+ * LONG5 or an unknown mode.  The VMM calls it for every guest write that
+ * changes the mode (CR0.PG, CR4.PAE, EFER.LME with CR0.PG), and in PAE
+ * also for one that makes the hardware reload the PDPTEs without a mode
+ * change (§4.4.1: a mov to CR0 or CR4 changing CD, NW, PGE, PSE or SMEP),
+ * with the mode and CR3 unchanged. */
 enum shadow_status shadow_set_paging(struct shadow *s, enum shadow_paging mode, gpa_t cr3);
 
 /* shadow_set_cr3 with the outcome spelled out: SHADOW_OK, SHADOW_GUEST_GP
@@ -394,6 +399,7 @@ const uint64_t *shadow_pae_pdptes(const struct shadow *s);
 
 /* Guest `invlpg gva`: drop the shadow translation of the page holding gva,
  * all 4 KiB shadow leaves of it when the guest mapped it with a 2M/1G page
+ * (a 4 MiB page in 32-bit paging: both of its 2 MiB halves)
  * (with SHADOW_OPT_CACHE also every volatile shadow, SDM 3A §4.10.4.1). */
 void shadow_invlpg(struct shadow *s, gva_t gva);
 

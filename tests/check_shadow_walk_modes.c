@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine.h"
 #include "shadow_fixture.h"
 #include "walk.h"
 
@@ -796,6 +797,7 @@ START_TEST(test_engine_pae_fills_and_pdpte_loads)
 {
 	struct shadow_fault_result r;
 	uint64_t spte;
+	gpa_t gpa;
 
 	pae_tables();
 	gset(PAE_PDPT, X86_BIT(5) | X86_PTE_P); /* reserved bit 5 */
@@ -818,6 +820,9 @@ START_TEST(test_engine_pae_fills_and_pdpte_loads)
 	ck_assert((spte & X86_PTE_U) && (spte & X86_PTE_W) && (spte & X86_PTE_NX));
 	ck_assert_uint_eq(gget(PAE_PDPT + 16), PAE_PD | X86_PTE_P);
 	ck_assert_uint_eq(gget(PAE_PDE_AT), PAE_PT | PWU | X86_PTE_A);
+	ck_assert(shadow_translate(fx.s, PAE_GVA, SHADOW_ACC_USER, &gpa));
+	ck_assert_uint_eq(gpa, PAE_PAGE_4K | 0x456);
+	ck_assert(!shadow_translate(fx.s, PAE_GVA, SHADOW_ACC_FETCH, &gpa));
 	ck_assert_int_eq(fx.last[SHADOW_EV_FILL].depth, 2);
 	/* not-present PDPTE register: #PF, P = 0, at level 3 */
 	ck_assert_int_eq(fx_fault(0x5000, SHADOW_ACC_WRITE, &r), SHADOW_GUEST_PF);
@@ -896,6 +901,40 @@ START_TEST(test_engine_modes_keep_invariants)
 			}
 			ck_assert_int_eq(shadow_paging_mode(fx.s), modes[m]);
 		}
+}
+END_TEST
+
+/* The mode lives in the state block: a second view (the monitor's) sees a
+ * mode change made through the first, and the first one made through the
+ * second, engine included (the cache is back in 4-level paging). */
+START_TEST(test_engine_mode_shared_with_an_attached_view)
+{
+	static uint64_t view_mem[SHADOW_VIEW_BYTES / 8];
+	struct shadow_view v = { .mem = fake_mem_accessor(&fx.mem), .pool = { .host = fx.pool } };
+	struct shadow_fault_result r;
+	struct shadow *twin;
+	size_t bytes;
+	void *state = shadow_state(fx.s, &bytes);
+
+	twin = shadow_attach(view_mem, state, bytes, &v);
+	ck_assert_ptr_nonnull(twin);
+	fx_set_cpu(true, false);
+	l32_build(L32_PT | PWU, L32_PAGE_4K | PWU);
+	ck_assert_int_eq(shadow_set_paging(fx.s, SHADOW_PAGING_32, L32_PD), SHADOW_OK);
+	ck_assert_int_eq(shadow_paging_mode(twin), SHADOW_PAGING_32);
+	ck_assert_int_eq(shadow_fault(twin, L32_GVA, SHADOW_ACC_USER, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(r.gpa, L32_PAGE_4K | 0x123);
+	ck_assert_uint_eq(shadow_leaf(L32_GVA) & X86_PTE_ADDR_MASK, L32_PAGE_4K);
+	fx_check_invariants();
+	gmap(0x7000, 1, 0x300000 | PWU | ADW, PWU);
+	ck_assert_int_eq(shadow_set_paging(twin, SHADOW_PAGING_LONG4, TABLES_GPA), SHADOW_OK);
+	ck_assert_int_eq(fx_fault(0x7000, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(r.gpa, 0x300000);
+	ck_assert_uint_eq(fx_check_invariants(), 1);
+	/* a block whose mode is not one an engine runs is refused */
+	((struct shadow_core *)state)->paging = SHADOW_PAGING_LONG5;
+	ck_assert_ptr_null(shadow_attach(view_mem, state, bytes, &v));
+	((struct shadow_core *)state)->paging = SHADOW_PAGING_LONG4;
 }
 END_TEST
 
@@ -987,6 +1026,7 @@ void shadow_walk_mode_tcases(Suite *s)
 	tcase_add_checked_fixture(tc, fx_setup_all, fx_teardown);
 	tcase_add_test(tc, test_engine_mode_switch_drops_shadow);
 	tcase_add_test(tc, test_engine_modes_keep_invariants);
+	tcase_add_test(tc, test_engine_mode_shared_with_an_attached_view);
 	tcase_add_test(tc, test_engine_pae_fills_and_pdpte_loads);
 	tcase_add_test(tc, test_engine_legacy32_fills);
 	suite_add_tcase(s, tc);
