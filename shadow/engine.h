@@ -57,10 +57,11 @@ struct shadow_core {
  *
  * Inside the block and the pool every reference is an offset, a page index
  * or an MPA, never a pointer.  struct shadow is one view of it: the
- * block's and the pool's addresses, the engine's code and the callbacks of
- * whoever holds the view (the VMM, or the monitor inside the VM), so that
- * the same bytes work wherever they are mapped (shadow_rebase,
- * shadow_attach). */
+ * block's and the pool's addresses and the callbacks of whoever holds the
+ * view (the VMM, or the monitor inside the VM), so that the same bytes work
+ * wherever they are mapped (shadow_rebase, shadow_attach); the engine and
+ * the guest's paging mode are numbers in the block, each view's code
+ * (shadow_ops, shadow_guest_mode) maps them to its own addresses. */
 struct shadow {
 	void *state;              /* the state block's base */
 	struct shadow_core *core; /* == state */

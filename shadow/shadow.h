@@ -352,8 +352,10 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
  * the PDPTEs are loaded, see shadow_load_cr3) and drop every shadow
  * but the hypervisor entry (with SHADOW_OPT_CACHE: switch to vcr3's cached
  * root, or a new one, dropping only volatile shadows).  Returns false, changing nothing, if vcr3 sets a
- * bit at or above MAXPHYADDR: the guest gets #GP(0) (SDM 3A §4.5; CR4.PCIDE
- * is not supported, so bit 63 is reserved too). */
+ * bit at or above MAXPHYADDR (above bit 31 outside 4-level paging): the
+ * guest gets #GP(0) (SDM 3A §4.5; CR4.PCIDE is not supported, so bit 63 is
+ * reserved too); in PAE also for a reserved PDPTE bit (#GP as well) and a
+ * PDPT outside RAM (shadow_load_cr3 tells the two apart). */
 bool shadow_set_cr3(struct shadow *s, uint64_t vcr3);
 
 /* Guest paging modes (SDM 3A §4.1.1, table 4-1). */
