@@ -635,6 +635,63 @@ START_TEST(test_walk_long5_canonical_57)
 }
 END_TEST
 
+/* Each level of 5-level paging: bits M..51 reserved (P = 1, RSVD = 1 at
+ * that level), bits 52..62 ignored (table 4-14 and its IA-32e fellows). */
+START_TEST(test_walk_long5_reserved_address_bits)
+{
+	static const unsigned bits[] = { 40, 45, 51, 52, 58, 62 };
+	struct shadow_mem mem = fake_mem_accessor(&fx.mem);
+	struct shadow_cpu cpu = { .cr0_wp = true, .efer_nxe = true, .maxphyaddr = L5_MAXPHY };
+	struct shadow_walk_env env = { &shadow_mode_long5, &mem, &cpu, TABLES_GPA, NULL };
+
+	for (int level = 5; level >= 1; level--)
+		for (unsigned b = 0; b < sizeof(bits) / sizeof(bits[0]); b++) {
+			struct shadow_walk w;
+			enum shadow_walk_status st;
+
+			for (int i = 0; i < 5; i++) {
+				gpa_t at = TABLES_GPA + (gpa_t)i * 0x1000 +
+					   8 * ((L5_GVA >> (48 - 9 * i)) & 511);
+				uint64_t e =
+					(i < 4 ? TABLES_GPA + (gpa_t)(i + 1) * 0x1000 : L5_PAGE) |
+					PWU;
+
+				gset(at, 5 - i == level ? e | X86_BIT(bits[b]) : e);
+			}
+			st = shadow_walk(&env, L5_GVA, 0, &w);
+			if (bits[b] <= 51) {
+				ck_assert_int_eq(st, SHADOW_WALK_PF);
+				ck_assert_uint_eq(w.pferr, X86_PF_P | X86_PF_RSVD);
+				ck_assert_int_eq(w.level, level);
+			} else {
+				ck_assert_int_eq(st, SHADOW_WALK_OK);
+				ck_assert_uint_eq(w.gpa, L5_PAGE + (L5_GVA & 0xfff));
+			}
+		}
+}
+END_TEST
+
+/* 32-bit paging has no reserved bit in a PTE or in a PDE naming a table
+ * (tables 4-5, 4-6): every bit set still translates. */
+START_TEST(test_walk_legacy32_no_reserved_bits_in_4k)
+{
+	struct shadow_mem mem = fake_mem_accessor(&fx.mem);
+	struct shadow_cpu cpu = { .cr0_wp = true, .maxphyaddr = 36, .cr4_pse = true };
+	struct shadow_walk_env env = { &shadow_mode_legacy32, &mem, &cpu, L32_PD, NULL };
+	struct shadow_walk w;
+
+	l32_build(L32_PT | 0xf7fu, 0xffffffffu); /* PDE: all but PS (bit 7) */
+	ck_assert_int_eq(shadow_walk(&env, L32_GVA, SHADOW_ACC_WRITE | SHADOW_ACC_USER, &w),
+			 SHADOW_WALK_OK);
+	ck_assert_uint_eq(w.gpa, 0xfffff000u | (L32_GVA & 0xfff));
+	cpu.cr4_pse = false; /* PS ignored: bit 7 too */
+	l32_build(L32_PT | 0xfffu, 0xffffffffu);
+	ck_assert_int_eq(shadow_walk(&env, L32_GVA, SHADOW_ACC_WRITE | SHADOW_ACC_USER, &w),
+			 SHADOW_WALK_OK);
+	ck_assert_int_eq(w.level, 1);
+}
+END_TEST
+
 /* ---- 4. the engine in each mode ---- */
 
 static void fx_set_cpu(bool pse, bool pse36)
@@ -1137,6 +1194,7 @@ void shadow_walk_mode_tcases(Suite *s)
 	tcase_add_test(tc, test_walk_legacy32_pse36_maxphyaddr);
 	tcase_add_test(tc, test_walk_legacy32_gva_above_4g_is_gp);
 	tcase_add_test(tc, test_walk_legacy32_ad_race);
+	tcase_add_test(tc, test_walk_legacy32_no_reserved_bits_in_4k);
 	tcase_add_test(tc, test_engine_legacy32_fills);
 	suite_add_tcase(s, tc);
 
@@ -1167,6 +1225,7 @@ void shadow_walk_mode_tcases(Suite *s)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_walk_long5_exhaustive, 0, L5_CTLS);
 	tcase_add_test(tc, test_walk_long5_canonical_57);
+	tcase_add_test(tc, test_walk_long5_reserved_address_bits);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mode_off");
