@@ -168,7 +168,7 @@ enum shadow_event_kind {
 enum shadow_flush_reason {
 	SHADOW_FLUSH_EXPLICIT,  /* shadow_flush() */
 	SHADOW_FLUSH_CR3,       /* shadow_set_cr3() */
-	SHADOW_FLUSH_CPU_STATE, /* WP/SMEP/SMAP/NXE/MAXPHYADDR/1G changed */
+	SHADOW_FLUSH_CPU_STATE, /* shadow_set_cpu (a walk rule), shadow_set_paging */
 	SHADOW_FLUSH_EVICT,     /* pool exhausted */
 };
 
@@ -263,7 +263,7 @@ struct shadow_fault_result {
 
 struct shadow_stats {
 	uint64_t hidden_faults;            /* shadow_fault() calls */
-	uint64_t fills[SHADOW_LEVELS + 1]; /* by guest leaf level: 1 = 4K, 2 = 2M, 3 = 1G */
+	uint64_t fills[SHADOW_LEVELS + 1]; /* by guest leaf level: 1 = 4K, 2 = 2M/4M, 3 = 1G */
 	uint64_t a_sets;                   /* guest entries whose A bit was set */
 	uint64_t d_sets;
 	uint64_t guest_faults;
@@ -409,7 +409,7 @@ void shadow_invlpg(struct shadow *s, gva_t gva);
 void shadow_flush(struct shadow *s);
 
 /* Update the guest control state.  A change of WP, SMEP, SMAP, NXE,
- * MAXPHYADDR or 1G support flushes (shadows built under one setting are
+ * MAXPHYADDR, 1G support, CR4.PSE or PSE-36 flushes (shadows built under one setting are
  * never used under another); RFLAGS.AC alone does not.  With
  * SHADOW_OPT_CACHE, whose shadows are keyed by WP, SMEP, SMAP and NXE, a
  * change of those switches to the root for the new setting instead.  Returns false,
