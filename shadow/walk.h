@@ -103,7 +103,6 @@ static inline bool shadow_mode_canonical(const struct shadow_mode *m, gva_t gva)
 
 	if (m->linear32)
 		return !(gva >> 32);
-
 	return (gva_t)((int64_t)(gva << drop) >> drop) == gva;
 }
 
