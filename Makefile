@@ -55,7 +55,7 @@ VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/cpu/trap.c vmm/cpu/t
 # ---- tests/ ----------------------------------------------------------------
 # the shadow MMU's suites, their fixture, and the fake guest memory they
 # share with the walk fuzzer and the shadow bench
-SHADOW_TEST_SRCS := tests/check_shadow_walk.c tests/check_shadow_spte.c tests/check_shadow_vtlb.c \
+SHADOW_TEST_SRCS := tests/check_shadow_walk.c tests/check_shadow_walk_modes.c tests/check_shadow_spte.c tests/check_shadow_vtlb.c \
                     tests/check_shadow_cache.c tests/check_shadow_check.c tests/shadow_fixture.c \
                     tests/fake_mem.c
 UNIT_SUITES  := tests/check_elf_load.c tests/check_multiboot.c tests/check_devices.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \

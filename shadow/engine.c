@@ -41,7 +41,8 @@ unsigned shadow_prefetch(struct shadow *s, const struct shadow_prefetch *pf)
 {
 	unsigned first = pf->idx & ~(PREFETCH_WINDOW - 1), n = 0, j;
 	uint64_t rsvd = shadow_walk_reserved_mask(&shadow_mode_long4, &s->core->cpu, 1, 0);
-	void (*set_leaf)(struct shadow *, uint64_t *, mpa_t, int, uint64_t) = shadow_ops(s)->set_leaf;
+	void (*set_leaf)(struct shadow *, uint64_t *, mpa_t, int, uint64_t) =
+		shadow_ops(s)->set_leaf;
 
 	for (j = first; j < first + PREFETCH_WINDOW; j++) {
 		struct shadow_rights r;

@@ -36,6 +36,7 @@ struct shadow_core {
 	/* enum shadow_paging, a number: every view maps it to its own
 	 * descriptor and engine (shadow_guest_mode, shadow_ops) */
 	uint32_t paging;
+	bool cache_on;     /* the engine is the cache (shadow_ops): CACHE in LONG4 */
 	uint64_t pdpte[4]; /* PAE: the PDPTE registers (§4.4.1) */
 	struct shadow_stats stats;
 	struct shadow_pool_books books;
@@ -56,10 +57,11 @@ struct shadow_core {
  *
  * Inside the block and the pool every reference is an offset, a page index
  * or an MPA, never a pointer.  struct shadow is one view of it: the
- * block's and the pool's addresses, the engine's code and the callbacks of
- * whoever holds the view (the VMM, or the monitor inside the VM), so that
- * the same bytes work wherever they are mapped (shadow_rebase,
- * shadow_attach). */
+ * block's and the pool's addresses and the callbacks of whoever holds the
+ * view (the VMM, or the monitor inside the VM), so that the same bytes work
+ * wherever they are mapped (shadow_rebase, shadow_attach); the engine and
+ * the guest's paging mode are numbers in the block, each view's code
+ * (shadow_ops, shadow_guest_mode) maps them to its own addresses. */
 struct shadow {
 	void *state;              /* the state block's base */
 	struct shadow_core *core; /* == state */
@@ -77,23 +79,31 @@ extern const struct shadow_engine_ops shadow_vtlb_ops, shadow_cache_ops;
  * paging (its shadow pages assume guest tables of 512 8-byte entries),
  * else the virtual TLB.  Read from the state block at every use, so that a
  * mode change made through one view holds in every other. */
+static inline bool shadow_cache_in_force(const struct shadow_core *c)
+{
+	return (c->opts & SHADOW_OPT_CACHE) && c->paging == SHADOW_PAGING_LONG4;
+}
+
 static inline const struct shadow_engine_ops *shadow_ops(const struct shadow *s)
 {
-	return (s->core->opts & SHADOW_OPT_CACHE) && s->core->paging == SHADOW_PAGING_LONG4
-		       ? &shadow_cache_ops
-		       : &shadow_vtlb_ops;
+	/* cache_on == shadow_cache_in_force(s->core), kept by shadow.c */
+	return s->core->cache_on ? &shadow_cache_ops : &shadow_vtlb_ops;
 }
 
 /* The guest mode's walk descriptor (none for SHADOW_PAGING_OFF: callers
  * handle it first; 4-level is answered for it). */
 static inline const struct shadow_mode *shadow_guest_mode(const struct shadow *s)
 {
-	switch (s->core->paging) {
-	case SHADOW_PAGING_32: return &shadow_mode_legacy32;
-	case SHADOW_PAGING_PAE: return &shadow_mode_pae;
-	case SHADOW_PAGING_LONG5: return &shadow_mode_long5;
-	default: return &shadow_mode_long4;
-	}
+	static const struct shadow_mode *const by_paging[] = {
+		[SHADOW_PAGING_OFF] = &shadow_mode_long4,
+		[SHADOW_PAGING_32] = &shadow_mode_legacy32,
+		[SHADOW_PAGING_PAE] = &shadow_mode_pae,
+		[SHADOW_PAGING_LONG4] = &shadow_mode_long4,
+		[SHADOW_PAGING_LONG5] = &shadow_mode_long5,
+	};
+
+	/* shadow_set_paging stores only these */
+	return by_paging[s->core->paging];
 }
 
 /* The walk environment of the guest's current mode, CR3 and PDPTEs. */

@@ -87,6 +87,30 @@ static bool check_tree(const struct shadow *s, mpa_t table, int level, char *why
 	return true;
 }
 
+/* In the modes with 32-bit linear addresses (paging off, 32-bit, PAE) no
+ * shadow entry maps a GVA at or above 4 GiB: the root holds entry 0 and
+ * the hypervisor's, the PDPT below entry 0 entries 0..3 only. */
+static bool below_4g(const struct shadow *s, char *why, size_t len)
+{
+	const uint64_t *root = shadow_pool_table(&s->tab.pool, s->core->root), *pdpt;
+
+	if (s->core->paging == SHADOW_PAGING_LONG4 || s->core->paging == SHADOW_PAGING_LONG5)
+		return true;
+	for (unsigned i = 1; i < X86_PT_ENTRIES; i++)
+		if ((root[i] & X86_PTE_P) && i != s->core->hv_index)
+			return bad_entry(why, len, "shadow entry above 4 GiB in a 32-bit mode",
+					 SHADOW_LEVELS, s->core->root, i, root[i]);
+	if (!(root[0] & X86_PTE_P) || shadow_spte_is_leaf(SHADOW_LEVELS, root[0]))
+		return true; /* check_tree judges such an entry */
+	pdpt = shadow_pool_table(&s->tab.pool, root[0] & X86_PTE_ADDR_MASK);
+	for (unsigned i = 4; i < X86_PT_ENTRIES; i++)
+		if (pdpt[i] & X86_PTE_P)
+			return bad_entry(why, len, "shadow entry above 4 GiB in a 32-bit mode",
+					 SHADOW_LEVELS - 1, root[0] & X86_PTE_ADDR_MASK, i,
+					 pdpt[i]);
+	return true;
+}
+
 bool shadow_check_vtlb(const struct shadow *s, char *why, size_t len)
 {
 	if (!pool_within_bound(&s->tab.pool, why, len))
@@ -94,7 +118,7 @@ bool shadow_check_vtlb(const struct shadow *s, char *why, size_t len)
 	if (!shadow_pool_contains(&s->tab.pool, s->core->root))
 		return bad(why, len, "shadow: root 0x%llx outside the pool",
 			   (unsigned long long)s->core->root);
-	return check_tree(s, s->core->root, SHADOW_LEVELS, why, len);
+	return check_tree(s, s->core->root, SHADOW_LEVELS, why, len) && below_4g(s, why, len);
 }
 
 /* ---- the cache: shadow pages ---- */

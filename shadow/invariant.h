@@ -11,7 +11,10 @@
  * hypervisor entry unchanged; every other present non-leaf entry names a
  * pool page and grants everything; every leaf maps a page wholly inside
  * guest RAM, never a pool page, never global; the pool's use is within its
- * bound.  True, or false with one line in why naming the entry. */
+ * bound; in a guest mode with 32-bit linear addresses, nothing maps a GVA
+ * at or above 4 GiB.  True, or false with one line in why naming the
+ * entry.  (A virtual TLB may be stale against the guest's tables, as a
+ * TLB may: the guest is not walked again.) */
 bool shadow_check_vtlb(const struct shadow *s, char *why, size_t len);
 
 /* Cache, page by page (shared tables make a walk from the root cost up to

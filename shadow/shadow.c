@@ -75,6 +75,7 @@ static bool new_core(const struct shadow_config *cfg, struct shadow_core *core)
 		.cpu = cfg->cpu,
 		.vcr3 = cfg->vcr3 & X86_CR3_ADDR_MASK,
 		.paging = SHADOW_PAGING_LONG4,
+		.cache_on = cfg->opts & SHADOW_OPT_CACHE,
 	};
 	set_view(&probe, &view);
 	/* sized in 4-level paging: the configured engine, the largest */
@@ -164,7 +165,8 @@ struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struc
 	if (!mem || ((uintptr_t)mem & 7) || !block_aligned(state, v->pool.host) ||
 	    bytes < sizeof(*c) || c->magic != SHADOW_CORE_MAGIC || c->state_size > bytes ||
 	    c->free_off + shadow_pool_stack_bytes(c->pool_pages) != c->state_size ||
-	    c->free_off < SHADOW_ENGINE_OFF || !v->mem.read64 || !v->mem.cmpxchg64)
+	    c->free_off < SHADOW_ENGINE_OFF || !v->mem.read64 || !v->mem.cmpxchg64 ||
+	    c->paging > SHADOW_PAGING_LONG4 || c->cache_on != shadow_cache_in_force(c))
 		return NULL;
 	*s = (struct shadow){ .state = state, .core = state };
 	set_view(s, v);
@@ -281,10 +283,12 @@ static bool count_ad(struct shadow *s, const uint64_t set[SHADOW_LEVELS + 1])
 	return any;
 }
 
-/* Install the shadow leaf of a synced walk (the engine evicts as needed). */
-static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
-			       const struct shadow_walk *w, mpa_t mpa, const uint64_t *ad_set,
-			       struct shadow_fault_result *res)
+/* Install the shadow leaf of a synced walk (the engine evicts as needed).
+ * Inlined in both callers: the hidden fault's hot path. */
+static inline __attribute__((always_inline)) enum shadow_status fill(
+	struct shadow *s, const struct shadow_engine_ops *ops, gva_t gva, uint32_t pferr,
+	const struct shadow_walk *w, mpa_t mpa, const uint64_t *ad_set,
+	struct shadow_fault_result *res)
 {
 	unsigned access = shadow_access_from_pferr(pferr);
 	uint64_t want =
@@ -296,7 +300,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 
 	for (int round = 0;; round++) {
 		spte = want;
-		if (!shadow_ops(s)->install(s, gva, w, &spte, &spte_mpa, &leaf_level))
+		if (!ops->install(s, gva, w, &spte, &spte_mpa, &leaf_level))
 			return fail(res, SHADOW_ERR_NOMEM, w->gpa); /* pool < minimum */
 		/* A write must leave a writable leaf.  With the cache the install
 		 * itself can write-protect the page written: it became a shadowed
@@ -309,7 +313,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 			res->status = SHADOW_RETRY;
 			return SHADOW_RETRY;
 		}
-		shadow_ops(s)->unprotect(s, w->gpa, true);
+		ops->unprotect(s, w->gpa, true);
 	}
 	s->core->stats.fills[w->level]++;
 	res->status = SHADOW_FILLED;
@@ -328,7 +332,7 @@ static enum shadow_status fill(struct shadow *s, gva_t gva, uint32_t pferr,
 	 * prefetch). */
 	if ((s->core->opts & SHADOW_OPT_PREFETCH) && s->core->paging == SHADOW_PAGING_LONG4 &&
 	    leaf_level == 1 && !(ad_set[w->level] & X86_PTE_A))
-		shadow_ops(s)->prefetch(s, gva, w, spte_mpa);
+		ops->prefetch(s, gva, w, spte_mpa);
 	return SHADOW_FILLED;
 }
 
@@ -366,12 +370,12 @@ static enum shadow_status fault_identity(struct shadow *s, gva_t gva, uint32_t p
 	/* the leaf a dirty, writable user page would get (U = 1: the
 	 * contract in shadow.h asks for real SMEP = SMAP = 0 then) */
 	w.pte[1] = X86_PTE_P | X86_PTE_W | X86_PTE_U | X86_PTE_A | X86_PTE_D;
-	return fill(s, gva, pferr, &w, mpa, none, res);
+	return fill(s, shadow_ops(s), gva, pferr, &w, mpa, none, res);
 }
 
 /* One walk + A/D sync + fill; SHADOW_RETRY if a guest entry changed. */
-static enum shadow_status fault_once(struct shadow *s, gva_t gva, uint32_t pferr,
-				     struct shadow_fault_result *res)
+static enum shadow_status fault_once(struct shadow *s, const struct shadow_engine_ops *ops,
+				     gva_t gva, uint32_t pferr, struct shadow_fault_result *res)
 {
 	unsigned access = shadow_access_from_pferr(pferr);
 	struct shadow_walk_env env = shadow_walk_env_of(s);
@@ -404,15 +408,17 @@ static enum shadow_status fault_once(struct shadow *s, gva_t gva, uint32_t pferr
 		walk_event(&ev, SHADOW_EV_AD_SET, gva, pferr, &w, ad_set);
 		shadow_emit(s, &ev);
 	}
-	if ((access & SHADOW_ACC_WRITE) && shadow_ops(s)->tracked(s, w.gpa))
-		shadow_ops(s)->unprotect(s, w.gpa, translates_itself(&w));
-	return fill(s, gva, pferr, &w, mpa, ad_set, res);
+	if ((access & SHADOW_ACC_WRITE) && ops->tracked(s, w.gpa))
+		ops->unprotect(s, w.gpa, translates_itself(&w));
+	return fill(s, ops, gva, pferr, &w, mpa, ad_set, res);
 }
 
 enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 				struct shadow_fault_result *res)
 {
 	unsigned access = shadow_access_from_pferr(pferr);
+	/* once: every engine call of the fault goes through it */
+	const struct shadow_engine_ops *ops = shadow_ops(s);
 	int try;
 
 	*res = (struct shadow_fault_result){ .status = SHADOW_ERROR };
@@ -422,11 +428,11 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
 		return fail(res, SHADOW_ERR_BAD_ARG, 0);
 	if (x86_is_canonical48(gva) && X86_LEVEL_INDEX(gva, SHADOW_LEVELS) == s->core->hv_index)
 		return fail(res, SHADOW_ERR_RESERVED_SLOT, 0);
-	if (shadow_ops(s)->fast_fault && !s->hook && x86_is_canonical48(gva) &&
-	    shadow_ops(s)->fast_fault(s, gva, access, res))
+	if (ops->fast_fault && !s->hook && x86_is_canonical48(gva) &&
+	    ops->fast_fault(s, gva, access, res))
 		return SHADOW_FILLED;
 	for (try = 0; try < AD_TRIES; try++) {
-		enum shadow_status st = fault_once(s, gva, pferr, res);
+		enum shadow_status st = fault_once(s, ops, gva, pferr, res);
 
 		if (st != SHADOW_RETRY)
 			return st;
@@ -515,6 +521,7 @@ enum shadow_status shadow_set_paging(struct shadow *s, enum shadow_paging mode, 
 	if (st != SHADOW_OK)
 		return st;
 	s->core->paging = mode;
+	s->core->cache_on = shadow_cache_in_force(s->core);
 	note_cr3(s, cr3, pdpte);
 	/* the engine follows the mode: the new one starts on an empty pool */
 	if (shadow_ops(s) != was) {

@@ -168,7 +168,7 @@ enum shadow_event_kind {
 enum shadow_flush_reason {
 	SHADOW_FLUSH_EXPLICIT,  /* shadow_flush() */
 	SHADOW_FLUSH_CR3,       /* shadow_set_cr3() */
-	SHADOW_FLUSH_CPU_STATE, /* WP/SMEP/SMAP/NXE/MAXPHYADDR/1G changed */
+	SHADOW_FLUSH_CPU_STATE, /* shadow_set_cpu (a walk rule), shadow_set_paging */
 	SHADOW_FLUSH_EVICT,     /* pool exhausted */
 };
 
@@ -263,7 +263,7 @@ struct shadow_fault_result {
 
 struct shadow_stats {
 	uint64_t hidden_faults;            /* shadow_fault() calls */
-	uint64_t fills[SHADOW_LEVELS + 1]; /* by guest leaf level: 1 = 4K, 2 = 2M, 3 = 1G */
+	uint64_t fills[SHADOW_LEVELS + 1]; /* by guest leaf level: 1 = 4K, 2 = 2M/4M, 3 = 1G */
 	uint64_t a_sets;                   /* guest entries whose A bit was set */
 	uint64_t d_sets;
 	uint64_t guest_faults;
@@ -329,9 +329,10 @@ struct shadow_view {
 #define SHADOW_VIEW_BYTES 320u
 struct shadow *shadow_attach(void *mem, void *state, uint64_t bytes, const struct shadow_view *v);
 
-/* The guest's own translation of gva for `access` (SHADOW_ACC_*), with no
- * side effect: no A/D bit set, no shadow installed, no event.  True with
- * the GPA when the walk allows the access and the page is in RAM. */
+/* The guest's own translation of gva for `access` (SHADOW_ACC_*) in the
+ * guest's paging mode, with no side effect: no A/D bit set, no shadow
+ * installed, no event.  True with the GPA when the walk allows the access
+ * and the page is in RAM (paging off: gva itself, below 4 GiB). */
 bool shadow_translate(const struct shadow *s, gva_t gva, unsigned access, gpa_t *gpa);
 
 /* Free pool pages: a fill with at least SHADOW_LEVELS - 1 of them never
@@ -351,8 +352,10 @@ enum shadow_status shadow_fault(struct shadow *s, gva_t gva, uint32_t pferr,
  * the PDPTEs are loaded, see shadow_load_cr3) and drop every shadow
  * but the hypervisor entry (with SHADOW_OPT_CACHE: switch to vcr3's cached
  * root, or a new one, dropping only volatile shadows).  Returns false, changing nothing, if vcr3 sets a
- * bit at or above MAXPHYADDR: the guest gets #GP(0) (SDM 3A §4.5; CR4.PCIDE
- * is not supported, so bit 63 is reserved too). */
+ * bit at or above MAXPHYADDR (above bit 31 outside 4-level paging): the
+ * guest gets #GP(0) (SDM 3A §4.5; CR4.PCIDE is not supported, so bit 63 is
+ * reserved too); in PAE also for a reserved PDPTE bit (#GP as well) and a
+ * PDPT outside RAM (shadow_load_cr3 tells the two apart). */
 bool shadow_set_cr3(struct shadow *s, uint64_t vcr3);
 
 /* Guest paging modes (SDM 3A §4.1.1, table 4-1). */
@@ -378,7 +381,11 @@ enum shadow_paging {
  * nothing: SHADOW_GUEST_GP when a PDPTE sets a reserved bit or cr3 a bit at
  * or above MAXPHYADDR (32 in OFF, 32 and PAE: CR3 is 32 bits there; the
  * VMM passes the low 32), SHADOW_ERROR for a PDPT outside guest RAM and for
- * LONG5 or an unknown mode. */
+ * LONG5 or an unknown mode.  The VMM calls it for every guest write that
+ * changes the mode (CR0.PG, CR4.PAE, EFER.LME with CR0.PG), and in PAE
+ * also for one that makes the hardware reload the PDPTEs without a mode
+ * change (§4.4.1: a mov to CR0 or CR4 changing CD, NW, PGE, PSE or SMEP),
+ * with the mode and CR3 unchanged. */
 enum shadow_status shadow_set_paging(struct shadow *s, enum shadow_paging mode, gpa_t cr3);
 
 /* shadow_set_cr3 with the outcome spelled out: SHADOW_OK, SHADOW_GUEST_GP
@@ -394,6 +401,7 @@ const uint64_t *shadow_pae_pdptes(const struct shadow *s);
 
 /* Guest `invlpg gva`: drop the shadow translation of the page holding gva,
  * all 4 KiB shadow leaves of it when the guest mapped it with a 2M/1G page
+ * (a 4 MiB page in 32-bit paging: both of its 2 MiB halves)
  * (with SHADOW_OPT_CACHE also every volatile shadow, SDM 3A §4.10.4.1). */
 void shadow_invlpg(struct shadow *s, gva_t gva);
 
@@ -401,7 +409,7 @@ void shadow_invlpg(struct shadow *s, gva_t gva);
 void shadow_flush(struct shadow *s);
 
 /* Update the guest control state.  A change of WP, SMEP, SMAP, NXE,
- * MAXPHYADDR or 1G support flushes (shadows built under one setting are
+ * MAXPHYADDR, 1G support, CR4.PSE or PSE-36 flushes (shadows built under one setting are
  * never used under another); RFLAGS.AC alone does not.  With
  * SHADOW_OPT_CACHE, whose shadows are keyed by WP, SMEP, SMAP and NXE, a
  * change of those switches to the root for the new setting instead.  Returns false,

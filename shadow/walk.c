@@ -30,6 +30,7 @@ const struct shadow_mode shadow_mode_long4 = {
 	.cr3_mask = X86_CR3_ADDR_MASK,
 	.table_mask = X86_PTE_ADDR_MASK,
 	.xd = true,
+	.rsvd_hi = 51,
 	.level = { IA32E_LEVELS },
 };
 
@@ -67,6 +68,7 @@ const struct shadow_mode shadow_mode_pae = {
 	.cr3_mask = 0xffffffe0ull, /* CR3 bits 31:5: a 32-byte aligned PDPT (table 4-7) */
 	.table_mask = X86_PTE_ADDR_MASK,
 	.xd = true,
+	.rsvd_hi = 62,
 	.level = {
 		[1] = { .shift = 12, .ps = SHADOW_PS_LEAF, .frame = X86_PTE_ADDR_MASK },
 		/* 2 MiB page whatever CR4.PSE says: bits 20:13 reserved (table 4-9) */
@@ -87,6 +89,7 @@ const struct shadow_mode shadow_mode_long5 = {
 	.cr3_mask = X86_CR3_ADDR_MASK,
 	.table_mask = X86_PTE_ADDR_MASK,
 	.xd = true,
+	.rsvd_hi = 51,
 	.level = { IA32E_LEVELS, [5] = { .shift = 48,
 					 .ps = SHADOW_PS_RESERVED,
 					 .rsvd = X86_PTE_PS } },
@@ -106,8 +109,9 @@ static inline uint64_t pse_4m_reserved(const struct shadow_cpu *cpu)
 static inline __attribute__((always_inline)) uint64_t reserved_any_level(
 	const struct shadow_mode *m, const struct shadow_cpu *cpu)
 {
-	uint64_t r =
-		m->entry_size == 8 && cpu->maxphyaddr < 52 ? BIT_RANGE(cpu->maxphyaddr, 51) : 0;
+	uint64_t r = m->rsvd_hi && cpu->maxphyaddr <= m->rsvd_hi
+			     ? BIT_RANGE(cpu->maxphyaddr, m->rsvd_hi)
+			     : 0;
 
 	return m->xd && !cpu->efer_nxe ? r | X86_PTE_NX : r;
 }
@@ -121,11 +125,19 @@ static inline __attribute__((always_inline)) uint64_t reserved_mask(const struct
 	const struct shadow_mode_level *l = &m->level[level];
 	uint64_t r = any_level | l->rsvd;
 
-	if (l->ps == SHADOW_PS_PAGE_PSE)
+	/* entry_size first: the test folds away for the 8-byte modes */
+	if (m->entry_size == 4 && l->ps == SHADOW_PS_PAGE_PSE)
 		return (pte & X86_PTE_PS) && cpu->cr4_pse ? r | pse_4m_reserved(cpu) : r;
 	if ((pte & X86_PTE_PS) && l->ps >= SHADOW_PS_PAGE)
 		r |= l->ps == SHADOW_PS_PAGE_1G && !cpu->gbpages ? X86_PTE_PS : l->rsvd_page;
 	return r;
+}
+
+static __attribute__((noinline)) uint64_t reserved_mask_generic(const struct shadow_mode *m,
+								const struct shadow_cpu *cpu,
+								int level, uint64_t pte)
+{
+	return reserved_mask(m, cpu, reserved_any_level(m, cpu), level, pte);
 }
 
 uint64_t shadow_walk_reserved_mask(const struct shadow_mode *m, const struct shadow_cpu *cpu,
@@ -133,10 +145,11 @@ uint64_t shadow_walk_reserved_mask(const struct shadow_mode *m, const struct sha
 {
 	const struct shadow_mode *l4 = &shadow_mode_long4;
 
-	/* the descriptor folds into constants for the hot mode */
+	/* the descriptor folds into constants for the hot mode, compiled
+	 * apart from the others' */
 	if (m == l4)
 		return reserved_mask(l4, cpu, reserved_any_level(l4, cpu), level, pte);
-	return reserved_mask(m, cpu, reserved_any_level(m, cpu), level, pte);
+	return reserved_mask_generic(m, cpu, level, pte);
 }
 
 uint64_t shadow_pae_pdpte_reserved(const struct shadow_cpu *cpu)
@@ -178,7 +191,7 @@ static inline __attribute__((always_inline)) bool is_leaf(const struct shadow_mo
 {
 	enum shadow_mode_ps ps = m->level[level].ps;
 
-	if (ps == SHADOW_PS_PAGE_PSE)
+	if (m->entry_size == 4 && ps == SHADOW_PS_PAGE_PSE)
 		return cpu->cr4_pse && (pte & X86_PTE_PS);
 	return ps == SHADOW_PS_LEAF || (ps != SHADOW_PS_RESERVED && (pte & X86_PTE_PS));
 }
@@ -191,7 +204,7 @@ static inline __attribute__((always_inline)) gpa_t leaf_gpa(const struct shadow_
 
 	/* PSE-36: PDE bits 20:13 are address bits 39:32 (table 4-4); those
 	 * beyond M were refused as reserved */
-	if (l->ps == SHADOW_PS_PAGE_PSE)
+	if (m->entry_size == 4 && l->ps == SHADOW_PS_PAGE_PSE) /* folds away for 8-byte modes */
 		gpa |= (pte & BIT_RANGE(13, 20)) << 19;
 	return gpa;
 }
@@ -258,19 +271,17 @@ static inline __attribute__((always_inline)) enum shadow_walk_status walk(
 	if (!shadow_mode_canonical(m, gva))
 		return SHADOW_WALK_GP;
 	w->pferr = access_pferr(m, cpu, access);
-	level = m->levels;
 	if (m->root_regs) {
 		/* PAE: a PDPTE register, checked at its load (§4.4.1); not
 		 * present, the walk faults here with P = 0 (§4.7) */
-		uint64_t pdpte = env->pdpte[shadow_mode_index(m, gva, level) & 3];
+		uint64_t pdpte = env->pdpte[shadow_mode_index(m, gva, m->levels) & 3];
 
 		if (!(pdpte & X86_PTE_P))
-			return fault(w, level, 0);
+			return fault(w, m->levels, 0);
 		table = pdpte & m->table_mask;
-		level--;
 	}
 #pragma GCC unroll 5
-	for (; level >= 1; level--) {
+	for (level = m->root_regs ? m->levels - 1 : m->levels; level >= 1; level--) {
 		gpa_t gpa = table + m->entry_size * shadow_mode_index(m, gva, level);
 		uint64_t pte;
 
@@ -302,19 +313,33 @@ static inline __attribute__((always_inline)) enum shadow_walk_status walk(
 	return SHADOW_WALK_OK;
 }
 
+/* One specialised walker per mode, each a function of its own: each
+ * descriptor folds into its code, and the 4-level one is compiled alone. */
+#define MODE_WALKER(name, mode)                                                \
+	static __attribute__((noinline)) enum shadow_walk_status name(         \
+		const struct shadow_walk_env *env, gva_t gva, unsigned access, \
+		struct shadow_walk *w)                                         \
+	{                                                                      \
+		return walk(mode, env, gva, access, w);                        \
+	}
+MODE_WALKER(walk_long4, &shadow_mode_long4)
+MODE_WALKER(walk_legacy32, &shadow_mode_legacy32)
+MODE_WALKER(walk_pae, &shadow_mode_pae)
+MODE_WALKER(walk_long5, &shadow_mode_long5)
+MODE_WALKER(walk_generic, env->mode)
+
 enum shadow_walk_status shadow_walk(const struct shadow_walk_env *env, gva_t gva, unsigned access,
 				    struct shadow_walk *w)
 {
-	/* one specialised walker per mode: each descriptor folds into its code */
 	if (env->mode == &shadow_mode_long4)
-		return walk(&shadow_mode_long4, env, gva, access, w);
+		return walk_long4(env, gva, access, w);
 	if (env->mode == &shadow_mode_legacy32)
-		return walk(&shadow_mode_legacy32, env, gva, access, w);
+		return walk_legacy32(env, gva, access, w);
 	if (env->mode == &shadow_mode_pae)
-		return walk(&shadow_mode_pae, env, gva, access, w);
+		return walk_pae(env, gva, access, w);
 	if (env->mode == &shadow_mode_long5)
-		return walk(&shadow_mode_long5, env, gva, access, w);
-	return walk(env->mode, env, gva, access, w);
+		return walk_long5(env, gva, access, w);
+	return walk_generic(env, gva, access, w);
 }
 
 /* How many times a change of the other half of the quadword alone is
@@ -360,8 +385,11 @@ static uint64_t wanted_ad(const struct shadow_walk *w, int level, unsigned acces
 	return X86_PTE_A;
 }
 
-enum shadow_ad_status shadow_walk_set_ad(const struct shadow_mem *mem, struct shadow_walk *w,
-					 unsigned access, uint64_t set[SHADOW_WALK_LEVELS + 1])
+/* shadow_walk_set_ad for 4-byte (`four`) or 8-byte entries: inlined
+ * twice, so the 8-byte walk pays no test per entry. */
+static inline __attribute__((always_inline)) enum shadow_ad_status set_ad(
+	const struct shadow_mem *mem, struct shadow_walk *w, unsigned access,
+	uint64_t set[SHADOW_WALK_LEVELS + 1], bool four)
 {
 	int level, l;
 
@@ -374,11 +402,10 @@ enum shadow_ad_status shadow_walk_set_ad(const struct shadow_mem *mem, struct sh
 
 		if (!(want & ~old))
 			continue;
-		st = w->entry_size == 4
-			     ? shadow_walk_set_entry_ad32(mem, w->pte_gpa[level], &w->pte[level],
-							  want, &set[level])
-			     : shadow_walk_set_entry_ad(mem, w->pte_gpa[level], &w->pte[level],
-							want, &set[level]);
+		st = four ? shadow_walk_set_entry_ad32(mem, w->pte_gpa[level], &w->pte[level], want,
+						       &set[level])
+			  : shadow_walk_set_entry_ad(mem, w->pte_gpa[level], &w->pte[level], want,
+						     &set[level]);
 		if (st != SHADOW_AD_OK)
 			return st;
 		/* a hostile graph can use one entry at several levels: the
@@ -388,4 +415,12 @@ enum shadow_ad_status shadow_walk_set_ad(const struct shadow_mem *mem, struct sh
 				w->pte[l] = w->pte[level];
 	}
 	return SHADOW_AD_OK;
+}
+
+enum shadow_ad_status shadow_walk_set_ad(const struct shadow_mem *mem, struct shadow_walk *w,
+					 unsigned access, uint64_t set[SHADOW_WALK_LEVELS + 1])
+{
+	if (w->entry_size == 4)
+		return set_ad(mem, w, access, set, true);
+	return set_ad(mem, w, access, set, false);
 }

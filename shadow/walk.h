@@ -81,6 +81,10 @@ struct shadow_mode {
 	uint64_t cr3_mask;   /* CR3 bits that address the root table */
 	uint64_t table_mask; /* entry bits that address the next table */
 	bool xd;             /* entries have XD (bit 63), reserved without EFER.NXE */
+	/* Bits MAXPHYADDR up to this one are reserved in every present entry:
+	 * 51 in IA-32e paging (62:52 are ignored, table 4-15), 62 in PAE
+	 * paging (table 4-9), 0 for none (32-bit paging). */
+	unsigned rsvd_hi;
 	struct shadow_mode_level level[SHADOW_MODE_MAX_LEVELS + 1]; /* [1 .. levels] */
 };
 
@@ -99,7 +103,6 @@ static inline bool shadow_mode_canonical(const struct shadow_mode *m, gva_t gva)
 
 	if (m->linear32)
 		return !(gva >> 32);
-
 	return (gva_t)((int64_t)(gva << drop) >> drop) == gva;
 }
 

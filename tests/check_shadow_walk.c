@@ -774,5 +774,6 @@ Suite *shadow_walk_suite(void)
 	add_walk_tcases(s, &fx_cache);
 	tc = fx_tcase(s, "mode", &fx_vtlb, NULL);
 	tcase_add_test(tc, test_walk_mode_descriptor_generic_path_agrees);
+	shadow_walk_mode_tcases(s);
 	return s;
 }

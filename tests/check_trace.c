@@ -141,6 +141,43 @@ START_TEST(test_trace_json_records_match_schema)
 }
 END_TEST
 
+/* A 32-bit paging fill (shadow.h: its walk is the PDE at level 2 and the
+ * PTE at level 1, 4-byte values at their own GPAs) names those two. */
+START_TEST(test_trace_json_walk_of_a_32bit_fill)
+{
+	struct shadow_event ev = fill_event();
+	char *path, *text;
+	struct trace *t = open_temp(&path, TRACE_ALL_EVENTS, TRACE_FMT_JSON);
+	struct json_object *fill, *walk, *pde;
+	const char *why;
+
+	memset(ev.gpte, 0, sizeof(ev.gpte));
+	memset(ev.gpte_gpa, 0, sizeof(ev.gpte_gpa));
+	ev.depth = 2;
+	ev.gpte_gpa[2] = 0x900c;
+	ev.gpte[2] = 0xa027;
+	ev.gpte_gpa[1] = 0xa018;
+	ev.gpte[1] = 0x7401067;
+	trace_shadow_event(t, &ev);
+	ck_assert(trace_close(t));
+	text = slurp_path(path);
+	unlink(path);
+	free(path);
+	fill = line_json(text, 0);
+	ck_assert_msg(fill, "not JSON:\n%s", text);
+	ck_assert_msg(!(why = trace_schema_error(fill)), "%s", why);
+	walk = json_object_object_get(fill, "walk");
+	ck_assert_int_eq(json_object_array_length(walk), 2);
+	pde = json_object_array_get_idx(walk, 0);
+	ck_assert_str_eq(field(pde, "level"), "2");
+	ck_assert_str_eq(field(pde, "gpa"), "0x900c");
+	ck_assert_str_eq(field(pde, "pte"), "0xa027");
+	ck_assert_str_eq(field(json_object_array_get_idx(walk, 1), "level"), "1");
+	json_object_put(fill);
+	free(text);
+}
+END_TEST
+
 START_TEST(test_trace_filter_keeps_matching_events_and_seq)
 {
 	uint32_t mask;
@@ -318,6 +355,7 @@ Suite *trace_suite(void)
 
 	tcase_add_temp_dir(tc);
 	tcase_add_test(tc, test_trace_json_records_match_schema);
+	tcase_add_test(tc, test_trace_json_walk_of_a_32bit_fill);
 	tcase_add_test(tc, test_trace_filter_keeps_matching_events_and_seq);
 	tcase_add_test(tc, test_trace_events_parse_rejects_unknown);
 	tcase_add_test(tc, test_trace_text_is_one_line_per_event);

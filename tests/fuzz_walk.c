@@ -43,6 +43,8 @@ static struct shadow_cpu cpu_of(uint8_t bits, uint8_t mpa)
 		.efer_nxe = bits & 16,
 		.gbpages = bits & 32,
 		.maxphyaddr = 36 + mpa % 17, /* the pool sits at 2^32 */
+		.cr4_pse = bits & 64,
+		.pse36 = bits & 128,
 	};
 }
 
@@ -80,6 +82,11 @@ static void step(struct shadow *s, uint8_t op, uint64_t gva, uint8_t ctl)
 	case 5: shadow_set_cr3(s, gva); break;
 	case 6: shadow_flush(s); break;
 	default:
+		if (op & 8) {
+			/* a paging-mode change: off, 32-bit, PAE, 4-level; CR3 above */
+			shadow_set_paging(s, (enum shadow_paging)(gva % 4), (gva >> 8) % RAM_SIZE);
+			break;
+		}
 		c = cpu_of((uint8_t)gva, ctl);
 		shadow_set_cpu(s, &c);
 		break;

@@ -77,6 +77,10 @@ TCase *fx_tcase(Suite *s, const char *name, const struct fx_engine *en, void (*s
 /* The engine contract's tcases (check_shadow_vtlb.c), for engine en. */
 void shadow_engine_tcases(Suite *s, const struct fx_engine *en);
 
+/* The walker's and the engine's tcases in every guest paging mode
+ * (check_shadow_walk_modes.c). */
+void shadow_walk_mode_tcases(Suite *s);
+
 /* ---- guest tables ---- */
 uint64_t gget(gpa_t gpa);
 void gset(gpa_t gpa, uint64_t v);

@@ -374,8 +374,11 @@ static uint64_t general_protection(struct hv_mon_frame *f)
 	if (x.kind == INSN_MOV_TO_CR3) {
 		v = *gpr(f, x.reg);
 		/* what would make the VMM's emulation fail: a reserved bit
-		 * (#GP), a root that maps the reserved slot (the run stops) */
-		if ((v >> shadow_cpu_state(sh)->maxphyaddr) || maps_reserved_slot(v))
+		 * (#GP), a root that maps the reserved slot (the run stops);
+		 * outside 4-level paging (a PAE load can #GP on a PDPTE, and
+		 * the slot check reads a PML4) the VMM decides */
+		if (shadow_paging_mode(sh) != SHADOW_PAGING_LONG4 ||
+		    (v >> shadow_cpu_state(sh)->maxphyaddr) || maps_reserved_slot(v))
 			return leave(HV_MON_EXIT_INSN);
 	}
 	if (!ring_room(2 * HV_MON_EVENTS_PER_FAULT + 8) ||
