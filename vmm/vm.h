@@ -86,6 +86,10 @@ struct vm {
 	bool gbpages;
 	bool pse36;                        /* CPUID.01H:EDX.PSE-36 */
 	uint64_t gdt_copy[HV_GDT_ENTRIES]; /* lgdt's read of the guest GDT */
+	/* the CS and SS the guest last resumed with, when the real GDT no
+	 * longer holds them at their selectors (segments_stale, trap.c) */
+	bool pinned;
+	struct kvm_segment resumed_cs, resumed_ss;
 	/* register cache of the current trap */
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;

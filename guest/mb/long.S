@@ -42,7 +42,10 @@ back:	.long 5b
 /* ---- IA-32e mode's traps, for the matrices run from compatibility-mode
  * code: #PF records the fault and resumes at the probe's fix-up, or, from
  * CPL3, returns to user_run's caller as int $0x80 does (with 1 and 0).
- * The way back to the 32-bit kernel is an IRETQ to an RPL-0 selector. */
+ * The way back to the 32-bit kernel is an IRETQ to an RPL-0 selector.
+ * "From user mode" is (CS & 3) == 3: under --paging=shadow the kernel's
+ * CS carries RPL 1 (include/shadowvm_abi.h). */
+	.text
 	.code64
 	.globl idt64_pf, idt64_int80, idt64_bad
 idt64_pf:
@@ -53,8 +56,10 @@ idt64_pf:
 	movl 16(%rsp), %eax
 	movl %eax, pf_err(%rip)
 	incl pf_count(%rip)
-	testb $3, 32(%rsp)
-	jnz 3f
+	movl 32(%rsp), %eax
+	andl $3, %eax
+	cmpl $3, %eax
+	je 3f
 	movq 24(%rsp), %rax
 	movl $pr_fix, %ecx
 	cmpl $pr_insn, %eax             /* 32-bit addresses: an ELF32 image */
@@ -77,8 +82,10 @@ idt64_int80:
 	pushq $0
 	pushq %rax
 	pushq %rcx
-	testb $3, 32(%rsp)
-	jz idt64_bad
+	movl 32(%rsp), %eax
+	andl $3, %eax
+	cmpl $3, %eax
+	jne idt64_bad
 	movl $0, user_result(%rip)
 to_kernel:
 	movl $back32, %ecx

@@ -384,12 +384,13 @@ unsigned monitor_queue_len(const struct monitor *m)
 	return (unsigned)queue(m)->ops;
 }
 
-void monitor_apply_setup(struct monitor *m, const uint64_t frame[5], mpa_t root, bool exit_after)
+void monitor_apply_setup(struct monitor *m, const uint64_t frame[5], mpa_t root,
+			 enum hv_apply_end end)
 {
 	uint8_t *stack = monitor_page(m, HV_PG_STACK);
 	struct hv_queue *q = queue(m);
 
 	memcpy(stack + (HV_APPLY_FRAME_VA & 0xfff), frame, 5 * sizeof(uint64_t));
 	q->root = root;
-	q->exit_after = exit_after;
+	q->exit_after = end;
 }

@@ -76,7 +76,7 @@ struct hv_queue_op {
 struct hv_queue {
 	uint64_t ops;        /* queued; the applier sets 0 when done */
 	uint64_t root;       /* the CR3 to return to the guest on */
-	uint64_t exit_after; /* stop at HV_PORT_APPLIED instead of returning */
+	uint64_t exit_after; /* enum hv_apply_end */
 	uint64_t reserved[5];
 	struct hv_queue_op op[];
 };
@@ -152,9 +152,18 @@ bool monitor_queue_store(struct monitor *m, mpa_t mpa, uint64_t value);
 bool monitor_queue_zero(struct monitor *m, mpa_t page);
 unsigned monitor_queue_len(const struct monitor *m);
 
+/* How the applier ends once the stores are made. */
+enum hv_apply_end {
+	HV_APPLY_RETURN,       /* load the guest's root, iretq to the guest */
+	HV_APPLY_EXIT,         /* stop at HV_PORT_APPLIED (a drain mid-trap) */
+	HV_APPLY_EXIT_ON_ROOT, /* load the guest's root (the flush), then stop:
+	                          the VMM sets the guest's registers itself */
+};
+
 /* Make the applier's entry: the guest's return frame and the root to
  * return on.  The caller then enters HV_APPLY_VA at CPL0 with CR3 =
  * HV_MPA(HV_PG_MROOT), RSP = HV_APPLY_FRAME_VA. */
-void monitor_apply_setup(struct monitor *m, const uint64_t frame[5], mpa_t root, bool exit_after);
+void monitor_apply_setup(struct monitor *m, const uint64_t frame[5], mpa_t root,
+			 enum hv_apply_end end);
 
 #endif

@@ -41,10 +41,13 @@ monitor_apply_code:
 	jmp	1b
 3:	movabsq	$HV_ASM_QUEUE_VA, %rsi
 	movq	$0, 0(%rsi)		/* applied */
-	cmpq	$0, 16(%rsi)		/* exit_after */
-	jne	5f
-	movq	8(%rsi), %rax		/* the guest's shadow root */
-	movq	%rax, %cr3
+	movq	16(%rsi), %rdx		/* how it ends: enum hv_apply_end */
+	cmpq	$1, %rdx		/* HV_APPLY_EXIT */
+	je	5f
+	movq	8(%rsi), %rax		/* the guest's shadow root: the queue */
+	movq	%rax, %cr3		/* is not mapped in it */
+	testq	%rdx, %rdx		/* HV_APPLY_EXIT_ON_ROOT: stop there */
+	jnz	5f
 	popq	%rdi
 	popq	%rsi
 	popq	%rdx

@@ -32,6 +32,22 @@ static bool has_error_code(unsigned v)
 	       v == X86_EXC_CP;
 }
 
+/* A segment of the interrupted context: what the real GDT holds at its
+ * selector, but while the guest runs on segments it loaded before an lgdt
+ * replaced them (vm->pinned), the ones it resumed with when the selector
+ * is still theirs.  (A native reload of that same selector before the next
+ * trap would be missed: kernels reload CS with a far return, which traps.) */
+static bool restore_seg(struct vm *vm, uint16_t sel, unsigned cpl, bool ss)
+{
+	const struct kvm_segment *pin = ss ? &vm->resumed_ss : &vm->resumed_cs;
+
+	if (vm->pinned && sel == pin->selector) {
+		*(ss ? &vm->sregs.ss : &vm->sregs.cs) = *pin;
+		return true;
+	}
+	return ss ? seg_load_ss(vm, sel, cpl) : seg_load_cs(vm, sel, cpl);
+}
+
 /* Put the interrupted guest context of the frame back into regs/sregs. */
 static bool restore_frame(struct vm *vm, const struct hv_trap_frame *f)
 {
@@ -40,8 +56,8 @@ static bool restore_frame(struct vm *vm, const struct hv_trap_frame *f)
 	vm->regs.rip = f->rip;
 	vm->regs.rsp = f->rsp;
 	vm->regs.rflags = f->rflags;
-	return cpl != 0 && seg_load_cs(vm, (uint16_t)f->cs, cpl) &&
-	       seg_load_ss(vm, (uint16_t)f->ss, cpl);
+	return cpl != 0 && restore_seg(vm, (uint16_t)f->cs, cpl, false) &&
+	       restore_seg(vm, (uint16_t)f->ss, cpl, true);
 }
 
 /* True (with the diagnosis printed) once EVICT_LOOP_LIMIT hidden faults in a
@@ -190,8 +206,8 @@ static int check_reserved_slot(struct vm *vm)
 /* Enter the monitor's applier (monitor_apply.S) at CPL0 on the monitor's
  * root, every register but RIP/RSP/RFLAGS/CS/SS the guest's own: it makes
  * the queued shadow stores, then loads the guest's shadow root and returns
- * to the guest through the frame left here, or (exit_after) stops. */
-static int enter_applier(struct vm *vm, bool exit_after)
+ * to the guest through the frame left here, or stops (enum hv_apply_end). */
+static int enter_applier(struct vm *vm, enum hv_apply_end end)
 {
 	const uint64_t frame[5] = { vm->regs.rip, vm->sregs.cs.selector, vm->regs.rflags,
 				    vm->regs.rsp, vm->sregs.ss.selector };
@@ -200,7 +216,7 @@ static int enter_applier(struct vm *vm, bool exit_after)
 
 	if (monitor_queue_len(&vm->mon) > vm->tstats.stores_peak)
 		vm->tstats.stores_peak = monitor_queue_len(&vm->mon);
-	monitor_apply_setup(&vm->mon, frame, vm->sregs.cr3, exit_after);
+	monitor_apply_setup(&vm->mon, frame, vm->sregs.cr3, end);
 	r.rip = HV_APPLY_VA;
 	r.rsp = HV_APPLY_FRAME_VA;
 	r.rflags = X86_RFLAGS_FIXED;
@@ -216,9 +232,32 @@ static int enter_applier(struct vm *vm, bool exit_after)
 	return VM_CONTINUE;
 }
 
+/* Whether the guest's CS or SS differs from what the real GDT now holds at
+ * its selector: a guest that ran lgdt keeps the descriptors it loaded
+ * until it loads the segments again (SDM 3A §3.4.3), which an IRETQ
+ * through the new table would not. */
+static bool segments_stale(const struct vm *vm)
+{
+	const struct kvm_segment *seg[2] = { &vm->sregs.cs, &vm->sregs.ss };
+
+	for (int i = 0; i < 2; i++) {
+		struct kvm_segment t;
+
+		if (seg[i]->unusable)
+			continue;
+		seg_from_desc(&t, seg[i]->selector, monitor_descriptor(&vm->mon, seg[i]->selector));
+		if (t.base != seg[i]->base || t.limit != seg[i]->limit ||
+		    (t.type | 1) != (seg[i]->type | 1) || t.s != seg[i]->s ||
+		    t.dpl != seg[i]->dpl || t.present != seg[i]->present || t.l != seg[i]->l ||
+		    t.db != seg[i]->db || t.g != seg[i]->g)
+			return true;
+	}
+	return false;
+}
+
 void trap_drain(struct vm *vm)
 {
-	if (vm->queue_failed || enter_applier(vm, true) != VM_CONTINUE ||
+	if (vm->queue_failed || enter_applier(vm, HV_APPLY_EXIT) != VM_CONTINUE ||
 	    vcpu_run_to_port(&vm->vcpu, HV_PORT_APPLIED) != 0 || monitor_queue_len(&vm->mon)) {
 		vm->queue_failed = true;
 		return;
@@ -242,8 +281,22 @@ int trap_resume(struct vm *vm)
 	}
 	if (vm->ring_failed)
 		return VMM_E_INTERNAL;
-	if (flush || monitor_queue_len(&vm->mon) || vm->sregs.cr3 != vm->entry_cr3)
-		return enter_applier(vm, false);
+	vm->pinned = segments_stale(vm);
+	vm->resumed_cs = vm->sregs.cs;
+	vm->resumed_ss = vm->sregs.ss;
+	if (flush || monitor_queue_len(&vm->mon) || vm->sregs.cr3 != vm->entry_cr3) {
+		if (!vm->pinned)
+			return enter_applier(vm, HV_APPLY_RETURN);
+		/* the applier's iretq would reload CS or SS from a GDT the
+		 * guest has replaced since it loaded them: it stops after the
+		 * stores and the flush, and the registers are set from here */
+		if (enter_applier(vm, HV_APPLY_EXIT_ON_ROOT) != VM_CONTINUE ||
+		    vcpu_run_to_port(&vm->vcpu, HV_PORT_APPLIED) != 0 ||
+		    monitor_queue_len(&vm->mon)) {
+			pr_err("monitor: the store queue could not be applied");
+			return VMM_E_INTERNAL;
+		}
+	}
 	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &vm->regs) < 0 ||
 	    ioctl(vm->vcpu.fd, KVM_SET_SREGS, &vm->sregs) < 0) {
 		pr_err("resuming the guest: %s", strerror(errno));

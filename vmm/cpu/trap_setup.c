@@ -8,6 +8,8 @@
 
 #include "control.h"
 #include "fillmon.h"
+#include "log.h"
+#include "multiboot.h"
 #include "segment.h"
 #include "shadow.h"
 #include "status.h"
@@ -145,11 +147,6 @@ static int set_msrs(struct vm *vm, char *err, size_t errlen)
 	return VMM_OK;
 }
 
-/* The entry selectors a Multiboot image finds (its CS and DS; QEMU's). */
-#define MB_ENTRY_SEL_CODE 0x10u
-#define MB_ENTRY_SEL_DATA 0x18u
-#define MB_ENTRY_GDT_ENTRIES 4u
-
 /* A Multiboot image's entry state (Multiboot §3.2), deprivileged: 32-bit
  * protected mode with paging off, which the real vCPU runs as
  * compatibility-mode code on an identity shadow.  Flat 32-bit CS and DS
@@ -157,19 +154,20 @@ static int set_msrs(struct vm *vm, char *err, size_t errlen)
  * yet and must load its own before it loads a segment. */
 static bool multiboot_state(struct vm *vm)
 {
-	uint64_t gdt[MB_ENTRY_GDT_ENTRIES] = { 0 };
+	uint64_t gdt[(MULTIBOOT_SEL_DATA32 >> 3) + 1] = { 0 };
 	struct kvm_segment data;
 
-	vm->virt = (struct vcpu_virt){ .cr0 = X86_CR0_PE | X86_CR0_ET, .idt_limit = 0x3ff };
+	vm->virt = (struct vcpu_virt){ .cr0 = MULTIBOOT_ENTRY_CR0,
+				       .idt_limit = MULTIBOOT_ENTRY_IDT_LIMIT };
 	if (shadow_set_paging(vm->shadow, SHADOW_PAGING_OFF, 0) != SHADOW_OK)
 		return false;
-	gdt[MB_ENTRY_SEL_CODE >> 3] = x86_desc_flat(X86_SEG_TYPE_CODE_XR | 1, 0, X86_DESC_DB);
-	gdt[MB_ENTRY_SEL_DATA >> 3] = x86_desc_flat(X86_SEG_TYPE_DATA_RW | 1, 0, X86_DESC_DB);
-	monitor_load_gdt(&vm->mon, gdt, MB_ENTRY_GDT_ENTRIES, true);
-	if (!seg_load_cs(vm, MB_ENTRY_SEL_CODE, 1) || !seg_load_ss(vm, MB_ENTRY_SEL_DATA, 1))
+	gdt[MULTIBOOT_SEL_CODE32 >> 3] = x86_desc_flat(X86_SEG_TYPE_CODE_XR | 1, 0, X86_DESC_DB);
+	gdt[MULTIBOOT_SEL_DATA32 >> 3] = x86_desc_flat(X86_SEG_TYPE_DATA_RW | 1, 0, X86_DESC_DB);
+	monitor_load_gdt(&vm->mon, gdt, sizeof(gdt) / sizeof(gdt[0]), true);
+	if (!seg_load_cs(vm, MULTIBOOT_SEL_CODE32, 1) || !seg_load_ss(vm, MULTIBOOT_SEL_DATA32, 1))
 		return false;
-	seg_from_desc(&data, MB_ENTRY_SEL_DATA | 1,
-		      monitor_descriptor(&vm->mon, MB_ENTRY_SEL_DATA));
+	seg_from_desc(&data, MULTIBOOT_SEL_DATA32 | 1,
+		      monitor_descriptor(&vm->mon, MULTIBOOT_SEL_DATA32));
 	vm->sregs.ds = vm->sregs.es = vm->sregs.fs = vm->sregs.gs = data;
 	return true;
 }
