@@ -3,7 +3,8 @@
  * vmm/ and guest/.  Guest addresses are plain uint64_t so that host code can
  * never dereference one by accident.
  *
- * Boot protocol
+ * Boot protocol (for images without a Multiboot header; one with a header
+ * boots by Multiboot v1 instead, include/multiboot.h)
  *   - The image is an ELF64 x86-64 ET_EXEC.  Each PT_LOAD segment is copied to
  *     guest-physical p_paddr (p_filesz bytes, the rest up to p_memsz zeroed).
  *     Segments lie in [SHADOWVM_ABI_LOAD_MIN, RAM size) and do not overlap.

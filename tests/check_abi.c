@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stddef.h>
 
+#include "multiboot.h"
 #include "shadowvm_abi.h"
 #include "suites.h"
 #include "x86.h"
@@ -18,6 +19,21 @@ _Static_assert(offsetof(struct shadowvm_boot_info, free_start) == 32, "free_star
 _Static_assert(offsetof(struct shadowvm_boot_info, reserved_va) == 40, "reserved_va at 40");
 _Static_assert(SHADOWVM_ABI_STACK_TOP <= SHADOWVM_ABI_LOAD_MIN,
 	       "boot stack below the load minimum");
+
+/* Multiboot spec §3.3: the info block's offsets, as a kernel reads them. */
+_Static_assert(offsetof(struct multiboot_info, mem_lower) == 4, "mem_lower at 4");
+_Static_assert(offsetof(struct multiboot_info, cmdline) == 16, "cmdline at 16");
+_Static_assert(offsetof(struct multiboot_info, mods_count) == 20, "mods_count at 20");
+_Static_assert(offsetof(struct multiboot_info, mods_addr) == 24, "mods_addr at 24");
+_Static_assert(offsetof(struct multiboot_info, mmap_length) == 44, "mmap_length at 44");
+_Static_assert(offsetof(struct multiboot_info, mmap_addr) == 48, "mmap_addr at 48");
+_Static_assert(offsetof(struct multiboot_info, boot_loader_name) == 64, "loader name at 64");
+_Static_assert(offsetof(struct multiboot_info, vbe_mode) == 80, "vbe_mode at 80");
+_Static_assert(offsetof(struct multiboot_mmap_entry, base_addr) == 4, "mmap base_addr at 4");
+_Static_assert(offsetof(struct multiboot_mmap_entry, type) == 20, "mmap type at 20");
+_Static_assert(MULTIBOOT_SEL_CODE32 % 8 == 0 && MULTIBOOT_SEL_DATA32 % 8 == 0 &&
+		       MULTIBOOT_SEL_CODE32 != MULTIBOOT_SEL_DATA32,
+	       "Multiboot selectors: GDT slots, RPL 0, distinct");
 
 /* The boot pages: page-aligned, never page 0 (null pointers fault early), and
  * in ascending order, so no two share a page. */

@@ -16,6 +16,7 @@
 #include "elf_load.h"
 #include "multiboot.h"
 #include "multiboot_load.h"
+#include "shadowvm_abi.h"
 #include "status.h"
 #include "suites.h"
 #include "util.h"
@@ -549,6 +550,29 @@ START_TEST(test_multiboot_module_needs_multiboot_image)
 }
 END_TEST
 
+/* The same call for an ABI image still writes the ABI's boot area, and
+ * nothing of Multiboot's above the image. */
+START_TEST(test_multiboot_abi_image_keeps_abi_boot)
+{
+	struct boot_args args = { "abi.elf", "x=1", NULL, 0 };
+	struct elf_image img = { .entry = 0x100000, .end = 0x104000 };
+	const struct shadowvm_boot_info *bi;
+	struct guest_mem mem;
+	char err[512] = "";
+
+	ck_assert_int_eq(mem_alloc(&mem, 4u << 20), 0);
+	ck_assert_msg(boot_setup_memory(&mem, &img, &args, err, sizeof(err)) == VMM_OK, "%s", err);
+	bi = mem_gpa(&mem, SHADOWVM_ABI_BOOTINFO_GPA, sizeof(*bi));
+	ck_assert_uint_eq(bi->magic, SHADOWVM_BOOTINFO_MAGIC);
+	ck_assert_uint_eq(bi->free_start, 0x104000);
+	ck_assert_str_eq(gstr(&mem, (uint32_t)bi->cmdline), "x=1");
+	ck_assert_uint_ne(*(uint64_t *)mem_gpa(&mem, SHADOWVM_ABI_PML4_GPA, 8), 0);
+	ck_assert_uint_eq(img.mb_info, 0);
+	ck_assert_uint_eq(*(uint32_t *)mem_gpa(&mem, 0x104000, 4), 0);
+	mem_free(&mem);
+}
+END_TEST
+
 Suite *multiboot_suite(void)
 {
 	Suite *s = suite_create("multiboot");
@@ -561,6 +585,7 @@ Suite *multiboot_suite(void)
 	tcase_add_test(tc, test_multiboot_memory_map);
 	tcase_add_test(tc, test_multiboot_modules_placed_and_listed);
 	tcase_add_test(tc, test_multiboot_entry_registers);
+	tcase_add_test(tc, test_multiboot_abi_image_keeps_abi_boot);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("reject");
 	tcase_add_temp_dir(tc);

@@ -185,9 +185,13 @@ int run_guest(const struct options *opts)
 				  root_table(&vm), SHADOWVM_ABI_RESERVED_PML4_INDEX);
 	if (trace_failed(vm.trace))
 		goto out;
-	pr_info("boot: image=%s entry=0x%llx loads=%u end=0x%llx ram=0x%llx paging=%s", opts->image,
+	pr_info("boot: image=%s protocol=%s entry=0x%llx loads=%u end=0x%llx ram=0x%llx paging=%s",
+		opts->image, vm.img.multiboot ? "multiboot" : "abi",
 		(unsigned long long)vm.img.entry, vm.img.nloads, (unsigned long long)vm.img.end,
 		(unsigned long long)vm.mem.size, vm.shadow ? "shadow" : "hw");
+	if (vm.img.multiboot)
+		pr_info("boot: multiboot info=0x%x modules=%u end=0x%llx", vm.img.mb_info,
+			opts->nmodules, (unsigned long long)vm.img.mb_end);
 	if (vm.shadow && opts->dump_shadow)
 		dump_shadow(&vm, "boot");
 	if (watchdog_arm(vm.vcpu.run, opts->timeout) != 0) {
@@ -221,8 +225,8 @@ int run_check(const struct options *opts)
 		pr_err("%s", err);
 		return rc;
 	}
-	pr_info("check: image=%s entry=0x%llx loads=%u end=0x%llx fits ram=0x%llx", opts->image,
-		(unsigned long long)img.entry, img.nloads, (unsigned long long)img.end,
-		(unsigned long long)opts->mem_size);
+	pr_info("check: image=%s protocol=%s entry=0x%llx loads=%u end=0x%llx fits ram=0x%llx",
+		opts->image, img.multiboot ? "multiboot" : "abi", (unsigned long long)img.entry,
+		img.nloads, (unsigned long long)img.end, (unsigned long long)opts->mem_size);
 	return VMM_OK;
 }

@@ -96,11 +96,10 @@ static int abi_setup_memory(struct guest_mem *mem, const struct elf_image *img, 
 	return VMM_OK;
 }
 
-int boot_setup_memory(struct guest_mem *mem, struct elf_image *img, const struct boot_args *args,
+/* --module makes no sense to the ABI: refuse it rather than drop it. */
+static int abi_memory(struct guest_mem *mem, struct elf_image *img, const struct boot_args *args,
 		      char *err, size_t errlen)
 {
-	if (img->multiboot)
-		return multiboot_setup_memory(mem, img, args, err, errlen);
 	if (args->nmods) {
 		snprintf(
 			err, errlen,
@@ -128,8 +127,9 @@ static struct kvm_segment flat_seg(uint16_t sel, uint8_t type, uint8_t l, uint8_
 }
 
 /* No TSS or LDT yet: the guest loads its own.  A busy TSS type keeps VM
- * entry's checks on TR satisfied (SDM 3C §28.3.1.2, checks on guest segment registers): type 11 is the busy
- * 64-bit TSS in IA-32e mode and the busy 32-bit one outside it. */
+ * entry's checks on TR satisfied (SDM 3C §28.3.1.2, guest segment
+ * registers): type 11 is the busy 64-bit TSS in IA-32e mode and the busy
+ * 32-bit one outside it. */
 static void boot_tr_ldt(struct kvm_sregs *sregs)
 {
 	sregs->tr = (struct kvm_segment){ .limit = 0x67,
@@ -183,24 +183,54 @@ void boot_multiboot_sregs(struct kvm_sregs *sregs)
 	sregs->efer = 0;
 }
 
-int boot_setup_vcpu(int vcpu_fd, const struct elf_image *img, char *err, size_t errlen)
+static void abi_entry(struct kvm_sregs *sregs, struct kvm_regs *regs, const struct elf_image *img)
 {
-	struct kvm_sregs sregs;
-	struct kvm_regs regs = {
+	abi_sregs(sregs);
+	*regs = (struct kvm_regs){
 		.rip = img->entry,
 		.rsp = SHADOWVM_ABI_STACK_TOP,
 		.rdi = SHADOWVM_ABI_BOOTINFO_GPA,
 		.rflags = X86_RFLAGS_FIXED,
 	};
+}
+
+static void multiboot_entry(struct kvm_sregs *sregs, struct kvm_regs *regs,
+			    const struct elf_image *img)
+{
+	boot_multiboot_sregs(sregs);
+	boot_multiboot_regs(regs, img);
+}
+
+/* The two boot protocols (STYLE.md 15): one table, chosen once from what
+ * the loader found in the image. */
+struct boot_ops {
+	int (*memory)(struct guest_mem *mem, struct elf_image *img, const struct boot_args *args,
+		      char *err, size_t errlen);
+	void (*entry)(struct kvm_sregs *sregs, struct kvm_regs *regs, const struct elf_image *img);
+};
+
+static const struct boot_ops abi_ops = { abi_memory, abi_entry };
+static const struct boot_ops multiboot_ops = { multiboot_setup_memory, multiboot_entry };
+
+static const struct boot_ops *ops_of(const struct elf_image *img)
+{
+	return img->multiboot ? &multiboot_ops : &abi_ops;
+}
+
+int boot_setup_memory(struct guest_mem *mem, struct elf_image *img, const struct boot_args *args,
+		      char *err, size_t errlen)
+{
+	return ops_of(img)->memory(mem, img, args, err, errlen);
+}
+
+int boot_setup_vcpu(int vcpu_fd, const struct elf_image *img, char *err, size_t errlen)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
 
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
 		goto fail;
-	if (img->multiboot) {
-		boot_multiboot_sregs(&sregs);
-		boot_multiboot_regs(&regs, img);
-	} else {
-		abi_sregs(&sregs);
-	}
+	ops_of(img)->entry(&sregs, &regs, img);
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0)
 		goto fail;
 	return VMM_OK;
