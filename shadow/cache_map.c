@@ -104,8 +104,15 @@ void cache_set_leaf(struct shadow *s, uint64_t *e, mpa_t at, int level, uint64_t
 	uint32_t slot = (uint32_t)((at - s->tab.pool.base) >> 3);
 	uint64_t old = *e;
 
-	if ((old & X86_PTE_P) && (old & X86_PTE_W))
+	/* device windows lie past RAM: no guest table there to protect, no
+	 * reverse map to keep */
+	if ((old & X86_PTE_P) && (old & X86_PTE_W) &&
+	    ((old & X86_PTE_ADDR_MASK) >> X86_PAGE_SHIFT) < c->frames)
 		cache_link_remove(c, rmap_head(c, level, old), slot);
+	if ((spte & X86_PTE_P) && ((spte & X86_PTE_ADDR_MASK) >> X86_PAGE_SHIFT) >= c->frames) {
+		shadow_pool_set(&s->tab.pool, e, spte);
+		return;
+	}
 	if ((spte & X86_PTE_P) && (spte & X86_PTE_W)) {
 		uint64_t f = (spte & X86_PTE_ADDR_MASK) >> X86_PAGE_SHIFT;
 		bool prot = level == 1 ? cache_tracked(c)[f] != 0 : cache_tracked2m(c)[f >> 9] != 0;

@@ -38,6 +38,8 @@ struct shadow_core {
 	uint32_t paging;
 	bool cache_on;     /* the engine is the cache (shadow_ops): CACHE in LONG4 */
 	uint64_t pdpte[4]; /* PAE: the PDPTE registers (§4.4.1) */
+	struct shadow_mmio mmio[SHADOW_MMIO_MAX]; /* device windows outside RAM */
+	uint32_t nmmio;
 	struct shadow_stats stats;
 	struct shadow_pool_books books;
 };

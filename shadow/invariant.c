@@ -39,6 +39,8 @@ static const char *entry_problem(const struct shadow *s, int level, unsigned i, 
 		return "global leaf";
 	if (level == 2 && (e & X86_PTE_ADDR_MASK & ~X86_PTE_ADDR_2M_MASK & ~X86_PTE_PAT_LARGE))
 		return "misaligned 2 MiB leaf";
+	if (level == 1 && shadow_gpa_in_mmio(s, mpa))
+		return NULL; /* a device window: the MPA is the GPA, in no memslot */
 	if (mpa >= s->mem.ram_size || s->mem.ram_size - mpa < X86_LEVEL_SIZE(level))
 		return "leaf maps outside guest RAM";
 	/* the pool lies outside RAM (shadow_create), so this holds for 2 MiB too */
@@ -128,8 +130,8 @@ static bool writable_on_tracked(const struct shadow_cache *c, int level, uint64_
 {
 	uint64_t f = (e & X86_PTE_ADDR_MASK) >> X86_PAGE_SHIFT;
 
-	if (!(e & X86_PTE_W))
-		return false;
+	if (!(e & X86_PTE_W) || f >= c->frames)
+		return false; /* read-only, or a device window past RAM */
 	return level == 1 ? cache_tracked(c)[f] != 0 : cache_tracked2m(c)[f >> 9] != 0;
 }
 

@@ -29,6 +29,18 @@ static bool config_valid(const struct shadow_config *cfg)
 	/* the pool must not overlap guest RAM's MPA range [0, ram_size) */
 	if (p->base < cfg->mem.ram_size || p->base + bytes > X86_BIT(cfg->cpu.maxphyaddr))
 		return false;
+	if (cfg->nmmio > SHADOW_MMIO_MAX)
+		return false;
+	for (unsigned i = 0; i < cfg->nmmio; i++) {
+		const struct shadow_mmio *w = &cfg->mmio[i];
+
+		/* outside RAM and the pool, inside the physical address space */
+		if (((w->base | w->size) & ~X86_PAGE_MASK) || !w->size ||
+		    w->base < cfg->mem.ram_size || w->base + w->size < w->base ||
+		    w->base + w->size > X86_BIT(cfg->cpu.maxphyaddr) ||
+		    (w->base < p->base + bytes && p->base < w->base + w->size))
+			return false;
+	}
 	return cfg->hv_index < X86_PT_ENTRIES && cpu_valid(&cfg->cpu) &&
 	       !(cfg->opts & ~SHADOW_OPT_ALL) && !(cfg->vcr3 >> cfg->cpu.maxphyaddr);
 }
@@ -67,6 +79,7 @@ static bool new_core(const struct shadow_config *cfg, struct shadow_core *core)
 	*core = (struct shadow_core){
 		.magic = SHADOW_CORE_MAGIC,
 		.ram_size = cfg->mem.ram_size,
+		.nmmio = cfg->nmmio,
 		.pool_base = cfg->pool.base,
 		.pool_pages = cfg->pool.pages,
 		.opts = cfg->opts,
@@ -77,6 +90,8 @@ static bool new_core(const struct shadow_config *cfg, struct shadow_core *core)
 		.paging = SHADOW_PAGING_LONG4,
 		.cache_on = cfg->opts & SHADOW_OPT_CACHE,
 	};
+	for (unsigned i = 0; i < cfg->nmmio; i++)
+		core->mmio[i] = cfg->mmio[i];
 	set_view(&probe, &view);
 	/* sized in 4-level paging: the configured engine, the largest */
 	engine = SHADOW_ENGINE_OFF + shadow_ops(&probe)->state_size(&probe);
@@ -195,11 +210,20 @@ uint32_t shadow_pool_free_pages(const struct shadow *s)
 	return s->tab.pool.pages - shadow_pool_in_use(&s->tab.pool);
 }
 
+bool shadow_gpa_in_mmio(const struct shadow *s, gpa_t gpa)
+{
+	for (uint32_t i = 0; i < s->core->nmmio; i++)
+		if (gpa >= s->core->mmio[i].base &&
+		    gpa - s->core->mmio[i].base < s->core->mmio[i].size)
+			return true;
+	return false;
+}
+
 bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)
 {
-	if (gpa >= s->mem.ram_size)
+	if (gpa >= s->mem.ram_size && !shadow_gpa_in_mmio(s, gpa))
 		return false;
-	*mpa = (mpa_t)gpa;
+	*mpa = (mpa_t)gpa; /* RAM at MPA 0, device windows where they are */
 	return true;
 }
 

@@ -215,8 +215,23 @@ typedef void (*shadow_event_fn)(void *opaque, const struct shadow_event *ev);
 #define SHADOW_OPT_HUGE 0x4u     /* guest 2M/1G pages get 2 MiB shadow leaves */
 #define SHADOW_OPT_ALL (SHADOW_OPT_CACHE | SHADOW_OPT_PREFETCH | SHADOW_OPT_HUGE)
 
+/* A window of guest-physical addresses outside RAM that a device claims
+ * (a local APIC, an IOAPIC): a guest leaf naming a page in it is shadowed
+ * to the same machine address, which lies in no memslot, so the host's
+ * KVM serves the access (or exits with KVM_EXIT_MMIO).  Anywhere else
+ * outside RAM stays SHADOW_ERR_PAGE_OUTSIDE_RAM.  Its leaves are 4 KiB,
+ * never prefetched, never write-protected. */
+struct shadow_mmio {
+	gpa_t base;    /* page-aligned */
+	uint64_t size; /* bytes, page-aligned, non-zero */
+};
+
+#define SHADOW_MMIO_MAX 4u
+
 struct shadow_config {
 	struct shadow_mem mem;
+	struct shadow_mmio mmio[SHADOW_MMIO_MAX]; /* the first nmmio */
+	unsigned nmmio;
 	struct shadow_pool_cfg pool;
 	unsigned hv_index; /* the hypervisor's PML4 slot (SHADOWVM_ABI_RESERVED_PML4_INDEX) */
 	uint64_t hv_entry; /* its PML4E value, copied into every root */
@@ -431,8 +446,12 @@ void shadow_get_stats(const struct shadow *s, struct shadow_stats *out);
  * page, pool within its bound.  True, or false with one line in why. */
 bool shadow_check(const struct shadow *s, char *why, size_t len);
 
-/* The one GPA -> MPA translation (DESIGN.md §1): identity for guest RAM.
- * Returns false for any GPA outside RAM, which never gets an MPA. */
+/* The one GPA -> MPA translation (DESIGN.md §1): identity for guest RAM
+ * and for the device windows (struct shadow_mmio).  Returns false for any
+ * other GPA outside RAM, which never gets an MPA. */
 bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa);
+
+/* Whether gpa lies in one of the context's device windows. */
+bool shadow_gpa_in_mmio(const struct shadow *s, gpa_t gpa);
 
 #endif

@@ -227,6 +227,45 @@ START_TEST(test_store_hook_sees_every_store)
 }
 END_TEST
 
+/* Device windows (struct shadow_mmio): a guest leaf into one is shadowed
+ * to the same address, 4 KiB, and passes the checker; a page beside it is
+ * still outside RAM; a window over RAM or the pool is refused. */
+static const unsigned mmio_opts[] = { 0, SHADOW_OPT_ALL };
+
+START_TEST(test_mmio_window_is_shadowed_to_itself)
+{
+	const gpa_t apic = 0xfee00000ull;
+	struct shadow_config cfg;
+	struct shadow_fault_result r;
+	const gva_t va = 0x40000000ull, beside = 0x40001000ull;
+
+	shadow_destroy(fx.s);
+	cfg = fx_config(POOL_PAGES);
+	cfg.opts = mmio_opts[_i];
+	cfg.mmio[0] = (struct shadow_mmio){ apic, X86_PAGE_SIZE };
+	cfg.nmmio = 1;
+	ck_assert_ptr_nonnull(fx.s = shadow_create(&cfg));
+	gmap(va, 1, apic | PWU | ADW, PWU);
+	gmap(beside, 1, (apic + X86_PAGE_SIZE) | PWU | ADW, PWU);
+	ck_assert_int_eq(fx_fault(va + 0x20, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(va) & X86_PTE_ADDR_MASK, apic);
+	ck_assert(shadow_leaf(va) & X86_PTE_W);
+	ck_assert_uint_ge(fx_check_invariants(), 1); /* the leaves it checked */
+	ck_assert_int_eq(fx_fault(beside, 0, &r), SHADOW_ERROR);
+	ck_assert_int_eq(r.err, SHADOW_ERR_PAGE_OUTSIDE_RAM);
+	shadow_destroy(fx.s);
+	fx.s = NULL;
+	cfg.mmio[0] = (struct shadow_mmio){ RAM_SIZE - X86_PAGE_SIZE, 2 * X86_PAGE_SIZE };
+	ck_assert_ptr_null(shadow_create(&cfg));
+	cfg.mmio[0] = (struct shadow_mmio){ POOL_BASE, X86_PAGE_SIZE };
+	ck_assert_ptr_null(shadow_create(&cfg));
+	cfg.mmio[0] = (struct shadow_mmio){ apic + 1, X86_PAGE_SIZE };
+	ck_assert_ptr_null(shadow_create(&cfg));
+	cfg.nmmio = 0;
+	ck_assert_ptr_nonnull(fx.s = shadow_create(&cfg)); /* for the teardown */
+}
+END_TEST
+
 Suite *shadow_check_suite(void)
 {
 	Suite *s = suite_create("shadow_check");
@@ -241,5 +280,8 @@ Suite *shadow_check_suite(void)
 	tcase_add_loop_test(tc, test_check_caller_allocator, 0, 2);
 	tc = fx_tcase(s, "store_hook", &fx_vtlb, NULL);
 	tcase_add_loop_test(tc, test_store_hook_sees_every_store, 0, SHADOW_OPT_ALL + 1);
+	tc = fx_tcase(s, "mmio", &fx_vtlb, NULL);
+	tcase_add_loop_test(tc, test_mmio_window_is_shadowed_to_itself, 0,
+			    (int)(sizeof(mmio_opts) / sizeof(mmio_opts[0])));
 	return s;
 }

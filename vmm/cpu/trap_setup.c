@@ -242,6 +242,13 @@ int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 	struct monitor layout;
 	int rc;
 
+	/* KVM's in-kernel local APIC and IOAPIC (kvm_create_irqchip, given to
+	 * Multiboot images): guest mappings of them are shadowed to
+	 * themselves, where KVM serves them without a memslot */
+	if (vm->img.multiboot) {
+		cfg.mmio[cfg.nmmio++] = (struct shadow_mmio){ VMM_IOAPIC_GPA, X86_PAGE_SIZE };
+		cfg.mmio[cfg.nmmio++] = (struct shadow_mmio){ VMM_LAPIC_GPA, X86_PAGE_SIZE };
+	}
 	probe_cpu(vm);
 	cfg.cpu = (struct shadow_cpu){ .cr0_wp = true,
 				       .efer_nxe = true,

@@ -53,6 +53,10 @@ unsigned kvm_cpuid_restrict(struct kvm_cpuid_entry2 *t, unsigned n);
  * KVM_CAP_IRQCHIP, VMM_E_INTERNAL, with one line in err. */
 int kvm_create_irqchip(struct kvm *kvm, char *err, size_t errlen);
 
+/* Where KVM's in-kernel IOAPIC and local APIC answer (their reset bases). */
+#define VMM_IOAPIC_GPA 0xfec00000ull
+#define VMM_LAPIC_GPA 0xfee00000ull
+
 /* Check every capability shadowvm uses and create the VM.  VMM_OK,
  * VMM_E_NOKVM (a capability missing) or VMM_E_INTERNAL, with one line in
  * err; the caller closes with kvm_close either way. */
