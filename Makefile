@@ -88,7 +88,7 @@ GUEST_ELFS := $(patsubst %,$(BUILD)/guest/%.elf,$(GUESTS))
 # Multiboot guests (guest/mb/): ELF32, 32-bit code (and some 64-bit code in
 # .code64 assembly), with their own small runtime; no libgcc, so no 64-bit
 # division in their C
-MB_GUESTS     := mbmodes mbprobe
+MB_GUESTS     := mbmodes mbprobe mbadversary
 MB_RT_SRCS    := guest/mb/head.S guest/mb/mbrt.c
 MB_CFLAGS     := $(filter-out -mno-red-zone,$(GUEST_CFLAGS)) -m32 -march=i686 -Iguest/mb
 MB_RT_OBJS    := $(call obj,guest32,$(MB_RT_SRCS))
@@ -156,7 +156,7 @@ $(BUILD)/guest32/%.o: %.S
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(MB_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/guest/mbprobe.elf: $(BUILD)/guest32/guest/mb/mbprobe.o $(MB_RT_OBJS) guest/mb/mb.ld
+$(BUILD)/guest/mbprobe.elf $(BUILD)/guest/mbadversary.elf: $(BUILD)/guest/%.elf: $(BUILD)/guest32/guest/mb/%.o $(MB_RT_OBJS) guest/mb/mb.ld
 	@echo "  LD-G32  $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) -m32 -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 \
