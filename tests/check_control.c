@@ -124,6 +124,79 @@ START_TEST(test_control_refresh_ac_reaches_the_shadow)
 }
 END_TEST
 
+/* The guest paging modes by CR0, CR4 and EFER (SDM 3A §4.1, §9.8.5; SDM
+ * 2A MOV CR0/CR4, WRMSR): a walk from IA-32e mode down to paging off,
+ * 32-bit and PAE paging and back, every illegal step refused with nothing
+ * changed, and the shadow MMU's mode following each legal one. */
+#define ZERO_PDPT 0x3f0000ull /* a zeroed page: four not-present PDPTEs */
+
+static void in_compat_mode(void)
+{
+	vm->sregs.cs.l = 0;
+	vm->sregs.cs.db = 1;
+}
+
+static void expect_mode(enum shadow_paging p, bool lma)
+{
+	ck_assert_int_eq(shadow_paging_mode(vm->shadow), p);
+	ck_assert_int_eq(!!(vm->virt.efer & X86_EFER_LMA), lma);
+	ck_assert_int_eq(control_legacy(vm), !lma);
+}
+
+START_TEST(test_control_paging_mode_switches)
+{
+	uint64_t cr0 = vm->virt.cr0, pg = X86_CR0_PG;
+
+	expect_mode(SHADOW_PAGING_LONG4, true);
+	/* leaving IA-32e mode: not from 64-bit code (SDM 2A MOV CR0) */
+	ck_assert(!control_write_cr0(vm, cr0 & ~pg));
+	in_compat_mode();
+	ck_assert(control_write_cr0(vm, cr0 & ~pg));
+	expect_mode(SHADOW_PAGING_OFF, false);
+	/* LME may change only with paging off; LMA is never written */
+	ck_assert(control_write_efer(vm, vm->virt.efer & ~X86_EFER_LME));
+	ck_assert(!control_write_efer(vm, vm->virt.efer | X86_EFER_LMA) ||
+		  !(vm->virt.efer & X86_EFER_LMA));
+	/* 32-bit paging: CR4.PAE clear, then CR0.PG */
+	ck_assert(control_write_cr4(vm, vm->virt.cr4 & ~X86_CR4_PAE));
+	ck_assert(control_write_cr3(vm, ZERO_PDPT));
+	ck_assert(control_write_cr0(vm, cr0));
+	expect_mode(SHADOW_PAGING_32, false);
+	ck_assert(!control_write_efer(vm, vm->virt.efer | X86_EFER_LME));
+	/* PAE with paging on: the PDPTEs load from CR3; the PML4 page's
+	 * entries have R/W and U/S, reserved in a PDPTE: #GP, still 32-bit */
+	ck_assert(control_write_cr3(vm, FAKE_PML4_GPA));
+	ck_assert(!control_write_cr4(vm, vm->virt.cr4 | X86_CR4_PAE));
+	expect_mode(SHADOW_PAGING_32, false);
+	ck_assert(!(vm->virt.cr4 & X86_CR4_PAE));
+	ck_assert(control_write_cr3(vm, ZERO_PDPT));
+	ck_assert(control_write_cr4(vm, vm->virt.cr4 | X86_CR4_PAE));
+	expect_mode(SHADOW_PAGING_PAE, false);
+	/* ... and a CR3 load in PAE reloads them: #GP, CR3 kept */
+	ck_assert(!control_write_cr3(vm, FAKE_PML4_GPA));
+	ck_assert_uint_eq(vm->virt.cr3, ZERO_PDPT);
+	/* back to IA-32e mode: paging off, LME, CR3, PG; PG with LME but
+	 * without PAE is #GP (SDM 3A §9.8.5) */
+	ck_assert(control_write_cr0(vm, cr0 & ~pg));
+	ck_assert(control_write_efer(vm, vm->virt.efer | X86_EFER_LME));
+	ck_assert(control_write_cr4(vm, vm->virt.cr4 & ~X86_CR4_PAE));
+	ck_assert(!control_write_cr0(vm, cr0));
+	expect_mode(SHADOW_PAGING_OFF, false);
+	ck_assert(control_write_cr4(vm, vm->virt.cr4 | X86_CR4_PAE));
+	ck_assert(control_write_cr3(vm, FAKE_PML4_GPA));
+	ck_assert(control_write_cr0(vm, cr0));
+	expect_mode(SHADOW_PAGING_LONG4, true);
+	/* PAE may not be cleared in IA-32e mode; PG without PE is #GP */
+	ck_assert(!control_write_cr4(vm, vm->virt.cr4 & ~X86_CR4_PAE));
+	ck_assert(!control_write_cr0(vm, (cr0 & ~X86_CR0_PE) | pg));
+	/* CR4 bits not offered: LA57, PKE, PCIDE */
+	ck_assert(!control_write_cr4(vm, vm->virt.cr4 | X86_CR4_LA57));
+	ck_assert(!control_write_cr4(vm, vm->virt.cr4 | X86_CR4_PKE));
+	ck_assert(!control_write_cr4(vm, vm->virt.cr4 | X86_CR4_PCIDE));
+	expect_mode(SHADOW_PAGING_LONG4, true);
+}
+END_TEST
+
 Suite *control_suite(void)
 {
 	Suite *s = suite_create("control");
@@ -135,6 +208,7 @@ Suite *control_suite(void)
 	tcase_add_test(tc, test_control_cr3_beyond_maxphyaddr_is_refused);
 	tcase_add_test(tc, test_control_sync_builds_the_real_registers);
 	tcase_add_test(tc, test_control_refresh_ac_reaches_the_shadow);
+	tcase_add_test(tc, test_control_paging_mode_switches);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -288,6 +288,38 @@ START_TEST(test_emulate_lgdt_loads_and_translates_the_guest_gdt)
 }
 END_TEST
 
+/* From compatibility-mode (32-bit) code, a legacy-mode guest: the same
+ * bytes decode with 32-bit registers; lgdt reads a 6-byte operand, its L
+ * bits are dropped in the real GDT (they mean nothing outside IA-32e
+ * mode), and mov to CR3 takes EAX only (SDM 2A LGDT, MOV CR). */
+START_TEST(test_emulate_legacy_32bit_code)
+{
+	uint64_t *gdt = fake_vm_ptr(vm, 0xa000, 3 * 8);
+	uint8_t *p = fake_vm_ptr(vm, 0x9000, 10);
+
+	vm->sregs.cs.l = 0, vm->sregs.cs.db = 1;
+	vm->virt.efer &= ~(X86_EFER_LMA | X86_EFER_LME);
+	gdt[1] = FAKE_DESC_KCODE; /* L = 1 */
+	gdt[2] = FAKE_DESC_KDATA;
+	put_pseudo_desc(0x9000, 3 * 8 - 1, 0xa000);
+	memset(p + 6, 0xff, 4);                  /* a 64-bit base would read these */
+	vm->regs.rax = 0xdead00009000ull;        /* EAX is the address */
+	assert_done(gp(I(0x0f, 0x01, 0x10)), 3); /* lgdt (%eax) */
+	ck_assert_uint_eq(vm->virt.gdt_base, 0xa000);
+	ck_assert_uint_eq(monitor_descriptor(&vm->mon, 0x08), (FAKE_DESC_KCODE & ~X86_DESC_L) |
+								      X86_DESC_DPL(1) |
+								      X86_BIT(X86_DESC_TYPE_SHIFT));
+	/* mov %eax,%cr3 with garbage above EAX, paging off (the fake's
+	 * tables are 4-level: only the value is checked) */
+	vm->regs.rip = FAKE_KCODE;
+	vm->regs.rax = 0xffffffff00003000ull;
+	ck_assert(control_write_cr0(vm, vm->virt.cr0 & ~X86_CR0_PG));
+	ck_assert_int_eq(gp(I(0x0f, 0x22, 0xd8)), VM_CONTINUE);
+	ck_assert_uint_eq(vm->regs.rip, FAKE_KCODE + 3);
+	ck_assert_uint_eq(vm->virt.cr3, 0x3000);
+}
+END_TEST
+
 START_TEST(test_emulate_lgdt_lidt_non_canonical_base_is_gp)
 {
 	/* AMD APM 3 LGDT/LIDT: #GP(0) for a non-canonical base. */
@@ -1017,6 +1049,7 @@ Suite *emulate_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_emulate_lgdt_loads_and_translates_the_guest_gdt);
 	tcase_add_test(tc, test_emulate_lgdt_lidt_non_canonical_base_is_gp);
+	tcase_add_test(tc, test_emulate_legacy_32bit_code);
 	tcase_add_test(tc, test_emulate_lgdt_into_the_monitor_slots_ends_the_run);
 	tcase_add_test(tc, test_emulate_lgdt_operand_not_mapped_is_pf);
 	tcase_add_test(tc, test_emulate_lidt_loads_the_virtual_idt);

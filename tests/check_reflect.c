@@ -273,6 +273,108 @@ START_TEST(test_reflect_pf_then_gp_is_df_then_triple)
 }
 END_TEST
 
+/* ---- a legacy-mode guest (EFER.LMA = 0): its 32-bit IDT and TSS ---- */
+
+#define IDT32_GPA 0x3e0000ull
+#define TSS32_GPA 0x3e1000ull
+#define HANDLER32 0x141000u
+#define CODE32_INDEX 9u /* a flat 32-bit code segment, DPL 0 */
+
+/* The guest in protected mode with a 32-bit IDT of 8-byte gates to
+ * HANDLER32 + v through a 32-bit code segment, and a 32-bit TSS whose
+ * SS0:ESP0 is KDATA:FAKE_RSP0 (SDM 3A figures 6-2 and 8-2). */
+static void legacy_guest(unsigned type, unsigned dpl)
+{
+	uint64_t *idt = fake_vm_ptr(vm, IDT32_GPA, 256 * 8);
+	uint32_t *tss = fake_vm_ptr(vm, TSS32_GPA, 104);
+
+	vm->virt.efer &= ~(X86_EFER_LMA | X86_EFER_LME);
+	vm->virt.idt_base = IDT32_GPA;
+	vm->virt.idt_limit = 256 * 8 - 1;
+	vm->virt.tr_base = TSS32_GPA;
+	fake_vm_set_desc(vm, CODE32_INDEX, 0x00cf9a000000ffffull);
+	for (unsigned v = 0; v < 256; v++) {
+		uint32_t off = HANDLER32 + v;
+
+		idt[v] = (off & 0xffff) | ((uint64_t)(CODE32_INDEX << 3) << 16) |
+			 ((uint64_t)type << 40) | ((uint64_t)dpl << 45) | (1ull << 47) |
+			 ((uint64_t)(off >> 16) << 48);
+	}
+	tss[1] = (uint32_t)FAKE_RSP0;
+	tss[2] = FAKE_SEL_KDATA;
+}
+
+static const uint32_t *frame32(void)
+{
+	return fake_vm_ptr(vm, (uint32_t)vm->regs.rsp, 6 * 4);
+}
+
+/* From the kernel: EFLAGS, CS, EIP, error code on the same stack, 4-byte
+ * slots, no alignment; an interrupt gate clears IF. */
+START_TEST(test_reflect_legacy_idt_from_the_kernel)
+{
+	uint64_t rsp = vm->regs.rsp, rip = vm->regs.rip, rflags = vm->regs.rflags;
+
+	legacy_guest(X86_GATE_TYPE_INTR, 0);
+	ck_assert_int_eq(reflect_event(vm, hw(X86_EXC_GP, true, 0x18)), VM_CONTINUE);
+	ck_assert_uint_eq(vm->regs.rip, HANDLER32 + X86_EXC_GP);
+	ck_assert_uint_eq(vm->sregs.cs.selector, (CODE32_INDEX << 3) | 1);
+	ck_assert(!vm->sregs.cs.l && vm->sregs.cs.db);
+	ck_assert_uint_eq(vm->regs.rsp, (uint32_t)rsp - 16);
+	ck_assert_uint_eq(frame32()[0], 0x18);
+	ck_assert_uint_eq(frame32()[1], (uint32_t)rip);
+	ck_assert_uint_eq(frame32()[2], KCS);
+	ck_assert_uint_eq(frame32()[3], (uint32_t)rflags);
+	ck_assert(!(vm->regs.rflags & X86_RFLAGS_IF));
+}
+END_TEST
+
+/* From CPL3 through a DPL-3 trap gate (int $0x80): the stack switch to
+ * the 32-bit TSS's SS0:ESP0, SS and ESP pushed too, IF kept. */
+START_TEST(test_reflect_legacy_idt_from_user_switches_to_esp0)
+{
+	struct x86_event ev = { .vector = 0x80, .soft = true, .insn_len = 2 };
+	uint64_t rsp, rip;
+
+	fake_vm_enter_user(vm);
+	rsp = vm->regs.rsp, rip = vm->regs.rip;
+	legacy_guest(X86_GATE_TYPE_TRAP, 3);
+	ck_assert_int_eq(reflect_event(vm, ev), VM_CONTINUE);
+	ck_assert_uint_eq(vm->regs.rip, HANDLER32 + 0x80);
+	ck_assert_uint_eq(vm->regs.rsp, FAKE_RSP0 - 20);
+	ck_assert_uint_eq(vm->sregs.ss.selector, FAKE_SEL_KDATA | 1);
+	ck_assert_uint_eq(frame32()[0], (uint32_t)rip + 2);
+	ck_assert_uint_eq(frame32()[1], UCS);
+	ck_assert_uint_eq(frame32()[3], (uint32_t)rsp);
+	ck_assert_uint_eq(frame32()[4], USS);
+	ck_assert(vm->regs.rflags & X86_RFLAGS_IF);
+}
+END_TEST
+
+/* A 16-bit gate, a task gate: #GP(IDT, EXT), delivered as itself; an
+ * 8-byte gate past the IDT limit. */
+START_TEST(test_reflect_legacy_idt_refuses_what_it_does_not_deliver)
+{
+	uint64_t *idt;
+
+	legacy_guest(X86_GATE_TYPE_INTR, 0);
+	idt = fake_vm_ptr(vm, IDT32_GPA, 256 * 8);
+	idt[X86_EXC_UD] = (idt[X86_EXC_UD] & ~(0xfull << 40)) | (0x6ull << 40); /* 16-bit */
+	idt[X86_EXC_BP] = (idt[X86_EXC_BP] & ~(0xfull << 40)) | (0x5ull << 40); /* task */
+	ck_assert_int_eq(reflect_event(vm, hw(X86_EXC_UD, false, 0)), VM_CONTINUE);
+	ck_assert_uint_eq(vm->regs.rip, HANDLER32 + X86_EXC_GP);
+	ck_assert_uint_eq(frame32()[0], IDT_ERR(X86_EXC_UD, 1));
+	ck_assert_int_eq(reflect_event(vm, hw(X86_EXC_BP, false, 0)), VM_CONTINUE);
+	ck_assert_uint_eq(frame32()[0], IDT_ERR(X86_EXC_BP, 1));
+	/* gate 14 not whole: #GP(IDT) while delivering #PF is #DF (SDM 3A
+	 * table 6-5), whose gate is */
+	vm->virt.idt_limit = 14 * 8 + 6;
+	ck_assert_int_eq(reflect_event(vm, hw(X86_EXC_PF, true, 0)), VM_CONTINUE);
+	ck_assert_uint_eq(vm->regs.rip, HANDLER32 + X86_EXC_DF);
+	ck_assert_uint_eq(frame32()[0], 0);
+}
+END_TEST
+
 Suite *reflect_suite(void)
 {
 	Suite *s = suite_create("reflect");
@@ -291,6 +393,9 @@ Suite *reflect_suite(void)
 	tcase_add_test(tc, test_reflect_contributory_pair_is_df);
 	tcase_add_test(tc, test_reflect_fault_delivering_df_is_triple_fault);
 	tcase_add_test(tc, test_reflect_pf_then_gp_is_df_then_triple);
+	tcase_add_test(tc, test_reflect_legacy_idt_from_the_kernel);
+	tcase_add_test(tc, test_reflect_legacy_idt_from_user_switches_to_esp0);
+	tcase_add_test(tc, test_reflect_legacy_idt_refuses_what_it_does_not_deliver);
 	suite_add_tcase(s, tc);
 	return s;
 }
