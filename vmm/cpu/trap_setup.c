@@ -251,6 +251,7 @@ int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 	}
 	probe_cpu(vm);
 	cfg.cpu = (struct shadow_cpu){ .cr0_wp = true,
+				       .pse36 = vm->pse36, /* as control_sync will: no flush */
 				       .efer_nxe = true,
 				       .gbpages = vm->gbpages,
 				       .maxphyaddr = vm->maxphyaddr };
