@@ -25,6 +25,8 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include "pio.h"
+
 /* the first fields of the Multiboot information block (§3.3) */
 struct mb_info_head {
 	uint32_t flags, mem_lower, mem_upper;
@@ -51,23 +53,6 @@ __attribute__((noreturn)) void mb_exit(uint32_t code);
 void mb_cpu_init(void);
 void mb_ltr64(void); /* in IA-32e mode */
 void mb_memset(void *p, int c, uint32_t n);
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
 
 #define CR_ACCESSORS(n)                                                    \
 	static inline uint32_t read_cr##n(void)                            \

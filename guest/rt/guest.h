@@ -10,24 +10,9 @@
 
 #include "shadowvm_abi.h"
 
+#include "pio.h"
+
 int main(const struct shadowvm_boot_info *bi);
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
 
 /* Console (COM1, polled). */
 void console_putc(char c);

@@ -109,9 +109,7 @@ bool control_write_cr0(struct vm *vm, uint64_t v)
 			return false;
 		efer &= ~X86_EFER_LMA;
 	}
-	if (!take(vm, v | X86_CR0_ET, vm->virt.cr4, efer))
-		return false;
-	return true;
+	return take(vm, v | X86_CR0_ET, vm->virt.cr4, efer);
 }
 
 bool control_write_cr3(struct vm *vm, uint64_t v)

@@ -1,5 +1,6 @@
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "control.h"
 #include "log.h"
@@ -27,6 +28,19 @@ static bool double_fault(unsigned first, unsigned second)
 	if (first == X86_EXC_PF)
 		return contributory(second) || second == X86_EXC_PF;
 	return contributory(first) && contributory(second);
+}
+
+/* A frame listed in push order (the top down), n slots of w bytes,
+ * reversed into memory order. */
+static void memory_order(void *frame, int n, size_t w)
+{
+	uint8_t *f = frame, t[8];
+
+	for (int i = 0; i < n / 2; i++) {
+		memcpy(t, f + i * w, w);
+		memcpy(f + i * w, f + (n - 1 - i) * w, w);
+		memcpy(f + (n - 1 - i) * w, t, w);
+	}
 }
 
 /* Where the handler's frame goes: IST, RSP0 on a privilege change, or the
@@ -93,12 +107,7 @@ static enum gva_status deliver(struct vm *vm, const struct x86_event *ev, struct
 	frame[n++] = vm->regs.rip + (ev->soft ? ev->insn_len : 0);
 	if (ev->has_err)
 		frame[n++] = ev->err;
-	/* The frame is pushed from the top down: reverse into memory order. */
-	for (int i = 0; i < n / 2; i++) {
-		uint64_t t = frame[i];
-		frame[i] = frame[n - 1 - i];
-		frame[n - 1 - i] = t;
-	}
+	memory_order(frame, n, sizeof(frame[0]));
 	rsp -= (uint64_t)n * 8;
 	if ((st = gva_write(vm, rsp, frame, (size_t)n * 8, new_vcpl == 3 ? SHADOW_ACC_USER : 0, f,
 			    status)))
@@ -167,11 +176,7 @@ static enum gva_status deliver32(struct vm *vm, const struct x86_event *ev, stru
 	frame[n++] = (uint32_t)vm->regs.rip + (ev->soft ? ev->insn_len : 0);
 	if (ev->has_err)
 		frame[n++] = ev->err;
-	for (int i = 0; i < n / 2; i++) {
-		uint32_t t = frame[i];
-		frame[i] = frame[n - 1 - i];
-		frame[n - 1 - i] = t;
-	}
+	memory_order(frame, n, sizeof(frame[0]));
 	esp -= (uint32_t)n * 4;
 	{
 		struct kvm_segment old_ss = vm->sregs.ss;

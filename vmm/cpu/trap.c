@@ -255,10 +255,17 @@ static bool segments_stale(const struct vm *vm)
 	return false;
 }
 
+/* Run the applier to its stop (HV_APPLY_EXIT or HV_APPLY_EXIT_ON_ROOT) now,
+ * the queue then empty: false if it did not get there. */
+static bool apply_now(struct vm *vm, enum hv_apply_end end)
+{
+	return enter_applier(vm, end) == VM_CONTINUE &&
+	       vcpu_run_to_port(&vm->vcpu, HV_PORT_APPLIED) == 0 && !monitor_queue_len(&vm->mon);
+}
+
 void trap_drain(struct vm *vm)
 {
-	if (vm->queue_failed || enter_applier(vm, HV_APPLY_EXIT) != VM_CONTINUE ||
-	    vcpu_run_to_port(&vm->vcpu, HV_PORT_APPLIED) != 0 || monitor_queue_len(&vm->mon)) {
+	if (vm->queue_failed || !apply_now(vm, HV_APPLY_EXIT)) {
 		vm->queue_failed = true;
 		return;
 	}
@@ -290,9 +297,7 @@ int trap_resume(struct vm *vm)
 		/* the applier's iretq would reload CS or SS from a GDT the
 		 * guest has replaced since it loaded them: it stops after the
 		 * stores and the flush, and the registers are set from here */
-		if (enter_applier(vm, HV_APPLY_EXIT_ON_ROOT) != VM_CONTINUE ||
-		    vcpu_run_to_port(&vm->vcpu, HV_PORT_APPLIED) != 0 ||
-		    monitor_queue_len(&vm->mon)) {
+		if (!apply_now(vm, HV_APPLY_EXIT_ON_ROOT)) {
 			pr_err("monitor: the store queue could not be applied");
 			return VMM_E_INTERNAL;
 		}
