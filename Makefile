@@ -45,7 +45,7 @@ FREESTANDING_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -nostdlib -nostdin
                        -fno-asynchronous-unwind-tables -mcmodel=kernel -Iinclude
 
 # ---- vmm/ ----------------------------------------------------------------
-VMM_LIB_SRCS := vmm/load/elf_load.c vmm/load/multiboot_load.c vmm/load/boot.c vmm/dev/devices.c vmm/load/mem.c vmm/cli/size.c vmm/cli/status.c vmm/cli/cli.c vmm/cli/log.c \
+VMM_LIB_SRCS := vmm/load/elf_load.c vmm/load/multiboot_load.c vmm/load/mptable.c vmm/load/boot.c vmm/dev/devices.c vmm/dev/ide.c vmm/dev/console.c vmm/load/mem.c vmm/cli/size.c vmm/cli/status.c vmm/cli/cli.c vmm/cli/log.c \
                 vmm/trace/trace.c vmm/trace/trace_read.c vmm/trace/trace_summary.c vmm/trace/trace_plot.c vmm/trace/trace_plot_draw.c vmm/kvm/backend.c vmm/kvm/kvm.c \
                 vmm/cpu/monitor.c vmm/cpu/monitor_apply.S vmm/cpu/monitor_image.S vmm/cpu/segment.c vmm/cpu/gva.c vmm/cpu/reflect.c vmm/cpu/emulate.c vmm/cpu/control.c \
                 vmm/trace/counters.c

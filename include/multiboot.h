@@ -47,9 +47,13 @@ struct multiboot_header {
 
 /* The flat segments shadowvm enters a Multiboot kernel with (§3.2 asks for
  * flat 4 GiB code and data but leaves the selector values to the loader;
- * these are QEMU's).  Shared by both paging modes' entry code. */
-#define MULTIBOOT_SEL_CODE32 0x10u
-#define MULTIBOOT_SEL_DATA32 0x18u
+ * these are QEMU's multiboot option ROM's, and GRUB's: code at GDT index 1,
+ * data at 2).  Kernels depend on it: xv6 loads a GDT with its code at
+ * index 1 and never reloads CS, so the first iret of an interrupt taken in
+ * its scheduler pops the loader's CS through the kernel's table.  Shared by
+ * both paging modes' entry code. */
+#define MULTIBOOT_SEL_CODE32 0x08u
+#define MULTIBOOT_SEL_DATA32 0x10u
 
 /* The other entry values of §3.2, as shadowvm sets them. */
 #define MULTIBOOT_ENTRY_CR0 0x00000011u    /* PE | ET; PG = 0 */

@@ -185,6 +185,7 @@
 #define X86_EXC_XM 19
 #define X86_EXC_VE 20
 #define X86_EXC_CP 21
+#define X86_EXC_COUNT 32 /* vectors 0..31 are the architecture's; 32..255 are interrupts */
 
 /* Segment descriptors (SDM 3A §3.4.5): access byte and flags. */
 #define X86_SEG_TYPE_CODE_XR 0xa     /* execute/read, accessed clear */

@@ -55,7 +55,8 @@ START_TEST(test_counters_json_keeps_the_stats_layout)
 			       "\"drains\":27,\"stores_peak\":28,"
 			       "\"monitor\":{\"resolved\":29,\"guest_fault\":30,\"error\":31,"
 			       "\"rsvd\":32,\"repeat\":33,\"pool\":34,\"ring\":35,\"slot\":36,"
-			       "\"not_ready\":37,\"check\":38,\"insn\":39,\"mode\":40}}");
+			       "\"not_ready\":37,\"check\":38,\"insn\":39,\"mode\":40},"
+			       "\"interrupts\":41,\"halts\":42}");
 	free(text);
 }
 END_TEST

@@ -71,6 +71,116 @@ START_TEST(test_devices_com1_lsr_transmitter_empty_no_data)
 }
 END_TEST
 
+/* The IRQ lines as a device last set them, and how many rising edges. */
+static int line[16], edges[16];
+
+static void irq(void *opaque, unsigned gsi, int level)
+{
+	ck_assert_ptr_eq(opaque, &dev);
+	ck_assert_uint_lt(gsi, 16);
+	ck_assert_int_ne(line[gsi], level); /* only changes are reported */
+	edges[gsi] += level && !line[gsi];
+	line[gsi] = level;
+}
+
+static void init_irq(void)
+{
+	init(true);
+	memset(line, 0, sizeof(line));
+	memset(edges, 0, sizeof(edges));
+	devices_set_irq(&dev, irq, &dev);
+}
+
+START_TEST(test_devices_com1_receive_in_order_with_lsr_dr)
+{
+	const uint8_t typed[] = "ls\r";
+
+	init_irq();
+	ck_assert_uint_eq(uart_receive(&dev.com1, typed, 3), 3);
+	ck_assert_uint_eq(inb(0x3fd), 0x61); /* THRE | TEMT | DR */
+	ck_assert_uint_eq(inb(0x3f8), 'l');
+	ck_assert_uint_eq(inb(0x3f8), 's');
+	ck_assert_uint_eq(inb(0x3fd) & 1, 1);
+	ck_assert_uint_eq(inb(0x3f8), '\r');
+	ck_assert_uint_eq(inb(0x3fd), 0x60); /* drained */
+	ck_assert_uint_eq(inb(0x3f8), 0);
+	ck_assert_int_eq(edges[4], 0); /* IER 0: no interrupt */
+	devices_fini(&dev);
+}
+END_TEST
+
+START_TEST(test_devices_com1_receive_interrupt_follows_ier_and_data)
+{
+	const uint8_t a = 'a';
+
+	init_irq();
+	ck_assert_int_eq(out(0x3f9, 0x01, 1), -1); /* IER: received data */
+	ck_assert_int_eq(line[4], 0);
+	ck_assert_uint_eq(inb(0x3fa), 0x01); /* IIR: none pending */
+	uart_receive(&dev.com1, &a, 1);
+	ck_assert_int_eq(line[4], 1);
+	ck_assert_uint_eq(inb(0x3fa), 0x04); /* IIR: received data available */
+	ck_assert_int_eq(line[4], 1);        /* IIR does not clear it: RBR does */
+	ck_assert_uint_eq(inb(0x3f8), 'a');
+	ck_assert_int_eq(line[4], 0);
+	uart_receive(&dev.com1, &a, 1);
+	ck_assert_int_eq(edges[4], 2);
+	ck_assert_int_eq(out(0x3f9, 0x00, 1), -1); /* masked in IER: the line drops */
+	ck_assert_int_eq(line[4], 0);
+	devices_fini(&dev);
+}
+END_TEST
+
+START_TEST(test_devices_com1_thre_interrupt_cleared_by_iir)
+{
+	init_irq();
+	ck_assert_int_eq(out(0x3f9, 0x02, 1), -1); /* IER: THR empty */
+	ck_assert_int_eq(line[4], 1);              /* the THR is empty now */
+	ck_assert_uint_eq(inb(0x3fa), 0x02);
+	ck_assert_int_eq(line[4], 0);
+	ck_assert_uint_eq(inb(0x3fa), 0x01);
+	ck_assert_int_eq(out(0x3f8, 'x', 1), -1); /* sent at once: empty again */
+	ck_assert_int_eq(line[4], 1);
+	devices_fini(&dev);
+}
+END_TEST
+
+START_TEST(test_devices_com1_receive_buffer_bounded)
+{
+	static uint8_t many[UART_RX_SIZE + 10];
+
+	init_irq();
+	ck_assert_uint_eq(uart_receive(&dev.com1, many, sizeof(many)), UART_RX_SIZE);
+	ck_assert_uint_eq(uart_receive(&dev.com1, many, 1), 0);
+	inb(0x3f8);
+	ck_assert_uint_eq(uart_receive(&dev.com1, many, 5), 1);
+	devices_fini(&dev);
+}
+END_TEST
+
+START_TEST(test_devices_crtc_reads_back_and_kbd_empty)
+{
+	init(true);
+	/* the cursor location, as a CGA console keeps it (registers 14, 15) */
+	ck_assert_int_eq(out(0x3d4, 14, 1), -1);
+	ck_assert_int_eq(out(0x3d5, 0x07, 1), -1);
+	ck_assert_int_eq(out(0x3d4, 15, 1), -1);
+	ck_assert_int_eq(out(0x3d5, 0xd0, 1), -1);
+	ck_assert_int_eq(out(0x3d4, 14, 1), -1);
+	ck_assert_uint_eq(inb(0x3d5), 0x07);
+	ck_assert_int_eq(out(0x3d4, 15, 1), -1);
+	ck_assert_uint_eq(inb(0x3d5), 0xd0);
+	ck_assert_uint_eq(inb(0x3d4), 15);
+	/* 8042: no data waiting (bit 0), so a kernel never reads port 0x60 */
+	ck_assert_uint_eq(inb(0x64) & 0x01, 0);
+	/* IMCR: index 0x70, then the register */
+	ck_assert_int_eq(out(0x22, 0x70, 1), -1);
+	ck_assert_int_eq(out(0x23, 0x01, 1), -1);
+	ck_assert_uint_eq(inb(0x23), 0x01);
+	devices_fini(&dev);
+}
+END_TEST
+
 START_TEST(test_devices_pic_icw_sequence_and_mask)
 {
 	init(true);
@@ -190,6 +300,11 @@ Suite *devices_suite(void)
 	tcase_add_loop_test(tc, test_devices_exit_port_status_rule, 0,
 			    (int)(sizeof(exits) / sizeof(exits[0])));
 	tcase_add_test(tc, test_devices_com1_lsr_transmitter_empty_no_data);
+	tcase_add_test(tc, test_devices_com1_receive_in_order_with_lsr_dr);
+	tcase_add_test(tc, test_devices_com1_receive_interrupt_follows_ier_and_data);
+	tcase_add_test(tc, test_devices_com1_thre_interrupt_cleared_by_iir);
+	tcase_add_test(tc, test_devices_com1_receive_buffer_bounded);
+	tcase_add_test(tc, test_devices_crtc_reads_back_and_kbd_empty);
 	tcase_add_test(tc, test_devices_pic_icw_sequence_and_mask);
 	tcase_add_test(tc, test_devices_pic_single_without_icw4);
 	tcase_add_test(tc, test_devices_elcr_masks_edge_only_lines);

@@ -163,30 +163,53 @@ struct diff_case {
 	int status;
 	bool big;           /* too many traps to run shadow_check after each under TCG */
 	const char *module; /* --module, or NULL */
+	bool disk;          /* --disk: a fresh disk_image() */
 };
 
 static const struct diff_case diffs[] = {
-	{ "hello", NULL, 0, false, NULL },
-	{ "exitcode", "7", 7, false, NULL },
-	{ "paging", NULL, 0, false, NULL },
-	{ "usermode", NULL, 0, false, NULL },
-	{ "faults", NULL, 0, false, NULL },
-	{ "triplefault", NULL, VMM_E_CRASH, false, NULL },
-	{ "accessmatrix", NULL, 0, true, NULL },
-	{ "scenarios", NULL, 0, false, NULL },
-	{ "torture", "seed=1 steps=3000", 0, true, NULL },
-	{ "torture", "seed=2 steps=3000", 0, true, NULL },
-	{ "torture", "seed=3 steps=3000", 0, true, NULL },
+	{ "hello", NULL, 0, false, NULL, false },
+	{ "exitcode", "7", 7, false, NULL, false },
+	{ "paging", NULL, 0, false, NULL, false },
+	{ "usermode", NULL, 0, false, NULL, false },
+	{ "faults", NULL, 0, false, NULL, false },
+	{ "triplefault", NULL, VMM_E_CRASH, false, NULL, false },
+	{ "accessmatrix", NULL, 0, true, NULL, false },
+	{ "scenarios", NULL, 0, false, NULL, false },
+	{ "torture", "seed=1 steps=3000", 0, true, NULL, false },
+	{ "torture", "seed=2 steps=3000", 0, true, NULL, false },
+	{ "torture", "seed=3 steps=3000", 0, true, NULL, false },
 	/* make bench's workloads, small: CR3 ping-pong, COW fork, 2 MiB pages */
-	{ "bench", "case=retouch pages=256 rounds=2 cycles=0", 0, false, NULL },
-	{ "bench", "case=pingpong pages=8 procs=4 rounds=2 cycles=0", 0, false, NULL },
-	{ "bench", "case=fork pages=64 rounds=1 cycles=0", 0, false, NULL },
-	{ "bench", "case=huge pages=1024 rounds=1 cycles=0", 0, false, NULL },
+	{ "bench", "case=retouch pages=256 rounds=2 cycles=0", 0, false, NULL, false },
+	{ "bench", "case=pingpong pages=8 procs=4 rounds=2 cycles=0", 0, false, NULL, false },
+	{ "bench", "case=fork pages=64 rounds=1 cycles=0", 0, false, NULL, false },
+	{ "bench", "case=huge pages=1024 rounds=1 cycles=0", 0, false, NULL, false },
 	/* Multiboot ELF32: every paging mode; isa-debug-exit 0 is status 1 */
-	{ "mbmodes", NULL, 1, true, NULL },
+	{ "mbmodes", NULL, 1, true, NULL, false },
 	/* a test kernel's probe of the PC, its environment in a module */
-	{ "mbprobe", "probe the PC", 1, false, "guest/mb/env.txt,env" },
+	{ "mbprobe", "probe the PC", 1, false, "guest/mb/env.txt,env", false },
+	/* what xv6 needs: interrupts in kernel and user mode, the MP table,
+	 * 32-bit TSS switches, int $64, IDE reads and writes */
+	{ "mbos", NULL, 1, false, NULL, true },
 };
+
+#define DISK_SECTORS 64
+
+/* A fresh disk for mbos (in the test's directory): sector 0 holds the
+ * pattern it checks, byte i = i * 7 + 3; the rest is zero. */
+static const char *disk_image(void)
+{
+	static uint8_t sectors[DISK_SECTORS * 512];
+	const char *path = test_file("disk.img");
+	FILE *f;
+
+	memset(sectors, 0, sizeof(sectors));
+	for (unsigned i = 0; i < 512; i++)
+		sectors[i] = (uint8_t)(i * 7 + 3);
+	ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+	ck_assert_uint_eq(fwrite(sectors, 1, sizeof(sectors), f), sizeof(sectors));
+	ck_assert_int_eq(fclose(f), 0);
+	return path;
+}
 
 static void run_with(struct run_result *r, const struct diff_case *c, const char *mode,
 		     const char *opts, const char *fill)
@@ -207,6 +230,10 @@ static void run_with(struct run_result *r, const struct diff_case *c, const char
 	if (c->module) {
 		argv[n++] = "--module";
 		argv[n++] = c->module;
+	}
+	if (c->disk) {
+		argv[n++] = "--disk";
+		argv[n++] = disk_image();
 	}
 	argv[n++] = image;
 	if (c->arg) {
@@ -561,10 +588,13 @@ static struct trace_file the_trace;
 /* Every event kind but evict: the guests that exercise the trap path
  * (accessmatrix and friends would write traces of hundreds of MiB). */
 static const struct diff_case traced[] = {
-	{ "hello", NULL, 0, false, NULL },     { "exitcode", "7", 7, false, NULL },
-	{ "paging", NULL, 0, false, NULL },    { "usermode", NULL, 0, false, NULL },
-	{ "faults", NULL, 0, false, NULL },    { "triplefault", NULL, VMM_E_CRASH, false, NULL },
-	{ "scenarios", NULL, 0, false, NULL },
+	{ "hello", NULL, 0, false, NULL, false },
+	{ "exitcode", "7", 7, false, NULL, false },
+	{ "paging", NULL, 0, false, NULL, false },
+	{ "usermode", NULL, 0, false, NULL, false },
+	{ "faults", NULL, 0, false, NULL, false },
+	{ "triplefault", NULL, VMM_E_CRASH, false, NULL, false },
+	{ "scenarios", NULL, 0, false, NULL, false },
 };
 #define NTRACED ((int)(sizeof(traced) / sizeof(traced[0])))
 
@@ -1237,6 +1267,57 @@ START_TEST(test_torture_100k_steps_on_kvm_shadow_mmu)
 }
 END_TEST
 
+/* A console session as a person at a terminal has it, scripted through
+ * pipes (stdin is COM1's receive side, IRQ 4): boot mbos to its prompt,
+ * type a command, read its output, shut it down from its shell.  In both
+ * paging modes. */
+START_TEST(test_console_session_is_scripted)
+{
+	static const struct console_step steps[] = {
+		{ "$ ", "echo hello from the console\r" },
+		{ "hello from the console", "" },
+		{ "$ ", "exit 3\r" },
+	};
+	const char *argv[] = {
+		VMM,           "run", "-q",     _i ? "--paging=hw" : "--paging=shadow",
+		"--timeout",   "120", "--disk", disk_image(),
+		GUEST("mbos"), "--",  "shell",  NULL
+	};
+	struct run_result r;
+
+	require_kvm();
+	run_console((char *const *)argv, steps, sizeof(steps) / sizeof(steps[0]), 120, &r);
+	ck_assert_msg(r.failed_step < 0, "%s: never saw '%s'; output:\n%s\nstderr: %s", argv[3],
+		      steps[r.failed_step].expect, r.out, r.err);
+	/* the typed line comes back as the guest echoes it, then the output */
+	ck_assert_ptr_nonnull(strstr(r.out, "$ echo hello from the console"));
+	ck_assert_int_eq(r.status, (3 << 1) | 1); /* isa-debug-exit of 3 */
+	run_result_free(&r);
+}
+END_TEST
+
+/* Under --paging=shadow every interrupt mbos takes reaches its IDT through
+ * the monitor, and its sti; hlt waits in KVM: both counted in --stats. */
+START_TEST(test_interrupts_are_reflected_and_counted)
+{
+	const char *stats = test_file("stats.json");
+	char arg[128];
+	struct run_result r;
+	int64_t irqs = 0, halts = 0;
+	struct json_object *o;
+
+	snprintf(arg, sizeof(arg), "--stats=%s", stats);
+	RUN(&r, "run", "-q", arg, "--disk", disk_image(), GUEST("mbos"));
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	ck_assert_ptr_nonnull(o = json_object_from_file(stats));
+	ck_assert(json_path_int(o, "interrupts", &irqs) && json_path_int(o, "halts", &halts));
+	ck_assert_int_ge(irqs, 5); /* timer ticks in kernel and user mode, IDE completions */
+	ck_assert_int_ge(halts, 1);
+	json_object_put(o);
+	run_result_free(&r);
+}
+END_TEST
+
 Suite *integration_suite(void)
 {
 	Suite *s = suite_create("integration");
@@ -1254,6 +1335,8 @@ Suite *integration_suite(void)
 	tcase_add_test(tc, test_portloop_counts_exits);
 	tcase_add_test(tc, test_bad_inputs_fail_before_kvm);
 	tcase_add_test(tc, test_kvm_command_matches_this_host);
+	tcase_add_loop_test(tc, test_console_session_is_scripted, 0, 2);
+	tcase_add_test(tc, test_interrupts_are_reflected_and_counted);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("backend"); /* scripts/check-integration runs it on the host itself */
 	tcase_set_timeout(tc, 60);

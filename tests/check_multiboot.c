@@ -14,6 +14,7 @@
 
 #include "boot.h"
 #include "elf_load.h"
+#include "mptable.h"
 #include "multiboot.h"
 #include "multiboot_load.h"
 #include "shadowvm_abi.h"
@@ -208,7 +209,7 @@ static int load_with_modules(struct loaded *l, uint64_t ram, unsigned nmods, cha
 	l->mods[0] = (struct boot_module){ file_in("env.txt", "hello module", 12), "env" };
 	l->mods[1].path = file_in("big.bin", l->big, sizeof(l->big));
 	l->mods[1].string = l->mods[1].path;
-	args = (struct boot_args){ l->path, "a=1 b", l->mods, nmods };
+	args = (struct boot_args){ l->path, "a=1 b", l->mods, nmods, false };
 	ck_assert_int_eq(mem_alloc(&l->mem, ram), 0);
 	memset(l->mem.host, 0xaa, ram);
 	ck_assert_int_eq(elf_load(l->path, ram, &l->mem, &l->img, err, errlen), VMM_OK);
@@ -248,6 +249,120 @@ START_TEST(test_multiboot_info_block_fields)
 	/* every pointer inside the info area, above the image */
 	ck_assert_uint_ge(mi->mmap_addr, l.img.mb_info);
 	ck_assert_uint_lt(mi->cmdline, l.img.mb_end);
+	mem_free(&l.mem);
+	free(l.path);
+}
+END_TEST
+
+static uint8_t sum8(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+
+	while (n--)
+		s = (uint8_t)(s + *p++);
+	return s;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return rd16(p) | (uint32_t)rd16(p + 2) << 16;
+}
+
+/* The MP table found as xv6's mp.c finds it (the BDA's EBDA segment, then
+ * "_MP_" on a 16-byte boundary there, both checksums, version 1 or 4) and
+ * walked with the entry sizes of MP spec 1.4 §4.3: one enabled BSP at local
+ * APIC ID 0, one usable IOAPIC at 0xfec00000 with the ID the IOAPIC is
+ * given, IRQ 4 and 14 on its pins 4 and 14, no type outside 0..4. */
+START_TEST(test_multiboot_mptable_found_and_walked)
+{
+	static struct loaded l;
+	struct mb_image im;
+	struct boot_args args;
+	char err[512] = "";
+	const uint8_t *bda, *fp = NULL, *conf, *p, *end;
+	unsigned procs = 0, ioapics = 0, types = 0;
+	bool irq4 = false, irq14 = false;
+
+	base_mb(&im, ELFCLASS32);
+	l.path = write_mb(&im);
+	args = (struct boot_args){ .image = l.path, .cmdline = "", .mptable = true };
+	ck_assert_int_eq(mem_alloc(&l.mem, RAM), 0);
+	ck_assert_int_eq(elf_load(l.path, RAM, &l.mem, &l.img, err, sizeof(err)), VMM_OK);
+	ck_assert_msg(boot_setup_memory(&l.mem, &l.img, &args, err, sizeof(err)) == VMM_OK, "%s",
+		      err);
+	bda = mem_gpa(&l.mem, 0x400, 0x100);
+	ck_assert_uint_eq(rd16(bda), 0x3f8);      /* COM1 */
+	ck_assert_uint_eq(rd16(bda + 0x13), 639); /* base memory KiB = mem_lower */
+	p = mem_gpa(&l.mem, (uint32_t)rd16(bda + 0x0e) << 4, 1024);
+	for (unsigned off = 0; off < 1024 && !fp; off += 16)
+		if (!memcmp(p + off, "_MP_", 4) && sum8(p + off, 16) == 0)
+			fp = p + off;
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_uint_eq(fp[8], 1);
+	ck_assert_uint_eq(fp[12] & 0x80, 0); /* IMCRP clear */
+	conf = mem_gpa(&l.mem, rd32(fp + 4), 44);
+	ck_assert_ptr_nonnull(conf);
+	ck_assert_mem_eq(conf, "PCMP", 4);
+	ck_assert(conf[6] == 1 || conf[6] == 4);
+	ck_assert_uint_eq(sum8(conf, rd16(conf + 4)), 0);
+	ck_assert_uint_eq(rd32(conf + 36), 0xfee00000);
+	end = conf + rd16(conf + 4);
+	for (p = conf + 44; p < end; types++) {
+		switch (p[0]) {
+		case 0:
+			procs++;
+			ck_assert_uint_eq(p[1], 0);    /* KVM's vCPU 0 */
+			ck_assert_uint_eq(p[3], 0x03); /* enabled, BSP */
+			p += 20;
+			break;
+		case 2:
+			ioapics++;
+			ck_assert_uint_eq(p[1], MPTABLE_IOAPIC_ID);
+			ck_assert_uint_eq(p[3] & 1, 1);
+			ck_assert_uint_eq(rd32(p + 4), 0xfec00000);
+			p += 8;
+			break;
+		case 3:
+			irq4 |= p[5] == 4 && p[7] == 4 && p[6] == MPTABLE_IOAPIC_ID;
+			irq14 |= p[5] == 14 && p[7] == 14 && p[6] == MPTABLE_IOAPIC_ID;
+			p += 8;
+			break;
+		case 1:
+		case 4: p += 8; break;
+		default: ck_abort_msg("MP entry type %u at offset %td", p[0], p - conf);
+		}
+	}
+	ck_assert_ptr_eq(p, end);
+	ck_assert_uint_eq(types, rd16(conf + 34));
+	ck_assert_uint_eq(procs, 1);
+	ck_assert_uint_eq(ioapics, 1);
+	ck_assert(irq4 && irq14);
+	mem_free(&l.mem);
+	free(l.path);
+}
+END_TEST
+
+START_TEST(test_multiboot_no_mptable_leaves_bios_area)
+{
+	static struct loaded l;
+	struct mb_image im;
+	struct boot_args args;
+	char err[512] = "";
+
+	base_mb(&im, ELFCLASS32);
+	l.path = write_mb(&im);
+	args = (struct boot_args){ .image = l.path, .cmdline = "" };
+	ck_assert_int_eq(mem_alloc(&l.mem, RAM), 0);
+	memset(l.mem.host, 0xaa, RAM);
+	ck_assert_int_eq(elf_load(l.path, RAM, &l.mem, &l.img, err, sizeof(err)), VMM_OK);
+	ck_assert_int_eq(boot_setup_memory(&l.mem, &l.img, &args, err, sizeof(err)), VMM_OK);
+	ck_assert_uint_eq(*(const uint8_t *)mem_gpa(&l.mem, 0x40e, 1), 0xaa);
+	ck_assert_uint_eq(*(const uint8_t *)mem_gpa(&l.mem, 0x9fc00, 1), 0xaa);
 	mem_free(&l.mem);
 	free(l.path);
 }
@@ -334,13 +449,13 @@ START_TEST(test_multiboot_entry_registers)
 	boot_multiboot_sregs(&s);
 	ck_assert_uint_eq(s.cr0, 0x11); /* PE | ET, no PG */
 	ck_assert_uint_eq(s.cr3 | s.cr4 | s.efer, 0);
-	ck_assert_uint_eq(s.cs.selector, 0x10);
+	ck_assert_uint_eq(s.cs.selector, 0x08); /* QEMU's and GRUB's: GDT index 1 */
 	ck_assert_uint_eq(s.cs.type, 0xb);
 	ck_assert_uint_eq(s.cs.db, 1);
 	ck_assert_uint_eq(s.cs.l, 0);
 	ck_assert_uint_eq(s.cs.dpl, 0);
 	for (unsigned i = 0; i < 5; i++) {
-		ck_assert_uint_eq(data[i]->selector, 0x18);
+		ck_assert_uint_eq(data[i]->selector, 0x10);
 		ck_assert_uint_eq(data[i]->type, 0x3);
 		ck_assert_uint_eq(data[i]->base, 0);
 		ck_assert_uint_eq(data[i]->limit, 0xffffffff);
@@ -460,7 +575,7 @@ START_TEST(test_multiboot_rejects_module_too_big)
 {
 	const char *huge = sized_file("huge.bin", 3u << 20);
 	struct boot_module mods[] = { { huge, "huge" } };
-	struct boot_args args = { "k.elf", "", mods, 1 };
+	struct boot_args args = { "k.elf", "", mods, 1, false };
 	struct elf_image img = { .end = 0x104000, .multiboot = true };
 	struct guest_mem mem;
 	char err[512] = "", want[512];
@@ -484,7 +599,7 @@ START_TEST(test_multiboot_rejects_info_area_past_ram)
 	/* a module that ends exactly at the top of RAM leaves no room */
 	const char *fill = sized_file("fill.bin", (4u << 20) - 0x104000);
 	struct boot_module mods[] = { { fill, "fill" } };
-	struct boot_args args = { "k.elf", "", mods, 1 };
+	struct boot_args args = { "k.elf", "", mods, 1, false };
 	struct elf_image img = { .end = 0x104000, .multiboot = true };
 	struct guest_mem mem;
 	char err[512] = "";
@@ -501,7 +616,7 @@ END_TEST
 START_TEST(test_multiboot_rejects_too_many_and_missing_modules)
 {
 	struct boot_module mods[BOOT_MODULES_MAX + 1];
-	struct boot_args args = { "k.elf", "", mods, BOOT_MODULES_MAX + 1 };
+	struct boot_args args = { "k.elf", "", mods, BOOT_MODULES_MAX + 1, false };
 	struct elf_image img = { .end = 0x104000, .multiboot = true };
 	struct guest_mem mem;
 	char err[512] = "";
@@ -523,7 +638,7 @@ START_TEST(test_multiboot_rejects_ram_above_ioapic)
 	/* checked before any byte of RAM is touched */
 	struct guest_mem mem = { .host = NULL, .size = 4ull << 30 };
 	struct elf_image img = { .end = 0x104000, .multiboot = true };
-	struct boot_args args = { "k.elf", "", NULL, 0 };
+	struct boot_args args = { "k.elf", "", NULL, 0, false };
 	char err[512] = "";
 
 	ck_assert_int_eq(boot_setup_memory(&mem, &img, &args, err, sizeof(err)), VMM_E_USAGE);
@@ -535,7 +650,7 @@ END_TEST
 START_TEST(test_multiboot_module_needs_multiboot_image)
 {
 	struct boot_module mods[] = { { "env.txt", "env" } };
-	struct boot_args args = { "abi.elf", "", mods, 1 };
+	struct boot_args args = { "abi.elf", "", mods, 1, false };
 	struct elf_image img = { .end = 0x104000, .multiboot = false };
 	struct guest_mem mem;
 	char err[512] = "";
@@ -554,7 +669,7 @@ END_TEST
  * nothing of Multiboot's above the image. */
 START_TEST(test_multiboot_abi_image_keeps_abi_boot)
 {
-	struct boot_args args = { "abi.elf", "x=1", NULL, 0 };
+	struct boot_args args = { "abi.elf", "x=1", NULL, 0, false };
 	struct elf_image img = { .entry = 0x100000, .end = 0x104000 };
 	const struct shadowvm_boot_info *bi;
 	struct guest_mem mem;
@@ -583,6 +698,8 @@ Suite *multiboot_suite(void)
 	tcase_add_test(tc, test_multiboot_header_past_8k_is_abi_image);
 	tcase_add_test(tc, test_multiboot_info_block_fields);
 	tcase_add_test(tc, test_multiboot_memory_map);
+	tcase_add_test(tc, test_multiboot_mptable_found_and_walked);
+	tcase_add_test(tc, test_multiboot_no_mptable_leaves_bios_area);
 	tcase_add_test(tc, test_multiboot_modules_placed_and_listed);
 	tcase_add_test(tc, test_multiboot_entry_registers);
 	tcase_add_test(tc, test_multiboot_abi_image_keeps_abi_boot);

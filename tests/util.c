@@ -4,6 +4,8 @@
 #include <ftw.h>
 #include <limits.h>
 #include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -135,6 +137,8 @@ void run_cmd(char *const argv[], struct run_result *res)
 	pid_t pid;
 
 	posix_spawn_file_actions_init(&fa);
+	/* nothing typed: a Multiboot guest's console reads stdin */
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, ofd, STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, efd, STDERR_FILENO);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -146,6 +150,81 @@ void run_cmd(char *const argv[], struct run_result *res)
 	res->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 	res->secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
 	res->out = slurp(ofd);
+	res->err = slurp(efd);
+}
+
+/* Read what the child printed into *buf (grown) until `want` is in it, the
+ * pipe ends, or `secs` pass.  True if `want` was seen. */
+static bool read_until(int fd, char **buf, size_t *len, size_t *cap, const char *want, double secs)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		double left;
+		ssize_t n;
+
+		if (want && strstr(*buf, want))
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = secs -
+		       ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9);
+		if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+			return false;
+		if (*len + 4096 + 1 > *cap) {
+			*cap = (*cap + 4096) * 2;
+			*buf = realloc(*buf, *cap);
+			ck_assert_ptr_nonnull(*buf);
+		}
+		n = read(fd, *buf + *len, 4096);
+		if (n <= 0)
+			return !want;
+		*len += (size_t)n;
+		(*buf)[*len] = '\0';
+	}
+}
+
+void run_console(char *const argv[], const struct console_step *steps, unsigned nsteps, double secs,
+		 struct run_result *res)
+{
+	posix_spawn_file_actions_t fa;
+	int in[2], out[2], efd = capture_fd(), ws;
+	size_t len = 0, cap = 4096;
+	char *buf = calloc(1, cap);
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(pipe(in), 0);
+	ck_assert_int_eq(pipe(out), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, efd, STDERR_FILENO);
+	posix_spawn_file_actions_addclose(&fa, in[1]);
+	posix_spawn_file_actions_addclose(&fa, out[0]);
+	ck_assert_msg(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) == 0, "cannot run %s",
+		      argv[0]);
+	posix_spawn_file_actions_destroy(&fa);
+	close(in[0]);
+	close(out[1]);
+	res->failed_step = -1;
+	for (unsigned i = 0; i < nsteps; i++) {
+		size_t n = strlen(steps[i].send);
+		if (!read_until(out[0], &buf, &len, &cap, steps[i].expect, secs)) {
+			res->failed_step = (int)i;
+			kill(pid, SIGTERM);
+			break;
+		}
+		ck_assert_int_eq(write(in[1], steps[i].send, n), (ssize_t)n);
+	}
+	read_until(out[0], &buf, &len, &cap, NULL, secs);
+	close(in[1]);
+	close(out[0]);
+	ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+	res->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	res->secs = 0;
+	res->out = buf;
 	res->err = slurp(efd);
 }
 

@@ -23,12 +23,25 @@ struct run_result {
 	int status;      /* exit status, or 128 + signal */
 	char *out, *err; /* captured stdout / stderr, NUL-terminated */
 	double secs;     /* wall time */
+	int failed_step; /* run_console: the step whose text never came, or -1 */
 };
 
 /* Run argv (argv[0] a path) with stdout and stderr captured.  Aborts the
  * test on failure to spawn. */
 void run_cmd(char *const argv[], struct run_result *res);
 void run_result_free(struct run_result *res);
+
+/* One step of a scripted console session: wait for `expect` in the
+ * output so far, then type `send`. */
+struct console_step {
+	const char *expect, *send;
+};
+
+/* Run argv with stdin and stdout on pipes, playing `steps` in order (each
+ * wait at most `secs`; a step that never sees its text stops the child with
+ * SIGTERM and is res->failed_step), then read the output to its end. */
+void run_console(char *const argv[], const struct console_step *steps, unsigned nsteps, double secs,
+		 struct run_result *res);
 
 /* Write `len` bytes to a fresh file in the test's directory; returns its
  * malloc'd path. */

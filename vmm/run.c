@@ -1,9 +1,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "boot.h"
+#include "console.h"
 #include "counters.h"
 #include "devices.h"
 #include "elf_load.h"
@@ -97,12 +99,25 @@ static int admit(struct vm *vm, const struct options *opts, char *err, size_t er
 	return VMM_E_NOKVM;
 }
 
+static void irq_line(void *opaque, unsigned gsi, int level)
+{
+	kvm_irq_line(opaque, gsi, level);
+}
+
+/* Ctrl-A X on the console's thread: end the run as a watchdog would. */
+static void console_quit(void *opaque)
+{
+	(void)opaque;
+	watchdog_kick(VMM_E_QUIT);
+}
+
 static int setup(struct vm *vm, const struct options *opts, char *err, size_t errlen)
 {
 	const struct boot_args args = { .image = opts->image,
 					.cmdline = opts->cmdline,
 					.mods = opts->modules,
-					.nmods = opts->nmodules };
+					.nmods = opts->nmodules,
+					.mptable = !opts->no_mptable };
 	int rc;
 
 	if (mem_alloc(&vm->mem, opts->mem_size) != 0) {
@@ -129,6 +144,18 @@ static int setup(struct vm *vm, const struct options *opts, char *err, size_t er
 	if ((rc = boot_setup_vcpu(vm->vcpu.fd, &vm->img, err, errlen)) != VMM_OK)
 		return rc;
 	devices_init(&vm->dev, stdout, vm->mem.size, vm->img.multiboot);
+	for (unsigned u = 0; u < 2; u++)
+		if (opts->disks[u].path && ide_attach(&vm->dev.ide, u, opts->disks[u].path,
+						      opts->disks[u].ro, err, errlen) != 0)
+			return VMM_E_NOINPUT;
+	if (vm->kvm.irqchip) {
+		devices_set_irq(&vm->dev, irq_line, &vm->kvm);
+		/* COM1 is an interactive console: stdin is its receive side */
+		vm->dev.com1.flush = true;
+		if (console_start(&vm->console, STDIN_FILENO, &vm->dev.com1, console_quit, vm, err,
+				  errlen) != 0)
+			return VMM_E_INTERNAL;
+	}
 	if (opts->paging == PAGING_SHADOW)
 		return trap_init(vm, opts->pool_pages, err, errlen);
 	return VMM_OK;
@@ -207,7 +234,9 @@ int run_guest(const struct options *opts)
 	if (vm.shadow && opts->dump_shadow)
 		dump_shadow(&vm, "exit");
 out:
+	console_stop(&vm.console);
 	rc = finish(&vm, rc, now() - t0);
+	devices_fini(&vm.dev);
 	trap_fini(&vm);
 	vcpu_destroy(&vm.vcpu);
 	kvm_close(&vm.kvm);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "cli.h"
+#include "console.h"
 #include "devices.h"
 #include "elf_load.h"
 #include "kvm.h"
@@ -37,6 +38,8 @@ struct trap_stats {
 	uint64_t emulated;  /* privileged instructions emulated */
 	uint64_t reflected; /* events delivered to the guest's IDT */
 	uint64_t syscalls;
+	uint64_t interrupts;  /* external interrupts reflected (vectors 32..255) */
+	uint64_t halts;       /* hlt emulated as a wait for an interrupt */
 	uint64_t applies;     /* resumes through the monitor's store applier */
 	uint64_t stores;      /* shadow stores queued for the monitor */
 	uint64_t drains;      /* store queues applied mid-trap (full) */
@@ -67,6 +70,7 @@ struct vm {
 	struct guest_mem mem;
 	struct vcpu vcpu;
 	struct devices dev;
+	struct console console; /* stdin into COM1, Multiboot images */
 	struct elf_image img;
 	/* shadow mode */
 	bool shadow_mode;
@@ -90,6 +94,7 @@ struct vm {
 	 * longer holds them at their selectors (segments_stale, trap.c) */
 	bool pinned;
 	struct kvm_segment resumed_cs, resumed_ss;
+	bool halt; /* an emulated hlt: resume KVM_MP_STATE_HALTED */
 	/* register cache of the current trap */
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;

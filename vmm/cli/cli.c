@@ -47,6 +47,10 @@ void cli_usage(FILE *out)
 		"      --module FILE[,STRING]  Multiboot images only: load FILE as a boot\n"
 		"                        module, page-aligned above the kernel, with STRING\n"
 		"                        as its string (default FILE); repeat, at most %u\n"
+		"      --disk FILE[,ro][,master|,slave]  an IDE disk on the primary channel\n"
+		"                        (ports 0x1f0, IRQ 14); the first is the master\n"
+		"                        unless a unit is named; ro refuses writes\n"
+		"      --no-mptable      Multiboot images only: no MP table in the BIOS area\n"
 		"      --timeout SECS    stop the guest after SECS seconds (status 124)\n"
 		"      --trace FILE      write every event as JSON Lines to FILE (- = stderr)\n"
 		"      --trace-events L  only the events matching L, comma-separated globs\n"
@@ -75,10 +79,14 @@ void cli_usage(FILE *out)
 		"  69 KVM unavailable or unfit for the paging mode (see shadowvm kvm)\n"
 		"  70 internal VMM error       71 guest crash           72 guest halted forever\n"
 		"  73 trace not written        74 exit value out of range\n"
-		"  75 guest broke the ABI\n"
+		"  75 guest broke the ABI      78 quit from the console (Ctrl-A X)\n"
 		"  124 timeout                 128+N killed by signal N\n"
 		"  A Multiboot guest's write of N to port 0xf4 ends it with ((N << 1) | 1) & 0xff,\n"
-		"  as QEMU's isa-debug-exit does.\n",
+		"  as QEMU's isa-debug-exit does.\n"
+		"\n"
+		"console: COM1 is stdout; for Multiboot images stdin is its receive side (IRQ 4).\n"
+		"On a terminal it goes raw while the guest runs, as qemu -nographic: Ctrl-A X\n"
+		"quits (status 78), Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A H lists the keys.\n",
 		SHADOWVM_ABI_VERSION, CLI_POOL_DEFAULT, CLI_POOL_MIN, CLI_POOL_MAX,
 		BOOT_MODULES_MAX, TRACE_PLOT_WIDTH_MIN, TRACE_PLOT_SIZE_MAX, TRACE_PLOT_WIDTH,
 		TRACE_PLOT_HEIGHT_MIN, TRACE_PLOT_SIZE_MAX, TRACE_PLOT_HEIGHT,
@@ -160,6 +168,44 @@ static int add_module(struct options *o, const char *arg, char *err, size_t errl
 	return 0;
 }
 
+/* --disk FILE[,ro][,master|,slave]: without a unit, the first free one */
+static int add_disk(struct options *o, const char *arg, char *err, size_t errlen)
+{
+	const char *comma = strchr(arg, ',');
+	size_t len = comma ? (size_t)(comma - arg) : strlen(arg);
+	int unit = -1;
+	bool ro = false;
+
+	if (len == 0)
+		return usage_err(err, errlen, "--disk '%s': empty file name", arg);
+	if (len >= CLI_MODULE_PATH_MAX)
+		return usage_err(err, errlen, "--disk: file name of %zu bytes exceeds limit %u",
+				 len + 1, CLI_MODULE_PATH_MAX);
+	for (const char *p = comma; p; p = strchr(p + 1, ',')) {
+		size_t n = strcspn(p + 1, ",");
+		if (n == 2 && !strncmp(p + 1, "ro", 2))
+			ro = true;
+		else if (n == 6 && !strncmp(p + 1, "master", 6))
+			unit = 0;
+		else if (n == 5 && !strncmp(p + 1, "slave", 5))
+			unit = 1;
+		else
+			return usage_err(err, errlen,
+					 "--disk '%s': '%.*s' is not one of ro, master, slave", arg,
+					 (int)n, p + 1);
+	}
+	if (unit < 0)
+		unit = o->disks[0].path ? 1 : 0;
+	if (o->disks[unit].path)
+		return usage_err(err, errlen, "--disk %s: the primary %s already has %s", arg,
+				 unit ? "slave" : "master", o->disks[unit].path);
+	memcpy(o->disk_paths[unit], arg, len);
+	o->disk_paths[unit][len] = '\0';
+	o->disks[unit].path = o->disk_paths[unit];
+	o->disks[unit].ro = ro;
+	return 0;
+}
+
 enum {
 	OPT_PAGING = 256,
 	OPT_TIMEOUT,
@@ -173,7 +219,9 @@ enum {
 	OPT_STATS,
 	OPT_SHADOW_OPTS,
 	OPT_IGNORE_BACKEND,
-	OPT_MODULE
+	OPT_MODULE,
+	OPT_DISK,
+	OPT_NO_MPTABLE
 };
 
 static int parse_trace_format(const char *arg, struct options *o, char *err, size_t errlen)
@@ -258,6 +306,8 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 		return 0;
 	case OPT_IGNORE_BACKEND: o->ignore_backend = 1; return 0;
 	case OPT_MODULE: return add_module(o, arg, err, errlen);
+	case OPT_DISK: return add_disk(o, arg, err, errlen);
+	case OPT_NO_MPTABLE: o->no_mptable = 1; return 0;
 	case OPT_FILL:
 		if (strcmp(arg, "monitor") == 0 || strcmp(arg, "vmm") == 0) {
 			o->fill = arg[0] == 'm' ? FILL_MONITOR : FILL_VMM;
@@ -328,6 +378,8 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "stats", optional_argument, NULL, OPT_STATS },
 		{ "ignore-backend", no_argument, NULL, OPT_IGNORE_BACKEND },
 		{ "module", required_argument, NULL, OPT_MODULE },
+		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "no-mptable", no_argument, NULL, OPT_NO_MPTABLE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },

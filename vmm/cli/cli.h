@@ -54,6 +54,13 @@ struct options {
 	struct boot_module modules[BOOT_MODULES_MAX];
 	unsigned nmodules;
 	char module_paths[BOOT_MODULES_MAX][CLI_MODULE_PATH_MAX];
+	/* --disk FILE[,ro][,master|,slave]: the primary channel's two units */
+	struct {
+		const char *path; /* NULL: no disk */
+		int ro;
+	} disks[2];
+	char disk_paths[2][CLI_MODULE_PATH_MAX];
+	int no_mptable; /* --no-mptable */
 };
 
 /* Fill opts from argv.  Returns 0, or VMM_E_USAGE with one line in err. */

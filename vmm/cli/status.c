@@ -14,6 +14,7 @@ const char *vmm_status_name(int status)
 	case VMM_E_TRACE: return "trace-error";
 	case VMM_E_EXITRANGE: return "exit-range";
 	case VMM_E_CONTRACT: return "contract";
+	case VMM_E_QUIT: return "quit";
 	case VMM_E_TIMEOUT: return "timeout";
 	default:
 		if (status > VMM_E_SIGNAL && status < VMM_E_SIGNAL + 64)

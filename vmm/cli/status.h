@@ -9,18 +9,19 @@
 
 enum vmm_status {
 	VMM_OK = 0,
-	VMM_E_USAGE = 64,       /* bad command line */
-	VMM_E_IMAGE = 65,       /* image rejected by the loader */
-	VMM_E_NOINPUT = 66,     /* image cannot be opened or read */
-	VMM_E_NOKVM = 69,       /* /dev/kvm missing, not permitted, or too old */
-	VMM_E_INTERNAL = 70,    /* VMM failure: an ioctl or allocation failed */
-	VMM_E_CRASH = 71,       /* guest crash: triple fault, unexpected exit */
-	VMM_E_HALTED = 72,      /* hlt with interrupts off: halted forever */
-	VMM_E_TRACE = 73,       /* the trace could not be written */
-	VMM_E_EXITRANGE = 74,   /* exit-port value above SHADOWVM_ABI_EXIT_MAX */
-	VMM_E_CONTRACT = 75,    /* guest broke the ABI (e.g. touched the reserved slot) */
-	VMM_E_TIMEOUT = 124,    /* --timeout expired */
-	VMM_E_SIGNAL = 128,     /* + signal number: stopped by SIGINT/SIGTERM */
+	VMM_E_USAGE = 64,     /* bad command line */
+	VMM_E_IMAGE = 65,     /* image rejected by the loader */
+	VMM_E_NOINPUT = 66,   /* image cannot be opened or read */
+	VMM_E_NOKVM = 69,     /* /dev/kvm missing, not permitted, or too old */
+	VMM_E_INTERNAL = 70,  /* VMM failure: an ioctl or allocation failed */
+	VMM_E_CRASH = 71,     /* guest crash: triple fault, unexpected exit */
+	VMM_E_HALTED = 72,    /* hlt with interrupts off: halted forever */
+	VMM_E_TRACE = 73,     /* the trace could not be written */
+	VMM_E_EXITRANGE = 74, /* exit-port value above SHADOWVM_ABI_EXIT_MAX */
+	VMM_E_CONTRACT = 75,  /* guest broke the ABI (e.g. touched the reserved slot) */
+	VMM_E_QUIT = 78,      /* the console's Ctrl-A X */
+	VMM_E_TIMEOUT = 124,  /* --timeout expired */
+	VMM_E_SIGNAL = 128,   /* + signal number: stopped by SIGINT/SIGTERM */
 };
 
 /* A short name for a status, for logs and --help ("timeout", "crash"). */

@@ -508,10 +508,18 @@ static enum emu swapgs(struct vm *vm)
 	return EMU_DONE;
 }
 
-/* No device raises interrupts, so a halted vCPU never wakes (as under
- * --paging=hw, where KVM reports the hlt). */
+/* HLT (SDM 2A): with KVM's irqchip (Multiboot images) and IF set, the vCPU
+ * waits in KVM for the next interrupt, which then reaches the guest's IDT
+ * through the monitor: trap_resume leaves it KVM_MP_STATE_HALTED past the
+ * hlt.  Otherwise nothing can wake it: no device raises interrupts without
+ * the irqchip, and none of ours raises an NMI.  (Under --paging=hw KVM
+ * halts in the kernel then, and the run ends only by --timeout.) */
 static enum emu hlt(struct vm *vm, struct insn *x)
 {
+	if (vm->kvm.irqchip && (vm->regs.rflags & X86_RFLAGS_IF)) {
+		vm->halt = true;
+		return EMU_DONE;
+	}
 	pr_err("guest halted forever: hlt with interrupts %s at rip=0x%llx",
 	       vm->regs.rflags & X86_RFLAGS_IF ? "on, but no device interrupts" : "off",
 	       (unsigned long long)vm->regs.rip);

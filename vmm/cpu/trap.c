@@ -161,6 +161,8 @@ static int dispatch_vector(struct vm *vm, unsigned vector, uint64_t err)
 	case X86_EXC_GP: return emulate_fault(vm, X86_EXC_GP, (uint32_t)err);
 	case X86_EXC_UD: return emulate_fault(vm, X86_EXC_UD, 0);
 	default:
+		if (vector >= X86_EXC_COUNT)
+			vm->tstats.interrupts++;
 		return reflect_event(vm, (struct x86_event){ .vector = vector,
 							     .has_err = has_error_code(vector),
 							     .err = (uint32_t)err });
@@ -292,11 +294,13 @@ int trap_resume(struct vm *vm)
 	vm->resumed_cs = vm->sregs.cs;
 	vm->resumed_ss = vm->sregs.ss;
 	if (flush || monitor_queue_len(&vm->mon) || vm->sregs.cr3 != vm->entry_cr3) {
-		if (!vm->pinned)
+		if (!vm->pinned && !vm->halt)
 			return enter_applier(vm, HV_APPLY_RETURN);
 		/* the applier's iretq would reload CS or SS from a GDT the
-		 * guest has replaced since it loaded them: it stops after the
-		 * stores and the flush, and the registers are set from here */
+		 * guest has replaced since it loaded them, or a halt would
+		 * catch the vCPU inside the applier with IF clear: it stops
+		 * after the stores and the flush, and the registers are set
+		 * from here */
 		if (!apply_now(vm, HV_APPLY_EXIT_ON_ROOT)) {
 			pr_err("monitor: the store queue could not be applied");
 			return VMM_E_INTERNAL;
@@ -306,6 +310,16 @@ int trap_resume(struct vm *vm)
 	    ioctl(vm->vcpu.fd, KVM_SET_SREGS, &vm->sregs) < 0) {
 		pr_err("resuming the guest: %s", strerror(errno));
 		return VMM_E_INTERNAL;
+	}
+	if (vm->halt) {
+		struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_HALTED };
+
+		vm->halt = false;
+		vm->tstats.halts++;
+		if (ioctl(vm->vcpu.fd, KVM_SET_MP_STATE, &mp) < 0) {
+			pr_err("halting the vCPU (KVM_SET_MP_STATE): %s", strerror(errno));
+			return VMM_E_INTERNAL;
+		}
 	}
 	return VM_CONTINUE;
 }

@@ -21,6 +21,10 @@
 #define UART_MSR_DCD_DSR_CTS 0xb0
 
 #define PORT_POST 0x80
+#define PORT_CRTC 0x3d4 /* index; data at 0x3d5 */
+#define PORT_KBD_DATA 0x60
+#define PORT_KBD_STATUS 0x64
+#define PORT_IMCR 0x22
 
 /* 8259A (Intel 8259A datasheet, "Programming the 8259A"). */
 #define PORT_PIC_MASTER 0x20
@@ -48,17 +52,73 @@ static const uint8_t elcr_mask[2] = { 0xf8, 0xde };
 
 typedef int (*pio_fn)(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size);
 
+/* IIR values (PC16550D table 4): the highest-priority pending source. */
+#define UART_IIR_RDA 0x04
+#define UART_IIR_THRE 0x02
+#define UART_IIR_FIFO 0xc0 /* FIFOs enabled (FCR bit 0) */
+#define UART_IER_RDA 0x01
+#define UART_IER_THRE 0x02
+#define UART_LSR_DR 0x01
+#define UART_FCR_ENABLE 0x01
+#define UART_FCR_CLEAR_RX 0x02
+
+static bool rx_ready(const struct uart *u)
+{
+	return u->rx_tail != u->rx_head;
+}
+
+/* The IRQ 4 level: received data or an empty THR, where IER enables them.
+ * (A PC gates the line with MCR.OUT2; QEMU does not, and kernels such as
+ * xv6 leave OUT2 clear, so neither does this.)  Called with the lock. */
+static void uart_update(struct uart *u)
+{
+	bool level = ((u->ier & UART_IER_RDA) && rx_ready(u)) ||
+		     ((u->ier & UART_IER_THRE) && u->thre_pending);
+
+	if (level == u->line)
+		return;
+	u->line = level;
+	if (u->irq)
+		u->irq(u->irq_opaque, DEVICES_IRQ_COM1, level);
+}
+
+static uint8_t uart_iir(struct uart *u)
+{
+	uint8_t fifo = u->fcr & UART_FCR_ENABLE ? UART_IIR_FIFO : 0;
+
+	if ((u->ier & UART_IER_RDA) && rx_ready(u))
+		return fifo | UART_IIR_RDA;
+	if ((u->ier & UART_IER_THRE) && u->thre_pending) {
+		u->thre_pending = false; /* reading IIR clears a THRE source */
+		return fifo | UART_IIR_THRE;
+	}
+	return fifo | UART_IIR_NONE;
+}
+
+static uint8_t uart_rbr(struct uart *u)
+{
+	uint8_t v;
+
+	if (!rx_ready(u))
+		return 0;
+	v = u->rx[u->rx_head++ % UART_RX_SIZE];
+	u->received++;
+	pthread_cond_signal(&u->room);
+	return v;
+}
+
 static uint8_t uart_read(struct uart *u, uint16_t off)
 {
 	bool dlab = u->lcr & UART_LCR_DLAB;
 
 	switch (off) {
-	case UART_RBR_THR: return dlab ? (uint8_t)u->divisor : 0; /* no input */
+	case UART_RBR_THR: return dlab ? (uint8_t)u->divisor : uart_rbr(u);
 	case UART_IER: return dlab ? (uint8_t)(u->divisor >> 8) : u->ier;
-	case UART_IIR_FCR: return UART_IIR_NONE;
+	case UART_IIR_FCR: return uart_iir(u);
 	case UART_LCR: return u->lcr;
 	case UART_MCR: return u->mcr;
-	case UART_LSR: return UART_LSR_THRE | UART_LSR_TEMT; /* always ready, !DR */
+	case UART_LSR: /* the transmitter is always empty: output is written at once */
+		return UART_LSR_THRE | UART_LSR_TEMT | (rx_ready(u) ? UART_LSR_DR : 0);
 	case UART_MSR: return UART_MSR_DCD_DSR_CTS;
 	default: return u->scr;
 	}
@@ -70,33 +130,80 @@ static void uart_write(struct uart *u, uint16_t off, uint8_t v)
 
 	switch (off) {
 	case UART_RBR_THR:
-		if (dlab)
+		if (dlab) {
 			u->divisor = (uint16_t)((u->divisor & 0xff00) | v);
-		else
-			fputc(v, u->out);
+			break;
+		}
+		fputc(v, u->out);
+		if (u->flush)
+			fflush(u->out);
+		u->thre_pending = true; /* sent at once: the THR is empty again */
 		break;
 	case UART_IER:
-		if (dlab)
+		if (dlab) {
 			u->divisor = (uint16_t)((u->divisor & 0x00ff) | (v << 8));
-		else
-			u->ier = v & 0x0f;
+			break;
+		}
+		/* enabling THRE with the THR empty raises it at once */
+		if ((v & UART_IER_THRE) && !(u->ier & UART_IER_THRE))
+			u->thre_pending = true;
+		u->ier = v & 0x0f;
+		break;
+	case UART_IIR_FCR:
+		u->fcr = v & UART_FCR_ENABLE;
+		if (v & UART_FCR_CLEAR_RX) {
+			u->rx_head = u->rx_tail;
+			pthread_cond_signal(&u->room);
+		}
 		break;
 	case UART_LCR: u->lcr = v; break;
 	case UART_MCR: u->mcr = v & 0x1f; break;
 	case UART_SCR: u->scr = v; break;
-	default: break; /* FCR, LSR, MSR writes: nothing to model */
+	default: break; /* LSR, MSR writes: nothing to model */
 	}
+}
+
+size_t uart_receive(struct uart *u, const uint8_t *buf, size_t n)
+{
+	size_t took = 0;
+
+	pthread_mutex_lock(&u->lock);
+	while (took < n && u->rx_tail - u->rx_head < UART_RX_SIZE)
+		u->rx[u->rx_tail++ % UART_RX_SIZE] = buf[took++];
+	uart_update(u);
+	pthread_mutex_unlock(&u->lock);
+	return took;
+}
+
+void uart_wait_room(struct uart *u, const volatile bool *stop)
+{
+	pthread_mutex_lock(&u->lock);
+	while (!*stop && u->rx_tail - u->rx_head >= UART_RX_SIZE)
+		pthread_cond_wait(&u->room, &u->lock);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uart_wake(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	pthread_cond_broadcast(&u->room);
+	pthread_mutex_unlock(&u->lock);
 }
 
 static int com1_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
 {
+	struct uart *u = &dev->com1;
+
 	/* A 16-bit or 32-bit access touches consecutive registers. */
+	pthread_mutex_lock(&u->lock);
 	for (unsigned i = 0; i < size && off + i < 8; i++) {
 		if (in)
-			data[i] = uart_read(&dev->com1, (uint16_t)(off + i));
+			data[i] = uart_read(u, (uint16_t)(off + i));
 		else
-			uart_write(&dev->com1, (uint16_t)(off + i), data[i]);
+			uart_write(u, (uint16_t)(off + i), data[i]);
 	}
+	uart_update(u);
+	pthread_mutex_unlock(&u->lock);
 	return -1;
 }
 
@@ -247,6 +354,66 @@ static int fw_cfg_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data,
 	return -1;
 }
 
+static int crtc_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
+{
+	struct crtc *c = &dev->crtc;
+
+	for (unsigned i = 0; i < size && off + i < 2; i++) {
+		uint8_t *r = off + i == 0 ? &c->index : &c->reg[c->index % sizeof(c->reg)];
+		if (in)
+			data[i] = *r;
+		else
+			*r = data[i];
+	}
+	return -1;
+}
+
+/* The 8042: no keyboard is attached, so the status port says "output
+ * buffer empty, input buffer empty" and the data port reads 0; commands
+ * are accepted and do nothing. */
+static int kbd_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
+{
+	(void)dev, (void)off;
+	if (in)
+		memset(data, 0, size);
+	return -1;
+}
+
+/* The IMCR (MP spec 1.4 §3.6.2.1): index 0x70 at port 0x22 selects it, bit
+ * 0 at 0x23 routes the 8259 away from the BSP's INTR.  Nothing is wired
+ * through it here (the MP table says IMCRP is clear), so it only reads back. */
+static int imcr_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
+{
+	for (unsigned i = 0; i < size && off + i < 2; i++) {
+		uint8_t *r = off + i == 0 ? &dev->imcr_index : &dev->imcr;
+		if (in)
+			data[i] = off + i == 0 || dev->imcr_index == 0x70 ? *r : 0xff;
+		else if (off + i == 0 || dev->imcr_index == 0x70)
+			*r = data[i];
+	}
+	return -1;
+}
+
+/* The IDE channel: only a failed FLUSH CACHE is fatal (writes the guest
+ * was told are done may be lost). */
+static int ide_port(struct devices *dev, uint16_t port, bool in, uint8_t *data, unsigned size)
+{
+	if (ide_pio(&dev->ide, port, in, data, size) == 0)
+		return -1;
+	pr_err("ide: %s", dev->ide.err);
+	return VMM_E_INTERNAL;
+}
+
+static int ide_cmd_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
+{
+	return ide_port(dev, (uint16_t)(IDE_PORT_BASE + off), in, data, size);
+}
+
+static int ide_ctl_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
+{
+	return ide_port(dev, (uint16_t)(IDE_PORT_CTL + off), in, data, size);
+}
+
 static const struct {
 	uint16_t base, count;
 	pio_fn fn;
@@ -258,6 +425,12 @@ static const struct {
 	{ PORT_PIC_SLAVE, 2, slave_pio },
 	{ PORT_ELCR, 2, elcr_pio },
 	{ PORT_FW_CFG, 2, fw_cfg_pio },
+	{ PORT_CRTC, 2, crtc_pio },
+	{ PORT_KBD_DATA, 1, kbd_pio },
+	{ PORT_KBD_STATUS, 1, kbd_pio },
+	{ PORT_IMCR, 2, imcr_pio },
+	{ IDE_PORT_BASE, 8, ide_cmd_pio },
+	{ IDE_PORT_CTL, 1, ide_ctl_pio },
 };
 
 /* The PICs as a BIOS leaves them: initialised, vectors 0x08 and 0x70, the
@@ -266,10 +439,39 @@ void devices_init(struct devices *dev, FILE *console, uint64_t ram_size, bool is
 {
 	memset(dev, 0, sizeof(*dev));
 	dev->com1.out = console;
+	pthread_mutex_init(&dev->com1.lock, NULL);
+	pthread_cond_init(&dev->com1.room, NULL);
+	ide_init(&dev->ide, NULL, NULL);
 	dev->pic[0] = (struct pic){ .imr = 0xff, .vector = 0x08, .icw3 = 0x04, .icw4 = 0x01 };
 	dev->pic[1] = (struct pic){ .imr = 0xff, .vector = 0x70, .icw3 = 0x02, .icw4 = 0x01 };
 	dev->fw_cfg.ram_size = ram_size;
 	dev->isa_debug_exit = isa_debug_exit;
+}
+
+/* The IDE channel's INTRQ, on ISA IRQ 14. */
+static void ide_line(void *opaque, int level)
+{
+	struct devices *dev = opaque;
+
+	if (dev->irq)
+		dev->irq(dev->irq_opaque, DEVICES_IRQ_IDE, level);
+}
+
+void devices_set_irq(struct devices *dev, devices_irq_fn fn, void *opaque)
+{
+	pthread_mutex_lock(&dev->com1.lock);
+	dev->com1.irq = fn;
+	dev->com1.irq_opaque = opaque;
+	pthread_mutex_unlock(&dev->com1.lock);
+	dev->irq = fn;
+	dev->irq_opaque = opaque;
+	dev->ide.irq = ide_line;
+	dev->ide.opaque = dev;
+}
+
+void devices_fini(struct devices *dev)
+{
+	ide_close(&dev->ide);
 }
 
 int devices_pio(struct devices *dev, uint16_t port, bool in, uint8_t *data, unsigned size)

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "kvm.h"
+#include "log.h"
+#include "mptable.h"
 #include "status.h"
 #include "x86.h"
 
@@ -114,7 +116,25 @@ int kvm_create_irqchip(struct kvm *kvm, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 		return VMM_E_INTERNAL;
 	}
+	/* the IOAPIC's ID register as the MP table names it (mptable.h):
+	 * KVM resets it to 0, the BSP's local APIC ID */
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+	if (ioctl(kvm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0 ||
+	    (chip.chip.ioapic.id = MPTABLE_IOAPIC_ID,
+	     ioctl(kvm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0)) {
+		snprintf(err, errlen, "KVM_GET/SET_IRQCHIP (the IOAPIC's ID): %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	kvm->irqchip = true;
 	return VMM_OK;
+}
+
+void kvm_irq_line(struct kvm *kvm, unsigned gsi, int level)
+{
+	struct kvm_irq_level l = { .irq = gsi, .level = (uint32_t)level };
+
+	if (ioctl(kvm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		pr_warn("KVM_IRQ_LINE %u level %d: %s", gsi, level, strerror(errno));
 }
 
 int kvm_set_memslot(struct kvm *kvm, uint32_t slot, mpa_t mpa, uint64_t size, void *host, char *err,

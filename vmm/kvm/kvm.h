@@ -2,6 +2,7 @@
 #ifndef SHADOWVM_KVM_H
 #define SHADOWVM_KVM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,7 @@ struct kvm {
 	int vm_fd;
 	int run_size;             /* KVM_GET_VCPU_MMAP_SIZE */
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, read once */
+	bool irqchip;             /* kvm_create_irqchip made one */
 };
 
 /* The capabilities shadowvm uses, checked by kvm_create_vm. */
@@ -52,6 +54,11 @@ unsigned kvm_cpuid_restrict(struct kvm_cpuid_entry2 *t, unsigned n);
  * without an exit.  Before the first vCPU.  VMM_OK, VMM_E_NOKVM without
  * KVM_CAP_IRQCHIP, VMM_E_INTERNAL, with one line in err. */
 int kvm_create_irqchip(struct kvm *kvm, char *err, size_t errlen);
+
+/* Set the level of interrupt line `gsi` (an ISA IRQ: the in-kernel 8259s
+ * and the IOAPIC pin of that number see it).  Thread-safe; a failure is a
+ * warning. */
+void kvm_irq_line(struct kvm *kvm, unsigned gsi, int level);
 
 /* Where KVM's in-kernel IOAPIC and local APIC answer (their reset bases). */
 #define VMM_IOAPIC_GPA 0xfec00000ull

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/time.h>
@@ -7,6 +8,15 @@
 
 static struct kvm_run *volatile wd_run;
 static volatile sig_atomic_t wd_status;
+static pthread_t wd_thread; /* the vCPU's */
+
+/* SIGUSR1 is the kick (watchdog_kick): the status is already set. */
+static void on_kick(int sig)
+{
+	(void)sig;
+	if (wd_run)
+		wd_run->immediate_exit = 1;
+}
 
 static void on_signal(int sig)
 {
@@ -18,7 +28,7 @@ static void on_signal(int sig)
 
 int watchdog_arm(struct kvm_run *run, double seconds)
 {
-	static const int sigs[] = { SIGALRM, SIGINT, SIGTERM };
+	static const int sigs[] = { SIGALRM, SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
@@ -26,6 +36,11 @@ int watchdog_arm(struct kvm_run *run, double seconds)
 	sigemptyset(&sa.sa_mask);
 	wd_run = run;
 	wd_status = 0;
+	wd_thread = pthread_self();
+	sa.sa_handler = on_kick;
+	if (sigaction(SIGUSR1, &sa, NULL) != 0)
+		return -1;
+	sa.sa_handler = on_signal;
 	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		if (sigaction(sigs[i], &sa, NULL) != 0)
 			return -1;
@@ -47,6 +62,12 @@ void watchdog_stop(int status)
 		wd_status = status;
 	if (wd_run)
 		wd_run->immediate_exit = 1;
+}
+
+void watchdog_kick(int status)
+{
+	watchdog_stop(status);
+	pthread_kill(wd_thread, SIGUSR1);
 }
 
 int watchdog_fired(void)

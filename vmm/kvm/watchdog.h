@@ -1,5 +1,5 @@
-/* Stopping a running guest from outside: the --timeout watchdog, SIGINT and
- * SIGTERM.  The handlers only record why and set kvm_run.immediate_exit, so
+/* Stopping a running guest from outside: the --timeout watchdog, SIGINT,
+ * SIGTERM, SIGHUP and SIGQUIT, and the console's Ctrl-A X.  The handlers only record why and set kvm_run.immediate_exit, so
  * KVM_RUN returns with EINTR and the run loop ends cleanly (flushing output
  * and the trace) with a status that says why. */
 #ifndef SHADOWVM_WATCHDOG_H
@@ -19,5 +19,10 @@ void watchdog_disarm(void);
 /* End the run from inside the VMM (a trace write failed): as if a watchdog
  * fired with `status`, unless something fired first. */
 void watchdog_stop(int status);
+
+/* The same from another thread (the console's): watchdog_stop, then a
+ * signal to the vCPU thread so that a KVM_RUN in progress (the guest
+ * running, or halted in KVM) returns now. */
+void watchdog_kick(int status);
 
 #endif

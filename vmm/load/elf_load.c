@@ -270,6 +270,7 @@ static int place_segments(struct loader *ld, const GElf_Ehdr *eh, struct guest_m
 	int rc;
 
 	img->end = 0;
+	img->start = UINT64_MAX;
 	img->nloads = 0;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		if ((rc = get_phdr(ld, i, &ph)) != VMM_OK)
@@ -288,6 +289,8 @@ static int place_segments(struct loader *ld, const GElf_Ehdr *eh, struct guest_m
 		}
 		if (ph.p_paddr + ph.p_memsz > img->end)
 			img->end = ph.p_paddr + ph.p_memsz;
+		if (ph.p_paddr < img->start)
+			img->start = ph.p_paddr;
 		img->nloads++;
 	}
 	if (img->nloads == 0)

@@ -15,6 +15,7 @@
 
 struct elf_image {
 	gva_t entry;        /* e_entry (identity-mapped at boot; physical for Multiboot) */
+	gpa_t start;        /* lowest GPA of any segment */
 	gpa_t end;          /* first GPA past the highest segment */
 	unsigned nloads;    /* PT_LOAD segments placed */
 	bool multiboot;     /* a Multiboot v1 header was found: that protocol boots it */
@@ -39,6 +40,7 @@ struct boot_args {
 	const char *cmdline;
 	const struct boot_module *mods;
 	unsigned nmods;
+	bool mptable; /* Multiboot: the BDA and an MP table in the EBDA (mptable.h) */
 };
 
 /* Validate the image in `fd` for a guest with `ram_size` bytes of RAM and, if

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "mptable.h"
 #include "multiboot.h"
 #include "multiboot_load.h"
 #include "status.h"
@@ -178,6 +180,20 @@ static void write_info(struct guest_mem *mem, gpa_t at, size_t size, const struc
 	memcpy(a.host, &info, sizeof(info));
 }
 
+/* The BDA and the MP table (mptable.h), unless the image itself was loaded
+ * over them: the kernel's bytes win, with a warning. */
+static void write_mptable(struct guest_mem *mem, const struct elf_image *img,
+			  const struct boot_args *args)
+{
+	if (img->start < VGA_GPA && img->end > MPTABLE_BDA_GPA) {
+		pr_warn("%s: the image is loaded at [0x%llx, 0x%llx), over the BIOS data area or the EBDA: no MP table",
+			args->image, (unsigned long long)img->start, (unsigned long long)img->end);
+		return;
+	}
+	mptable_write_bda(mem_gpa(mem, MPTABLE_BDA_GPA, MPTABLE_BDA_SIZE));
+	mptable_write(mem_gpa(mem, MPTABLE_EBDA_GPA, MPTABLE_EBDA_SIZE));
+}
+
 int multiboot_setup_memory(struct guest_mem *mem, struct elf_image *img,
 			   const struct boot_args *args, char *err, size_t errlen)
 {
@@ -209,6 +225,8 @@ int multiboot_setup_memory(struct guest_mem *mem, struct elf_image *img,
 			    args->image, (unsigned long long)at, (unsigned long long)(at + size),
 			    (unsigned long long)mem->size);
 	write_info(mem, at, size, args, mods);
+	if (args->mptable)
+		write_mptable(mem, img, args);
 	img->mb_info = (uint32_t)at;
 	img->mb_end = at + size;
 	return VMM_OK;
