@@ -58,7 +58,7 @@ VMM_SRCS     := vmm/cli/main.c vmm/run.c vmm/kvm/vcpu.c vmm/cpu/trap.c vmm/cpu/t
 SHADOW_TEST_SRCS := tests/check_shadow_walk.c tests/check_shadow_walk_modes.c tests/check_shadow_spte.c tests/check_shadow_vtlb.c \
                     tests/check_shadow_cache.c tests/check_shadow_check.c tests/shadow_fixture.c \
                     tests/fake_mem.c
-UNIT_SUITES  := tests/check_elf_load.c tests/check_multiboot.c tests/check_devices.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
+UNIT_SUITES  := tests/check_elf_load.c tests/check_multiboot.c tests/check_devices.c tests/check_ide.c tests/check_console.c tests/check_cli.c tests/check_abi.c tests/check_backend.c \
                 $(SHADOW_TEST_SRCS) tests/check_trace.c tests/check_trace_plot.c tests/check_segment.c tests/check_reflect.c tests/check_emulate.c tests/check_gva.c tests/check_control.c \
                 tests/check_counters.c
 INTEG_SUITES := tests/check_integration.c

@@ -23,6 +23,8 @@ int main(int argc, char **argv)
 		srunner_add_suite(sr, elf_load_suite());
 		srunner_add_suite(sr, multiboot_suite());
 		srunner_add_suite(sr, devices_suite());
+		srunner_add_suite(sr, ide_suite());
+		srunner_add_suite(sr, console_suite());
 		srunner_add_suite(sr, shadow_walk_suite());
 		srunner_add_suite(sr, shadow_spte_suite());
 		srunner_add_suite(sr, shadow_vtlb_suite());

@@ -8,6 +8,8 @@
 Suite *elf_load_suite(void);
 Suite *multiboot_suite(void);
 Suite *devices_suite(void);
+Suite *ide_suite(void);
+Suite *console_suite(void);
 Suite *cli_suite(void);
 Suite *backend_suite(void);
 Suite *abi_suite(void);

@@ -75,6 +75,15 @@ static void set_signature(struct ide_unit *u)
 	u->status = STATUS_IDLE;
 }
 
+/* Power-on and software reset.  The READ/WRITE MULTIPLE block size goes
+ * back to QEMU's default, 16, on which guests written against it rely
+ * (xv6 with a BSIZE of 1024 sends READ MULTIPLE unannounced). */
+static void reset(struct ide_unit *u)
+{
+	u->multiple = IDE_MAX_MULTIPLE;
+	set_signature(u);
+}
+
 static void complete(struct ide *ide, struct ide_unit *u)
 {
 	u->status = STATUS_IDLE;
@@ -231,30 +240,38 @@ static void id_dword(uint16_t *w, uint64_t v, unsigned nwords)
 		w[i] = (uint16_t)(v >> (16 * i));
 }
 
+/* The CHS geometry, default (words 1, 3, 6) and current (54-58): for
+ * software that reads it, since commands in CHS mode are refused. */
+static void id_chs(uint16_t *w, uint64_t sectors)
+{
+	uint64_t cyls = min_u64(sectors / (CHS_HEADS * CHS_SPT), CHS_MAX_CYLS);
+
+	w[1] = w[54] = (uint16_t)cyls;
+	w[3] = w[55] = CHS_HEADS;
+	w[6] = w[56] = CHS_SPT;
+	id_dword(&w[57], cyls * CHS_HEADS * CHS_SPT, 2);
+}
+
 /* IDENTIFY DEVICE's 256 words (ATA/ATAPI-6) into the buffer, least
  * significant byte first. */
 static void identify(struct ide_unit *u, unsigned index)
 {
 	uint16_t w[256] = { 0 };
-	uint64_t cyls = min_u64(u->sectors / (CHS_HEADS * CHS_SPT), CHS_MAX_CYLS);
 	char serial[24];
 
 	w[0] = 0x0040; /* ATA device, fixed */
-	w[1] = w[54] = (uint16_t)cyls;
-	w[3] = w[55] = CHS_HEADS;
-	w[6] = w[56] = CHS_SPT;
+	id_chs(w, u->sectors);
 	snprintf(serial, sizeof(serial), "SVM%05u", index);
 	id_string(&w[10], serial, 10);
 	id_string(&w[23], SHADOWVM_VERSION, 4);
 	id_string(&w[27], IDE_MODEL, 20);
 	w[47] = 0x8000 | IDE_MAX_MULTIPLE;
-	w[49] = 1u << 9;  /* LBA supported */
-	w[50] = 1u << 14; /* shall be one */
-	w[53] = 0x0003;   /* words 54-58 and 64-70 are valid */
-	id_dword(&w[57], cyls * CHS_HEADS * CHS_SPT, 2);
-	w[59] = u->multiple ? (uint16_t)(0x0100 | u->multiple) : 0;
+	w[49] = 1u << 9;                          /* LBA supported */
+	w[50] = 1u << 14;                         /* shall be one */
+	w[53] = 0x0003;                           /* words 54-58 and 64-70 are valid */
+	w[59] = (uint16_t)(0x0100 | u->multiple); /* the setting is valid */
 	id_dword(&w[60], min_u64(u->sectors, LBA28_LIMIT), 2);
-	w[64] = 0x0003; /* PIO modes 3 and 4 */
+	w[64] = 0x0003;                      /* PIO modes 3 and 4 */
 	w[65] = w[66] = w[67] = w[68] = 120; /* cycle times, ns */
 	w[80] = 0x0078;                      /* ATA-3 to ATA/ATAPI-6 */
 	/* bit 14 says the word is valid; 13, 12: FLUSH CACHE (EXT); 10: LBA48 */
@@ -324,9 +341,6 @@ static uint8_t rw_refusal(const struct ide_unit *u, const struct rw_cmd *c, uint
 
 	/* CHS addressing is not emulated */
 	if (!(u->tf[IDE_REG_DEVICE] & IDE_DEVICE_LBA))
-		return IDE_ERROR_ABRT;
-	/* READ/WRITE MULTIPLE before SET MULTIPLE MODE (ATA/ATAPI-6) */
-	if (c->multiple && !u->multiple)
 		return IDE_ERROR_ABRT;
 	if (c->write && u->ro)
 		return IDE_ERROR_ABRT;
@@ -453,7 +467,7 @@ static void device_control(struct ide *ide, uint8_t v)
 		if (v & IDE_CTL_SRST)
 			u->status = IDE_STATUS_BSY;
 		else if (was_reset)
-			set_signature(u);
+			reset(u);
 	}
 	if (v & IDE_CTL_SRST)
 		ide->pending = false;
@@ -590,8 +604,8 @@ static uint64_t disk_sectors(int fd, const char *path, char *err, size_t errlen)
 		return 0;
 	}
 	if ((uint64_t)size / SECTOR > IDE_MAX_SECTORS) {
-		snprintf(err, errlen, "%s: %llu sectors exceeds the LBA28 limit of %llu sectors", path,
-			 (unsigned long long)size / SECTOR, IDE_MAX_SECTORS);
+		snprintf(err, errlen, "%s: %llu sectors exceeds the LBA28 limit of %llu sectors",
+			 path, (unsigned long long)size / SECTOR, IDE_MAX_SECTORS);
 		return 0;
 	}
 	return (uint64_t)size / SECTOR;
@@ -604,8 +618,8 @@ static int disk_open(const char *path, bool ro, char *err, size_t errlen)
 	int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open %s: %s", path, ro ? "read-only" : "read-write",
-			 strerror(errno));
+		snprintf(err, errlen, "%s: cannot open %s: %s", path,
+			 ro ? "read-only" : "read-write", strerror(errno));
 		return -1;
 	}
 	if (flock(fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
@@ -617,8 +631,7 @@ static int disk_open(const char *path, bool ro, char *err, size_t errlen)
 	return fd;
 }
 
-int ide_attach(struct ide *ide, unsigned unit, const char *path, bool ro, char *err,
-	       size_t errlen)
+int ide_attach(struct ide *ide, unsigned unit, const char *path, bool ro, char *err, size_t errlen)
 {
 	struct ide_unit *u;
 	uint64_t sectors;
@@ -627,8 +640,8 @@ int ide_attach(struct ide *ide, unsigned unit, const char *path, bool ro, char *
 	assert(unit < 2);
 	u = &ide->unit[unit];
 	if (u->present) {
-		snprintf(err, errlen, "%s: the %s already holds %s", path, unit ? "slave" : "master",
-			 u->path);
+		snprintf(err, errlen, "%s: the %s already holds %s", path,
+			 unit ? "slave" : "master", u->path);
 		return -1;
 	}
 	if (strlen(path) >= sizeof(u->path)) {
@@ -645,7 +658,7 @@ int ide_attach(struct ide *ide, unsigned unit, const char *path, bool ro, char *
 	u->sectors = sectors;
 	snprintf(u->path, sizeof(u->path), "%s", path);
 	u->present = true;
-	set_signature(u);
+	reset(u);
 	return 0;
 err:
 	close(fd);

@@ -114,14 +114,14 @@ struct ide_unit {
 	uint8_t tf[IDE_NREGS];  /* the registers as last written, by enum ide_reg */
 	uint8_t hob[IDE_NREGS]; /* LBA48: the byte written before that one */
 	uint8_t status, error;
-	uint8_t multiple; /* SET MULTIPLE MODE's block size; 0: not set */
+	uint8_t multiple; /* READ/WRITE MULTIPLE's block size (SET MULTIPLE MODE) */
 	/* the data phase of the command in progress (status DRQ) */
-	bool writing;             /* PIO data-out: the host fills buf */
-	uint64_t lba;             /* the sector in buf */
-	uint32_t left;            /* sectors still to move, buf's included */
-	uint16_t block;           /* sectors per DRQ block */
-	uint16_t block_left;      /* of the current DRQ block, buf's included */
-	uint16_t pos;             /* next byte of buf */
+	bool writing;        /* PIO data-out: the host fills buf */
+	uint64_t lba;        /* the sector in buf */
+	uint32_t left;       /* sectors still to move, buf's included */
+	uint16_t block;      /* sectors per DRQ block */
+	uint16_t block_left; /* of the current DRQ block, buf's included */
+	uint16_t pos;        /* next byte of buf */
 	uint8_t buf[IDE_SECTOR_SIZE];
 };
 
@@ -146,8 +146,7 @@ void ide_init(struct ide *ide, void (*irq)(void *opaque, int level), void *opaqu
  * Its size must be a nonzero multiple of 512 bytes and at most
  * IDE_MAX_SECTORS sectors.  0, or -1 with one line in err naming the file,
  * what is wrong, the value and the limit. */
-int ide_attach(struct ide *ide, unsigned unit, const char *path, bool ro, char *err,
-	       size_t errlen);
+int ide_attach(struct ide *ide, unsigned unit, const char *path, bool ro, char *err, size_t errlen);
 
 /* One guest access of `size` bytes at `port` (a port ide_claims()): on
  * input the channel fills data.  The data register moves `size` bytes of
