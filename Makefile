@@ -88,7 +88,9 @@ GUEST_ELFS := $(patsubst %,$(BUILD)/guest/%.elf,$(GUESTS))
 # Multiboot guests (guest/mb/): ELF32, 32-bit code (and some 64-bit code in
 # .code64 assembly), with their own small runtime; no libgcc, so no 64-bit
 # division in their C
-MB_GUESTS     := mbmodes mbprobe mbadversary
+MB_GUESTS     := mbmodes mbprobe mbadversary mbos
+MBOS_SRCS     := guest/mb/mbos.c guest/mb/mbos_cpu.c guest/mb/mbos_hw.c guest/mb/mbos_shell.c \
+                 guest/mb/mbos_entry.S
 MB_RT_SRCS    := guest/mb/head.S guest/mb/mbrt.c
 MB_CFLAGS     := $(filter-out -mno-red-zone,$(GUEST_CFLAGS)) -m32 -march=i686 -Iguest/mb
 MB_RT_OBJS    := $(call obj,guest32,$(MB_RT_SRCS))
@@ -163,6 +165,12 @@ $(BUILD)/guest/mbprobe.elf $(BUILD)/guest/mbadversary.elf: $(BUILD)/guest/%.elf:
 		-Wl,-z,noexecstack -T guest/mb/mb.ld -o $@ $(filter %.o,$^)
 
 $(BUILD)/guest/mbmodes.elf: $(BUILD)/guest32/guest/mb/mbmodes.o $(BUILD)/guest32/guest/mb/long.o $(MB_RT_OBJS) guest/mb/mb.ld
+	@echo "  LD-G32  $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) -m32 -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 \
+		-Wl,-z,noexecstack -T guest/mb/mb.ld -o $@ $(filter %.o,$^)
+
+$(BUILD)/guest/mbos.elf: $(call obj,guest32,$(MBOS_SRCS)) $(MB_RT_OBJS) guest/mb/mb.ld
 	@echo "  LD-G32  $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) -m32 -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,max-page-size=0x1000 \
