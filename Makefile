@@ -198,7 +198,7 @@ check-integration: $(BUILD)/tests/runner $(BUILD)/shadowvm $(GUEST_ELFS)
 	$(Q)scripts/check-integration
 
 # ---- benchmarks ----------------------------------------------------------------
-bench: all bench-workloads bench-workloads-npt0 bench-shadow bench-exit bench-trace bench-plot
+bench: all bench-workloads bench-workloads-npt0 bench-shadow bench-exit bench-os bench-trace bench-plot
 
 # The bench guest's workloads under --paging=hw and every --shadow-opts, in one
 # scripts/with-kvm session; the table on stdout, the figures in build/bench.json.
@@ -226,6 +226,13 @@ bench-trace: $(BUILD)/shadowvm $(BUILD)/guest/paging.elf
 .PHONY: bench-plot
 bench-plot: $(BUILD)/shadowvm
 	$(Q)scripts/bench-plot
+
+# The small OS guest (interrupts, CR3 and TSS switches, IDE) in both paging
+# modes side by side: exits, hidden faults, interrupts, halts, CR3 writes
+# and wall time as a ratio to hw.
+.PHONY: bench-os
+bench-os: $(BUILD)/shadowvm $(BUILD)/guest/mbos.elf
+	$(Q)scripts/with-kvm scripts/bench-os
 
 # The cost of one exit, portloop guest, both paging modes side by side.
 .PHONY: bench-exit

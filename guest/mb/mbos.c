@@ -28,10 +28,11 @@
 #include "multiboot.h"
 #include "x86.h"
 
-#define RAM_MAX 0xfec00000u           /* shadowvm's and the IOAPIC's limit */
-#define SPIN_LIMIT 0x40000000u        /* polls before "no timer interrupts" */
+#define RAM_MAX 0xfec00000u    /* shadowvm's and the IOAPIC's limit */
+#define SPIN_LIMIT 0x40000000u /* polls before "no timer interrupts" */
 #define LAPIC_ID_READS 100000
-#define GP_ERR_IDT(v) ((v) * 8 + 2)   /* error code: IDT bit (SDM 3A §6.13) */
+/* #GP's error code for a gate: the vector, IDT bit set (SDM 3A §6.13) */
+#define GP_ERR_IDT(v) (((v) << 3) | 2)
 #define IRQ_COM1 4
 #define IRQ_IDE 14
 

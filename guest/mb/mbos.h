@@ -42,10 +42,10 @@
 #include "mbrt.h"
 
 /* Print "FAIL: ..." and end the run with exit value 2 (status 5). */
-#define mbos_fail(...)                              \
-	do {                                        \
-		mb_printf("FAIL: " __VA_ARGS__);    \
-		mb_exit(2);                         \
+#define mbos_fail(...)                           \
+	do {                                     \
+		mb_printf("FAIL: " __VA_ARGS__); \
+		mb_exit(2);                      \
 	} while (0)
 
 /* what mbos_alltraps pushes, lowest address first (xv6's trapframe) */
@@ -84,7 +84,8 @@ void mbos_load_gdt(const void *gdtr);
 /* mbos_cpu.c */
 extern volatile uint32_t mbos_ticks;  /* timer interrupts */
 extern volatile uint32_t mbos_uticks; /* of those, the ones from CPL3 */
-extern volatile uint32_t mbos_gate_if[2]; /* EFLAGS inside vector 64 (trap gate), 65 (interrupt gate) */
+/* IF inside vector 64's handler (trap gate) and vector 65's (interrupt gate) */
+extern volatile uint32_t mbos_gate_if[2];
 extern volatile uint32_t mbos_gate_frame_if; /* the IF vector 65's frame saved */
 extern uint32_t mbos_sched_turns;            /* times the scheduler changed process */
 void mbos_cpu_init(uint32_t idle_stack_top);

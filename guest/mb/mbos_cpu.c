@@ -163,7 +163,8 @@ static void switchuvm(struct mbos_proc *p)
 
 static void map_user(struct proc_mem *m)
 {
-	uint32_t code = (uint32_t)mbos_user_start, len = (uint32_t)(mbos_user_end - mbos_user_start);
+	uint32_t code = (uint32_t)mbos_user_start;
+	uint32_t len = (uint32_t)(mbos_user_end - mbos_user_start);
 
 	for (unsigned i = 0; i < 1024; i++)
 		m->pgdir[i] = kpgdir[i]; /* the kernel's half, supervisor only */

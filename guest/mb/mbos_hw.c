@@ -42,6 +42,7 @@
 #define LAPIC_TDCR_16 0x3
 /* 5 ms at the 1 GHz APIC bus of QEMU and KVM; its length is never printed */
 #define LAPIC_TIMER_COUNT 312500
+#define LAPIC_ICR_POLLS 100000
 
 #define IOAPIC_REG_ID 0x00
 #define IOAPIC_REG_VER 0x01
@@ -61,7 +62,7 @@
 #define IDE_CMD_READ 0x20
 #define IDE_CMD_WRITE 0x30
 #define IDE_CMD_IDENTIFY 0xec
-#define IDE_POLLS 1000000
+#define IDE_POLLS 100000  /* status reads: each one a VM exit under a VMM */
 #define IDE_IRQ_TICKS 200 /* a second of timer ticks for one interrupt */
 
 #define COM1 0x3f8
@@ -162,9 +163,7 @@ static void mp_entries(struct mbos_mp *mp, const uint8_t *c)
 		case MP_BUS:
 		case MP_IOINTR:
 		case MP_LINTR: p += 8; break;
-		default:
-			mb_printf("mp: unknown entry type %u, walk stopped\n", *p);
-			return;
+		default: mb_printf("mp: unknown entry type %u, walk stopped\n", *p); return;
 		}
 	}
 }
@@ -218,7 +217,8 @@ void mbos_lapic_init(uint32_t base)
 	lapic_w(LAPIC_EOI, 0);
 	lapic_w(LAPIC_ICRHI, 0);
 	lapic_w(LAPIC_ICRLO, LAPIC_ICR_BCAST | LAPIC_ICR_INIT | LAPIC_ICR_LEVEL);
-	for (uint32_t i = 0; i < IDE_POLLS && (lapic[LAPIC_ICRLO / 4] & LAPIC_ICR_DELIVS); i++)
+	for (uint32_t i = 0; i < LAPIC_ICR_POLLS && (lapic[LAPIC_ICRLO / 4] & LAPIC_ICR_DELIVS);
+	     i++)
 		;
 	lapic_w(LAPIC_TPR, 0);
 }
