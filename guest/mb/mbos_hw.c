@@ -40,8 +40,9 @@
 #define LAPIC_TICR 0x380
 #define LAPIC_TDCR 0x3e0
 #define LAPIC_TDCR_16 0x3
-/* 5 ms at the 1 GHz APIC bus of QEMU and KVM; its length is never printed */
-#define LAPIC_TIMER_COUNT 312500
+/* 10 ms (xv6's period) at the 1 GHz APIC bus of QEMU and KVM; its length is
+ * never printed */
+#define LAPIC_TIMER_COUNT 625000
 #define LAPIC_ICR_POLLS 100000
 
 #define IOAPIC_REG_ID 0x00

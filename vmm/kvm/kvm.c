@@ -9,7 +9,6 @@
 
 #include "kvm.h"
 #include "log.h"
-#include "mptable.h"
 #include "status.h"
 #include "x86.h"
 
@@ -114,15 +113,6 @@ int kvm_create_irqchip(struct kvm *kvm, char *err, size_t errlen)
 	}
 	if (ioctl(kvm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
 		snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
-		return VMM_E_INTERNAL;
-	}
-	/* the IOAPIC's ID register as the MP table names it (mptable.h):
-	 * KVM resets it to 0, the BSP's local APIC ID */
-	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
-	if (ioctl(kvm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0 ||
-	    (chip.chip.ioapic.id = MPTABLE_IOAPIC_ID,
-	     ioctl(kvm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0)) {
-		snprintf(err, errlen, "KVM_GET/SET_IRQCHIP (the IOAPIC's ID): %s", strerror(errno));
 		return VMM_E_INTERNAL;
 	}
 	kvm->irqchip = true;

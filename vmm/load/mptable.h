@@ -17,7 +17,9 @@
 #define MPTABLE_BDA_SIZE 0x100u
 #define MPTABLE_EBDA_GPA 0x9fc00u /* the last KiB of conventional memory */
 #define MPTABLE_EBDA_SIZE 0x400u
-#define MPTABLE_IOAPIC_ID 1u /* the IOAPIC's ID register is set to match */
+/* what KVM's IOAPIC ID register resets to, and QEMU's MP table says (the
+ * BSP's APIC ID too: xAPIC IDs need not differ from IOAPIC IDs) */
+#define MPTABLE_IOAPIC_ID 0u
 #define MPTABLE_LAPIC_GPA 0xfee00000u
 #define MPTABLE_IOAPIC_GPA 0xfec00000u
 
