@@ -40,6 +40,7 @@ struct trap_stats {
 	uint64_t syscalls;
 	uint64_t interrupts;  /* external interrupts reflected (vectors 32..255) */
 	uint64_t halts;       /* hlt emulated as a wait for an interrupt */
+	uint64_t in_replays;  /* string INs served again after a hidden fault */
 	uint64_t applies;     /* resumes through the monitor's store applier */
 	uint64_t stores;      /* shadow stores queued for the monitor */
 	uint64_t drains;      /* store queues applied mid-trap (full) */
@@ -95,6 +96,15 @@ struct vm {
 	bool pinned;
 	struct kvm_segment resumed_cs, resumed_ss;
 	bool halt; /* an emulated hlt: resume KVM_MP_STATE_HALTED */
+	/* the data of a string IN whose store will take a hidden fault
+	 * (trap_in_done), for its retry */
+	struct {
+		bool armed;
+		uint16_t port;
+		unsigned size;
+		uint32_t count;
+		uint8_t data[4096];
+	} in_replay;
 	/* register cache of the current trap */
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;

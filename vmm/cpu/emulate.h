@@ -3,6 +3,8 @@
 #ifndef SHADOWVM_EMULATE_H
 #define SHADOWVM_EMULATE_H
 
+#include <stdbool.h>
+
 #include "gva.h"
 
 struct vm;
@@ -13,5 +15,9 @@ struct vm;
  * in the privileged set that shadowvm does not emulate ends the run with
  * "unsupported instruction <bytes> at RIP". */
 int emulate_fault(struct vm *vm, unsigned vector, uint32_t err);
+
+/* Whether the instruction at vm->regs.rip (in vm->sregs' mode) is INS, and
+ * then the address size in bytes (2, 4, 8) into *asize. */
+bool emulate_is_ins(struct vm *vm, unsigned *asize);
 
 #endif

@@ -421,3 +421,73 @@ int trap_handle(void *opaque, uint16_t port)
 		return rc;
 	return commit(vm);
 }
+
+/* Whether a write at `la` (real CPL1 or CPL3) goes through the shadow the
+ * vCPU runs on without a fault: the real 4-level walk over the pool, as the
+ * monitor applied it (nothing is queued outside a trap). */
+static bool shadow_writable(const struct vm *vm, gva_t la, bool user)
+{
+	const uint64_t *pool = monitor_copy(&vm->mon);
+	mpa_t table = vm->sregs.cr3 & X86_CR3_ADDR_MASK;
+	uint64_t need = X86_PTE_P | X86_PTE_W | (user ? X86_PTE_U : 0);
+
+	for (int level = 4; level >= 1; level--) {
+		uint64_t off = table - HV_MPA(HV_PG_POOL), e;
+
+		if (table < HV_MPA(HV_PG_POOL) || off >= (uint64_t)vm->mon.pool_pages * 4096)
+			return true; /* not a table of ours: nothing to predict */
+		e = pool[off / 8 + ((la >> (12 + 9 * (level - 1))) & 511)];
+		if ((e & need) != need)
+			return false;
+		if (level == 1 || (level <= 3 && (e & X86_PTE_PS)))
+			return true;
+		table = e & X86_PTE_ADDR_MASK;
+	}
+	return true;
+}
+
+void trap_in_done(void *opaque, uint16_t port, unsigned size, uint32_t count, const uint8_t *data)
+{
+	struct vm *vm = opaque;
+	unsigned asize;
+	uint64_t di, bytes = (uint64_t)size * count;
+	gva_t lo, hi;
+
+	vm->in_replay.armed = false;
+	if (bytes > sizeof(vm->in_replay.data) || ioctl(vm->vcpu.fd, KVM_GET_REGS, &vm->regs) < 0 ||
+	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &vm->sregs) < 0 ||
+	    vm->sregs.cs.selector == HV_SEL_CS || !emulate_is_ins(vm, &asize))
+		return;
+	di = asize == 8   ? vm->regs.rdi
+	     : asize == 4 ? (uint32_t)vm->regs.rdi
+			  : (uint16_t)vm->regs.rdi;
+	/* ES:rDI, counting down with DF (SDM 2A INS); outside 64-bit mode
+	 * with ES's base, wrapping at 4 GiB */
+	lo = vm->regs.rflags & X86_RFLAGS_DF ? di - (bytes - size) : di;
+	if (!vm->sregs.cs.l)
+		lo = (uint32_t)(lo + vm->sregs.es.base);
+	hi = lo + bytes - 1;
+	if (shadow_writable(vm, lo, (vm->sregs.cs.selector & 3) == 3) &&
+	    shadow_writable(vm, hi, (vm->sregs.cs.selector & 3) == 3))
+		return;
+	vm->in_replay.armed = true;
+	vm->in_replay.port = port;
+	vm->in_replay.size = size;
+	vm->in_replay.count = count;
+	memcpy(vm->in_replay.data, data, bytes);
+}
+
+bool trap_in_replay(void *opaque, uint16_t port, unsigned size, uint32_t count, uint8_t *data)
+{
+	struct vm *vm = opaque;
+
+	if (!vm->in_replay.armed)
+		return false;
+	vm->in_replay.armed = false;
+	if (port != vm->in_replay.port || size != vm->in_replay.size ||
+	    count != vm->in_replay.count)
+		return false;
+	memcpy(data, vm->in_replay.data, (size_t)size * count);
+	vm->tstats.in_replays++;
+	return true;
+}

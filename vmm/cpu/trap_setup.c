@@ -278,8 +278,8 @@ int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 	if ((rc = create_shadow(vm, &cfg, err, errlen)))
 		return rc;
 	fillmon_init(vm);
-	vm->vcpu.trap =
-		(struct vcpu_trap){ HV_PORT_TRAP, HV_PORT_SYSCALL, trap_handle, vm, fillmon_drain };
+	vm->vcpu.trap = (struct vcpu_trap){ HV_PORT_TRAP,  HV_PORT_SYSCALL, trap_handle, vm,
+					    fillmon_drain, trap_in_replay,  trap_in_done };
 	return boot_state(vm, err, errlen);
 }
 

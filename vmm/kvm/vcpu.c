@@ -168,6 +168,12 @@ static int exit_io(struct vcpu *vcpu, struct devices *dev)
 		dump(vcpu, "KVM reported port I/O data outside kvm_run");
 		return VMM_E_INTERNAL;
 	}
+	uint8_t *first = data;
+
+	if (in && vcpu->trap.in_replay &&
+	    vcpu->trap.in_replay(vcpu->trap.opaque, run->io.port, run->io.size, run->io.count,
+				 data))
+		return CONTINUE;
 	for (uint32_t i = 0; i < run->io.count && rc == CONTINUE; i++, data += run->io.size) {
 		uint16_t port = run->io.port;
 		if (!in && vcpu->trap.fn && port >= vcpu->trap.lo && port <= vcpu->trap.hi)
@@ -175,6 +181,9 @@ static int exit_io(struct vcpu *vcpu, struct devices *dev)
 		else
 			rc = devices_pio(dev, port, in, data, run->io.size);
 	}
+	if (in && rc == CONTINUE && vcpu->trap.in_done)
+		vcpu->trap.in_done(vcpu->trap.opaque, run->io.port, run->io.size, run->io.count,
+				   first);
 	return rc;
 }
 

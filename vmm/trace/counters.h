@@ -84,7 +84,9 @@ struct vm;
 	  "events it left to the VMM: guest paging not 4-level, or compatibility-mode code")       \
 	X(interrupts, "interrupts", trap, interrupts,                                              \
 	  "external interrupts (vectors 32..255) reflected through the guest IDT")                 \
-	X(halts, "halts", trap, halts, "hlt emulated as a wait in KVM for an interrupt")
+	X(halts, "halts", trap, halts, "hlt emulated as a wait in KVM for an interrupt")           \
+	X(in_replays, "in_replays", trap, in_replays,                                              \
+	  "string INs whose data was served again after their store took a hidden fault")
 /* clang-format on */
 
 enum counter {
