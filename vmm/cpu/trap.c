@@ -196,6 +196,10 @@ static int check_reserved_slot(struct vm *vm)
 		   SHADOWVM_ABI_RESERVED_PML4_INDEX * 8;
 	const uint64_t *e = mem_gpa(&vm->mem, at, 8);
 
+	/* only a 4-level guest has a PML4: a 32-bit or PAE guest's addresses
+	 * never reach the slot, which lies above 4 GiB */
+	if (shadow_paging_mode(vm->shadow) != SHADOW_PAGING_LONG4)
+		return VM_CONTINUE;
 	if (e && (*e & X86_PTE_P)) {
 		pr_err("guest broke the ABI: PML4 entry %u (the hypervisor's reserved slot) is present: 0x%llx at GPA 0x%llx",
 		       SHADOWVM_ABI_RESERVED_PML4_INDEX, (unsigned long long)*e,
