@@ -164,7 +164,15 @@ int console_start(struct console *c, int fd, struct uart *u, void (*quit)(void *
 			strerror(errno));
 		c->tty = false;
 	}
-	if ((rc = pthread_create(&c->thread, NULL, input_thread, c)) != 0) {
+	/* the thread inherits a mask blocking every signal, so that the
+	 * watchdog's (SIGALRM, SIGTERM, the SIGUSR1 kick ...) always reach the
+	 * vCPU thread and end its KVM_RUN */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&c->thread, NULL, input_thread, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		snprintf(err, errlen, "console: starting the input thread: %s", strerror(rc));
 		tty_restore();
 		close(c->wake[0]);
