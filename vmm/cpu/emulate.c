@@ -702,15 +702,3 @@ int emulate_fault(struct vm *vm, unsigned vector, uint32_t err)
 	default: return reflect_event(vm, orig);
 	}
 }
-
-bool emulate_is_ins(struct vm *vm, unsigned *asize)
-{
-	struct insn x = { .vcpl = seg_vcpl(vm) };
-
-	x.acc = x.vcpl == 3 ? SHADOW_ACC_USER : 0;
-	if (decode(vm, &x) != EMU_DONE)
-		return false;
-	*asize = x.in.address_width / 8;
-	return x.in.mnemonic == ZYDIS_MNEMONIC_INSB || x.in.mnemonic == ZYDIS_MNEMONIC_INSW ||
-	       x.in.mnemonic == ZYDIS_MNEMONIC_INSD;
-}

@@ -16,8 +16,4 @@ struct vm;
  * "unsupported instruction <bytes> at RIP". */
 int emulate_fault(struct vm *vm, unsigned vector, uint32_t err);
 
-/* Whether the instruction at vm->regs.rip (in vm->sregs' mode) is INS, and
- * then the address size in bytes (2, 4, 8) into *asize. */
-bool emulate_is_ins(struct vm *vm, unsigned *asize);
-
 #endif

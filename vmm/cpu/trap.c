@@ -450,6 +450,44 @@ static bool shadow_writable(const struct vm *vm, gva_t la, bool user)
 	return true;
 }
 
+/* Whether the instruction at RIP is INS (opcode 6C/6D after prefixes, SDM
+ * 2A), and its address size in bytes.  Read through the guest's own
+ * translation, with no side effect on the shadow: nothing may be queued
+ * for the monitor outside a trap. */
+static bool is_ins(const struct vm *vm, unsigned *asize)
+{
+	bool l = vm->sregs.cs.l;
+	gva_t rip = l ? vm->regs.rip : (uint32_t)(vm->sregs.cs.base + vm->regs.rip);
+	unsigned a = l ? 8 : vm->sregs.cs.db ? 4 : 2;
+	gpa_t gpa;
+	const uint8_t *b;
+
+	if (!shadow_translate(vm->shadow, rip, SHADOW_ACC_FETCH, &gpa) ||
+	    (rip & X86_PAGE_MASK) != ((rip + 14) & X86_PAGE_MASK) ||
+	    !(b = mem_gpa(&vm->mem, gpa, 15)))
+		return false;
+	for (int i = 0; i < 15; i++) {
+		switch (b[i]) {
+		case 0x67: a = l ? 4 : a == 4 ? 2 : 4; continue;
+		case 0x66:
+		case 0xf2:
+		case 0xf3:
+		case 0x26:
+		case 0x2e:
+		case 0x36:
+		case 0x3e:
+		case 0x64:
+		case 0x65: continue;
+		default:
+			if (l && (b[i] & 0xf0) == 0x40)
+				continue; /* REX */
+			*asize = a;
+			return b[i] == 0x6c || b[i] == 0x6d;
+		}
+	}
+	return false;
+}
+
 void trap_in_done(void *opaque, uint16_t port, unsigned size, uint32_t count, const uint8_t *data)
 {
 	struct vm *vm = opaque;
@@ -460,7 +498,7 @@ void trap_in_done(void *opaque, uint16_t port, unsigned size, uint32_t count, co
 	vm->in_replay.armed = false;
 	if (bytes > sizeof(vm->in_replay.data) || ioctl(vm->vcpu.fd, KVM_GET_REGS, &vm->regs) < 0 ||
 	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &vm->sregs) < 0 ||
-	    vm->sregs.cs.selector == HV_SEL_CS || !emulate_is_ins(vm, &asize))
+	    vm->sregs.cs.selector == HV_SEL_CS || !is_ins(vm, &asize))
 		return;
 	di = asize == 8   ? vm->regs.rdi
 	     : asize == 4 ? (uint32_t)vm->regs.rdi
