@@ -181,6 +181,40 @@ START_TEST(test_devices_crtc_reads_back_and_kbd_empty)
 }
 END_TEST
 
+/* Which reads change device state, so that a retried INS must not read
+ * them again (trap.c): the receive buffer, IIR (it clears THRE), fw_cfg's
+ * data, the IDE data and status registers (the latter acknowledges the
+ * interrupt; the alternate status does not); a wide read covers the
+ * following ports.  Status and index registers read alike twice. */
+struct consume_case {
+	uint16_t port;
+	unsigned size;
+	bool dlab, consumes;
+};
+
+static const struct consume_case consumes[] = {
+	{ 0x3f8, 1, false, true },  { 0x3f8, 1, true, false },  { 0x3f9, 1, false, false },
+	{ 0x3fa, 1, false, true },  { 0x3fd, 1, false, false }, { 0x3f9, 2, false, true },
+	{ 0x510, 1, false, false }, { 0x511, 1, false, true },  { 0x1f0, 2, false, true },
+	{ 0x1f0, 4, false, true },  { 0x1f7, 1, false, true },  { 0x1f6, 2, false, true },
+	{ 0x1f2, 4, false, false }, { 0x3f6, 1, false, false }, { 0x64, 1, false, false },
+	{ 0x3d5, 1, false, false }, { 0xf4, 1, false, false },
+};
+
+START_TEST(test_devices_read_consumes_only_stateful_registers)
+{
+	const struct consume_case *c = &consumes[_i];
+
+	init(true);
+	if (c->dlab)
+		ck_assert_int_eq(out(0x3fb, 0x80, 1), -1);
+	ck_assert_msg(devices_read_consumes(&dev, c->port, c->size) == c->consumes,
+		      "port 0x%x size %u dlab %d: want consumes=%d", c->port, c->size, c->dlab,
+		      c->consumes);
+	devices_fini(&dev);
+}
+END_TEST
+
 START_TEST(test_devices_pic_icw_sequence_and_mask)
 {
 	init(true);
@@ -305,6 +339,8 @@ Suite *devices_suite(void)
 	tcase_add_test(tc, test_devices_com1_thre_interrupt_cleared_by_iir);
 	tcase_add_test(tc, test_devices_com1_receive_buffer_bounded);
 	tcase_add_test(tc, test_devices_crtc_reads_back_and_kbd_empty);
+	tcase_add_loop_test(tc, test_devices_read_consumes_only_stateful_registers, 0,
+			    (int)(sizeof(consumes) / sizeof(consumes[0])));
 	tcase_add_test(tc, test_devices_pic_icw_sequence_and_mask);
 	tcase_add_test(tc, test_devices_pic_single_without_icw4);
 	tcase_add_test(tc, test_devices_elcr_masks_edge_only_lines);

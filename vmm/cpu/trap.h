@@ -28,10 +28,11 @@ void trap_drain(struct vm *vm);
  * destination yet (a hidden fault), the store faults after the device has
  * already given its data: the fault is filled and the INS runs again, and
  * the device would give the next data, losing a sector's words (SDM 2A
- * INS: the port read comes first).  trap_in_done sees every IN exit: for an
- * INS whose destination the shadow does not map writable it keeps the
- * data; trap_in_replay serves the retry (the next IN exit, the same port,
- * size and count) from it instead of the device. */
+ * INS: the port read comes first).  trap_in_done sees every IN exit whose
+ * read changed device state (devices_read_consumes): for an INS whose
+ * destination the shadow does not map writable it keeps the data;
+ * trap_in_replay serves the retry (the next IN exit, the same port, size
+ * and count) from it instead of the device. */
 bool trap_in_replay(void *opaque, uint16_t port, unsigned size, uint32_t count, uint8_t *data);
 void trap_in_done(void *opaque, uint16_t port, unsigned size, uint32_t count, const uint8_t *data);
 

@@ -273,38 +273,60 @@ static uint8_t pic_read(const struct pic *p, uint16_t off)
 	return off ? p->imr : 0; /* IRR or ISR, as OCW3 picks: no interrupts, 0 */
 }
 
-static int pic_pio(struct pic *p, uint16_t off, bool in, uint8_t *data, unsigned size)
+/* One byte at port `off` of a two-port device. */
+typedef void (*byte_fn)(struct devices *dev, unsigned off, bool in, uint8_t *v);
+
+/* A 16- or 32-bit access to a two-port device (index/data, command/data)
+ * touches its ports one byte at a time, and nothing past the second. */
+static int two_ports(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size,
+		     byte_fn fn)
 {
-	for (unsigned i = 0; i < size && off + i < 2; i++) {
-		if (in)
-			data[i] = pic_read(p, (uint16_t)(off + i));
-		else if (off + i == 0)
-			pic_command(p, data[i]);
-		else
-			pic_data(p, data[i]);
-	}
+	for (unsigned i = 0; i < size && off + i < 2; i++)
+		fn(dev, off + i, in, &data[i]);
 	return -1;
+}
+
+static void pic_byte(struct pic *p, unsigned off, bool in, uint8_t *v)
+{
+	if (in)
+		*v = pic_read(p, (uint16_t)off);
+	else if (off == 0)
+		pic_command(p, *v);
+	else
+		pic_data(p, *v);
+}
+
+static void master_byte(struct devices *dev, unsigned off, bool in, uint8_t *v)
+{
+	pic_byte(&dev->pic[0], off, in, v);
+}
+
+static void slave_byte(struct devices *dev, unsigned off, bool in, uint8_t *v)
+{
+	pic_byte(&dev->pic[1], off, in, v);
 }
 
 static int master_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
 {
-	return pic_pio(&dev->pic[0], off, in, data, size);
+	return two_ports(dev, off, in, data, size, master_byte);
 }
 
 static int slave_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
 {
-	return pic_pio(&dev->pic[1], off, in, data, size);
+	return two_ports(dev, off, in, data, size, slave_byte);
+}
+
+static void elcr_byte(struct devices *dev, unsigned off, bool in, uint8_t *v)
+{
+	if (in)
+		*v = dev->pic[off].elcr;
+	else
+		dev->pic[off].elcr = *v & elcr_mask[off];
 }
 
 static int elcr_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
 {
-	for (unsigned i = 0; i < size && off + i < 2; i++) {
-		if (in)
-			data[i] = dev->pic[off + i].elcr;
-		else
-			dev->pic[off + i].elcr = data[i] & elcr_mask[off + i];
-	}
-	return -1;
+	return two_ports(dev, off, in, data, size, elcr_byte);
 }
 
 static void put_le(uint8_t *buf, uint64_t v, unsigned n)
@@ -354,18 +376,20 @@ static int fw_cfg_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data,
 	return -1;
 }
 
-static int crtc_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
+static void crtc_byte(struct devices *dev, unsigned off, bool in, uint8_t *v)
 {
 	struct crtc *c = &dev->crtc;
+	uint8_t *r = off == 0 ? &c->index : &c->reg[c->index % sizeof(c->reg)];
 
-	for (unsigned i = 0; i < size && off + i < 2; i++) {
-		uint8_t *r = off + i == 0 ? &c->index : &c->reg[c->index % sizeof(c->reg)];
-		if (in)
-			data[i] = *r;
-		else
-			*r = data[i];
-	}
-	return -1;
+	if (in)
+		*v = *r;
+	else
+		*r = *v;
+}
+
+static int crtc_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
+{
+	return two_ports(dev, off, in, data, size, crtc_byte);
 }
 
 /* The 8042: no keyboard is attached, so the status port says "output
@@ -382,16 +406,20 @@ static int kbd_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, un
 /* The IMCR (MP spec 1.4 §3.6.2.1): index 0x70 at port 0x22 selects it, bit
  * 0 at 0x23 routes the 8259 away from the BSP's INTR.  Nothing is wired
  * through it here (the MP table says IMCRP is clear), so it only reads back. */
+static void imcr_byte(struct devices *dev, unsigned off, bool in, uint8_t *v)
+{
+	uint8_t *r = off == 0 ? &dev->imcr_index : &dev->imcr;
+	bool selected = off == 0 || dev->imcr_index == 0x70;
+
+	if (in)
+		*v = selected ? *r : 0xff;
+	else if (selected)
+		*r = *v;
+}
+
 static int imcr_pio(struct devices *dev, uint16_t off, bool in, uint8_t *data, unsigned size)
 {
-	for (unsigned i = 0; i < size && off + i < 2; i++) {
-		uint8_t *r = off + i == 0 ? &dev->imcr_index : &dev->imcr;
-		if (in)
-			data[i] = off + i == 0 || dev->imcr_index == 0x70 ? *r : 0xff;
-		else if (off + i == 0 || dev->imcr_index == 0x70)
-			*r = data[i];
-	}
-	return -1;
+	return two_ports(dev, off, in, data, size, imcr_byte);
 }
 
 /* The IDE channel: only a failed FLUSH CACHE is fatal (writes the guest
@@ -472,6 +500,29 @@ void devices_set_irq(struct devices *dev, devices_irq_fn fn, void *opaque)
 void devices_fini(struct devices *dev)
 {
 	ide_close(&dev->ide);
+}
+
+/* Whether a read of `size` bytes at `port` changes a device's state: pops
+ * a received byte, clears a pending interrupt identification, advances a
+ * data phase or acknowledges an interrupt.  Only such a read must not be
+ * repeated when its instruction is retried (trap.c, INS under a hidden
+ * fault); a wide access covers consecutive byte ports (com1_pio, ide_pio). */
+bool devices_read_consumes(const struct devices *dev, uint16_t port, unsigned size)
+{
+	for (unsigned i = 0; i < size; i++) {
+		switch ((uint16_t)(port + i)) {
+		case SHADOWVM_ABI_PORT_COM1 + UART_RBR_THR:
+			if (!(dev->com1.lcr & UART_LCR_DLAB))
+				return true;
+			break;
+		case SHADOWVM_ABI_PORT_COM1 + UART_IIR_FCR:
+		case PORT_FW_CFG + 1:
+		case IDE_PORT_BASE + IDE_REG_DATA:
+		case IDE_PORT_BASE + IDE_REG_STATUS: return true;
+		default: break;
+		}
+	}
+	return false;
 }
 
 int devices_pio(struct devices *dev, uint16_t port, bool in, uint8_t *data, unsigned size)

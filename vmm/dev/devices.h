@@ -115,4 +115,9 @@ void uart_wake(struct uart *u);
  * device fills data.  Returns -1 to continue, or a final VMM status. */
 int devices_pio(struct devices *dev, uint16_t port, bool in, uint8_t *data, unsigned size);
 
+/* Whether reading `size` bytes at `port` changes device state (a receive
+ * buffer popped, a data phase advanced, an interrupt acknowledged), so
+ * that the same read made again would not return the same data. */
+bool devices_read_consumes(const struct devices *dev, uint16_t port, unsigned size);
+
 #endif

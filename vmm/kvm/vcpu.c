@@ -181,7 +181,10 @@ static int exit_io(struct vcpu *vcpu, struct devices *dev)
 		else
 			rc = devices_pio(dev, port, in, data, run->io.size);
 	}
-	if (in && rc == CONTINUE && vcpu->trap.in_done)
+	/* only a read that changed device state needs keeping for a retry:
+	 * this spares the status polls the register reads in_done makes */
+	if (in && rc == CONTINUE && vcpu->trap.in_done &&
+	    devices_read_consumes(dev, run->io.port, run->io.size))
 		vcpu->trap.in_done(vcpu->trap.opaque, run->io.port, run->io.size, run->io.count,
 				   first);
 	return rc;
