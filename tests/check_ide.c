@@ -133,6 +133,18 @@ static void issue(unsigned unit, uint32_t lba, uint8_t count, uint8_t cmd)
 	outb(CMD, cmd);
 }
 
+/* LBA48 task file registers (ATA/ATAPI-6 §6.20): each written twice, the
+ * high byte (bits 24-47 of the LBA, 8-15 of the count) first. */
+static void set_lba48(uint64_t lba, uint16_t count)
+{
+	outb(IDE_PORT_BASE + IDE_REG_COUNT, (uint8_t)(count >> 8));
+	outb(IDE_PORT_BASE + IDE_REG_COUNT, (uint8_t)count);
+	for (unsigned r = 0; r < 3; r++) {
+		outb((uint16_t)(IDE_PORT_BASE + IDE_REG_LBA_LOW + r), (uint8_t)(lba >> (24 + 8 * r)));
+		outb((uint16_t)(IDE_PORT_BASE + IDE_REG_LBA_LOW + r), (uint8_t)(lba >> (8 * r)));
+	}
+}
+
 /* One sector from the data register, `width` bytes an access. */
 static void read_sector(uint8_t *buf, unsigned width)
 {
@@ -301,14 +313,7 @@ START_TEST(test_ide_lba28_ceiling_and_lba48_beyond)
 	assert_failed(IDE_ERROR_IDNF);
 	/* READ SECTORS EXT: each register written twice, the high byte first */
 	outb(IDE_PORT_BASE + IDE_REG_DEVICE, 0x40);
-	outb(IDE_PORT_BASE + IDE_REG_COUNT, 0);
-	outb(IDE_PORT_BASE + IDE_REG_COUNT, 1);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_LOW, (uint8_t)(last >> 24));
-	outb(IDE_PORT_BASE + IDE_REG_LBA_LOW, (uint8_t)last);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_MID, 0);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_MID, (uint8_t)(last >> 8));
-	outb(IDE_PORT_BASE + IDE_REG_LBA_HIGH, 0);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_HIGH, (uint8_t)(last >> 16));
+	set_lba48(last, 1);
 	/* HOB reads back the previous bytes, and any register write clears it */
 	outb(IDE_PORT_CTL, IDE_CTL_HOB);
 	ck_assert_uint_eq(inb(IDE_PORT_BASE + IDE_REG_LBA_LOW), 0x0f);
@@ -493,14 +498,7 @@ START_TEST(test_ide_write_multiple_ext)
 	ck_assert_uint_eq(inb(STATUS), IDLE);
 	edges = 0;
 	/* LBA48 registers: high byte first; 3 sectors from sector 4 */
-	outb(IDE_PORT_BASE + IDE_REG_COUNT, 0);
-	outb(IDE_PORT_BASE + IDE_REG_COUNT, 3);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_LOW, 0);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_LOW, 4);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_MID, 0);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_MID, 0);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_HIGH, 0);
-	outb(IDE_PORT_BASE + IDE_REG_LBA_HIGH, 0);
+	set_lba48(4, 3);
 	outb(IDE_PORT_BASE + IDE_REG_DEVICE, IDE_DEVICE_LBA);
 	outb(CMD, IDE_CMD_WRITE_MULTIPLE_EXT);
 	memset(out, 0x3c, sizeof(out));

@@ -21,12 +21,7 @@ _start:
 	pushl %edi
 	pushl %esi
 	ljmp $SEL_KCODE, $1f
-1:	movw $SEL_KDATA, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %fs
-	movw %ax, %gs
-	movw %ax, %ss
+1:	LOAD_KDATA_SEGMENTS
 	call mb_main
 2:	hlt
 	jmp 2b

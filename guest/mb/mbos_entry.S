@@ -76,12 +76,7 @@ mbos_load_gdt:
 	pushl $SEL_KCODE
 	pushl $1f
 	lret
-1:	movw $SEL_KDATA, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %fs
-	movw %ax, %gs
-	movw %ax, %ss
+1:	LOAD_KDATA_SEGMENTS
 	ret
 
 /* ---- the user programs: mapped read-only at USER_CODE_VA in every

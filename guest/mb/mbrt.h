@@ -21,7 +21,18 @@
 #define PROBE_WRITE 1
 #define PROBE_FETCH 2
 
-#ifndef __ASSEMBLER__
+#ifdef __ASSEMBLER__
+/* Load every data segment register with the kernel data selector, after CS
+ * was reloaded from a new GDT (head.S, mbos_entry.S); clobbers AX. */
+.macro LOAD_KDATA_SEGMENTS
+	movw $SEL_KDATA, %ax
+	movw %ax, %ds
+	movw %ax, %es
+	movw %ax, %fs
+	movw %ax, %gs
+	movw %ax, %ss
+.endm
+#else
 #include <stdarg.h>
 #include <stdint.h>
 

@@ -184,22 +184,19 @@ static int syscall_entry(struct vm *vm)
 	return VM_CONTINUE;
 }
 
-/* Write the state back; flush the real TLB when shadows were dropped.  A
- * change of CR3 through KVM_SET_SREGS resets KVM's MMU context, whose reload
- * flushes the vCPU's TLB: setting a different CR3 first forces that even when
- * the shadow root stays the same page. */
 /* DESIGN.md §2: the guest may never map its own reserved PML4 slot; the
  * shadow would silently show the monitor there instead. */
 static int check_reserved_slot(struct vm *vm)
 {
-	gpa_t at = (shadow_vcr3(vm->shadow) & X86_CR3_ADDR_MASK) +
-		   SHADOWVM_ABI_RESERVED_PML4_INDEX * 8;
-	const uint64_t *e = mem_gpa(&vm->mem, at, 8);
+	gpa_t at;
+	const uint64_t *e;
 
 	/* only a 4-level guest has a PML4: a 32-bit or PAE guest's addresses
 	 * never reach the slot, which lies above 4 GiB */
 	if (shadow_paging_mode(vm->shadow) != SHADOW_PAGING_LONG4)
 		return VM_CONTINUE;
+	at = (shadow_vcr3(vm->shadow) & X86_CR3_ADDR_MASK) + SHADOWVM_ABI_RESERVED_PML4_INDEX * 8;
+	e = mem_gpa(&vm->mem, at, 8);
 	if (e && (*e & X86_PTE_P)) {
 		pr_err("guest broke the ABI: PML4 entry %u (the hypervisor's reserved slot) is present: 0x%llx at GPA 0x%llx",
 		       SHADOWVM_ABI_RESERVED_PML4_INDEX, (unsigned long long)*e,
@@ -328,6 +325,10 @@ int trap_resume(struct vm *vm)
 	return VM_CONTINUE;
 }
 
+/* Write the state back; flush the real TLB when shadows were dropped.  A
+ * change of CR3 through KVM_SET_SREGS resets KVM's MMU context, whose reload
+ * flushes the vCPU's TLB: setting a different CR3 first forces that even when
+ * the shadow root stays the same page. */
 static int commit(struct vm *vm)
 {
 	int rc;
