@@ -174,7 +174,7 @@ static const struct diff_case diffs[] = {
 	{ "faults", NULL, 0, false, NULL, false },
 	{ "triplefault", NULL, VMM_E_CRASH, false, NULL, false },
 	{ "scenarios", NULL, 0, false, NULL, false },
-	/* the small guests above are the traced ones too (NTRACED) */
+	/* the guests above, before the first big one, are the traced ones (ntraced) */
 	{ "accessmatrix", NULL, 0, true, NULL, false },
 	{ "torture", "seed=1 steps=3000", 0, true, NULL, false },
 	{ "torture", "seed=2 steps=3000", 0, true, NULL, false },
@@ -589,15 +589,22 @@ static void compare_with_stats(const struct trace_file *tf, const char *stats_pa
 
 static struct trace_file the_trace;
 
-/* Every event kind but evict: the guests that exercise the trap path
- * (accessmatrix and friends would write traces of hundreds of MiB). */
-/* The traced guests: the first NTRACED diffs[], the small ones. */
-#define NTRACED 7
+/* Every event kind but evict: the guests that exercise the trap path, the
+ * diffs[] before the first big one (accessmatrix and friends would write
+ * traces of hundreds of MiB). */
+static int ntraced(void)
+{
+	int n = 0;
+
+	while (!diffs[n].big)
+		n++;
+	return n;
+}
 
 START_TEST(test_trace_parses_matches_schema_and_stats)
 {
-	const struct diff_case *c = &diffs[_i % NTRACED];
-	const char *mode = _i < NTRACED ? "--paging=shadow" : "--paging=hw";
+	const struct diff_case *c = &diffs[_i % ntraced()];
+	const char *mode = _i < ntraced() ? "--paging=shadow" : "--paging=hw";
 	const char *arg = c->arg ? c->arg : "";
 	const char *trace = test_file("t.jsonl"), *stats = test_file("t.stats");
 	char image[128], what[160], stats_arg[PATH_MAX + 8];
@@ -1371,8 +1378,8 @@ Suite *integration_suite(void)
 	tc = tcase_create("trace");
 	tcase_set_timeout(tc, 300);
 	tcase_add_temp_dir(tc);
-	tcase_add_loop_test(tc, test_trace_is_the_same_with_the_monitor_fill, 0, NTRACED);
-	tcase_add_loop_test(tc, test_trace_parses_matches_schema_and_stats, 0, 2 * NTRACED);
+	tcase_add_loop_test(tc, test_trace_is_the_same_with_the_monitor_fill, 0, ntraced());
+	tcase_add_loop_test(tc, test_trace_parses_matches_schema_and_stats, 0, 2 * ntraced());
 	tcase_add_test(tc, test_trace_of_hello_starts_with_only_the_hypervisor_entry);
 	tcase_add_test(tc, test_trace_counts_evictions);
 	tcase_add_test(tc, test_trace_survives_sigterm);

@@ -22,7 +22,8 @@ struct vcpu_trap {
 	void (*exited)(void *opaque); /* after every KVM_RUN that exited; may be NULL */
 	/* Port input (both may be NULL): replay serves an IN exit from
 	 * data saved before (true: no device is asked); done sees the data
-	 * the devices gave for a read that changed their state (trap.c, trap_in_replay and trap_in_done). */
+	 * the devices gave for a read that changed their state (trap.c,
+	 * trap_in_replay and trap_in_done). */
 	bool (*in_replay)(void *opaque, uint16_t port, unsigned size, uint32_t count,
 			  uint8_t *data);
 	void (*in_done)(void *opaque, uint16_t port, unsigned size, uint32_t count,
