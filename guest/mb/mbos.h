@@ -33,6 +33,10 @@
 
 /* a process polls until the timer has preempted it this many times */
 #define PROC_SWITCHES 3
+/* loop passes a user program spins between two system calls: well over
+ * one trap's cost, far under one tick (a few ms under TCG, 0.1 ms on
+ * hardware) */
+#define USER_SPIN 200000
 /* process id's data page holds (id * PROC_KEY) ^ i in word i */
 #define PROC_KEY 0x9e3779b9
 

@@ -95,7 +95,7 @@ mbos_user_timer:
 	movl $SYS_TICKS, %eax
 	int $MBOS_T_SYSCALL
 	movl %eax, %esi
-1:	movl $20000, %ecx
+1:	movl $USER_SPIN, %ecx
 2:	decl %ecx
 	jnz 2b
 	movl $SYS_TICKS, %eax
@@ -139,7 +139,15 @@ mbos_user_proc:
 	cmpl %ebp, (%esp)
 	je 5f
 	movl $1, %esi
-5:	movl $SYS_SWITCHES, %eax
+	/* spin between system calls: a tick must mostly find this process at
+	 * CPL3 to count as a switch, and under shadow paging each int $64 is
+	 * an exit long enough that a tick pending at its end lands in the
+	 * kernel; with a call per pass the switches came at random, after
+	 * 300 to 1200 ticks (100 ms each) on KVM's shadow MMU */
+5:	movl $USER_SPIN, %ecx
+7:	decl %ecx
+	jnz 7b
+	movl $SYS_SWITCHES, %eax
 	int $MBOS_T_SYSCALL
 	cmpl $PROC_SWITCHES, %eax
 	jb 2b
