@@ -158,7 +158,8 @@ static bool evict_one(struct shadow *s, uint32_t keep)
 
 static uint32_t root_role(const struct shadow *s)
 {
-	return SHADOW_LEVELS | CACHE_ROLE_W | CACHE_ROLE_U | cache_cpu_role(&s->core->cpu);
+	return SHADOW_LEVELS | CACHE_ROLE_W | CACHE_ROLE_U | cache_cpu_role(&s->core->cpu) |
+	       (cache_g32(s) ? CACHE_ROLE_G32 : 0);
 }
 
 /* Make the root for s->core->vcr3 current: the cached one, or a new one (which
@@ -308,6 +309,10 @@ static void revalidate_root(struct shadow *s)
 	struct shadow_cache *c = cache_of(s);
 	uint64_t *tab = cache_table(s, c->cur);
 
+	/* a 32-bit root has no guest entries: what it links to shadows the
+	 * same directory, volatile as well, and drop_volatile took it */
+	if (cache_g32(s))
+		return;
 	for (unsigned i = 0; i < X86_PT_ENTRIES; i++) {
 		const struct cache_sp *child;
 		uint64_t g;
@@ -388,26 +393,61 @@ static bool huge_ok(const struct shadow *s, const struct shadow_walk *w)
 	return shadow_huge_fits(s, w) && !cache_tracked2m(c)[w->gpa >> 21];
 }
 
+/* The key of a direct SP below shadow entry `level` (level 2 or 1 of the
+ * walk's huge leaf `w->pte[w->level]`): the frame it maps, the rights over
+ * the whole walk and the leaf's D and memory type. */
+static void direct_key(const struct shadow *s, const struct shadow_walk *w, int level,
+		       struct shadow_rights *acc, gpa_t *gfn, uint32_t *role)
+{
+	uint64_t g = w->pte[w->level];
+
+	*acc = w->rights;
+	*gfn = w->gpa & ~(X86_LEVEL_SIZE(level) - 1);
+	*role = (uint32_t)(level - 1) | CACHE_ROLE_DIRECT | cache_role_rights(*acc) |
+		(g & X86_PTE_D ? CACHE_ROLE_DIRTY : 0) | (g & X86_PTE_PWT ? CACHE_ROLE_PWT : 0) |
+		(g & X86_PTE_PCD ? CACHE_ROLE_PCD : 0) |
+		(g & X86_PTE_PAT_LARGE ? CACHE_ROLE_PAT : 0) | cache_cpu_role(&s->core->cpu);
+}
+
+/* 32-bit paging (cache.h, CACHE_ROLE_G32): the key of the SP below shadow
+ * entry `level` for gva.  The root's entry 0 and the next level's entries
+ * 0-3 lead to the directory's quarters with every right; a shadow level-2
+ * entry is half of a guest PDE's 4 MiB: the half of its page table, or of
+ * its 4 MiB page (direct). */
+static void child_key32(const struct shadow *s, const struct shadow_walk *w, gva_t gva, int level,
+			struct shadow_rights *acc, gpa_t *gfn, uint32_t *role)
+{
+	uint32_t base = CACHE_ROLE_G32 | cache_cpu_role(&s->core->cpu);
+
+	if (level > 2) {
+		unsigned q = level == 3 ? X86_LEVEL_INDEX(gva, 3) : 0;
+
+		*gfn = s->core->vcr3;
+		*role = (uint32_t)(level - 1) | CACHE_ROLE_W | CACHE_ROLE_U | base |
+			(uint32_t)q << CACHE_ROLE_QUAD_SHIFT;
+	} else if (w->level == 1) {
+		*acc = shadow_rights_and(*acc, shadow_entry_rights(&s->core->cpu, w->pte[2]));
+		*gfn = w->pte[2] & X86_PTE_ADDR_MASK;
+		*role = 1 | cache_role_rights(*acc) | base |
+			(uint32_t)(X86_LEVEL_INDEX(gva, 2) & 1) << CACHE_ROLE_QUAD_SHIFT;
+	} else {
+		direct_key(s, w, level, acc, gfn, role);
+	}
+}
+
 /* The key of the SP below entry `level` of the walk. */
-static void child_key(const struct shadow *s, const struct shadow_walk *w, int level,
+static void child_key(const struct shadow *s, const struct shadow_walk *w, gva_t gva, int level,
 		      struct shadow_rights *acc, gpa_t *gfn, uint32_t *role)
 {
-	if (level > w->level) {
+	if (cache_g32(s)) {
+		child_key32(s, w, gva, level, acc, gfn, role);
+	} else if (level > w->level) {
 		*acc = shadow_rights_and(*acc, shadow_entry_rights(&s->core->cpu, w->pte[level]));
 		*gfn = w->pte[level] & X86_PTE_ADDR_MASK;
 		*role = (uint32_t)(level - 1) | cache_role_rights(*acc) |
 			cache_cpu_role(&s->core->cpu);
 	} else {
-		uint64_t g = w->pte[w->level];
-
-		*acc = w->rights;
-		*gfn = w->gpa & ~(X86_LEVEL_SIZE(level) - 1);
-		*role = (uint32_t)(level - 1) | CACHE_ROLE_DIRECT | cache_role_rights(*acc) |
-			(g & X86_PTE_D ? CACHE_ROLE_DIRTY : 0) |
-			(g & X86_PTE_PWT ? CACHE_ROLE_PWT : 0) |
-			(g & X86_PTE_PCD ? CACHE_ROLE_PCD : 0) |
-			(g & X86_PTE_PAT_LARGE ? CACHE_ROLE_PAT : 0) |
-			cache_cpu_role(&s->core->cpu);
+		direct_key(s, w, level, acc, gfn, role);
 	}
 }
 
@@ -440,7 +480,7 @@ static int try_install(struct shadow *s, gva_t gva, const struct shadow_walk *w,
 			s->core->stats.huge_leaves++;
 			return INSTALL_OK;
 		}
-		child_key(s, w, level, &acc, &gfn, &role);
+		child_key(s, w, gva, level, &acc, &gfn, &role);
 		if (*e & X86_PTE_P) {
 			if (level == 2 && (*e & X86_PTE_PS)) {
 				cache_set_leaf(s, e, at, 2, 0);
@@ -510,7 +550,8 @@ static bool fast_fault(struct shadow *s, gva_t gva, unsigned access,
 	unsigned i;
 	gpa_t at, gpa;
 
-	if (sps[page].flags & CACHE_SP_VOLATILE)
+	/* 4-level only: a 32-bit leaf's guest entry is 4 bytes (the full walk) */
+	if ((sps[page].flags & CACHE_SP_VOLATILE) || (sps[page].role & CACHE_ROLE_G32))
 		return false;
 	for (int level = SHADOW_LEVELS; level > 1; level--) {
 		uint64_t e = cache_table(s, page)[X86_LEVEL_INDEX(gva, level)];

@@ -56,6 +56,18 @@ extern const struct shadow_engine_ops shadow_cache_ops;
 #define CACHE_ROLE_CPU_SMEP 0x1000u
 #define CACHE_ROLE_CPU_SMAP 0x2000u
 #define CACHE_ROLE_CPU_NXE 0x4000u
+/* 32-bit paging (SDM 3A §4.3): the guest's tables hold 1024 4-byte entries,
+ * the shadow's 512 8-byte ones, so one guest table has several SPs, told
+ * apart by the quadrant of it that they shadow (KVM's role.quadrant):
+ *  - level 1: half q of a page table (guest PTEs 512q..512q+511, 2 MiB);
+ *  - level 2: quarter q of the page directory (guest PDEs 256q..256q+255,
+ *    each 4 MiB, two shadow entries apiece: 1 GiB);
+ *  - levels 4 and 3 have no guest table: they are keyed by the directory
+ *    and link to its quarters, entry 0 of the root and entries 0-3 below.
+ * Direct SPs (a 2 MiB half of a 4 MiB page) are the same in every mode. */
+#define CACHE_ROLE_G32 0x8000u
+#define CACHE_ROLE_QUAD_SHIFT 16
+#define CACHE_ROLE_QUAD (0x3u << CACHE_ROLE_QUAD_SHIFT)
 
 #define CACHE_SP_USED 0x1u
 #define CACHE_SP_KEYED 0x2u    /* in the hash; a non-direct one tracks its table */
@@ -204,6 +216,58 @@ static inline uint32_t cache_cpu_role(const struct shadow_cpu *cpu)
 static inline unsigned cache_role_level(uint32_t role)
 {
 	return role & CACHE_ROLE_LEVEL;
+}
+
+static inline unsigned cache_role_quad(uint32_t role)
+{
+	return (role & CACHE_ROLE_QUAD) >> CACHE_ROLE_QUAD_SHIFT;
+}
+
+/* Whether the cache shadows 32-bit paging now (the roles carry G32). */
+static inline bool cache_g32(const struct shadow *s)
+{
+	return s->core->paging == SHADOW_PAGING_32;
+}
+
+/* The guest entry that entry i of a non-direct SP with `role` and guest
+ * table `gfn` shadows: its address, and whether there is one (a 32-bit
+ * shadow's levels 4 and 3 have none).  4-level: entry i of the table. */
+static inline bool cache_guest_entry_at(gpa_t gfn, uint32_t role, unsigned i, gpa_t *at)
+{
+	unsigned level = cache_role_level(role), q = cache_role_quad(role);
+
+	if (!(role & CACHE_ROLE_G32)) {
+		*at = gfn + 8 * (gpa_t)i;
+		return true;
+	}
+	if (level == 1)
+		*at = gfn + 4 * (gpa_t)(512 * q + i);
+	else if (level == 2)
+		*at = gfn + 4 * (gpa_t)(256 * q + i / 2);
+	else
+		return false;
+	return true;
+}
+
+/* Read the 4-byte guest entry at gpa (the accessor reads aligned quadwords). */
+static inline int cache_read32(const struct shadow *s, gpa_t gpa, uint64_t *v)
+{
+	uint64_t q;
+	int st = s->mem.read64(s->mem.opaque, gpa & ~(gpa_t)7, &q);
+
+	*v = st == SHADOW_MEM_OK ? (uint32_t)(q >> (8 * (gpa & 4))) : 0;
+	return st;
+}
+
+/* The guest entry shadowed by entry i of SP (gfn, role) (see above). */
+static inline int cache_read_guest_entry(const struct shadow *s, gpa_t gfn, uint32_t role,
+					 unsigned i, uint64_t *g)
+{
+	gpa_t at;
+
+	if (!cache_guest_entry_at(gfn, role, i, &at))
+		return SHADOW_MEM_OUTSIDE;
+	return role & CACHE_ROLE_G32 ? cache_read32(s, at, g) : s->mem.read64(s->mem.opaque, at, g);
 }
 
 /* ---- the books (cache_map.c) ---- */

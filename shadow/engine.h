@@ -77,13 +77,14 @@ struct shadow {
 
 extern const struct shadow_engine_ops shadow_vtlb_ops, shadow_cache_ops;
 
-/* The engine in force: the cache only with SHADOW_OPT_CACHE in 4-level
- * paging (its shadow pages assume guest tables of 512 8-byte entries),
- * else the virtual TLB.  Read from the state block at every use, so that a
+/* The engine in force: the cache only with SHADOW_OPT_CACHE in 4-level and
+ * 32-bit paging (cache.h: a 32-bit table has several shadow pages), else
+ * the virtual TLB (PAE, whose top level is the PDPTE registers).  Read from the state block at every use, so that a
  * mode change made through one view holds in every other. */
 static inline bool shadow_cache_in_force(const struct shadow_core *c)
 {
-	return (c->opts & SHADOW_OPT_CACHE) && c->paging == SHADOW_PAGING_LONG4;
+	return (c->opts & SHADOW_OPT_CACHE) &&
+	       (c->paging == SHADOW_PAGING_LONG4 || c->paging == SHADOW_PAGING_32);
 }
 
 static inline const struct shadow_engine_ops *shadow_ops(const struct shadow *s)

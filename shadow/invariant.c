@@ -211,19 +211,39 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 			expect = sp->gfn + (gpa_t)i * X86_LEVEL_SIZE(level);
 			dirty = sp->role & CACHE_ROLE_DIRTY;
 			guest_leaf = true;
+		} else if ((sp->role & CACHE_ROLE_G32) && level > 2) {
+			/* 32-bit, no guest table: a link to the directory's
+			 * quarter, from the root's entry 0 or the next level's 0-3 */
+			if (i >= (level == SHADOW_LEVELS ? 1u : 4u))
+				return bad(
+					why, len,
+					"shadow: sp=%u index=%u: 32-bit level %u entry 0x%016llx "
+					"beyond 4 GiB",
+					page, i, level, (unsigned long long)e);
+			expect = sp->gfn;
+			guest_leaf = false;
+			dirty = false;
 		} else {
-			if (s->mem.read64(s->mem.opaque, sp->gfn + 8 * i, &g) != SHADOW_MEM_OK ||
+			bool g32 = sp->role & CACHE_ROLE_G32;
+
+			if (cache_read_guest_entry(s, sp->gfn, sp->role, i, &g) != SHADOW_MEM_OK ||
 			    !(g & X86_PTE_P) || !(g & X86_PTE_A))
 				return bad(
 					why, len,
 					"shadow: sp=%u index=%u: shadow entry 0x%016llx for a guest entry 0x%016llx not present or not accessed",
 					page, i, (unsigned long long)e, (unsigned long long)g);
 			r = shadow_rights_and(above, shadow_entry_rights(&built, g));
-			guest_leaf = level == 1 || (g & X86_PTE_PS);
-			expect = g & (level == 1                 ? X86_PTE_ADDR_MASK
-				      : level == 2 && guest_leaf ? X86_PTE_ADDR_2M_MASK
-				      : level == 3 && guest_leaf ? X86_PTE_ADDR_1G_MASK
-								 : X86_PTE_ADDR_MASK);
+			/* a 32-bit PDE maps a page only with CR4.PSE */
+			guest_leaf = level == 1 || ((g & X86_PTE_PS) && (!g32 || built.cr4_pse));
+			if (!guest_leaf || level == 1)
+				expect = g & X86_PTE_ADDR_MASK;
+			else if (
+				g32) /* half of a 4 MiB page: bits 31:22, PSE-36's 39:32 in 20:13 */
+				expect = ((g & 0xffc00000ull) | (g & 0x1fe000ull) << 19) +
+					 (i & 1) * X86_LEVEL_SIZE(2);
+			else
+				expect = g &
+					 (level == 2 ? X86_PTE_ADDR_2M_MASK : X86_PTE_ADDR_1G_MASK);
 			dirty = g & X86_PTE_D;
 		}
 		shadow_leaf = shadow_spte_is_leaf((int)level, e);
@@ -243,8 +263,16 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 			const struct cache_sp *ch = &cache_sp(c)[cache_page_of(s, e)];
 			uint32_t rights = ch->role & (CACHE_ROLE_W | CACHE_ROLE_U | CACHE_ROLE_NX);
 
+			/* a 32-bit link also names the quadrant it shadows */
+			uint32_t quad = !(sp->role & CACHE_ROLE_G32) || guest_leaf ? 0
+					: level == 3                               ? i
+					: level == 2                               ? i & 1
+										   : 0;
+
 			if (guest_leaf != !!(ch->role & CACHE_ROLE_DIRECT) || ch->gfn != expect ||
-			    rights != cache_role_rights(r))
+			    rights != cache_role_rights(r) ||
+			    (!guest_leaf && ((ch->role ^ sp->role) & CACHE_ROLE_G32)) ||
+			    (!guest_leaf && cache_role_quad(ch->role) != quad))
 				return bad(
 					why, len,
 					"shadow: sp=%u index=%u: link to sp %u (gfn 0x%llx role 0x%x) does not follow the guest's 0x%016llx",

@@ -952,6 +952,61 @@ START_TEST(test_engine_legacy32_fills)
 }
 END_TEST
 
+/* The cache in 32-bit paging (cache.h, CACHE_ROLE_G32): one guest page
+ * table has two shadow pages (its halves), a directory four (its
+ * quarters); shadows outlive a CR3 write and come back with the directory;
+ * a guest write to a page table or to the directory drops exactly the
+ * shadows derived from it, and the invariant check follows every step. */
+START_TEST(test_engine_legacy32_cache_keeps_shadows)
+{
+	struct shadow_fault_result r;
+	gpa_t pd2 = new_table(), pt_hi = new_table();
+	gva_t lo = L32_GVA, hi = (3u << 22) | (600u << 12) | 0x45u; /* both halves of one PT */
+	gva_t q2 = (600u << 22) | (6u << 12); /* the directory's third quarter */
+	gva_t alias_pt = (7u << 22) + L32_PT; /* the 4 MiB page at 0 maps the tables */
+	uint64_t fills;
+
+	fx_set_cpu(true, false);
+	l32_build(L32_PT | PWU | X86_PTE_A, L32_PAGE_4K | PWU | ADW);
+	set32(L32_PT + 4 * 600, 0x00301000u | PWU | ADW);
+	set32(L32_PD + 4 * 600, (uint32_t)pt_hi | PWU | X86_PTE_A);
+	set32(pt_hi + 4 * 6, 0x00302000u | PWU | ADW);
+	/* a 4 MiB page that maps the tables themselves, writable: the aliases */
+	set32(L32_PD + 4 * 7, 0x80u | PWU | ADW);
+	set32(pd2 + 4 * 3, L32_PT | PWU | X86_PTE_A);
+	ck_assert_int_eq(shadow_set_paging(fx.s, SHADOW_PAGING_32, L32_PD), SHADOW_OK);
+	ck_assert_int_eq(fx_fault(lo, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fx_fault(hi, 0, &r), SHADOW_FILLED);
+	ck_assert_int_eq(fx_fault(q2, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(r.gpa, 0x00302000u);
+	ck_assert_uint_eq(shadow_leaf(hi) & X86_PTE_ADDR_MASK, 0x00301000u);
+	/* another directory sharing the page table: none of the first's
+	 * leaves, but its shadow of the shared table */
+	ck_assert(shadow_set_cr3(fx.s, pd2));
+	ck_assert(!(shadow_leaf(q2) & X86_PTE_P));
+	fills = fx_stats().fills[1];
+	ck_assert_int_eq(fx_fault(lo, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_set_cr3(fx.s, L32_PD));
+	ck_assert_uint_eq(fx_stats().roots_reused, 1);
+	ck_assert_uint_eq(shadow_leaf(lo) & X86_PTE_ADDR_MASK, L32_PAGE_4K);
+	ck_assert_uint_eq(shadow_leaf(hi) & X86_PTE_ADDR_MASK, 0x00301000u);
+	ck_assert_uint_eq(shadow_leaf(q2) & X86_PTE_ADDR_MASK, 0x00302000u);
+	ck_assert_uint_eq(fx_stats().fills[1], fills + 1);
+	fx_check_invariants();
+	/* the tables are write-protected: reading them through the alias is
+	 * fine, writing the page table drops both its halves' leaves only */
+	ck_assert_int_eq(fx_fault(alias_pt, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(r.gpa, L32_PT);
+	ck_assert(!(shadow_map(alias_pt, &(int){ 0 }) & X86_PTE_W));
+	ck_assert_int_eq(fx_fault(alias_pt, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert(shadow_map(alias_pt, &(int){ 0 }) & X86_PTE_W);
+	ck_assert(!(shadow_leaf(lo) & X86_PTE_P) && !(shadow_leaf(hi) & X86_PTE_P));
+	ck_assert_uint_eq(shadow_leaf(q2) & X86_PTE_ADDR_MASK, 0x00302000u);
+	ck_assert_uint_eq(fx_stats().unprotects, 1);
+	fx_check_invariants();
+}
+END_TEST
+
 /* With SHADOW_OPT_HUGE a 4 MiB page maps as 2 MiB shadow leaves, one per
  * half, each naming its half of the page. */
 START_TEST(test_engine_legacy32_huge_halves)
@@ -1206,6 +1261,13 @@ void shadow_walk_mode_tcases(Suite *s)
 		tcase_add_loop_test(tc, test_engine_pae_table, 0, PAE_ENGINE_CTLS);
 		suite_add_tcase(s, tc);
 	}
+
+	tc = tcase_create("mode_32_cache");
+	tcase_add_checked_fixture(tc, fx_setup_cache, fx_teardown);
+	tcase_add_test(tc, test_engine_legacy32_cache_keeps_shadows);
+	tcase_add_test(tc, test_engine_legacy32_fills);
+	tcase_add_loop_test(tc, test_engine_legacy32_table, 0, L32_ENGINE_CTLS);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mode_32_huge");
 	tcase_add_checked_fixture(tc, fx_setup_huge, fx_teardown);

@@ -200,7 +200,9 @@ static uint64_t page_fault(struct hv_mon_frame *f)
 		return leave(HV_MON_EXIT_POOL);
 	if (!ring_room(HV_MON_EVENTS_PER_FAULT))
 		return leave(HV_MON_EXIT_RING);
-	if (maps_reserved_slot(shadow_vcr3(sh)))
+	/* only a 4-level guest has a PML4: a 32-bit or PAE guest's addresses
+	 * never reach the slot, which lies above 4 GiB */
+	if (shadow_paging_mode(sh) == SHADOW_PAGING_LONG4 && maps_reserved_slot(shadow_vcr3(sh)))
 		return leave(HV_MON_EXIT_SLOT);
 	refresh_ac(f);
 	st = shadow_fault(sh, gva, (uint32_t)f->error_code, &res);
@@ -422,9 +424,13 @@ uint64_t hv_mon_fault(struct hv_mon_frame *f)
 {
 	if (!attach())
 		return leave(HV_MON_EXIT_NOT_READY);
-	/* the engine runs here in 4-level paging only: the other modes'
-	 * faults, rarer and on foreign kernels, exit to the VMM */
+	/* a hidden #PF is resolved here in every paging mode (the engine and
+	 * its walks are the VMM's); the kernel's privileged instructions are
+	 * emulated here in 4-level paging only (general_protection), the
+	 * other modes' exit to the VMM */
+	if (f->vector == X86_EXC_PF)
+		return page_fault(f);
 	if (shadow_paging_mode(sh) != SHADOW_PAGING_LONG4)
 		return leave(HV_MON_EXIT_MODE);
-	return f->vector == X86_EXC_PF ? page_fault(f) : general_protection(f);
+	return general_protection(f);
 }
