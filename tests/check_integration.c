@@ -1299,6 +1299,34 @@ START_TEST(test_console_session_is_scripted)
 }
 END_TEST
 
+/* Input sent before the guest boots, as a pipe does: mbos's shell, like
+ * xv6's uartinit, enables COM1's receive interrupt while IRQ 4 is masked
+ * and unmasks it after, so the line is already high when the edge-triggered
+ * pin opens; the console makes a new edge (uart_nudge) and every byte is
+ * read.  In both paging modes. */
+START_TEST(test_console_input_typed_ahead_is_delivered)
+{
+	static const struct console_step steps[] = {
+		{ "", "echo typed ahead\rexit 4\r" },
+	};
+	const char *argv[] = { VMM,           "run",
+			       "-q",          _i ? "--paging=hw" : "--paging=shadow",
+			       "--timeout",   "120",
+			       GUEST("mbos"), "--",
+			       "shell",       NULL };
+	struct run_result r;
+
+	require_kvm();
+	run_console((char *const *)argv, steps, sizeof(steps) / sizeof(steps[0]), 120, &r);
+	ck_assert_msg(strstr(r.out, "$ echo typed ahead\r\ntyped ahead") ||
+			      strstr(r.out, "$ echo typed ahead\ntyped ahead"),
+		      "%s: output:\n%s\nstderr: %s", argv[3], r.out, r.err);
+	ck_assert_msg(r.status == ((4 << 1) | 1), "%s: status %d, stderr: %s", argv[3], r.status,
+		      r.err); /* isa-debug-exit of 4 */
+	run_result_free(&r);
+}
+END_TEST
+
 /* Under --paging=shadow every interrupt mbos takes reaches its IDT through
  * the monitor, and its sti; hlt waits in KVM: both counted in --stats. */
 START_TEST(test_interrupts_are_reflected_and_counted)
@@ -1339,6 +1367,7 @@ Suite *integration_suite(void)
 	tcase_add_test(tc, test_bad_inputs_fail_before_kvm);
 	tcase_add_test(tc, test_kvm_command_matches_this_host);
 	tcase_add_loop_test(tc, test_console_session_is_scripted, 0, 2);
+	tcase_add_loop_test(tc, test_console_input_typed_ahead_is_delivered, 0, 2);
 	tcase_add_test(tc, test_interrupts_are_reflected_and_counted);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("backend"); /* scripts/check-integration runs it on the host itself */

@@ -33,8 +33,6 @@
 #define LAPIC_ID_READS 100000
 /* #GP's error code for a gate: the vector, IDT bit set (SDM 3A §6.13) */
 #define GP_ERR_IDT(v) (((v) << 3) | 2)
-#define IRQ_COM1 4
-#define IRQ_IDE 14
 
 static uint8_t idle_stack[4096] __attribute__((aligned(16)));
 static uint8_t sector0[512], wbuf[512], rbuf[8 * 512];

@@ -138,7 +138,11 @@ uint32_t mbos_lapic_id(void);
 uint32_t mbos_lapic_version(void);
 void mbos_lapic_eoi(void);
 unsigned mbos_ioapic_init(uint32_t base, unsigned *id);
+/* the ISA IRQs mbos routes through the IOAPIC */
+#define IRQ_COM1 4
+#define IRQ_IDE 14
 void mbos_ioapic_route(unsigned irq, unsigned vector, unsigned apicid);
+void mbos_ioapic_mask(unsigned irq, unsigned vector);
 void mbos_pic_mask(void);
 void mbos_ide_intr(void);
 int mbos_ide_present(void);

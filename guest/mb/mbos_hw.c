@@ -66,7 +66,7 @@
 #define IDE_CMD_READ 0x20
 #define IDE_CMD_WRITE 0x30
 #define IDE_CMD_IDENTIFY 0xec
-#define IDE_POLLS 100000  /* status reads: each one a VM exit under a VMM */
+#define IDE_POLLS 100000 /* status reads: each one a VM exit under a VMM */
 #define IDE_IRQ_TICKS 20 /* two seconds of timer ticks for one interrupt */
 
 #define COM1 0x3f8
@@ -275,6 +275,13 @@ void mbos_ioapic_route(unsigned irq, unsigned vector, unsigned apicid)
 {
 	ioapic_write(IOAPIC_REG_TABLE + 2 * irq + 1, apicid << 24);
 	ioapic_write(IOAPIC_REG_TABLE + 2 * irq, vector);
+}
+
+/* Mask IRQ `irq` (bit 16 of the redirection entry), as every pin is at
+ * reset and until xv6's ioapicenable. */
+void mbos_ioapic_mask(unsigned irq, unsigned vector)
+{
+	ioapic_write(IOAPIC_REG_TABLE + 2 * irq, IOAPIC_MASKED | vector);
 }
 
 void mbos_pic_mask(void)

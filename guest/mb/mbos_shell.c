@@ -113,7 +113,13 @@ void mbos_shell(int have_disk)
 	char *w[LINE_MAX / 2 + 1];
 
 	cli();
+	/* xv6's order (main.c, uart.c): the receive interrupt is enabled
+	 * while IRQ 4 is still masked, and unmasked after: input typed ahead
+	 * raises the line while the pin is masked, an edge KVM's IOAPIC does
+	 * not keep, so it comes through only if the VMM makes a new edge */
+	mbos_ioapic_mask(IRQ_COM1, MBOS_T_COM1);
 	mbos_uart_init();
+	mbos_ioapic_route(IRQ_COM1, MBOS_T_COM1, mbos_lapic_id());
 	for (;;) {
 		unsigned n;
 

@@ -105,29 +105,50 @@ static void feed(struct console *c, const unsigned char *buf, size_t n)
 	}
 }
 
+/* How long input may wait unread, IRQ 4 high, before uart_nudge makes a
+ * new edge. */
+#define CONSOLE_NUDGE_MS 50
+
 static void *input_thread(void *arg)
 {
 	struct console *c = arg;
 	unsigned char buf[256], keys[256];
+	bool eof = false, waiting = false;
 
 	while (!c->stop) {
-		struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN },
+		/* after end of input only the wake pipe (fd -1 is skipped) */
+		struct pollfd p[2] = { { .fd = eof ? -1 : c->fd, .events = POLLIN },
 				       { .fd = c->wake[0], .events = POLLIN } };
 		ssize_t n;
 		size_t k = 0;
+		int r = poll(p, 2, waiting ? CONSOLE_NUDGE_MS : -1);
 
-		if (poll(p, 2, -1) < 0) {
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (p[1].revents || c->stop)
 			break;
+		if (r == 0) {
+			waiting = uart_nudge(c->uart);
+			if (eof && !waiting)
+				break;
+			continue;
+		}
 		n = read(c->fd, buf, sizeof(buf));
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n <= 0)
-			break; /* end of input: the guest runs on without it */
+		if (n <= 0) {
+			/* end of input: the guest runs on without it, once it has
+			 * what was sent */
+			eof = true;
+			waiting = uart_nudge(c->uart);
+			if (!waiting)
+				break;
+			continue;
+		}
+		waiting = true;
 		if (!c->tty) {
 			feed(c, buf, (size_t)n);
 			continue;

@@ -175,6 +175,21 @@ size_t uart_receive(struct uart *u, const uint8_t *buf, size_t n)
 	return took;
 }
 
+bool uart_nudge(struct uart *u)
+{
+	bool waiting;
+
+	pthread_mutex_lock(&u->lock);
+	waiting = rx_ready(u);
+	if (waiting && u->line && u->received == u->nudge_mark && u->irq) {
+		u->irq(u->irq_opaque, DEVICES_IRQ_COM1, 0);
+		u->irq(u->irq_opaque, DEVICES_IRQ_COM1, 1);
+	}
+	u->nudge_mark = u->received;
+	pthread_mutex_unlock(&u->lock);
+	return waiting;
+}
+
 void uart_wait_room(struct uart *u, const volatile bool *stop)
 {
 	pthread_mutex_lock(&u->lock);

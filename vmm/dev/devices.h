@@ -40,6 +40,7 @@ struct uart {
 	bool thre_pending;         /* THR-empty interrupt, until IIR is read or THR written */
 	bool line;                 /* the IRQ 4 level last reported */
 	uint64_t received;         /* bytes the guest has read */
+	uint64_t nudge_mark;       /* `received` at the last uart_nudge */
 	devices_irq_fn irq;
 	void *irq_opaque;
 };
@@ -110,6 +111,13 @@ size_t uart_receive(struct uart *u, const uint8_t *buf, size_t n);
  * caller's flag, checked under the lock; uart_wake() wakes the wait). */
 void uart_wait_room(struct uart *u, const volatile bool *stop);
 void uart_wake(struct uart *u);
+/* Input is waiting, IRQ 4 is high and the guest has read nothing since
+ * the last call: lower and raise the line, a new edge.  An edge-triggered
+ * pin that was masked when the line rose has lost that edge for good (KVM's
+ * IOAPIC keeps no IRR for a masked edge pin; xv6's uartinit unmasks IRQ 4
+ * after enabling the receive interrupt), and no further edge comes while
+ * the line stays high.  True while input waits (call again later). */
+bool uart_nudge(struct uart *u);
 
 /* Emulate one port access of `size` bytes (1, 2 or 4) at `port`.  On input the
  * device fills data.  Returns -1 to continue, or a final VMM status. */

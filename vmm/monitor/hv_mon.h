@@ -43,8 +43,8 @@ enum hv_mon_exit {
 	HV_MON_EXIT_CHECK,       /* resolved, then shown to --check-invariants */
 	HV_MON_EXIT_INSN,        /* a #GP it does not emulate: all but mov to CR3,
 	                            mov from CR2 and invlpg */
-	HV_MON_EXIT_MODE,        /* guest paging other than 4-level, or a #GP
-	                            from compatibility-mode code */
+	HV_MON_EXIT_MODE,        /* a #GP in guest paging other than 4-level,
+	                            or from compatibility-mode code */
 	HV_MON_EXITS,
 };
 
