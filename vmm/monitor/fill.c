@@ -243,7 +243,9 @@ static uint64_t *gpr(struct hv_mon_frame *f, unsigned n)
 
 /* The instructions the monitor emulates, decoded by hand: 64-bit mode, no
  * prefix but REX (REX.R refused: CR8 and up), a register operand for
- * `mov`, a register with no SIB and an optional displacement for invlpg. */
+ * `mov`, a register with no SIB and an optional displacement for invlpg;
+ * in 32-bit compatibility-mode code (`code32`), `mov` to CR3 from a 32-bit
+ * register alone (0x40-0x4f are inc/dec there, no REX). */
 enum insn_kind { INSN_NONE, INSN_MOV_TO_CR3, INSN_MOV_FROM_CR2, INSN_INVLPG };
 
 struct insn {
@@ -252,11 +254,17 @@ struct insn {
 	int64_t disp;
 };
 
-static struct insn decode(const uint8_t *b, unsigned avail)
+static struct insn decode(const uint8_t *b, unsigned avail, bool code32)
 {
 	struct insn x = { INSN_NONE, 0, 0, 0 };
 	unsigned n = 0, rex = 0, modrm, mod, regf, rm;
 
+	if (code32) {
+		if (avail >= 3 && b[0] == 0x0f && b[1] == 0x22 && (b[2] >> 6) == 3 &&
+		    ((b[2] >> 3) & 7) == 3)
+			x = (struct insn){ INSN_MOV_TO_CR3, 3, b[2] & 7u, 0 };
+		return x;
+	}
 	if ((b[0] & 0xf0) == 0x40)
 		rex = b[n++];
 	if (n + 3 > avail || b[n] != 0x0f || (rex & 0x4))
@@ -342,15 +350,20 @@ static const char *const mnemonic[] = {
 	[INSN_MOV_TO_CR3] = "mov", [INSN_MOV_FROM_CR2] = "mov", [INSN_INVLPG] = "invlpg"
 };
 
-/* Whether `cs` is a 64-bit code segment: LAR's L bit set, D clear (SDM
- * 2A LAR: it reports bits 23:8 of the descriptor's high word). */
-static bool code64(uint64_t cs)
+/* The width of code segment `cs`: 64 (LAR's L bit set, D clear), 32
+ * (compatibility mode, D set), or 0 for anything else (SDM 2A LAR: it
+ * reports bits 23:8 of the descriptor's high word). */
+static unsigned code_bits(uint64_t cs)
 {
 	uint32_t ar = 0;
 	uint8_t ok;
 
 	__asm__("lar %2, %0\n\tsetz %1" : "=r"(ar), "=q"(ok) : "r"((uint32_t)cs) : "cc");
-	return ok && (ar & X86_BIT(21)) && !(ar & X86_BIT(22));
+	if (!ok)
+		return 0;
+	if (ar & X86_BIT(21))
+		return ar & X86_BIT(22) ? 0 : 64;
+	return ar & X86_BIT(22) ? 32 : 0;
 }
 
 /* A #GP: the CR3 to return on after emulating one of the guest kernel's
@@ -360,27 +373,32 @@ static bool code64(uint64_t cs)
 static uint64_t general_protection(struct hv_mon_frame *f)
 {
 	uint8_t b[INSN_MAX] = { 0 };
+	enum shadow_paging mode;
 	struct insn x;
-	unsigned avail;
+	unsigned avail, bits;
 	uint64_t v = 0;
 
 	/* the guest kernel (CPL1), #GP(0), no check to make after each trap */
 	if ((f->cs & 3) != 1 || f->error_code || (MON->flags & HV_MON_CHECK))
 		return leave(HV_MON_EXIT_INSN);
-	/* the decoder below knows 64-bit code only */
-	if (!code64(f->cs))
+	/* 64-bit code in 4-level paging; 32-bit code in 32-bit paging, whose
+	 * CR3 load cannot fail (no reserved bit, no PDPTE; control.c keeps
+	 * its low 32 bits); the rest (PAE's PDPTE loads can #GP) to the VMM */
+	bits = code_bits(f->cs);
+	mode = shadow_paging_mode(sh);
+	if (!(bits == 64 && mode == SHADOW_PAGING_LONG4) &&
+	    !(bits == 32 && mode == SHADOW_PAGING_32))
 		return leave(HV_MON_EXIT_MODE);
 	refresh_ac(f);
-	if (!(avail = peek(f->rip, b, 8)) || (x = decode(b, avail)).kind == INSN_NONE)
+	if (!(avail = peek(f->rip, b, 8)) || (x = decode(b, avail, bits == 32)).kind == INSN_NONE)
 		return leave(HV_MON_EXIT_INSN);
-	if (x.kind == INSN_MOV_TO_CR3) {
+	if (x.kind == INSN_MOV_TO_CR3 && bits == 32) {
+		v = (uint32_t)*gpr(f, x.reg);
+	} else if (x.kind == INSN_MOV_TO_CR3) {
 		v = *gpr(f, x.reg);
 		/* what would make the VMM's emulation fail: a reserved bit
-		 * (#GP), a root that maps the reserved slot (the run stops);
-		 * outside 4-level paging (a PAE load can #GP on a PDPTE, and
-		 * the slot check reads a PML4) the VMM decides */
-		if (shadow_paging_mode(sh) != SHADOW_PAGING_LONG4 ||
-		    (v >> shadow_cpu_state(sh)->maxphyaddr) || maps_reserved_slot(v))
+		 * (#GP), a root that maps the reserved slot (the run stops) */
+		if ((v >> shadow_cpu_state(sh)->maxphyaddr) || maps_reserved_slot(v))
 			return leave(HV_MON_EXIT_INSN);
 	}
 	if (!ring_room(2 * HV_MON_EVENTS_PER_FAULT + 8) ||
@@ -425,12 +443,7 @@ uint64_t hv_mon_fault(struct hv_mon_frame *f)
 	if (!attach())
 		return leave(HV_MON_EXIT_NOT_READY);
 	/* a hidden #PF is resolved here in every paging mode (the engine and
-	 * its walks are the VMM's); the kernel's privileged instructions are
-	 * emulated here in 4-level paging only (general_protection), the
-	 * other modes' exit to the VMM */
-	if (f->vector == X86_EXC_PF)
-		return page_fault(f);
-	if (shadow_paging_mode(sh) != SHADOW_PAGING_LONG4)
-		return leave(HV_MON_EXIT_MODE);
-	return general_protection(f);
+	 * its walks are the VMM's); the kernel's privileged instructions in
+	 * 4-level and 32-bit paging (general_protection) */
+	return f->vector == X86_EXC_PF ? page_fault(f) : general_protection(f);
 }
