@@ -81,7 +81,7 @@ struct vm;
 	X(mon_insn, "monitor.insn", mon, exits[HV_MON_EXIT_INSN],                                  \
 	  "#GPs it left to the VMM: all but the kernel's mov to CR3, from CR2, invlpg")            \
 	X(mon_mode, "monitor.mode", mon, exits[HV_MON_EXIT_MODE],                                  \
-	  "#GPs it left to the VMM: a mode it does not emulate in (see README)")       \
+	  "#GPs it left to the VMM: a mode it does not emulate in (see README)")            \
 	X(interrupts, "interrupts", trap, interrupts,                                              \
 	  "external interrupts (vectors 32..255) reflected through the guest IDT")                 \
 	X(halts, "halts", trap, halts, "hlt emulated as a wait in KVM for an interrupt")           \
