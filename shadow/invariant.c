@@ -22,7 +22,7 @@ static bool bad(char *why, size_t len, const char *fmt, ...)
 static const char *entry_problem(const struct shadow *s, int level, unsigned i, uint64_t e)
 {
 	const struct shadow_pool *pool = &s->tab.pool;
-	mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
+	mpa_t mpa = level == 1 ? shadow_spte_frame(e) : e & X86_PTE_ADDR_2M_MASK;
 
 	if (level == SHADOW_LEVELS && i == s->core->hv_index)
 		return e == s->core->hv_entry ? NULL : "hypervisor entry changed";
@@ -248,7 +248,7 @@ static bool coherent(const struct shadow *s, uint32_t page, char *why, size_t le
 		}
 		shadow_leaf = shadow_spte_is_leaf((int)level, e);
 		if (shadow_leaf) {
-			mpa_t mpa = e & (level == 1 ? X86_PTE_ADDR_MASK : X86_PTE_ADDR_2M_MASK);
+			mpa_t mpa = level == 1 ? shadow_spte_frame(e) : e & X86_PTE_ADDR_2M_MASK;
 			bool wp0 = e & SHADOW_SPTE_WP0;
 
 			if (!guest_leaf || mpa != expect ||

@@ -219,6 +219,57 @@ bool shadow_gpa_in_mmio(const struct shadow *s, gpa_t gpa)
 	return false;
 }
 
+/* Leaf `spte` of device page `mpa` with SHADOW_SPTE_MMIO_MARK where its
+ * window asks for it (shadow.h SHADOW_MMIO_MARK): only a leaf through which
+ * the guest kernel may read and write, the guest leaf already dirty, so
+ * that the emulator serving the mark needs no rights check and no A/D of
+ * its own; and only where bit 51 is reserved (MAXPHYADDR < 52). */
+static uint64_t mmio_mark(const struct shadow *s, mpa_t mpa, uint64_t spte)
+{
+	const uint64_t need = X86_PTE_P | X86_PTE_W | X86_PTE_D;
+	const uint64_t look = need | X86_PTE_U | SHADOW_SPTE_WP0;
+
+	if (s->core->cpu.maxphyaddr > 51 || (spte & look) != need)
+		return spte;
+	for (uint32_t i = 0; i < s->core->nmmio; i++) {
+		const struct shadow_mmio *w = &s->core->mmio[i];
+
+		if (mpa >= w->base && mpa - w->base < w->size)
+			return w->flags & SHADOW_MMIO_MARK ? spte | SHADOW_SPTE_MMIO_MARK : spte;
+	}
+	return spte;
+}
+
+bool shadow_mmio_unmark(struct shadow *s, gva_t gva)
+{
+	const struct shadow_pool *pool = &s->tab.pool;
+	mpa_t table = s->core->root;
+
+	for (int level = SHADOW_LEVELS; level >= 1; level--) {
+		unsigned i = (unsigned)X86_LEVEL_INDEX(gva, level);
+		uint64_t *e;
+
+		/* the hypervisor's entry leads to no pool table */
+		if ((level == SHADOW_LEVELS && i == s->core->hv_index) ||
+		    !shadow_pool_contains(pool, table))
+			return false;
+		e = shadow_pool_table(pool, table) + i;
+		if (!(*e & X86_PTE_P))
+			return false;
+		if (shadow_spte_is_leaf(level, *e)) {
+			if (level != 1 || !(*e & SHADOW_SPTE_MMIO_MARK))
+				return false;
+			shadow_ops(s)->set_leaf(s, e, table + 8 * i, 1,
+						*e & ~SHADOW_SPTE_MMIO_MARK);
+			s->core->stats.mmio_unmarks++;
+			s->core->tlb_flush = true;
+			return true;
+		}
+		table = *e & X86_PTE_ADDR_MASK;
+	}
+	return false;
+}
+
 bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa)
 {
 	if (gpa >= s->mem.ram_size && !shadow_gpa_in_mmio(s, gpa))
@@ -317,11 +368,13 @@ static inline __attribute__((always_inline)) enum shadow_status fill(
 	unsigned access = shadow_access_from_pferr(pferr);
 	uint64_t want =
 		shadow_spte_leaf(&s->core->cpu, w->pte[w->level], w->level, w->rights, access, mpa);
-	uint64_t spte = want;
+	uint64_t spte;
 	struct shadow_event ev;
 	mpa_t spte_mpa;
 	int leaf_level;
 
+	if (mpa >= s->mem.ram_size)
+		want = mmio_mark(s, mpa, want);
 	for (int round = 0;; round++) {
 		spte = want;
 		if (!ops->install(s, gva, w, &spte, &spte_mpa, &leaf_level))
@@ -340,6 +393,7 @@ static inline __attribute__((always_inline)) enum shadow_status fill(
 		ops->unprotect(s, w->gpa, true);
 	}
 	s->core->stats.fills[w->level]++;
+	s->core->stats.mmio_marks += !!(spte & SHADOW_SPTE_MMIO_MARK);
 	res->status = SHADOW_FILLED;
 	res->gpa = w->gpa;
 	res->level = w->level;

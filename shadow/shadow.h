@@ -222,9 +222,21 @@ typedef void (*shadow_event_fn)(void *opaque, const struct shadow_event *ev);
  * outside RAM stays SHADOW_ERR_PAGE_OUTSIDE_RAM.  Its leaves are 4 KiB,
  * never prefetched, never write-protected. */
 struct shadow_mmio {
-	gpa_t base;    /* page-aligned */
-	uint64_t size; /* bytes, page-aligned, non-zero */
+	gpa_t base;     /* page-aligned */
+	uint64_t size;  /* bytes, page-aligned, non-zero */
+	uint32_t flags; /* SHADOW_MMIO_* */
 };
+
+/* The window's leaves that let the guest kernel read and write with no
+ * question to ask (present, writable, supervisor-only, dirty, not made
+ * writable by CR0.WP = 0 alone) carry SHADOW_SPTE_MMIO_MARK, a reserved
+ * bit: every access through them faults with PFERR.RSVD instead of
+ * reaching the device, for an emulator inside the VM to serve (the fill
+ * monitor's local-APIC fast path, DESIGN.md §3).  Any other leaf of the
+ * window, and every leaf where MAXPHYADDR leaves no bit 51 reserved, is
+ * plain.  A marked leaf a fault finds unserved goes plain again through
+ * shadow_mmio_unmark. */
+#define SHADOW_MMIO_MARK 0x1u
 
 #define SHADOW_MMIO_MAX 4u
 
@@ -294,6 +306,8 @@ struct shadow_stats {
 	uint64_t prefetched;   /* PREFETCH: leaves installed for neighbours */
 	uint64_t huge_leaves;  /* HUGE: 2 MiB shadow leaves installed */
 	uint64_t fast_fills;   /* CACHE: fills that read only the guest PTE */
+	uint64_t mmio_marks;   /* device leaves installed with the MMIO mark */
+	uint64_t mmio_unmarks; /* marked leaves made plain (shadow_mmio_unmark) */
 	uint32_t pages_in_use;
 	uint32_t pages_peak;
 };
@@ -453,5 +467,12 @@ bool shadow_gpa_to_mpa(const struct shadow *s, gpa_t gpa, mpa_t *mpa);
 
 /* Whether gpa lies in one of the context's device windows. */
 bool shadow_gpa_in_mmio(const struct shadow *s, gpa_t gpa);
+
+/* A reserved-bit fault at gva: if the current root's leaf for gva is a
+ * marked device leaf (SHADOW_MMIO_MARK), make it the plain leaf (the
+ * device then serves the access, its rights enforced by the hardware) and
+ * ask for a TLB flush; true then.  False, changing nothing, for anything
+ * else (no such leaf: the fault is not the shadow's own). */
+bool shadow_mmio_unmark(struct shadow *s, gva_t gva);
 
 #endif

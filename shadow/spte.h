@@ -23,6 +23,18 @@
 #define SHADOW_SPTE_WP0_BIT 10
 #define SHADOW_SPTE_WP0 X86_BIT(SHADOW_SPTE_WP0_BIT)
 
+/* In a shadow leaf of a device window with SHADOW_MMIO_MARK: bit 51, above
+ * MAXPHYADDR and so reserved (SDM 3A §4.5, table 4-20: a reserved bit makes
+ * the access fault with PFERR.RSVD whatever the rights, §4.7), as KVM's
+ * MMIO SPTEs do.  Lies inside X86_PTE_ADDR_MASK: a leaf's frame is
+ * shadow_spte_frame's. */
+#define SHADOW_SPTE_MMIO_MARK X86_BIT(51)
+
+static inline mpa_t shadow_spte_frame(uint64_t e)
+{
+	return e & X86_PTE_ADDR_MASK & ~SHADOW_SPTE_MMIO_MARK;
+}
+
 #define SHADOW_SPTE_SW_MASK (SHADOW_SPTE_HUGE | SHADOW_SPTE_WP0)
 #define SHADOW_SPTE_HW_MASK                                                                      \
 	(X86_PTE_P | X86_PTE_W | X86_PTE_U | X86_PTE_PWT | X86_PTE_PCD | X86_PTE_A | X86_PTE_D | \

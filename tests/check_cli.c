@@ -76,6 +76,10 @@ static const struct cli_case clis[] = {
 	{ { "shadowvm", "run", "--paging=ept", "g.elf" },
 	  VMM_E_USAGE,
 	  "--paging 'ept' is not a paging mode (shadow, hw)" },
+	{ { "shadowvm", "run", "--lapic=x2apic", "g.elf" },
+	  VMM_E_USAGE,
+	  "--lapic 'x2apic' is not an APIC path (monitor, kvm)" },
+	{ { "shadowvm", "run", "--lapic=kvm", "g.elf" }, 0, NULL },
 	{ { "shadowvm", "run", "--timeout", "0", "g.elf" },
 	  VMM_E_USAGE,
 	  "--timeout '0' is not a number of seconds in (0, 1e6]" },
@@ -156,6 +160,7 @@ START_TEST(test_cli_parse_run_options)
 	ck_assert_int_eq(o.verbosity, LOG_INFO);
 	ck_assert_int_eq(o.paging, PAGING_SHADOW);
 	ck_assert_uint_eq(o.pool_pages, CLI_POOL_DEFAULT);
+	ck_assert_int_eq(o.lapic_kvm, 0);
 }
 END_TEST
 

@@ -56,7 +56,9 @@ START_TEST(test_counters_json_keeps_the_stats_layout)
 			       "\"monitor\":{\"resolved\":29,\"guest_fault\":30,\"error\":31,"
 			       "\"rsvd\":32,\"repeat\":33,\"pool\":34,\"ring\":35,\"slot\":36,"
 			       "\"not_ready\":37,\"check\":38,\"insn\":39,\"mode\":40},"
-			       "\"interrupts\":41,\"halts\":42,\"in_replays\":43}");
+			       "\"interrupts\":41,\"halts\":42,\"in_replays\":43,\"mmio_marks\":44,"
+			       "\"mmio_unmarks\":45,"
+			       "\"lapic\":{\"id_reads\":46,\"forwarded\":47,\"declined\":48}}");
 	free(text);
 }
 END_TEST

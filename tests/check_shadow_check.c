@@ -242,7 +242,7 @@ START_TEST(test_mmio_window_is_shadowed_to_itself)
 	shadow_destroy(fx.s);
 	cfg = fx_config(POOL_PAGES);
 	cfg.opts = mmio_opts[_i];
-	cfg.mmio[0] = (struct shadow_mmio){ apic, X86_PAGE_SIZE };
+	cfg.mmio[0] = (struct shadow_mmio){ apic, X86_PAGE_SIZE, 0 };
 	cfg.nmmio = 1;
 	ck_assert_ptr_nonnull(fx.s = shadow_create(&cfg));
 	gmap(va, 1, apic | PWU | ADW, PWU);
@@ -255,14 +255,80 @@ START_TEST(test_mmio_window_is_shadowed_to_itself)
 	ck_assert_int_eq(r.err, SHADOW_ERR_PAGE_OUTSIDE_RAM);
 	shadow_destroy(fx.s);
 	fx.s = NULL;
-	cfg.mmio[0] = (struct shadow_mmio){ RAM_SIZE - X86_PAGE_SIZE, 2 * X86_PAGE_SIZE };
+	cfg.mmio[0] = (struct shadow_mmio){ RAM_SIZE - X86_PAGE_SIZE, 2 * X86_PAGE_SIZE, 0 };
 	ck_assert_ptr_null(shadow_create(&cfg));
-	cfg.mmio[0] = (struct shadow_mmio){ POOL_BASE, X86_PAGE_SIZE };
+	cfg.mmio[0] = (struct shadow_mmio){ POOL_BASE, X86_PAGE_SIZE, 0 };
 	ck_assert_ptr_null(shadow_create(&cfg));
-	cfg.mmio[0] = (struct shadow_mmio){ apic + 1, X86_PAGE_SIZE };
+	cfg.mmio[0] = (struct shadow_mmio){ apic + 1, X86_PAGE_SIZE, 0 };
 	ck_assert_ptr_null(shadow_create(&cfg));
 	cfg.nmmio = 0;
 	ck_assert_ptr_nonnull(fx.s = shadow_create(&cfg)); /* for the teardown */
+}
+END_TEST
+
+/* SHADOW_MMIO_MARK (shadow.h): the reserved bit 51 on exactly the window's
+ * leaves the guest kernel may read and write with nothing to check (a
+ * dirty, writable, supervisor guest leaf), never on a user, read-only or
+ * clean one, nor where MAXPHYADDR is 52; shadow_mmio_unmark makes a marked
+ * leaf plain and nothing else. */
+START_TEST(test_mmio_mark_only_on_kernel_read_write_dirty_leaves)
+{
+	const gpa_t apic = 0xfee00000ull, other = 0xfec00000ull;
+	const uint64_t pw = X86_PTE_P | X86_PTE_W, kernel_rw = pw | ADW;
+	const gva_t va = 0x40000000ull, user = 0x40001000ull, ro = 0x40002000ull,
+		    clean = 0x40003000ull, io = 0x40004000ull, ram = 0x40005000ull;
+	struct shadow_config cfg;
+	struct shadow_fault_result r;
+
+	shadow_destroy(fx.s);
+	cfg = fx_config(POOL_PAGES);
+	cfg.opts = mmio_opts[_i];
+	cfg.mmio[0] = (struct shadow_mmio){ apic, X86_PAGE_SIZE, SHADOW_MMIO_MARK };
+	cfg.mmio[1] = (struct shadow_mmio){ other, X86_PAGE_SIZE, 0 };
+	cfg.nmmio = 2;
+	ck_assert_ptr_nonnull(fx.s = shadow_create(&cfg));
+	gmap(va, 1, apic | kernel_rw, PWU);
+	gmap(user, 1, apic | PWU | ADW, PWU);
+	gmap(ro, 1, apic | X86_PTE_P | ADW, PWU);
+	gmap(clean, 1, apic | pw | X86_PTE_A, PWU);
+	gmap(io, 1, other | kernel_rw, PWU);
+	gmap(ram, 1, 0x300000ull | kernel_rw, PWU);
+	for (gva_t g = va; g <= ram; g += X86_PAGE_SIZE)
+		ck_assert_int_eq(fx_fault(g + 0x20, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(va), apic | SHADOW_SPTE_MMIO_MARK | kernel_rw);
+	ck_assert_uint_eq(shadow_spte_frame(shadow_leaf(va)), apic);
+	ck_assert(!(shadow_leaf(user) & SHADOW_SPTE_MMIO_MARK));
+	ck_assert(!(shadow_leaf(ro) & SHADOW_SPTE_MMIO_MARK));
+	ck_assert(!(shadow_leaf(clean) & SHADOW_SPTE_MMIO_MARK));
+	ck_assert(!(shadow_leaf(io) & SHADOW_SPTE_MMIO_MARK));
+	ck_assert(!(shadow_leaf(ram) & SHADOW_SPTE_MMIO_MARK));
+	ck_assert_uint_eq(fx_stats().mmio_marks, 1);
+	/* the clean leaf's first write dirties it: marked from then on */
+	ck_assert_int_eq(fx_fault(clean + 0x300, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(clean) & SHADOW_SPTE_MMIO_MARK);
+	ck_assert(gget(gmap_pte_gpa(clean)) & X86_PTE_D);
+	/* unmark: the marked leaf goes plain, with a flush; nothing else moves */
+	shadow_take_tlb_flush(fx.s);
+	ck_assert(shadow_mmio_unmark(fx.s, va + 0x20));
+	ck_assert_uint_eq(shadow_leaf(va), apic | kernel_rw);
+	ck_assert(shadow_take_tlb_flush(fx.s));
+	ck_assert(!shadow_mmio_unmark(fx.s, va));
+	ck_assert(!shadow_mmio_unmark(fx.s, user));
+	ck_assert(!shadow_mmio_unmark(fx.s, ram));
+	ck_assert(!shadow_mmio_unmark(fx.s, 0x7f0000000000ull)); /* nothing mapped */
+	ck_assert(!shadow_mmio_unmark(fx.s, SHADOWVM_ABI_RESERVED_VA_BASE));
+	ck_assert_uint_eq(fx_stats().mmio_unmarks, 1);
+	fx_check_invariants();
+	/* the next fill of it marks it again */
+	shadow_invlpg(fx.s, va);
+	ck_assert_int_eq(fx_fault(va, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_leaf(va) & SHADOW_SPTE_MMIO_MARK);
+	/* no reserved bit 51 with MAXPHYADDR 52: never marked */
+	shadow_destroy(fx.s);
+	cfg.cpu.maxphyaddr = 52;
+	ck_assert_ptr_nonnull(fx.s = shadow_create(&cfg));
+	ck_assert_int_eq(fx_fault(va, 0, &r), SHADOW_FILLED);
+	ck_assert_uint_eq(shadow_leaf(va), apic | kernel_rw);
 }
 END_TEST
 
@@ -281,6 +347,8 @@ Suite *shadow_check_suite(void)
 	tc = fx_tcase(s, "store_hook", &fx_vtlb, NULL);
 	tcase_add_loop_test(tc, test_store_hook_sees_every_store, 0, SHADOW_OPT_ALL + 1);
 	tc = fx_tcase(s, "mmio", &fx_vtlb, NULL);
+	tcase_add_loop_test(tc, test_mmio_mark_only_on_kernel_read_write_dirty_leaves, 0,
+			    (int)(sizeof(mmio_opts) / sizeof(mmio_opts[0])));
 	tcase_add_loop_test(tc, test_mmio_window_is_shadowed_to_itself, 0,
 			    (int)(sizeof(mmio_opts) / sizeof(mmio_opts[0])));
 	return s;

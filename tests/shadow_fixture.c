@@ -252,8 +252,8 @@ static unsigned check_table(mpa_t table, int level)
 			leaves += check_table(e & X86_PTE_ADDR_MASK, level - 1);
 			continue;
 		}
-		CHECK((e & X86_PTE_ADDR_MASK) < RAM_SIZE ||
-			      shadow_gpa_in_mmio(fx.s, e & X86_PTE_ADDR_MASK),
+		CHECK((shadow_spte_frame(e)) < RAM_SIZE ||
+			      shadow_gpa_in_mmio(fx.s, shadow_spte_frame(e)),
 		      "shadow leaf 0x%llx maps past RAM", (unsigned long long)e);
 		CHECK(!(e & X86_PTE_G), "global shadow leaf");
 		leaves++;

@@ -135,6 +135,8 @@ struct mbos_mp {
 void mbos_mp_find(struct mbos_mp *mp, uint32_t ram_end);
 void mbos_lapic_init(uint32_t base);
 uint32_t mbos_lapic_id(void);
+/* the same register through `add` (an instruction a MOV emulator lacks) */
+uint32_t mbos_lapic_id_by_add(void);
 uint32_t mbos_lapic_version(void);
 void mbos_lapic_eoi(void);
 unsigned mbos_ioapic_init(uint32_t base, unsigned *id);

@@ -232,6 +232,14 @@ uint32_t mbos_lapic_id(void)
 	return lapic[LAPIC_ID / 4] >> 24;
 }
 
+uint32_t mbos_lapic_id_by_add(void)
+{
+	uint32_t v = 0;
+
+	__asm__ volatile("addl %1, %0" : "+r"(v) : "m"(lapic[LAPIC_ID / 4]));
+	return v >> 24;
+}
+
 uint32_t mbos_lapic_version(void)
 {
 	return lapic[LAPIC_VER / 4];

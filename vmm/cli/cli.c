@@ -40,6 +40,10 @@ void cli_usage(FILE *out)
 		"      --fill=WHERE      monitor (the default): hidden faults are resolved\n"
 		"                        inside the VM by the monitor, without an exit;\n"
 		"                        vmm: every hidden fault exits to shadowvm\n"
+		"      --lapic=WHO       Multiboot images under --fill=monitor: monitor (the\n"
+		"                        default): the monitor serves the guest kernel's\n"
+		"                        local-APIC loads and stores inside the VM, ID reads\n"
+		"                        without an exit; kvm: every access goes to KVM\n"
 		"      --dump-shadow     print the shadow root's entries at boot and at exit\n"
 		"      --check-invariants  after every trap, verify the shadow's safety\n"
 		"                        invariants (status 70 with the broken entry if not)\n"
@@ -221,7 +225,8 @@ enum {
 	OPT_IGNORE_BACKEND,
 	OPT_MODULE,
 	OPT_DISK,
-	OPT_NO_MPTABLE
+	OPT_NO_MPTABLE,
+	OPT_LAPIC
 };
 
 static int parse_trace_format(const char *arg, struct options *o, char *err, size_t errlen)
@@ -314,6 +319,13 @@ static int parse_option(int c, const char *arg, struct options *o, char *err, si
 			return 0;
 		}
 		return usage_err(err, errlen, "--fill '%s' is not a fill mode (monitor, vmm)", arg);
+	case OPT_LAPIC:
+		if (strcmp(arg, "monitor") == 0 || strcmp(arg, "kvm") == 0) {
+			o->lapic_kvm = arg[0] == 'k';
+			return 0;
+		}
+		return usage_err(err, errlen, "--lapic '%s' is not an APIC path (monitor, kvm)",
+				 arg);
 	case OPT_PAGING:
 		if (strcmp(arg, "hw") == 0 || strcmp(arg, "shadow") == 0) {
 			o->paging = arg[0] == 'h' ? PAGING_HW : PAGING_SHADOW;
@@ -370,6 +382,7 @@ static int parse_command(int argc, char **argv, struct options *o, char *err, si
 		{ "shadow-pool", required_argument, NULL, OPT_POOL },
 		{ "shadow-opts", required_argument, NULL, OPT_SHADOW_OPTS },
 		{ "fill", required_argument, NULL, OPT_FILL },
+		{ "lapic", required_argument, NULL, OPT_LAPIC },
 		{ "dump-shadow", no_argument, NULL, OPT_DUMP_SHADOW },
 		{ "check-invariants", no_argument, NULL, OPT_CHECK_INV },
 		{ "trace", required_argument, NULL, OPT_TRACE },

@@ -36,6 +36,7 @@ struct options {
 	uint32_t pool_pages;  /* shadow pool size */
 	unsigned shadow_opts; /* --shadow-opts: SHADOW_OPT_* */
 	enum fill_mode fill;  /* --fill: who resolves hidden faults */
+	int lapic_kvm;        /* --lapic=kvm: no local-APIC fast path */
 	int dump_shadow;      /* print the shadow root at boot and exit */
 	int check_invariants; /* shadow_check after every trap */
 	int verbosity;

@@ -41,6 +41,8 @@ void control_sync(struct vm *vm)
 			(vm->umip ? X86_CR4_UMIP : 0) | (vm->virt.cr4 & cr4_pass);
 	vm->sregs.efer =
 		X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | (vm->virt.efer & X86_EFER_SCE);
+	/* the APIC fast path reads the guest kernel's code at CPL0 */
+	monitor_lapic(&vm->mon)->stac = !!(vm->sregs.cr4 & X86_CR4_SMAP);
 	vm->sregs.cr3 = shadow_root(vm->shadow);
 	vm->sregs.cr2 = vm->virt.cr2;
 }

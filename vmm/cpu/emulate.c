@@ -299,7 +299,7 @@ static enum emu lldt(struct vm *vm, struct insn *x)
  * CPUID (AMD's PERF_CTL/CTR0-3, Intel's PMC/PERFEVTSEL0-3). */
 static bool msr_passed(uint32_t idx)
 {
-	return idx == 0x10 /* TSC */ || idx == 0x1b /* APIC_BASE */ ||
+	return idx == 0x10 /* TSC */ || idx == X86_MSR_APIC_BASE ||
 	       (idx >= 0x174 && idx <= 0x176) /* SYSENTER_CS/ESP/EIP */ ||
 	       idx == 0x1a0 /* MISC_ENABLE */ || idx == 0x277 /* PAT */ ||
 	       (idx >= 0xc1 && idx <= 0xc4) || (idx >= 0x186 && idx <= 0x189) ||
@@ -344,6 +344,11 @@ static enum emu msr(struct vm *vm, bool write)
 	default:
 		if (!msr_passed(idx) || vcpu_msr(&vm->vcpu, idx, &v, write) != 0)
 			return EMU_GP; /* an MSR no CPU has: #GP, as on hardware */
+		/* the APIC moved, went off or to x2APIC mode: its page is no
+		 * longer the one the fast path serves (for the rest of the run) */
+		if (write && idx == X86_MSR_APIC_BASE &&
+		    (v & ~(uint64_t)X86_APIC_BASE_BSP) != (VMM_LAPIC_GPA | X86_APIC_BASE_EN))
+			monitor_lapic(&vm->mon)->enabled = 0;
 		break;
 	}
 	if (virt && write) {

@@ -40,6 +40,10 @@ static void build_tables(struct monitor *m)
 			e |= X86_PTE_NX;
 		pt[pg] = e;
 	}
+	/* the APIC's alias: uncached, no code; its page lies in no memslot */
+	if (m->lapic)
+		pt[HV_PT_LAPIC] = m->lapic | X86_PTE_P | X86_PTE_W | X86_PTE_PWT | X86_PTE_PCD |
+				  X86_PTE_A | X86_PTE_D | X86_PTE_NX;
 }
 
 /* Stub v: [push $0] ; push $v ; out %al, $HV_PORT_TRAP ; ud2.  Guest GPRs
@@ -113,6 +117,15 @@ _Static_assert(HV_ASM_VA_BASE == SHADOWVM_ABI_RESERVED_VA_BASE, "monitor_asm.h: 
 _Static_assert(HV_ASM_QUEUE_OPS_OFF == sizeof(struct hv_queue), "queue header");
 _Static_assert(HV_ASM_APPLY_VA == HV_APPLY_VA && HV_ASM_PF_VA == HV_PF_VA,
 	       "the entries' addresses");
+_Static_assert(HV_ASM_LAPIC_VA == HV_VA(HV_PG_STACK) && HV_ASM_PT_LAPIC == HV_PT_LAPIC &&
+		       HV_ASM_PG_GDT == HV_PG_GDT &&
+		       HV_ASM_LAPIC_ENABLED == offsetof(struct hv_lapic, enabled) &&
+		       HV_ASM_LAPIC_STAC == offsetof(struct hv_lapic, stac) &&
+		       HV_ASM_LAPIC_ID == offsetof(struct hv_lapic, id) &&
+		       HV_ASM_LAPIC_ID_READS == offsetof(struct hv_lapic, id_reads) &&
+		       HV_ASM_LAPIC_FORWARDED == offsetof(struct hv_lapic, forwarded) &&
+		       HV_ASM_LAPIC_DECLINED == offsetof(struct hv_lapic, declined),
+	       "monitor_asm.h: the local-APIC fast path");
 
 extern const uint8_t monitor_pf_code[];
 extern const uint64_t monitor_pf_size;
@@ -153,6 +166,7 @@ bool monitor_layout(struct monitor *m, const struct monitor_config *cfg)
 		return false;
 	m->pool_pages = cfg->pool_pages;
 	m->fill = cfg->fill;
+	m->lapic = cfg->lapic;
 	m->state_pages = pages_of(cfg->state_bytes);
 	m->image_pages = pages_of(h->image_bytes);
 	m->ram_size = cfg->ram_size;
@@ -275,6 +289,11 @@ int monitor_create(struct monitor *m, const struct monitor_config *cfg)
 	build_image_tables(m);
 	build_monitor_code(m, cfg);
 	return 0;
+}
+
+struct hv_lapic *monitor_lapic(const struct monitor *m)
+{
+	return monitor_page(m, HV_PG_STACK);
 }
 
 struct hv_mon *monitor_mon(const struct monitor *m)

@@ -96,11 +96,34 @@ struct hv_trap_frame {
 };
 #define HV_TRAP_FRAME_VA (HV_STACK_TOP - sizeof(struct hv_trap_frame))
 
+/* The fill monitor's local-APIC fast path (monitor_apply.S, DESIGN.md §3):
+ * a guest-kernel load or store through a marked leaf of the APIC's page
+ * (SHADOW_MMIO_MARK) faults with PFERR.RSVD into the #PF entry, which
+ * emulates it on the guest's own root, with no exit and no CR3 switch: a
+ * read of the ID register from `id`, anything else through the alias of
+ * the APIC at HV_PT_LAPIC (KVM's in-kernel APIC serves it, as it would
+ * have served the guest).  It sits at the bottom of the trap stack page,
+ * the only page of the slot the guest's roots map writable (the stubs use
+ * its top 200 bytes). */
+struct hv_lapic {
+	uint32_t enabled; /* VMM: the mark is in force, the APIC at its default
+	                       base in xAPIC mode */
+	uint32_t stac;    /* VMM: real CR4.SMAP is on: fetch with AC set */
+	uint32_t id;      /* the ID register (offset 0x20), as last read */
+	uint32_t reserved;
+	uint64_t id_reads;  /* loads of the ID register served from `id` */
+	uint64_t forwarded; /* other loads and stores, made through the alias */
+	uint64_t declined;  /* marked faults left to the full path */
+};
+#define HV_PT_LAPIC 511 /* the slot's PT entry mapping the APIC's page */
+#define HV_LAPIC_ALIAS_VA HV_VA(HV_PT_LAPIC)
+
 struct monitor_config {
 	uint32_t pool_pages;
 	uint64_t state_bytes; /* the shadow MMU's state block (shadow_state_bytes) */
 	uint64_t ram_size;    /* at most HV_MON_RAM_MAX */
 	bool fill;            /* IDT vector 14 to the fill monitor (--fill=monitor) */
+	gpa_t lapic;          /* the local APIC's page, aliased at HV_PT_LAPIC (0: none) */
 };
 
 struct monitor {
@@ -113,6 +136,7 @@ struct monitor {
 	uint32_t state_pages, image_pages, ram_pds;
 	uint64_t ram_size;
 	bool fill;
+	gpa_t lapic;
 };
 
 /* The slot's layout for `cfg` (every field of struct monitor but host and
@@ -130,6 +154,9 @@ void *monitor_state(const struct monitor *m);
 uint64_t *monitor_pool(const struct monitor *m); /* the real tables */
 uint64_t *monitor_copy(const struct monitor *m); /* the shadow MMU's own view */
 void monitor_destroy(struct monitor *m);
+
+/* The local-APIC fast path's state (struct hv_lapic). */
+struct hv_lapic *monitor_lapic(const struct monitor *m);
 
 /* Host pointer to the page `pg` of the slot. */
 void *monitor_page(const struct monitor *m, unsigned pg);

@@ -22,7 +22,20 @@
 /* the fill monitor's #PF entry, after the applier */
 #define HV_ASM_PF_VA (HV_ASM_VA_BASE + (HV_ASM_PG_STUBS + 1) * 4096 + 512)
 #define HV_ASM_MON_IMAGE_VA 0xffffffff80000000 /* HV_MON_IMAGE_VA */
-#define HV_ASM_HEAD_ENTRY 8                    /* struct hv_mon_head */
+/* the local-APIC fast path's state (struct hv_lapic) at the bottom of the
+ * trap stack page, and the APIC's alias (HV_PT_LAPIC) */
+#define HV_ASM_LAPIC_VA (HV_ASM_VA_BASE + HV_ASM_PG_STACK * 4096)
+#define HV_ASM_LAPIC_ENABLED 0
+#define HV_ASM_LAPIC_STAC 4
+#define HV_ASM_LAPIC_ID 8
+#define HV_ASM_LAPIC_ID_READS 16
+#define HV_ASM_LAPIC_FORWARDED 24
+#define HV_ASM_LAPIC_DECLINED 32
+#define HV_ASM_PT_LAPIC 511
+#define HV_ASM_LAPIC_ALIAS_VA (HV_ASM_VA_BASE + HV_ASM_PT_LAPIC * 4096)
+#define HV_ASM_PG_GDT 4
+#define HV_ASM_GDT_VA (HV_ASM_VA_BASE + HV_ASM_PG_GDT * 4096)
+#define HV_ASM_HEAD_ENTRY 8 /* struct hv_mon_head */
 #define HV_ASM_HEAD_STACK 16
 
 #endif

@@ -130,6 +130,10 @@ static int hidden_pf(struct vm *vm, uint64_t err)
 	int rc = VMM_E_INTERNAL;
 
 	if (err & X86_PF_RSVD) {
+		/* a marked device leaf the APIC fast path left: plain from now
+		 * on, KVM serves the access and the hardware checks its rights */
+		if (shadow_mmio_unmark(vm->shadow, gva))
+			return VM_CONTINUE;
 		pr_err("shadow: reserved-bit fault on a shadow entry gva=0x%llx err=0x%llx",
 		       (unsigned long long)gva, (unsigned long long)err);
 		return VMM_E_INTERNAL;

@@ -227,6 +227,25 @@ fail:
 	return VMM_E_INTERNAL;
 }
 
+/* The local-APIC fast path (monitor.h struct hv_lapic): in force where the
+ * shadow MMU marks the APIC's leaves, i.e. where bit 51 is reserved; it
+ * starts from the ID register KVM reset the APIC with. */
+static int lapic_fast_init(struct vm *vm, char *err, size_t errlen)
+{
+	struct hv_lapic *l = monitor_lapic(&vm->mon);
+	struct kvm_lapic_state st;
+
+	if (vm->maxphyaddr > 51)
+		return 0;
+	if (ioctl(vm->vcpu.fd, KVM_GET_LAPIC, &st) < 0) {
+		snprintf(err, errlen, "KVM_GET_LAPIC: %s", strerror(errno));
+		return VMM_E_INTERNAL;
+	}
+	memcpy(&l->id, st.regs + 0x20, sizeof(l->id));
+	l->enabled = 1;
+	return 0;
+}
+
 int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 {
 	struct shadow_config cfg = {
@@ -245,9 +264,14 @@ int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 	/* KVM's in-kernel local APIC and IOAPIC (kvm_create_irqchip, given to
 	 * Multiboot images): guest mappings of them are shadowed to
 	 * themselves, where KVM serves them without a memslot */
+	bool lapic_fast =
+		vm->img.multiboot && vm->opts->fill == FILL_MONITOR && !vm->opts->lapic_kvm;
+
 	if (vm->img.multiboot) {
-		cfg.mmio[cfg.nmmio++] = (struct shadow_mmio){ VMM_IOAPIC_GPA, X86_PAGE_SIZE };
-		cfg.mmio[cfg.nmmio++] = (struct shadow_mmio){ VMM_LAPIC_GPA, X86_PAGE_SIZE };
+		cfg.mmio[cfg.nmmio++] = (struct shadow_mmio){ VMM_IOAPIC_GPA, X86_PAGE_SIZE, 0 };
+		cfg.mmio[cfg.nmmio++] = (struct shadow_mmio){ VMM_LAPIC_GPA, X86_PAGE_SIZE,
+							      lapic_fast ? SHADOW_MMIO_MARK : 0 };
+		mc.lapic = VMM_LAPIC_GPA;
 	}
 	probe_cpu(vm);
 	cfg.cpu = (struct shadow_cpu){ .cr0_wp = true,
@@ -276,6 +300,8 @@ int trap_init(struct vm *vm, uint32_t pool_pages, char *err, size_t errlen)
 	if ((rc = kvm_set_memslot(&vm->kvm, 1, HV_BASE, vm->mon.size, vm->mon.host, err, errlen)))
 		return rc;
 	if ((rc = create_shadow(vm, &cfg, err, errlen)))
+		return rc;
+	if (lapic_fast && (rc = lapic_fast_init(vm, err, errlen)))
 		return rc;
 	fillmon_init(vm);
 	vm->vcpu.trap = (struct vcpu_trap){ HV_PORT_TRAP,  HV_PORT_SYSCALL, trap_handle, vm,

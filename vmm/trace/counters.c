@@ -11,10 +11,12 @@ void counters_read(const struct vm *vm, uint64_t v[COUNTER_N])
 	struct shadow_stats shadow = { 0 };
 	struct trap_stats trap = vm->tstats;
 	struct hv_mon mon = { 0 };
+	struct hv_lapic lapic = { 0 };
 
 	if (vm->shadow) {
 		shadow_get_stats(vm->shadow, &shadow);
 		mon = *monitor_mon(&vm->mon);
+		lapic = *monitor_lapic(&vm->mon);
 	}
 #define COUNTER_READ(name, path, src, field, meaning) v[COUNTER_##name] = src.field;
 	COUNTERS(COUNTER_READ)

@@ -15,7 +15,8 @@ struct vm;
  *   name     the key on the -v line and in the bench report; COUNTER_<name>
  *   path     the --stats key; "fills.1" is "1" inside the object "fills"
  *   src      trap: struct trap_stats (vm.h); shadow: struct shadow_stats (shadow.h);
- *            mon: the fill monitor's struct hv_mon (hv_mon.h)
+ *            mon: the fill monitor's struct hv_mon (hv_mon.h); lapic: its
+ *            local-APIC fast path's struct hv_lapic (monitor.h)
  *   field    its member
  *   meaning  what one count is
  * The order is --stats's and the -v line's; under --paging=hw the shadow
@@ -86,7 +87,17 @@ struct vm;
 	  "external interrupts (vectors 32..255) reflected through the guest IDT")                 \
 	X(halts, "halts", trap, halts, "hlt emulated as a wait in KVM for an interrupt")           \
 	X(in_replays, "in_replays", trap, in_replays,                                              \
-	  "string INs whose data was served again after their store took a hidden fault")
+	  "string INs whose data was served again after their store took a hidden fault")        \
+	X(mmio_marks, "mmio_marks", shadow, mmio_marks,                                            \
+	  "local-APIC leaves installed marked for the monitor's fast path")                        \
+	X(mmio_unmarks, "mmio_unmarks", shadow, mmio_unmarks,                                      \
+	  "marked leaves made plain: an access the fast path left to KVM")                         \
+	X(lapic_id_reads, "lapic.id_reads", lapic, id_reads,                                       \
+	  "guest-kernel APIC ID reads the monitor served inside the VM, no exit")                  \
+	X(lapic_forwarded, "lapic.forwarded", lapic, forwarded,                                    \
+	  "other APIC loads and stores it made through its alias (KVM serves them)")               \
+	X(lapic_declined, "lapic.declined", lapic, declined,                                       \
+	  "marked-leaf faults it left to the VMM (see README)")
 /* clang-format on */
 
 enum counter {
