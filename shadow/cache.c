@@ -126,6 +126,12 @@ static bool new_sp(struct shadow *s, gpa_t gfn, uint32_t role, uint32_t *page)
 		return false;
 	*page = shadow_pool_index(&s->tab.pool, mpa);
 	cache_sp(c)[*page] = (struct cache_sp){ .gfn = gfn, .role = role, .flags = CACHE_SP_USED };
+	/* a volatile table gets another try after a while (CACHE_FLOOD_RETRY) */
+	if (!(role & CACHE_ROLE_DIRECT) && f < c->frames &&
+	    (cache_flood(c)[f] & CACHE_FLOOD_VOLATILE) && cache_flood_old(c, f)) {
+		cache_flood(c)[f] = 0;
+		cache_flood_at(c)[f] = (uint16_t)c->stamp;
+	}
 	if (role & CACHE_ROLE_DIRECT) {
 		cache_hash_insert(c, *page);
 	} else if (f < c->frames && !(cache_flood(c)[f] & CACHE_FLOOD_VOLATILE)) {
@@ -221,6 +227,7 @@ static uint64_t layout(const struct shadow *s, struct shadow_cache *c)
 	PLACE(tracked_off, c->frames + 1, uint16_t);
 	PLACE(tracked2m_off, c->frames2m + 1, uint32_t);
 	PLACE(flood_off, c->frames + 1, uint8_t);
+	PLACE(flood_at_off, c->frames + 1, uint16_t);
 #undef PLACE
 #undef LINE
 	return at;
@@ -255,6 +262,7 @@ static void reset(struct shadow *s)
 	memset(cache_tracked(c), 0, c->frames * sizeof(uint16_t));
 	memset(cache_tracked2m(c), 0, c->frames2m * sizeof(uint32_t));
 	memset(cache_flood(c), 0, c->frames * sizeof(uint8_t));
+	memset(cache_flood_at(c), 0, c->frames * sizeof(uint16_t));
 	c->nroots = 0;
 	c->nvolatile = 0;
 	s->core->tlb_flush = true;
@@ -373,6 +381,11 @@ again:
 		goto again; /* the chain changed under us */
 	}
 	assert(!cache_tracked(c)[f]);
+	/* unprotects further apart than CACHE_FLOOD_RETRY root switches are
+	 * no flood */
+	if (!(cache_flood(c)[f] & CACHE_FLOOD_VOLATILE) && cache_flood_old(c, f))
+		cache_flood(c)[f] = 0;
+	cache_flood_at(c)[f] = (uint16_t)c->stamp;
 	if ((cache_flood(c)[f] & CACHE_FLOOD_COUNT) < CACHE_FLOOD_COUNT)
 		cache_flood(c)[f]++;
 	if (!(cache_flood(c)[f] & CACHE_FLOOD_VOLATILE) &&

@@ -32,6 +32,14 @@
 #define CACHE_ROOTS 32
 /* Unprotects of one guest table before it is left volatile. */
 #define CACHE_FLOOD 3
+/* Root switches (CR3 writes) after which a table's past unprotects are
+ * forgotten, and a volatile table, shadowed again, is tracked again: its
+ * writes cannot be seen while it is volatile, so only a new try tells
+ * whether it is still written (KVM likewise re-shadows a zapped flooded
+ * page at its next fault).  A table written once while a process grows
+ * must not stay volatile for good: its shadows would go at every CR3
+ * write, and every page it maps would fault again after each. */
+#define CACHE_FLOOD_RETRY 64
 
 extern const struct shadow_engine_ops shadow_cache_ops;
 
@@ -113,6 +121,8 @@ struct shadow_cache {
 		tracked2m_off; /* uint32_t[frames2m + 1]: per 2 MiB frame, the sum over its 4 KiB frames */
 	uint64_t
 		flood_off; /* uint8_t[frames + 1]: per 4 KiB frame, unprotects | CACHE_FLOOD_VOLATILE */
+	uint64_t flood_at_off; /* uint16_t[frames + 1]: per 4 KiB frame, `stamp` at its last
+				  unprotect or retry (wrapping) */
 	uint32_t roots[CACHE_ROOTS];
 	unsigned nroots;
 	uint32_t cur; /* the current root's page */
@@ -168,6 +178,18 @@ static inline uint32_t *cache_tracked2m(const struct shadow_cache *c)
 static inline uint8_t *cache_flood(const struct shadow_cache *c)
 {
 	return CACHE_ARRAY(c, flood_off, uint8_t);
+}
+
+static inline uint16_t *cache_flood_at(const struct shadow_cache *c)
+{
+	return CACHE_ARRAY(c, flood_at_off, uint16_t);
+}
+
+/* Whether frame f's flood state is older than CACHE_FLOOD_RETRY root
+ * switches. */
+static inline bool cache_flood_old(const struct shadow_cache *c, uint64_t f)
+{
+	return (uint16_t)(c->stamp - cache_flood_at(c)[f]) >= CACHE_FLOOD_RETRY;
 }
 
 /* The shadow entry in `slot` (pool page * 512 + index). */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "shadow_fixture.h"
 #include "suites.h"
 
@@ -557,6 +558,52 @@ START_TEST(test_cache_flooded_table_left_unprotected)
 }
 END_TEST
 
+/* A flooded table gets another try: after CACHE_FLOOD_RETRY root switches,
+ * shadowed again, it is write-protected again and its shadows outlive CR3
+ * writes; unprotects that far apart never flood it. */
+START_TEST(test_cache_flooded_table_is_tracked_again_later)
+{
+	struct shadow_fault_result r;
+	gpa_t pte = gmap(0x5000, 1, 0x300000 | PWU | ADW, PWU);
+	gpa_t other = new_table();
+	gva_t alias = 0x40007000;
+
+	gmap(alias, 1, (pte & X86_PAGE_MASK) | PWU | ADW, PWU);
+	for (int i = 0; i < CACHE_FLOOD; i++) {
+		ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+		ck_assert_int_eq(fx_fault(alias, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+	}
+	ck_assert_uint_eq(fx_stats().floods, 1);
+	/* still volatile right after: dropped at a CR3 write */
+	ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+	ck_assert(!(shadow_leaf(0x5000) & X86_PTE_P));
+	for (int i = 0; i < CACHE_FLOOD_RETRY; i++)
+		ck_assert(shadow_set_cr3(fx.s, i & 1 ? TABLES_GPA : other));
+	ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+	/* shadowed again: tracked, kept over CR3 writes, the alias read-only */
+	ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	ck_assert(shadow_set_cr3(fx.s, other));
+	ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+	ck_assert_uint_eq(shadow_leaf(0x5000) & X86_PTE_ADDR_MASK, 0x300000);
+	ck_assert_int_eq(fx_fault(alias, 0, &r), SHADOW_FILLED);
+	ck_assert(!(shadow_leaf(alias) & X86_PTE_W));
+	fx_check_invariants();
+	/* one write every CACHE_FLOOD_RETRY switches: unprotected each time,
+	 * never flooded again */
+	for (int i = 0; i < 2 * CACHE_FLOOD; i++) {
+		ck_assert_int_eq(fx_fault(alias, SHADOW_ACC_WRITE, &r), SHADOW_FILLED);
+		for (int j = 0; j < CACHE_FLOOD_RETRY; j++)
+			ck_assert(shadow_set_cr3(fx.s, j & 1 ? TABLES_GPA : other));
+		ck_assert(shadow_set_cr3(fx.s, TABLES_GPA));
+		ck_assert_int_eq(fx_fault(0x5000, 0, &r), SHADOW_FILLED);
+	}
+	ck_assert_uint_eq(fx_stats().floods, 1);
+	fx_check_invariants();
+}
+END_TEST
+
 START_TEST(test_cache_self_mapped_write_terminates)
 {
 	/* PML4[1] points at the PML4 itself: through it the PDPT, PD and PT
@@ -721,6 +768,7 @@ Suite *shadow_cache_suite(void)
 	tcase_add_test(tc, test_cache_cpu_bits_key_the_roots);
 	tcase_add_test(tc, test_cache_fast_path_agrees_with_full_walk);
 	tcase_add_test(tc, test_cache_flooded_table_left_unprotected);
+	tcase_add_test(tc, test_cache_flooded_table_is_tracked_again_later);
 	tcase_add_test(tc, test_cache_self_mapped_write_terminates);
 	tcase_add_test(tc, test_cache_own_pml4_write_keeps_running);
 	tcase_add_loop_test(tc, test_cache_state_shared_with_an_attached_view, 0,
