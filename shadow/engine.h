@@ -153,7 +153,8 @@ struct shadow_engine_ops {
 	/* Whether the guest page at gpa is write-protected as a shadowed table. */
 	bool (*tracked)(const struct shadow *s, gpa_t gpa);
 	/* A guest write to the page at gpa: stop write-protecting it; `self`
-	 * (the page translates the write itself) for good. */
+	 * (the page translates the write itself): volatile at once (with the
+	 * cache, until CACHE_FLOOD_RETRY root switches have passed). */
 	void (*unprotect)(struct shadow *s, gpa_t gpa, bool self);
 	/* Install the shadow of walk `w` for gva: `*spte` is the 4 KiB leaf, a
 	 * 2 MiB leaf replaces it where SHADOW_OPT_HUGE allows; *spte, *spte_mpa

@@ -382,7 +382,7 @@ static inline __attribute__((always_inline)) enum shadow_status fill(
 		/* A write must leave a writable leaf.  With the cache the install
 		 * itself can write-protect the page written: it became a shadowed
 		 * table on this very path, or an eviction emptied the cache and
-		 * with it the page's flood state.  Unprotect it for good and
+		 * with it the page's flood state.  Unprotect it as volatile and
 		 * install again; if even that fails, nothing is promised. */
 		if (!(access & SHADOW_ACC_WRITE) || (spte & X86_PTE_W))
 			break;
