@@ -210,13 +210,19 @@ uint32_t shadow_pool_free_pages(const struct shadow *s)
 	return s->tab.pool.pages - shadow_pool_in_use(&s->tab.pool);
 }
 
-bool shadow_gpa_in_mmio(const struct shadow *s, gpa_t gpa)
+/* The device window holding gpa, or NULL. */
+static const struct shadow_mmio *mmio_window(const struct shadow *s, gpa_t gpa)
 {
 	for (uint32_t i = 0; i < s->core->nmmio; i++)
 		if (gpa >= s->core->mmio[i].base &&
 		    gpa - s->core->mmio[i].base < s->core->mmio[i].size)
-			return true;
-	return false;
+			return &s->core->mmio[i];
+	return NULL;
+}
+
+bool shadow_gpa_in_mmio(const struct shadow *s, gpa_t gpa)
+{
+	return mmio_window(s, gpa) != NULL;
 }
 
 /* Leaf `spte` of device page `mpa` with SHADOW_SPTE_MMIO_MARK where its
@@ -228,16 +234,12 @@ static uint64_t mmio_mark(const struct shadow *s, mpa_t mpa, uint64_t spte)
 {
 	const uint64_t need = X86_PTE_P | X86_PTE_W | X86_PTE_D;
 	const uint64_t look = need | X86_PTE_U | SHADOW_SPTE_WP0;
+	const struct shadow_mmio *w;
 
 	if (s->core->cpu.maxphyaddr > 51 || (spte & look) != need)
 		return spte;
-	for (uint32_t i = 0; i < s->core->nmmio; i++) {
-		const struct shadow_mmio *w = &s->core->mmio[i];
-
-		if (mpa >= w->base && mpa - w->base < w->size)
-			return w->flags & SHADOW_MMIO_MARK ? spte | SHADOW_SPTE_MMIO_MARK : spte;
-	}
-	return spte;
+	w = mmio_window(s, mpa);
+	return w && (w->flags & SHADOW_MMIO_MARK) ? spte | SHADOW_SPTE_MMIO_MARK : spte;
 }
 
 bool shadow_mmio_unmark(struct shadow *s, gva_t gva)
