@@ -271,16 +271,6 @@ static inline bool cache_guest_entry_at(gpa_t gfn, uint32_t role, unsigned i, gp
 	return true;
 }
 
-/* Read the 4-byte guest entry at gpa (the accessor reads aligned quadwords). */
-static inline int cache_read32(const struct shadow *s, gpa_t gpa, uint64_t *v)
-{
-	uint64_t q;
-	int st = s->mem.read64(s->mem.opaque, gpa & ~(gpa_t)7, &q);
-
-	*v = st == SHADOW_MEM_OK ? (uint32_t)(q >> (8 * (gpa & 4))) : 0;
-	return st;
-}
-
 /* The guest entry shadowed by entry i of SP (gfn, role) (see above). */
 static inline int cache_read_guest_entry(const struct shadow *s, gpa_t gfn, uint32_t role,
 					 unsigned i, uint64_t *g)
@@ -289,7 +279,7 @@ static inline int cache_read_guest_entry(const struct shadow *s, gpa_t gfn, uint
 
 	if (!cache_guest_entry_at(gfn, role, i, &at))
 		return SHADOW_MEM_OUTSIDE;
-	return role & CACHE_ROLE_G32 ? cache_read32(s, at, g) : s->mem.read64(s->mem.opaque, at, g);
+	return shadow_read_entry(&s->mem, at, role & CACHE_ROLE_G32 ? 4 : 8, g);
 }
 
 /* ---- the books (cache_map.c) ---- */

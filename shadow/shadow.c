@@ -236,7 +236,7 @@ static uint64_t mmio_mark(const struct shadow *s, mpa_t mpa, uint64_t spte)
 	const uint64_t look = need | X86_PTE_U | SHADOW_SPTE_WP0;
 	const struct shadow_mmio *w;
 
-	if (s->core->cpu.maxphyaddr > 51 || (spte & look) != need)
+	if (!shadow_mmio_mark_possible(s->core->cpu.maxphyaddr) || (spte & look) != need)
 		return spte;
 	w = mmio_window(s, mpa);
 	return w && (w->flags & SHADOW_MMIO_MARK) ? spte | SHADOW_SPTE_MMIO_MARK : spte;

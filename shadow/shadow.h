@@ -238,6 +238,14 @@ struct shadow_mmio {
  * shadow_mmio_unmark. */
 #define SHADOW_MMIO_MARK 0x1u
 
+/* Whether a shadow MMU on a CPU with this MAXPHYADDR marks device leaves at
+ * all: only where bit 51 is reserved (SDM 3A §4.5).  The one test that both
+ * the marking and the VMM's emulator behind it go by. */
+static inline bool shadow_mmio_mark_possible(unsigned maxphyaddr)
+{
+	return maxphyaddr <= 51;
+}
+
 #define SHADOW_MMIO_MAX 4u
 
 struct shadow_config {

@@ -209,22 +209,6 @@ static inline __attribute__((always_inline)) gpa_t leaf_gpa(const struct shadow_
 	return gpa;
 }
 
-/* The entry at `gpa`: 8 bytes, or the half of the aligned quadword that
- * holds a 4-byte entry (the accessor reads aligned quadwords only). */
-static inline __attribute__((always_inline)) int read_entry(const struct shadow_mode *m,
-							    const struct shadow_mem *mem, gpa_t gpa,
-							    uint64_t *pte)
-{
-	uint64_t q;
-	int rc;
-
-	if (m->entry_size == 8)
-		return mem->read64(mem->opaque, gpa, pte);
-	rc = mem->read64(mem->opaque, gpa & ~7ull, &q);
-	*pte = (uint32_t)(q >> (8 * (gpa & 4)));
-	return rc;
-}
-
 /* Error code bits describing the access itself (SDM 3A §4.7): W/R, U/S, and
  * I/D only for fetches with SMEP, or with NXE in a mode that has XD (PAE
  * and IA-32e paging: never in 32-bit paging, whatever EFER.NXE says). */
@@ -286,7 +270,7 @@ static inline __attribute__((always_inline)) enum shadow_walk_status walk(
 		uint64_t pte;
 
 		w->level = level;
-		if (read_entry(m, env->mem, gpa, &pte) != SHADOW_MEM_OK) {
+		if (shadow_read_entry(env->mem, gpa, m->entry_size, &pte) != SHADOW_MEM_OK) {
 			w->bad_gpa = gpa;
 			return SHADOW_WALK_BAD_TABLE;
 		}

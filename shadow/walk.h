@@ -111,6 +111,28 @@ static inline unsigned shadow_mode_index(const struct shadow_mode *m, gva_t gva,
 	return (unsigned)(gva >> m->level[level].shift) & ((1u << m->index_bits) - 1);
 }
 
+/* The guest paging entry of `size` bytes (8, or 4 in 32-bit paging) at
+ * `gpa`: the accessor reads aligned quadwords only, so a 4-byte entry is
+ * the half of its quadword that holds it.  *pte is 0 where the read fails.
+ * The walk and the shadow cache's write tracking both read entries here. */
+static inline __attribute__((always_inline)) int shadow_read_entry(const struct shadow_mem *mem,
+								   gpa_t gpa, unsigned size,
+								   uint64_t *pte)
+{
+	uint64_t q;
+	int rc;
+
+	if (size == 8) {
+		rc = mem->read64(mem->opaque, gpa, pte);
+	} else {
+		rc = mem->read64(mem->opaque, gpa & ~(gpa_t)7, &q);
+		*pte = (uint32_t)(q >> (8 * (gpa & 4)));
+	}
+	if (rc != SHADOW_MEM_OK)
+		*pte = 0;
+	return rc;
+}
+
 /* ---- the walk ---- */
 
 struct shadow_walk_env {

@@ -235,7 +235,7 @@ static int lapic_fast_init(struct vm *vm, char *err, size_t errlen)
 	struct hv_lapic *l = monitor_lapic(&vm->mon);
 	struct kvm_lapic_state st;
 
-	if (vm->maxphyaddr > 51)
+	if (!shadow_mmio_mark_possible(vm->maxphyaddr))
 		return 0;
 	if (ioctl(vm->vcpu.fd, KVM_GET_LAPIC, &st) < 0) {
 		snprintf(err, errlen, "KVM_GET_LAPIC: %s", strerror(errno));
