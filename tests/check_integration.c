@@ -172,7 +172,6 @@ static const struct diff_case diffs[] = {
 	{ "paging", NULL, 0, false, NULL, false },
 	{ "usermode", NULL, 0, false, NULL, false },
 	{ "faults", NULL, 0, false, NULL, false },
-	{ "triplefault", NULL, VMM_E_CRASH, false, NULL, false },
 	{ "scenarios", NULL, 0, false, NULL, false },
 	/* the guests above, before the first big one, are the traced ones (ntraced) */
 	{ "accessmatrix", NULL, 0, true, NULL, false },
@@ -194,6 +193,11 @@ static const struct diff_case diffs[] = {
 	 * (milliseconds under TCG) each tick's traps outlast its period, so
 	 * the guest would only ever run its timer handler */
 	{ "mbos", NULL, 1, true, NULL, true },
+	/* last: after an L2 triple fault under --paging=hw (KVM's SHUTDOWN
+	 * exit) the nested runner's emulated CPU was seen to hang or fail a
+	 * later mbos hw run within a few runs (README, "The nested runner's
+	 * hang"); nothing in a VM session comes after it */
+	{ "triplefault", NULL, VMM_E_CRASH, false, NULL, false },
 };
 
 #define DISK_SECTORS 64
@@ -331,8 +335,8 @@ START_TEST(test_transcript_identical_under_shadow_and_hw)
 	struct run_result hw, sh;
 
 	run_mode(&hw, c, "--paging=hw", "-q");
-	ck_assert_msg(hw.status == c->status, "%s hw: status %d, stderr: %s", c->guest, hw.status,
-		      hw.err);
+	ck_assert_msg(hw.status == c->status, "%s hw: status %d, stderr: %s, stdout:\n%s", c->guest,
+		      hw.status, hw.err, hw.out);
 	ck_assert_msg(strlen(hw.out) > 0, "%s printed nothing", c->guest);
 	ck_assert_msg(!strstr(hw.out, "FAIL"), "%s self-check failed:\n%s", c->guest, hw.out);
 	for (size_t o = 0; o < shadow_settings(c); o++) {
@@ -1423,7 +1427,6 @@ Suite *integration_suite(void)
 	tcase_add_loop_test(tc, test_exitcode_propagates, 0,
 			    (int)(sizeof(exit_values) / sizeof(exit_values[0])));
 	tcase_add_test(tc, test_exitcode_out_of_range_is_diagnosed);
-	tcase_add_loop_test(tc, test_triplefault_is_diagnosed, 0, 2);
 	tcase_add_loop_test(tc, test_timeout_stops_spinning_guest, 0, 2);
 	tcase_add_test(tc, test_portloop_counts_exits);
 	tcase_add_test(tc, test_bad_inputs_fail_before_kvm);
@@ -1432,6 +1435,8 @@ Suite *integration_suite(void)
 	tcase_add_loop_test(tc, test_console_input_typed_ahead_is_delivered, 0, 2);
 	tcase_add_test(tc, test_interrupts_are_reflected_and_counted);
 	tcase_add_test(tc, test_lapic_id_reads_are_served_inside_the_vm);
+	/* last, for the reason given at diffs[] */
+	tcase_add_loop_test(tc, test_triplefault_is_diagnosed, 0, 2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("backend"); /* scripts/check-integration runs it on the host itself */
 	tcase_set_timeout(tc, 60);
