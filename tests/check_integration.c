@@ -193,10 +193,11 @@ static const struct diff_case diffs[] = {
 	 * (milliseconds under TCG) each tick's traps outlast its period, so
 	 * the guest would only ever run its timer handler */
 	{ "mbos", NULL, 1, true, NULL, true },
-	/* last: after an L2 triple fault under --paging=hw (KVM's SHUTDOWN
-	 * exit) the nested runner's emulated CPU was seen to hang or fail a
-	 * later mbos hw run within a few runs (README, "The nested runner's
-	 * hang"); nothing in a VM session comes after it */
+	/* last, after mbos: after an L2 triple fault under --paging=hw (KVM's
+	 * SHUTDOWN exit) the nested runner's emulated CPU was seen to hang or
+	 * fail a later mbos hw run within a few runs (README, "The nested
+	 * runner's hang").  The tests case shadow runs after this loop run no
+	 * mbos; keep it so */
 	{ "triplefault", NULL, VMM_E_CRASH, false, NULL, false },
 };
 
@@ -1435,7 +1436,7 @@ Suite *integration_suite(void)
 	tcase_add_loop_test(tc, test_console_input_typed_ahead_is_delivered, 0, 2);
 	tcase_add_test(tc, test_interrupts_are_reflected_and_counted);
 	tcase_add_test(tc, test_lapic_id_reads_are_served_inside_the_vm);
-	/* last, for the reason given at diffs[] */
+	/* after every mbos test, for the reason given at diffs[] */
 	tcase_add_loop_test(tc, test_triplefault_is_diagnosed, 0, 2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("backend"); /* scripts/check-integration runs it on the host itself */
